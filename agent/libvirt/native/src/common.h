@@ -118,6 +118,7 @@ unsigned long long ArgUInt64(const Napi::CallbackInfo& info, size_t i, const cha
 // ---------- module parts ----------
 
 void InitEventLoop(Napi::Env env);
+void UnrefSubscriptions(Napi::Env env, ConnBox* box);
 void RegisterConnect(Napi::Env env, Napi::Object exports);
 void RegisterDomain(Napi::Env env, Napi::Object exports);
 void RegisterDomainOps(Napi::Env env, Napi::Object exports);

@@ -45,6 +45,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
 Napi::Value Close(const Napi::CallbackInfo& info) {
   ConnBox* box = UnwrapConn(info[0]);
   box->closing = true;
+  UnrefSubscriptions(info.Env(), box);
   virConnectPtr c = box->conn.exchange(nullptr);
   bool unregister;
   {

@@ -11,7 +11,9 @@
 namespace hv {
 
 namespace {
-std::thread g_loop;
+// Heap-allocated: a joinable static std::thread would call std::terminate()
+// from exit() on paths where the env cleanup hook does not run.
+std::thread* g_loop = nullptr;
 std::atomic<bool> g_stop{false};
 bool g_started = false;
 
@@ -22,7 +24,7 @@ void StopLoop(void*) {
   g_stop = true;
   // A 0 ms timeout makes the blocked poll() return so the loop sees g_stop.
   virEventAddTimeout(0, Wake, nullptr, nullptr);
-  if (g_loop.joinable()) g_loop.join();
+  if (g_loop != nullptr && g_loop->joinable()) g_loop->join();
   g_started = false;
 }
 }  // namespace
@@ -36,7 +38,7 @@ void InitEventLoop(Napi::Env env) {
     throw Napi::Error::New(env, e.message);
   }
   g_stop = false;
-  g_loop = std::thread([]() {
+  g_loop = new std::thread([]() {
     while (!g_stop) {
       if (virEventRunDefaultImpl() < 0) {
         virResetLastError();

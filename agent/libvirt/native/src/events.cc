@@ -1,6 +1,8 @@
 // Domain event subscriptions. Callbacks run on libvirt's event thread: they
 // copy what libvirt lends them and queue it to JS with a non-blocking call,
 // so that thread (which also runs keepalive) never waits for JS.
+#include <algorithm>
+
 #include "handles.h"
 #include "typed_params.h"
 
@@ -29,10 +31,15 @@ struct EventData {
   void Str(const char* k, const char* v) { fields.push_back({k, EventField::Str, 0, 0, v ? v : ""}); }
 };
 
+}  // namespace
+
 struct Subscription {
   int eventId;
   Napi::ThreadSafeFunction tsfn;
+  std::shared_ptr<SubscriptionRegistry> registry;
 };
+
+namespace {
 
 void CallJs(Napi::Env env, Napi::Function fn, EventData* ev) {
   std::unique_ptr<EventData> owned(ev);
@@ -153,6 +160,11 @@ void FreeSubscription(void* opaque) {
   // Called by libvirt once it will never call this subscription again
   // (deregistered, or its connection closed).
   auto* sub = static_cast<Subscription*>(opaque);
+  {
+    std::lock_guard<std::mutex> lock(sub->registry->mutex);
+    auto& v = sub->registry->subs;
+    v.erase(std::remove(v.begin(), v.end(), sub), v.end());
+  }
   sub->tsfn.Release();
   delete sub;
 }
@@ -166,13 +178,25 @@ Napi::Value Register(const Napi::CallbackInfo& info) {
   if (cb == nullptr) throw Napi::RangeError::New(env, "unsupported domain event id " + std::to_string(eventId));
   if (!info[3].IsFunction()) throw Napi::TypeError::New(env, "listener must be a function");
   // Ref'd: an awaited subscription keeps Node alive until it is removed.
+  ConnBox* box = UnwrapConn(info[0]);
   auto* sub = new Subscription{eventId, Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(),
-                                                                      "hostvisor.libvirt.event", 0, 1)};
+                                                                      "hostvisor.libvirt.event", 0, 1),
+                               box->subscriptions};
   std::vector<Napi::Value> keep{info[0]};
   if (dom != nullptr) keep.push_back(info[1]);
   return Queue(env, Lane::Pool, [ref, dom, eventId, cb, sub]() -> Builder {
+    {
+      // Listed before registering: libvirt may call FreeSubscription as soon as it is registered.
+      std::lock_guard<std::mutex> lock(sub->registry->mutex);
+      sub->registry->subs.push_back(sub);
+    }
     int id = virConnectDomainEventRegisterAny(ref->get(), dom, eventId, cb, sub, FreeSubscription);
     if (id < 0) {
+      {
+        std::lock_guard<std::mutex> lock(sub->registry->mutex);
+        auto& v = sub->registry->subs;
+        v.erase(std::remove(v.begin(), v.end(), sub), v.end());
+      }
       CapturedError e = CaptureLastError("virConnectDomainEventRegisterAny failed");
       sub->tsfn.Release();
       delete sub;
@@ -192,6 +216,14 @@ Napi::Value Deregister(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+// After close() nobody can deregister any more, but libvirt keeps the
+// subscriptions until the last domain handle of the connection is freed.
+// They must not keep Node alive in the meantime.
+void UnrefSubscriptions(Napi::Env env, ConnBox* box) {
+  std::lock_guard<std::mutex> lock(box->subscriptions->mutex);
+  for (Subscription* sub : box->subscriptions->subs) sub->tsfn.Unref(env);
+}
 
 void RegisterEvents(Napi::Env env, Napi::Object exports) {
   exports.Set("domainEventRegister", Napi::Function::New(env, Register));

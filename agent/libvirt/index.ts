@@ -1,0 +1,13 @@
+// Hostvisor's libvirt binding: a typed facade over our N-API addon.
+export { Connection, withTimeout, DEFAULT_CALL_TIMEOUT_MS } from './connection.js';
+export type { ConnectionOptions, DisconnectInfo, EventSubscription } from './connection.js';
+export { Domain } from './domain.js';
+export type { LongCallOptions } from './domain.js';
+export { LibvirtError, LibvirtTimeoutError, LibvirtUnavailableError, isLibvirtError } from './errors.js';
+export type { DomainEvent, DomainEventKind, DomainEventPayloads, DomainRef } from './events.js';
+export { encodeTypedParams, toNumber, TypedParamError } from './typed-params.js';
+export { ReconnectingLibvirtClient, backoffDelay, DEFAULT_BACKOFF } from './reconnecting-client.js';
+export type { DurableSubscription, ReconnectingClientOptions } from './reconnecting-client.js';
+export { native } from './native.js';
+export type { NodeInfo, DomainInfo, BlockInfo, RawDomainStats, InterfaceAddresses, Int64, TypedParamsRecord } from './native.js';
+export * as enums from './generated/enums.js';
