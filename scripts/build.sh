@@ -1,0 +1,27 @@
+#!/bin/bash
+# Installs npm dependencies and builds (generated enums, native addon, TypeScript).
+# Idempotent: npm ci only when package*.json changed; the addon build is incremental.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+now_ms() { local t=${EPOCHREALTIME/./}; echo $(( t / 1000 )); }
+t0=$(now_ms)
+
+stamp=node_modules/.hostvisor-deps
+want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    echo "build: npm dependencies up to date, skipped npm ci"
+else
+    npm ci --no-audit --no-fund
+    echo "$want" > "$stamp"
+fi
+t1=$(now_ms)
+
+node scripts/gen-libvirt-enums.mjs
+if [ ! -f agent/libvirt/native/build/Makefile ]; then
+    npx --no-install node-gyp configure --directory agent/libvirt/native
+fi
+npx --no-install node-gyp build --directory agent/libvirt/native -j 2 >/dev/null
+t2=$(now_ms)
+npx --no-install tsc -p tsconfig.json
+t3=$(now_ms)
+echo "build: done (npm $(( t1 - t0 )) ms, native $(( t2 - t1 )) ms, tsc $(( t3 - t2 )) ms)"

@@ -1,0 +1,48 @@
+// Real systemd-notify against a real AF_UNIX datagram socket standing in for
+// systemd's notify socket (no systemd runs here).
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createNotifier } from '../../../agent/systemd/notify.js';
+
+t.test('ready and stopping reach the notify socket with our pid', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hv-notify-'));
+  const sock = join(dir, 'notify.sock');
+  // A tiny datagram receiver: prints each message as one line.
+  const py = spawn('/usr/bin/python3', ['-u', '-c', `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(10)
+print("bound", flush=True)
+seen = 0
+while seen < 2:
+    msg = s.recv(4096).decode()
+    if msg == "BARRIER=1":  # systemd-notify's sync barrier; its fd closes when received
+        continue
+    print(msg.replace("\\n", "|"), flush=True)
+    seen += 1
+`, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => { py.kill(); });
+  let out = '';
+  py.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  for (let i = 0; i < 100 && !existsSync(sock); i++) await sleep(20);
+  const notifier = createNotifier({ ...process.env, NOTIFY_SOCKET: sock });
+  await notifier.ready('running');
+  await notifier.stopping('bye');
+  await new Promise((r) => py.on('exit', r));
+  const lines = out.trim().split('\n').slice(1);
+  t.match(lines[0], /READY=1/);
+  t.match(lines[0], /STATUS=running/);
+  t.match(lines[0], new RegExp(`MAINPID=${process.pid}`));
+  t.match(lines[1], /STOPPING=1/);
+});
+
+t.test('without NOTIFY_SOCKET, notifying is a no-op', async (t) => {
+  const env = { ...process.env };
+  delete env.NOTIFY_SOCKET;
+  await t.resolves(createNotifier(env, '/nonexistent/systemd-notify').ready('x'));
+});
