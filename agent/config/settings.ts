@@ -1,9 +1,9 @@
 // Every tunable of hostvisord, with its default and the reason for it.
-// This table is the one place tunables are declared; packaging/hostvisord.json
-// and docs/config.md are derived from it (`node dist/agent/main.js --print-config`).
+// This table is the one place tunables are declared; packaging/agent.toml and
+// docs/config.md are generated from it (`node dist/agent/main.js --print-settings toml|md`).
 //
-// Operators override values in /etc/hostvisor/hostvisord.json (or the file
-// named by $HOSTVISOR_CONFIG); unknown keys are rejected so typos surface.
+// Operators override values in /etc/hostvisor/agent.toml (or the file named by
+// $HOSTVISOR_CONFIG); unknown keys are rejected so typos surface.
 
 export interface Setting<T> {
   default: T;
@@ -34,6 +34,66 @@ export const SETTINGS = {
   'libvirt.reconnectMaxMs': {
     default: 10_000,
     why: 'Cap on the backoff so the agent reconnects within 10 s of libvirtd coming back, without spinning while it is down.',
+  },
+  'rpc.host': {
+    default: '::',
+    why: 'Listen on every address, as VDSM does; engines reach hosts over their management network.',
+  },
+  'rpc.port': {
+    default: 54321,
+    why: "VDSM's port, so firewalls and engines configured for VDSM need no change.",
+  },
+  'rpc.maxMessageBytes': {
+    default: 8 * 1024 * 1024,
+    why: 'A domain XML with many devices fits easily; a larger frame is refused (WebSocket close 1009) before it is buffered whole.',
+  },
+  'rpc.requestTimeoutMs': {
+    default: 60_000,
+    why: "VDSM's request timeout. Long operations (VM.create, migration) return at once and report through events.",
+  },
+  'rpc.maxInFlightPerConnection': {
+    default: 256,
+    why: 'Backpressure: past this many unanswered requests the agent stops reading the connection until answers drain.',
+  },
+  'rpc.sendHighWaterBytes': {
+    default: 16 * 1024 * 1024,
+    why: 'Backpressure: a client that does not read its answers stops being read once this much is queued for it.',
+  },
+  'rpc.tlsHandshakeTimeoutMs': {
+    default: 10_000,
+    why: "VDSM's TLS handshake timeout: a peer that stalls the handshake cannot hold a socket for long.",
+  },
+  'pki.dir': {
+    default: '/etc/pki/hostvisor',
+    why: 'Like /etc/pki/vdsm: certs/cacert.pem, certs/hostcert.pem and keys/hostkey.pem.',
+  },
+  'pki.createDevCa': {
+    default: true,
+    why: 'A fresh host gets a development CA and certificates if it has none, so it is usable at once. Production hosts get certificates from the engine CA; set false there.',
+  },
+  'stats.vmIntervalMs': {
+    default: 15_000,
+    why: "VDSM's sampling period: one bulk getAllDomainStats call per interval for all VMs.",
+  },
+  'stats.hostIntervalMs': {
+    default: 15_000,
+    why: 'Host CPU, memory and NIC rates are computed over this interval.',
+  },
+  'vm.destroyTimeoutMs': {
+    default: 30_000,
+    why: 'Graceful destroy waits for QEMU to flush; past this the agent destroys forcibly.',
+  },
+  'vm.shutdownStepTimeoutMs': {
+    default: 120_000,
+    why: "VDSM's sys_shutdown_timeout: how long each shutdown method (guest agent, ACPI) gets before the next.",
+  },
+  'vm.hotunplugTimeoutMs': {
+    default: 30_000,
+    why: "VDSM's hot-unplug timeout: the guest must release the device within it.",
+  },
+  'systemd.watchdogFraction': {
+    default: 0.5,
+    why: 'WATCHDOG=1 is sent at this fraction of WATCHDOG_USEC, as sd_watchdog_enabled(3) advises.',
   },
   'virt.domainType': {
     default: 'auto' as 'auto' | 'kvm' | 'qemu',

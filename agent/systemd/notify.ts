@@ -9,6 +9,9 @@ export interface Notifier {
   ready(status: string): Promise<void>;
   status(status: string): Promise<void>;
   stopping(status: string): Promise<void>;
+  watchdog(): Promise<void>;
+  /** WATCHDOG=1 period in ms when systemd asked for a watchdog (WATCHDOG_USEC), else undefined. */
+  watchdogIntervalMs(fraction: number): number | undefined;
 }
 
 export function createNotifier(env: NodeJS.ProcessEnv = process.env, binary = 'systemd-notify'): Notifier {
@@ -25,5 +28,12 @@ export function createNotifier(env: NodeJS.ProcessEnv = process.env, binary = 's
     ready: (status) => send(['--ready', `--status=${status}`]),
     status: (status) => send([`--status=${status}`]),
     stopping: (status) => send(['STOPPING=1', `--status=${status}`]),
+    watchdog: () => send(['WATCHDOG=1']),
+    watchdogIntervalMs: (fraction) => {
+      const usec = Number(env.WATCHDOG_USEC);
+      // WATCHDOG_PID, when set, must name us (sd_watchdog_enabled semantics).
+      if (!socket || !(usec > 0) || (env.WATCHDOG_PID && Number(env.WATCHDOG_PID) !== process.pid)) return undefined;
+      return Math.max(1, Math.floor((usec / 1000) * fraction));
+    },
   };
 }

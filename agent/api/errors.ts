@@ -1,0 +1,98 @@
+// The agent's error codes and named error classes. Codes are stable API:
+// VDSM's numbers where VDSM has the error, JSON-RPC's for protocol errors,
+// 1000+ for Hostvisor's own. `fault` says whose mistake it was, so a caller's
+// bad request is never logged as a server fault.
+
+export type Fault = 'client' | 'server';
+
+export interface ErrorInfo {
+  code: number;
+  message: string;
+  fault: Fault;
+}
+
+export const ERRORS = {
+  parseError: { code: -32700, message: 'Parse error', fault: 'client' },
+  invalidRequest: { code: -32600, message: 'Invalid Request', fault: 'client' },
+  methodNotFound: { code: -32601, message: 'Method not found', fault: 'client' },
+  invalidParams: { code: -32602, message: 'Invalid params', fault: 'client' },
+  internalError: { code: -32603, message: 'Internal error', fault: 'server' },
+  noVM: { code: 1, message: 'Virtual machine does not exist', fault: 'client' },
+  exists: { code: 4, message: 'Virtual machine already exists', fault: 'client' },
+  unavailable: { code: 40, message: 'Resource unavailable', fault: 'client' },
+  hookError: { code: 78, message: 'Hook error', fault: 'server' },
+  recovery: { code: 99, message: 'Recovering from crash or initializing', fault: 'server' },
+  libvirtUnavailable: { code: 1001, message: 'libvirt is not reachable', fault: 'server' },
+  timeout: { code: 1002, message: 'Operation timed out', fault: 'server' },
+  wrongState: { code: 1003, message: 'Operation not allowed in the VM\'s current state', fault: 'client' },
+  libvirtError: { code: 1004, message: 'libvirt call failed', fault: 'server' },
+  externalVM: { code: 1005, message: 'VM is not managed by Hostvisor', fault: 'client' },
+  shuttingDown: { code: 1006, message: 'Agent is shutting down', fault: 'server' },
+  requestTimeout: { code: 1007, message: 'Request timed out', fault: 'server' },
+} as const satisfies Record<string, ErrorInfo>;
+
+export type ErrorName = keyof typeof ERRORS;
+
+export class HostvisorError extends Error {
+  readonly code: number;
+  readonly fault: Fault;
+  readonly data: Record<string, unknown> | undefined;
+
+  constructor(readonly errorName: ErrorName, message?: string, options?: { cause?: unknown; data?: Record<string, unknown> }) {
+    super(message ?? ERRORS[errorName].message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = ERRORS[errorName].code;
+    this.fault = ERRORS[errorName].fault;
+    this.data = options?.data;
+  }
+}
+
+type Opts = { cause?: unknown; data?: Record<string, unknown> };
+
+export class InvalidParamsError extends HostvisorError {
+  override readonly name = 'InvalidParamsError';
+  constructor(message: string, opts?: Opts) { super('invalidParams', message, opts); }
+}
+export class NoVmError extends HostvisorError {
+  override readonly name = 'NoVmError';
+  constructor(vmId: string, opts?: Opts) { super('noVM', `Virtual machine does not exist: ${vmId}`, { data: { vmId }, ...opts }); }
+}
+export class VmExistsError extends HostvisorError {
+  override readonly name = 'VmExistsError';
+  constructor(vmId: string, opts?: Opts) { super('exists', `Virtual machine already exists: ${vmId}`, { data: { vmId }, ...opts }); }
+}
+export class UnavailableError extends HostvisorError {
+  override readonly name = 'UnavailableError';
+  constructor(message: string, opts?: Opts) { super('unavailable', message, opts); }
+}
+export class HookError extends HostvisorError {
+  override readonly name = 'HookError';
+  constructor(message: string, opts?: Opts) { super('hookError', message, opts); }
+}
+export class RecoveryError extends HostvisorError {
+  override readonly name = 'RecoveryError';
+  constructor(message = 'Recovering from crash or initializing', opts?: Opts) { super('recovery', message, opts); }
+}
+export class LibvirtUnavailableApiError extends HostvisorError {
+  override readonly name = 'LibvirtUnavailableApiError';
+  constructor(opts?: Opts) { super('libvirtUnavailable', undefined, opts); }
+}
+export class OperationTimeoutError extends HostvisorError {
+  override readonly name = 'OperationTimeoutError';
+  constructor(message: string, opts?: Opts) { super('timeout', message, opts); }
+}
+export class WrongStateError extends HostvisorError {
+  override readonly name = 'WrongStateError';
+  constructor(message: string, opts?: Opts) { super('wrongState', message, opts); }
+}
+export class LibvirtCallError extends HostvisorError {
+  override readonly name = 'LibvirtCallError';
+  constructor(message: string, opts?: Opts) { super('libvirtError', message, opts); }
+}
+export class ExternalVmError extends HostvisorError {
+  override readonly name = 'ExternalVmError';
+  constructor(vmId: string, opts?: Opts) { super('externalVM', `VM ${vmId} is not managed by Hostvisor`, { data: { vmId }, ...opts }); }
+}
+export class ShuttingDownError extends HostvisorError {
+  override readonly name = 'ShuttingDownError';
+  constructor(opts?: Opts) { super('shuttingDown', undefined, opts); }
+}

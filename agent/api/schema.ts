@@ -1,0 +1,211 @@
+// The API schema: every method and event the agent serves, with params,
+// result, errors and the version it was added in. It is the single source of
+// parameter validation, the TypeScript types shared with the controller and
+// the client, the error codes a method may return, the OpenRPC document at
+// rpc.discover, and docs/api.md.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import type { ErrorName } from './errors.js';
+import {
+  DiskSpec, Empty, ExitInfo, NicSpec, PauseCode, Uuid, VmSpec, VmStats, VmStatus, VmSummary, withVmId,
+} from './types.js';
+
+export interface MethodDef<P extends TSchema = TSchema, R extends TSchema = TSchema> {
+  summary: string;
+  params: P;
+  result: R;
+  errors: readonly ErrorName[];
+  since: string;
+  /** Changes a VM or the host: refused while recovering (error 99) or shutting down. */
+  mutating: boolean;
+}
+
+function method<P extends TSchema, R extends TSchema>(d: MethodDef<P, R>): MethodDef<P, R> {
+  return d;
+}
+
+const VM_ERRORS = ['noVM', 'recovery', 'libvirtUnavailable', 'libvirtError', 'externalVM', 'timeout'] as const;
+
+export const Methods = {
+  'Host.ping2': method({
+    summary: 'Liveness check; does nothing.',
+    params: Empty, result: Empty, errors: [], since: '0.1', mutating: false,
+  }),
+  'Host.confirmConnectivity': method({
+    summary: 'Proof that the engine still reaches this host (used by setupNetworks rollback).',
+    params: Empty, result: Empty, errors: [], since: '0.1', mutating: false,
+  }),
+  'Host.getCapabilities': method({
+    summary: 'Static facts about the host: CPU, memory, NUMA, virtualization support and versions.',
+    params: Empty,
+    result: Type.Object({
+      uuid: Type.String(),
+      hostname: Type.String(),
+      cpuModel: Type.String(),
+      cpuVendor: Type.String(),
+      cpuFlags: Type.Array(Type.String()),
+      cpuSockets: Type.Integer(), cpuCores: Type.Integer(), cpuThreads: Type.Integer(),
+      cpuTopology: Type.Object({ sockets: Type.Integer(), dies: Type.Integer(), cores: Type.Integer(), threads: Type.Integer() }),
+      onlineCpus: Type.Integer(),
+      memSize: Type.Integer({ description: 'MiB' }),
+      numaNodes: Type.Record(Type.String(), Type.Object({ cpus: Type.Array(Type.Integer()), totalMemory: Type.Integer({ description: 'MiB' }) })),
+      kvmEnabled: Type.Boolean(),
+      domainTypes: Type.Array(Type.String(), { description: 'libvirt domain types this host can run' }),
+      defaultDomainType: Type.String({ description: 'what VMs get unless they ask otherwise' }),
+      emulatedMachines: Type.Array(Type.String()),
+      libvirtVersion: Type.String(),
+      qemuVersion: Type.String(),
+      software_version: Type.String(),
+    }),
+    errors: ['libvirtUnavailable', 'libvirtError'], since: '0.1', mutating: false,
+  }),
+  'Host.getStats': method({
+    summary: 'Host utilisation: CPU, memory, load, per-NIC rates and uptime.',
+    params: Empty,
+    result: Type.Object({
+      cpuUser: Type.Number({ description: '% of all CPUs, last interval' }),
+      cpuSys: Type.Number(), cpuIdle: Type.Number(),
+      memTotal: Type.Number({ description: 'MiB' }), memFree: Type.Number(), memAvailable: Type.Number(),
+      loadAvg: Type.Array(Type.Number(), { minItems: 3, maxItems: 3 }),
+      network: Type.Record(Type.String(), Type.Object({
+        rxBytes: Type.Number(), txBytes: Type.Number(), rxRate: Type.Number({ description: 'bytes/s' }), txRate: Type.Number(),
+      })),
+      uptime: Type.Number({ description: 's' }),
+      vmCount: Type.Integer(), vmActive: Type.Integer(),
+    }),
+    errors: [], since: '0.1', mutating: false,
+  }),
+  'Host.getAllVmStats': method({
+    summary: 'Stats of every VM, from the last bulk sample (no libvirt call per VM).',
+    params: Empty, result: Type.Object({ statsList: Type.Array(VmStats) }),
+    errors: [], since: '0.1', mutating: false,
+  }),
+  'Host.getVMList': method({
+    summary: 'Every VM on the host with its status, including external and not-yet-reconciled ones.',
+    params: Empty, result: Type.Object({ vmList: Type.Array(VmSummary) }),
+    errors: [], since: '0.1', mutating: false,
+  }),
+  'Host.getVMFullList': method({
+    summary: 'Every managed VM with its status and the definition the agent keeps in its metadata.',
+    params: Type.Object({ vmList: Type.Optional(Type.Array(Uuid, { maxItems: 10_000 })) }),
+    result: Type.Object({
+      vmList: Type.Array(Type.Object({
+        ...VmSummary.properties,
+        customProperties: Type.Record(Type.String(), Type.String()),
+        devices: Type.Array(Type.Object({ devtype: Type.String(), name: Type.String(), storage: Type.Optional(Type.Object({})) })),
+        startTime: Type.Optional(Type.Number()),
+      })),
+    }),
+    errors: [], since: '0.1', mutating: false,
+  }),
+  'Host.dumpxmls': method({
+    summary: 'The live libvirt domain XML of the given VMs.',
+    params: Type.Object({ vmList: Type.Array(Uuid, { minItems: 1, maxItems: 1000 }) }),
+    result: Type.Object({ domxmls: Type.Record(Type.String(), Type.String()) }),
+    errors: ['noVM', 'libvirtUnavailable', 'libvirtError'], since: '0.1', mutating: false,
+  }),
+
+  'VM.create': method({
+    summary: 'Starts a VM from libvirt domain XML or a compact spec. Returns WaitForLaunch at once; status events follow.',
+    params: withVmId({
+      xml: Type.Optional(Type.String({ minLength: 1, maxLength: 4 * 1024 * 1024, description: 'libvirt domain XML' })),
+      spec: Type.Optional(VmSpec),
+      launchPaused: Type.Optional(Type.Boolean()),
+    }),
+    result: Type.Object({ vmId: Uuid, status: Type.Literal('WaitForLaunch') }),
+    errors: ['exists', 'invalidParams', 'recovery', 'libvirtUnavailable', 'shuttingDown'], since: '0.1', mutating: true,
+  }),
+  'VM.destroy': method({
+    summary: 'Stops the VM at once (graceful destroy first, then forced) and forgets it.',
+    params: withVmId({}), result: Empty, errors: VM_ERRORS, since: '0.1', mutating: true,
+  }),
+  'VM.shutdown': method({
+    summary: 'Shuts the guest down: guest agent, then ACPI, then (only if force) destroy; each step with its own timeout.',
+    params: withVmId({
+      delay: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 's to wait before starting' })),
+      message: Type.Optional(Type.String({ maxLength: 1024 })),
+      timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, description: 's per step' })),
+      force: Type.Optional(Type.Boolean({ default: false })),
+    }),
+    result: Type.Object({ status: VmStatus, method: Type.String({ description: 'the step that stopped the VM' }) }),
+    errors: [...VM_ERRORS, 'wrongState'], since: '0.1', mutating: true,
+  }),
+  'VM.reset': method({
+    summary: 'Hard reset of the guest.', params: withVmId({}), result: Empty,
+    errors: [...VM_ERRORS, 'wrongState'], since: '0.1', mutating: true,
+  }),
+  'VM.pause': method({
+    summary: 'Pauses the VM.', params: withVmId({}), result: Type.Object({ status: VmStatus }),
+    errors: [...VM_ERRORS, 'wrongState'], since: '0.1', mutating: true,
+  }),
+  'VM.cont': method({
+    summary: 'Resumes a paused VM.', params: withVmId({}), result: Type.Object({ status: VmStatus }),
+    errors: [...VM_ERRORS, 'wrongState'], since: '0.1', mutating: true,
+  }),
+  'VM.getStats': method({
+    summary: "The VM's stats from the last sample.", params: withVmId({}),
+    result: Type.Object({ statsList: Type.Array(VmStats) }), errors: ['noVM'], since: '0.1', mutating: false,
+  }),
+  'VM.hotplugDisk': method({
+    summary: 'Attaches a disk to a running VM and records it in the VM metadata.',
+    params: withVmId({ drive: DiskSpec }), result: Type.Object({ xml: Type.String() }),
+    errors: [...VM_ERRORS, 'wrongState', 'exists'], since: '0.1', mutating: true,
+  }),
+  'VM.hotunplugDisk': method({
+    summary: 'Detaches a disk from a running VM.',
+    params: withVmId({ drive: Type.Object({ name: Type.String({ minLength: 1 }) }) }), result: Empty,
+    errors: [...VM_ERRORS, 'wrongState'], since: '0.1', mutating: true,
+  }),
+  'VM.hotplugNic': method({
+    summary: 'Attaches a NIC to a running VM.',
+    params: withVmId({ nic: NicSpec }), result: Type.Object({ mac: Type.String(), xml: Type.String() }),
+    errors: [...VM_ERRORS, 'wrongState'], since: '0.1', mutating: true,
+  }),
+  'VM.hotunplugNic': method({
+    summary: 'Detaches a NIC, named by MAC address, from a running VM.',
+    params: withVmId({ nic: Type.Object({ mac: Type.String({ pattern: '^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$' }) }) }),
+    result: Empty, errors: [...VM_ERRORS, 'wrongState'], since: '0.1', mutating: true,
+  }),
+  'VM.setTicket': method({
+    summary: 'Sets the VNC password, valid for ttl seconds.',
+    params: withVmId({
+      password: Type.String({ maxLength: 8, description: 'VNC passwords are at most 8 characters' }),
+      ttl: Type.Integer({ minimum: 0, maximum: 7 * 24 * 3600, description: 's; 0 = expire now' }),
+      existingConnAction: Type.Optional(Type.Union([Type.Literal('keep'), Type.Literal('disconnect'), Type.Literal('fail')], { default: 'keep' })),
+    }),
+    result: Empty, errors: [...VM_ERRORS, 'wrongState'], since: '0.1', mutating: true,
+  }),
+} as const satisfies Record<string, MethodDef>;
+
+export type MethodName = keyof typeof Methods;
+export type ParamsOf<M extends MethodName> = Static<(typeof Methods)[M]['params']>;
+export type ResultOf<M extends MethodName> = Static<(typeof Methods)[M]['result']>;
+
+export interface EventDef<P extends TSchema = TSchema> {
+  /** The JSON-RPC notification method; <vmId> is replaced per event. */
+  method: string;
+  summary: string;
+  params: P;
+  since: string;
+}
+
+const VmStatusEventBody = Type.Object({
+  status: VmStatus,
+  pauseCode: Type.Optional(PauseCode),
+  ...ExitInfo,
+  elapsedTime: Type.Optional(Type.Number()),
+  ioerror: Type.Optional(Type.Object({ alias: Type.String(), path: Type.String(), reason: Type.String() })),
+});
+
+export const Events = {
+  VM_status: {
+    method: '|virt|VM_status|<vmId>',
+    summary: "A VM's status changed. params: {<vmId>: {status, ...}, notify_time}.",
+    params: Type.Object({ notify_time: Type.Number({ description: 'monotonic ms' }) }, { additionalProperties: VmStatusEventBody }),
+    since: '0.1',
+  },
+} as const satisfies Record<string, EventDef>;
+
+export type VmStatusEventBody = Static<typeof VmStatusEventBody>;
+export type EventName = keyof typeof Events;
+
+export const API_VERSION = '0.1';

@@ -1,0 +1,131 @@
+// hostvisord's wiring: config, PKI, libvirt, VM registry and operations,
+// stats, the RPC listener, events to engines, and systemd notification.
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { ReconnectingLibvirtClient } from './libvirt/index.js';
+import type { Config } from './config/settings.js';
+import { createLogger, PhaseTimer, type Logger } from './log.js';
+import { createNotifier, type Notifier } from './systemd/notify.js';
+import { resolveDomainType, type DomainType } from './virt/domain-type.js';
+import { VERSION } from './version.js';
+import { ensureDevPki, pkiPaths } from './pki/dev-ca.js';
+import { VmManager } from './vm/manager.js';
+import { VmOperations } from './vm/operations.js';
+import { VmStatsSampler } from './stats/vm-stats-sampler.js';
+import { HostStatsSampler } from './host/host-stats.js';
+import { hostCapabilities } from './host/capabilities.js';
+import { Dispatcher } from './rpc/dispatcher.js';
+import { RpcServer } from './rpc/server.js';
+import { createHandlers } from './handlers.js';
+import { openRpcDocument } from './api/openrpc.js';
+import { Events } from './api/schema.js';
+import { RecoveryError, ShuttingDownError, LibvirtUnavailableApiError } from './api/errors.js';
+
+export class Hostvisord {
+  readonly log: Logger;
+  readonly client: ReconnectingLibvirtClient;
+  readonly manager: VmManager;
+  private readonly notify: Notifier;
+  private server: RpcServer | undefined;
+  private vmStats: VmStatsSampler | undefined;
+  private readonly hostStats = new HostStatsSampler();
+  private timers: NodeJS.Timeout[] = [];
+  private accepting = true;
+  private domainType: DomainType = 'qemu';
+  lastConnectivity = 0;
+
+  constructor(readonly config: Config, log?: Logger) {
+    this.log = log ?? createLogger({ level: config['log.level'], bindings: { svc: 'hostvisord' } });
+    this.notify = createNotifier();
+    this.client = new ReconnectingLibvirtClient(config['libvirt.uri'], {
+      callTimeoutMs: config['libvirt.callTimeoutMs'],
+      keepAlive: { intervalSec: config['libvirt.keepAliveIntervalSec'], count: config['libvirt.keepAliveCount'] },
+      backoff: { initialMs: config['libvirt.reconnectInitialMs'], maxMs: config['libvirt.reconnectMaxMs'] },
+      log: this.log,
+    });
+    this.manager = new VmManager(this.client, this.log.child({ component: 'vm' }));
+  }
+
+  async start(): Promise<AddressInfo> {
+    const timer = new PhaseTimer();
+    const c = this.config;
+    this.log.info('starting', { version: VERSION, pid: process.pid, libvirtUri: c['libvirt.uri'] });
+    const paths = c['pki.createDevCa'] ? (await ensureDevPki(c['pki.dir'])).paths : pkiPaths(c['pki.dir']);
+    const tls = { key: readFileSync(paths.hostKey), cert: readFileSync(paths.hostCert), ca: readFileSync(paths.caCert) };
+    timer.mark('pki');
+
+    const ops = new VmOperations({
+      manager: this.manager, log: this.log.child({ component: 'vm' }),
+      domainType: () => this.domainType,
+      timeouts: { destroyMs: c['vm.destroyTimeoutMs'], shutdownStepMs: c['vm.shutdownStepTimeoutMs'], hotunplugMs: c['vm.hotunplugTimeoutMs'] },
+      accepting: () => this.accepting,
+    });
+    this.vmStats = new VmStatsSampler({ getConnection: () => this.client.connection, intervalMs: c['stats.vmIntervalMs'], log: this.log.child({ component: 'stats' }) });
+    await this.hostStats.sample();
+    this.timers.push(setInterval(() => { void this.hostStats.sample().catch(() => {}); }, c['stats.hostIntervalMs']).unref());
+
+    const dispatcher = new Dispatcher(createHandlers({
+      manager: this.manager, ops,
+      vmSample: (uuid) => this.vmStats?.stats(uuid),
+      hostStats: (n, a) => this.hostStats.current(n, a),
+      capabilities: async () => {
+        let conn;
+        try { conn = this.client.connection; } catch (e) { throw new LibvirtUnavailableApiError({ cause: e }); }
+        return hostCapabilities(conn, { softwareVersion: VERSION, defaultDomainType: this.domainType });
+      },
+      confirmConnectivity: () => { this.lastConnectivity = Date.now(); },
+    }), {
+      log: this.log.child({ component: 'rpc' }),
+      requestTimeoutMs: c['rpc.requestTimeoutMs'],
+      gate: () => (!this.accepting ? new ShuttingDownError() : this.manager.recovering ? new RecoveryError() : undefined),
+      onRequest: () => { this.lastConnectivity = Date.now(); },
+      extra: { 'rpc.discover': () => openRpcDocument(VERSION) },
+    });
+    this.server = new RpcServer(dispatcher, {
+      host: c['rpc.host'], port: c['rpc.port'], tls,
+      maxMessageBytes: c['rpc.maxMessageBytes'],
+      maxInFlightPerConnection: c['rpc.maxInFlightPerConnection'],
+      sendHighWaterBytes: c['rpc.sendHighWaterBytes'],
+      tlsHandshakeTimeoutMs: c['rpc.tlsHandshakeTimeoutMs'],
+      log: this.log.child({ component: 'rpc' }),
+    });
+    this.manager.on('status', (vm) => {
+      this.server?.broadcast(Events.VM_status.method.replace('<vmId>', vm.id), { [vm.id]: vm.eventBody(), notify_time: Math.round(performance.now()) });
+    });
+
+    // Recovery: READY=1 only once the VMs are reconciled with libvirt.
+    const recovered = new Promise<void>((resolve) => this.manager.once('recovered', () => resolve()));
+    this.client.on('connected', () => {
+      void resolveDomainType(c['virt.domainType'], this.client.connection).then((t) => { this.domainType = t; }, () => {});
+    });
+    this.client.on('disconnected', () => { void this.notify.status('libvirt unavailable; reconnecting').catch(() => {}); });
+    await this.manager.start();
+    const address = await this.server.listen();
+    timer.mark('listen');
+    await this.client.start();
+    timer.mark('libvirt');
+    await recovered;
+    timer.mark('recovery');
+    this.vmStats.start();
+    await this.notify.ready(`running; ${this.manager.vms.size} VMs`).catch((e) => this.log.warn('systemd notify failed', { err: e }));
+    const wd = this.notify.watchdogIntervalMs(c['systemd.watchdogFraction']);
+    if (wd) this.timers.push(setInterval(() => { void this.notify.watchdog().catch(() => {}); }, wd));
+    this.log.info('ready', { port: address.port, vms: this.manager.vms.size, watchdogMs: wd, ...timer.fields() });
+    return address;
+  }
+
+  /** SIGTERM: stop taking work, finish what is in flight, leave the VMs running. */
+  async stop(): Promise<void> {
+    const timer = new PhaseTimer();
+    this.accepting = false;
+    await this.notify.stopping('stopping').catch(() => {});
+    this.server?.stopAccepting();
+    await this.server?.close();
+    timer.mark('drain');
+    for (const t of this.timers) clearInterval(t);
+    this.vmStats?.stop();
+    await this.client.stop();
+    timer.mark('libvirt');
+    this.log.info('stopped', timer.fields());
+  }
+}

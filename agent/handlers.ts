@@ -1,0 +1,82 @@
+// The API's handlers: one per schema method, over the agent's services.
+import type { Handlers } from './rpc/dispatcher.js';
+import type { VmManager } from './vm/manager.js';
+import type { VmOperations } from './vm/operations.js';
+import type { Vm } from './vm/vm.js';
+import type { ResultOf } from './api/schema.js';
+import { api } from './vm/libvirt-errors.js';
+
+type VmStats = ResultOf<'Host.getAllVmStats'>['statsList'][number];
+
+export interface HandlerServices {
+  manager: VmManager;
+  ops: VmOperations;
+  vmSample: (uuid: string) => Partial<VmStats> | undefined;
+  hostStats: (vmCount: number, vmActive: number) => ResultOf<'Host.getStats'>;
+  capabilities: () => Promise<ResultOf<'Host.getCapabilities'>>;
+  confirmConnectivity: () => void;
+}
+
+function summary(vm: Vm): ResultOf<'Host.getVMList'>['vmList'][number] {
+  const s: ResultOf<'Host.getVMList'>['vmList'][number] = { vmId: vm.id, vmName: vm.name, status: vm.status, external: vm.external };
+  if (vm.domId !== undefined) s.id = vm.domId;
+  return s;
+}
+
+function vmStats(vm: Vm, sample: Partial<VmStats> | undefined): VmStats {
+  const body = vm.eventBody();
+  return {
+    ...(vm.status === 'Down' || vm.status === 'Unknown' ? {} : sample),
+    ...body,
+    vmId: vm.id,
+    vmName: vm.name,
+    ...(vm.external ? { external: true } : {}),
+  };
+}
+
+export function createHandlers(s: HandlerServices): Handlers {
+  const { manager: m, ops } = s;
+  return {
+    'Host.ping2': () => ({}),
+    'Host.confirmConnectivity': () => { s.confirmConnectivity(); return {}; },
+    'Host.getCapabilities': () => s.capabilities(),
+    'Host.getStats': () => {
+      const vms = m.list();
+      return s.hostStats(vms.length, vms.filter((v) => v.status !== 'Down').length);
+    },
+    'Host.getAllVmStats': () => ({ statsList: m.list().map((vm) => vmStats(vm, s.vmSample(vm.id))) }),
+    'Host.getVMList': () => ({ vmList: m.list().map(summary) }),
+    'Host.getVMFullList': (p) => {
+      const wanted = p.vmList ? new Set(p.vmList) : undefined;
+      return {
+        vmList: m.list().filter((vm) => !vm.external && (!wanted || wanted.has(vm.id))).map((vm) => ({
+          ...summary(vm),
+          customProperties: vm.meta.customProperties,
+          devices: vm.meta.devices.map((d) => ({ devtype: d.devtype, name: d.name, ...(d.storage ? { storage: d.storage } : {}) })),
+          ...(vm.meta.startTime !== undefined ? { startTime: vm.meta.startTime } : {}),
+        })),
+      };
+    },
+    'Host.dumpxmls': async (p) => {
+      const out: Record<string, string> = {};
+      await Promise.all(p.vmList.map(async (id) => {
+        const vm = m.get(id);
+        const dom = await m.domain(vm);
+        out[id] = await api(() => dom.xml(), id);
+      }));
+      return { domxmls: out };
+    },
+    'VM.create': (p) => ops.create(p),
+    'VM.destroy': async (p) => { await ops.destroy(p.vmID); return {}; },
+    'VM.shutdown': (p) => ops.shutdown(p),
+    'VM.reset': async (p) => { await ops.reset(p.vmID); return {}; },
+    'VM.pause': (p) => ops.pause(p.vmID),
+    'VM.cont': (p) => ops.cont(p.vmID),
+    'VM.getStats': (p) => ({ statsList: [vmStats(m.get(p.vmID), s.vmSample(p.vmID))] }),
+    'VM.hotplugDisk': (p) => ops.hotplugDisk(p.vmID, p.drive),
+    'VM.hotunplugDisk': async (p) => { await ops.hotunplugDisk(p.vmID, p.drive.name); return {}; },
+    'VM.hotplugNic': (p) => ops.hotplugNic(p.vmID, p.nic),
+    'VM.hotunplugNic': async (p) => { await ops.hotunplugNic(p.vmID, p.nic.mac); return {}; },
+    'VM.setTicket': async (p) => { await ops.setTicket(p); return {}; },
+  };
+}

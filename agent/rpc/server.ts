@@ -1,0 +1,154 @@
+// The engine-facing listener: JSON-RPC 2.0 over WebSocket over mutual TLS.
+// A client certificate signed by the configured CA is required; anything else
+// is refused during the TLS handshake, before any WebSocket or JSON work.
+import { createServer, type Server as HttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Dispatcher } from './dispatcher.js';
+import type { Logger } from '../log.js';
+
+export interface TlsFiles {
+  key: Buffer | string;
+  cert: Buffer | string;
+  ca: Buffer | string;
+}
+
+export interface RpcServerOptions {
+  host: string;
+  port: number;
+  tls: TlsFiles;
+  maxMessageBytes: number;
+  /** Requests in flight per connection before the agent stops reading from it. */
+  maxInFlightPerConnection: number;
+  /** Bytes queued for a slow reader before the agent stops reading its requests. */
+  sendHighWaterBytes: number;
+  tlsHandshakeTimeoutMs: number;
+  log: Logger;
+}
+
+interface ConnState {
+  id: number;
+  ws: WebSocket;
+  peer: string;
+  inFlight: number;
+  paused: boolean;
+}
+
+export class RpcServer {
+  private https: HttpsServer | undefined;
+  private wss: WebSocketServer | undefined;
+  private readonly conns = new Set<ConnState>();
+  private nextId = 1;
+  private accepting = true;
+
+  constructor(private readonly dispatcher: Dispatcher, private readonly opts: RpcServerOptions) {}
+
+  async listen(): Promise<AddressInfo> {
+    const https = createServer({
+      key: this.opts.tls.key,
+      cert: this.opts.tls.cert,
+      ca: this.opts.tls.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: this.opts.tlsHandshakeTimeoutMs,
+    }, (_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' }).end('hostvisord speaks JSON-RPC over WebSocket\n');
+    });
+    https.on('tlsClientError', (err, socket) => {
+      this.opts.log.info('TLS handshake refused', { err, peer: socket.remoteAddress });
+    });
+    const wss = new WebSocketServer({ server: https, perMessageDeflate: false, maxPayload: this.opts.maxMessageBytes });
+    wss.on('connection', (ws, req) => this.onConnection(ws, req.socket as TLSSocket));
+    this.https = https;
+    this.wss = wss;
+    await new Promise<void>((resolve, reject) => {
+      https.once('error', reject);
+      https.listen(this.opts.port, this.opts.host, () => { https.off('error', reject); resolve(); });
+    });
+    const addr = https.address() as AddressInfo;
+    this.opts.log.info('listening', { host: addr.address, port: addr.port, maxMessageBytes: this.opts.maxMessageBytes });
+    return addr;
+  }
+
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  /** Sends a JSON-RPC notification to every connected engine. */
+  broadcast(method: string, params: Record<string, unknown>): void {
+    const text = JSON.stringify({ jsonrpc: '2.0', method, params });
+    for (const c of this.conns) this.send(c, text);
+  }
+
+  /** Stops accepting connections and requests; in-flight requests finish. */
+  stopAccepting(): void {
+    this.accepting = false;
+    this.https?.close();
+  }
+
+  /** Waits (bounded) for in-flight requests, then closes every connection. */
+  async close(drainMs = 5_000): Promise<void> {
+    this.stopAccepting();
+    const until = Date.now() + drainMs;
+    while ([...this.conns].some((c) => c.inFlight > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    for (const c of this.conns) c.ws.close(1001, 'agent stopping');
+    this.wss?.close();
+    this.https?.closeAllConnections();
+  }
+
+  private onConnection(ws: WebSocket, socket: TLSSocket): void {
+    const cert = socket.getPeerCertificate();
+    const peer = `${cert.subject?.CN ?? '?'}@${socket.remoteAddress ?? '?'}`;
+    const c: ConnState = { id: this.nextId++, ws, peer, inFlight: 0, paused: false };
+    this.conns.add(c);
+    const log = this.opts.log.child({ conn: c.id });
+    log.info('engine connected', { peer });
+    ws.on('message', (data, isBinary) => {
+      if (!this.accepting) {
+        this.send(c, JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: 1006, message: 'Agent is shutting down' } }));
+        return;
+      }
+      const text = isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString();
+      c.inFlight++;
+      this.updateFlow(c);
+      this.dispatcher.handle(text, { connId: c.id, peer }).then(
+        (reply) => { if (reply !== undefined) this.send(c, reply); },
+        (err) => log.error('frame handling failed', { err }),
+      ).finally(() => {
+        c.inFlight--;
+        this.updateFlow(c);
+      });
+    });
+    ws.on('error', (err) => log.info('connection error', { err }));
+    ws.on('close', (code) => {
+      this.conns.delete(c);
+      log.info('engine disconnected', { peer, code });
+    });
+  }
+
+  private send(c: ConnState, text: string): void {
+    if (c.ws.readyState !== c.ws.OPEN) return;
+    c.ws.send(text, (err) => {
+      if (err) return;
+      this.updateFlow(c);
+    });
+    this.updateFlow(c);
+  }
+
+  // Backpressure: stop reading a connection's requests while too many are in
+  // flight or while it is not reading our responses; resume when it catches up.
+  private updateFlow(c: ConnState): void {
+    const socket = (c.ws as unknown as { _socket?: TLSSocket })._socket;
+    if (!socket) return;
+    const overloaded = c.inFlight >= this.opts.maxInFlightPerConnection || c.ws.bufferedAmount > this.opts.sendHighWaterBytes;
+    if (overloaded && !c.paused) {
+      c.paused = true;
+      socket.pause();
+    } else if (!overloaded && c.paused) {
+      c.paused = false;
+      socket.resume();
+    }
+  }
+}

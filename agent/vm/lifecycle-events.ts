@@ -1,0 +1,50 @@
+// Applies libvirt domain events to the VMs' statuses.
+import { enums, type DomainEvent } from '../libvirt/index.js';
+import type { Vm } from './vm.js';
+import { ExitReason, pauseCodeFor, type ExitInfo } from './status.js';
+
+const T = enums.DomainEventType;
+
+function stoppedExit(vm: Vm, detail: number): ExitInfo {
+  const D = enums.DomainEventStoppedDetailType;
+  if (vm.destroying) return { exitCode: 0, exitReason: ExitReason.DESTROYED, exitMessage: 'VM destroyed by the engine' };
+  if (detail === D.SHUTDOWN) {
+    return vm.shuttingDown
+      ? { exitCode: 0, exitReason: ExitReason.ADMIN_SHUTDOWN, exitMessage: 'Admin shut down the VM' }
+      : { exitCode: 0, exitReason: ExitReason.USER_SHUTDOWN, exitMessage: 'User shut down from within the guest' };
+  }
+  if (detail === D.CRASHED) return { exitCode: 1, exitReason: ExitReason.CRASHED, exitMessage: 'The guest crashed' };
+  if (detail === D.FAILED) return { exitCode: 1, exitReason: ExitReason.GENERIC_ERROR, exitMessage: 'The VM failed (QEMU exited)' };
+  if (detail === D.DESTROYED) return { exitCode: 1, exitReason: ExitReason.DESTROYED, exitMessage: 'VM destroyed outside the agent' };
+  return { exitCode: 1, exitReason: ExitReason.GENERIC_ERROR, exitMessage: `VM stopped (libvirt detail ${detail})` };
+}
+
+/** Returns true when the VM's status changed. */
+export function applyLifecycle(vm: Vm, ev: DomainEvent<'lifecycle'>): boolean {
+  switch (ev.event) {
+    case T.STARTED:
+      vm.domId = ev.domain.id;
+      return vm.status === 'WaitForLaunch' ? false : vm.setStatus('Up');
+    case T.SUSPENDED: {
+      const io = ev.detail === enums.DomainEventSuspendedDetailType.IOERROR;
+      return vm.setStatus('Paused', { pauseCode: io ? vm.ioerror ? pauseCodeFor(vm.ioerror.reason) : 'EIO' : 'NOERR' });
+    }
+    case T.RESUMED:
+      return vm.setStatus('Up');
+    case T.SHUTDOWN:
+      return vm.status === 'Down' ? false : vm.setStatus('Powering down');
+    case T.STOPPED:
+    case T.CRASHED:
+      vm.domId = undefined;
+      return vm.setStatus('Down', { exit: stoppedExit(vm, ev.event === T.CRASHED ? enums.DomainEventStoppedDetailType.CRASHED : ev.detail) });
+    default:
+      return false;
+  }
+}
+
+/** Records an I/O error's reason; the SUSPENDED event that follows sets the pause. */
+export function applyIoError(vm: Vm, ev: DomainEvent<'io-error-reason'>): boolean {
+  vm.ioerror = { alias: ev.devAlias, path: ev.srcPath, reason: ev.reason };
+  if (vm.status === 'Paused') return vm.setStatus('Paused', { pauseCode: pauseCodeFor(ev.reason) });
+  return false;
+}

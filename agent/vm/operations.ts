@@ -1,0 +1,262 @@
+// The VM verbs. Each runs in its VM's queue (one operation at a time per VM,
+// VMs in parallel) and logs the time of each phase.
+import type { Static } from '@sinclair/typebox';
+import type { Logger } from '../log.js';
+import { PhaseTimer } from '../log.js';
+import { enums } from '../libvirt/index.js';
+import { InvalidParamsError, VmExistsError, WrongStateError, OperationTimeoutError, ShuttingDownError } from '../api/errors.js';
+import type { ParamsOf } from '../api/schema.js';
+import type { DiskSpec, NicSpec } from '../api/types.js';
+import type { VmManager } from './manager.js';
+import { Vm } from './vm.js';
+import { ExitReason, type VmStatusT } from './status.js';
+import { emptyMetadata, metadataElement, metadataFromDomainXml, METADATA_NS, METADATA_PREFIX, type VmMetadata } from './metadata.js';
+import { diskXml, nicXml, parseDomainDevices, prepareEngineXml, randomMac, specToDomainXml } from './domain-xml.js';
+import { api } from './libvirt-errors.js';
+import { esc } from './xml.js';
+
+export interface VmTimeouts {
+  destroyMs: number;
+  shutdownStepMs: number;
+  hotunplugMs: number;
+}
+
+export interface VmOperationsOptions {
+  manager: VmManager;
+  log: Logger;
+  domainType: () => string;
+  timeouts: VmTimeouts;
+  /** False once the agent is stopping: no new launches. */
+  accepting: () => boolean;
+}
+
+const AFFECT_LIVE = enums.DomainModificationImpact.LIVE;
+
+export class VmOperations {
+  constructor(private readonly o: VmOperationsOptions) {}
+
+  private get m(): VmManager { return this.o.manager; }
+
+  /** Registers the VM as WaitForLaunch and launches it in the background. */
+  create(p: ParamsOf<'VM.create'>): { vmId: string; status: 'WaitForLaunch' } {
+    if (!this.o.accepting()) throw new ShuttingDownError();
+    if (this.m.recovering) this.m.managed(p.vmID); // throws RecoveryError
+    if (this.m.vms.has(p.vmID)) throw new VmExistsError(p.vmID);
+    if ((p.xml === undefined) === (p.spec === undefined)) {
+      throw new InvalidParamsError('params: exactly one of xml and spec is required', { data: { field: 'params.xml' } });
+    }
+    const meta: VmMetadata = p.xml ? metadataFromDomainXml(p.xml) ?? emptyMetadata() : emptyMetadata();
+    if (p.spec) {
+      Object.assign(meta.customProperties, p.spec.customProperties ?? {});
+      for (const d of p.spec.disks ?? []) meta.devices.push({ devtype: 'disk', name: d.name, ...(d.storage ? { storage: d.storage } : {}) });
+    }
+    meta.startTime = Date.now();
+    meta.launchPaused = p.launchPaused ?? false;
+    const xml = p.xml ? prepareEngineXml(p.vmID, p.xml, meta) : specToDomainXml(p.vmID, p.spec!, this.o.domainType(), meta);
+    const name = parseDomainDevices(xml).name;
+    const vm = new Vm(p.vmID, name, false);
+    vm.meta = meta;
+    this.m.vms.set(vm.id, vm);
+    this.m.setStatus(vm, 'WaitForLaunch');
+    void vm.queue.run(() => this.launch(vm, xml, p.launchPaused ?? false));
+    return { vmId: vm.id, status: 'WaitForLaunch' };
+  }
+
+  private async launch(vm: Vm, xml: string, paused: boolean): Promise<void> {
+    const timer = new PhaseTimer();
+    const log = this.o.log.child({ vm: vm.id, op: 'create' });
+    try {
+      this.m.setStatus(vm, 'Powering up');
+      const dom = await api(() => this.m.conn().createXML(xml, paused ? enums.DomainCreateFlags.START_PAUSED : 0), vm.id);
+      timer.mark('createXML');
+      vm.domId = dom.id;
+      vm.hasGuestAgent = parseDomainDevices(xml).hasGuestAgentChannel;
+      // Events may already have moved it on (e.g. straight to Down).
+      if (vm.status === 'Powering up') this.m.setStatus(vm, paused ? 'Paused' : 'Up');
+      log.info('VM launched', { status: vm.status, ...timer.fields() });
+    } catch (e) {
+      timer.mark('failed');
+      log.warn('VM launch failed', { err: e, ...timer.fields() });
+      this.m.setStatus(vm, 'Down', { exit: { exitCode: 1, exitReason: ExitReason.LIBVIRT_START_FAILED, exitMessage: (e as Error).message } });
+    }
+  }
+
+  async destroy(vmId: string): Promise<void> {
+    const vm = this.m.managed(vmId);
+    vm.shuttingDown?.abort(); // an orderly shutdown waiting in the queue yields to destroy
+    return vm.queue.run(async () => {
+      const timer = new PhaseTimer();
+      if (vm.status !== 'Down') {
+        vm.destroying = true;
+        const dom = await this.m.domain(vm).catch(() => undefined);
+        if (dom) {
+          try {
+            await api(() => dom.destroy(enums.DomainDestroyFlagsValues.GRACEFUL), vm.id);
+          } catch {
+            timer.mark('graceful');
+            await api(() => dom.destroy(0), vm.id);
+          }
+        }
+        timer.mark('destroy');
+        this.m.setStatus(vm, 'Down', { exit: { exitCode: 0, exitReason: ExitReason.DESTROYED, exitMessage: 'VM destroyed by the engine' } });
+      }
+      this.m.forget(vm);
+      this.o.log.info('VM destroyed', { vm: vm.id, ...timer.fields() });
+    });
+  }
+
+  /** Guest agent, then ACPI, then (only if asked) destroy; each step waits its own timeout. */
+  async shutdown(p: ParamsOf<'VM.shutdown'>): Promise<{ status: VmStatusT; method: string }> {
+    const vm = this.m.managed(p.vmID);
+    if (vm.status === 'Down') throw new WrongStateError(`VM ${vm.id} is already down`);
+    const abort = new AbortController();
+    return vm.queue.run(async () => {
+      vm.shuttingDown = abort;
+      const timer = new PhaseTimer();
+      const stepMs = (p.timeout ?? this.o.timeouts.shutdownStepMs / 1000) * 1000;
+      try {
+        if (p.delay) await new Promise((r) => setTimeout(r, p.delay! * 1000));
+        const dom = await this.m.domain(vm);
+        const steps: [string, () => Promise<void>][] = [];
+        const F = enums.DomainShutdownFlagValues;
+        if (vm.hasGuestAgent) steps.push(['guest-agent', () => dom.shutdown({ flags: F.GUEST_AGENT, timeoutMs: stepMs })]);
+        steps.push(['acpi', () => dom.shutdown({ flags: F.ACPI_POWER_BTN, timeoutMs: stepMs })]);
+        if (p.force) steps.push(['force', () => dom.destroy(0)]);
+        this.m.setStatus(vm, 'Powering down');
+        for (const [method, run] of steps) {
+          if (abort.signal.aborted) break;
+          try {
+            await api(run, vm.id);
+          } catch (e) {
+            timer.mark(method);
+            this.o.log.info('shutdown step failed', { vm: vm.id, method, err: e });
+            continue;
+          }
+          const down = await vm.waitFor((s) => s === 'Down', stepMs, abort.signal);
+          timer.mark(method);
+          if (down) {
+            this.o.log.info('VM shut down', { vm: vm.id, method, ...timer.fields() });
+            return { status: vm.status, method };
+          }
+        }
+        if (abort.signal.aborted) return { status: vm.status, method: 'destroy' };
+        // Nothing worked: it is still running.
+        if (vm.status === 'Powering down') this.m.setStatus(vm, 'Up');
+        throw new OperationTimeoutError(`VM ${vm.id} did not shut down (tried ${steps.map((s) => s[0]).join(', ')})`);
+      } finally {
+        vm.shuttingDown = undefined;
+      }
+    });
+  }
+
+  private simple(vmId: string, allowed: VmStatusT[], name: string, fn: (vm: Vm) => Promise<void>): Promise<void> {
+    const vm = this.m.managed(vmId);
+    return vm.queue.run(async () => {
+      if (!allowed.includes(vm.status)) throw new WrongStateError(`${name} is not allowed while the VM is ${vm.status}`);
+      await fn(vm);
+    });
+  }
+
+  async pause(vmId: string): Promise<{ status: VmStatusT }> {
+    await this.simple(vmId, ['Up', 'Powering up'], 'pause', async (vm) => {
+      const dom = await this.m.domain(vm);
+      await api(() => dom.suspend(), vm.id);
+      this.m.setStatus(vm, 'Paused', { pauseCode: 'NOERR' });
+    });
+    return { status: this.m.get(vmId).status };
+  }
+
+  async cont(vmId: string): Promise<{ status: VmStatusT }> {
+    await this.simple(vmId, ['Paused'], 'cont', async (vm) => {
+      const dom = await this.m.domain(vm);
+      await api(() => dom.resume(), vm.id);
+      this.m.setStatus(vm, 'Up');
+    });
+    return { status: this.m.get(vmId).status };
+  }
+
+  async reset(vmId: string): Promise<void> {
+    await this.simple(vmId, ['Up', 'Powering up', 'Paused'], 'reset', async (vm) => {
+      const dom = await this.m.domain(vm);
+      await api(() => dom.reset(), vm.id);
+    });
+  }
+
+  private async saveMetadata(vm: Vm): Promise<void> {
+    const dom = await this.m.domain(vm);
+    await api(() => dom.setMetadata(enums.DomainMetadataType.ELEMENT, metadataElement(vm.meta), METADATA_PREFIX, METADATA_NS, AFFECT_LIVE), vm.id);
+  }
+
+  async hotplugDisk(vmId: string, drive: Static<typeof DiskSpec>): Promise<{ xml: string }> {
+    let xml = '';
+    await this.simple(vmId, ['Up', 'Paused'], 'hotplugDisk', async (vm) => {
+      const dom = await this.m.domain(vm);
+      const devices = parseDomainDevices(await api(() => dom.xml(), vm.id));
+      if (devices.disks.some((d) => d.target === drive.name)) throw new VmExistsError(`${vm.id} disk ${drive.name}`);
+      xml = diskXml(drive);
+      await api(() => dom.attachDevice(xml, AFFECT_LIVE), vm.id);
+      vm.meta.devices = vm.meta.devices.filter((d) => !(d.devtype === 'disk' && d.name === drive.name));
+      vm.meta.devices.push({ devtype: 'disk', name: drive.name, ...(drive.storage ? { storage: drive.storage } : {}) });
+      await this.saveMetadata(vm);
+    });
+    return { xml };
+  }
+
+  async hotunplugDisk(vmId: string, name: string): Promise<void> {
+    await this.simple(vmId, ['Up', 'Paused'], 'hotunplugDisk', async (vm) => {
+      const dom = await this.m.domain(vm);
+      const disk = parseDomainDevices(await api(() => dom.xml(), vm.id)).disks.find((d) => d.target === name);
+      if (!disk) throw new InvalidParamsError(`params.drive.name: VM has no disk ${name}`, { data: { field: 'params.drive.name' } });
+      await this.detachAndWait(vm, disk.alias, `<disk device='disk'><target dev='${esc(name)}'/></disk>`);
+      vm.meta.devices = vm.meta.devices.filter((d) => !(d.devtype === 'disk' && d.name === name));
+      await this.saveMetadata(vm);
+    });
+  }
+
+  async hotplugNic(vmId: string, nic: Static<typeof NicSpec>): Promise<{ mac: string; xml: string }> {
+    const mac = (nic.mac ?? randomMac()).toLowerCase();
+    let xml = '';
+    await this.simple(vmId, ['Up', 'Paused'], 'hotplugNic', async (vm) => {
+      const dom = await this.m.domain(vm);
+      xml = nicXml(nic, mac);
+      await api(() => dom.attachDevice(xml, AFFECT_LIVE), vm.id);
+    });
+    return { mac, xml };
+  }
+
+  async hotunplugNic(vmId: string, mac: string): Promise<void> {
+    await this.simple(vmId, ['Up', 'Paused'], 'hotunplugNic', async (vm) => {
+      const dom = await this.m.domain(vm);
+      const nic = parseDomainDevices(await api(() => dom.xml(), vm.id)).nics.find((n) => n.mac === mac.toLowerCase());
+      if (!nic) throw new InvalidParamsError(`params.nic.mac: VM has no NIC ${mac}`, { data: { field: 'params.nic.mac' } });
+      await this.detachAndWait(vm, nic.alias, `<interface type='bridge'><mac address='${esc(nic.mac)}'/></interface>`);
+    });
+  }
+
+  /** Detaches and waits for libvirt's device-removed event: the guest must let go first. */
+  private async detachAndWait(vm: Vm, alias: string | undefined, xml: string): Promise<void> {
+    const conn = this.m.conn();
+    const dom = await this.m.domain(vm);
+    let removed: () => void = () => {};
+    const gone = new Promise<void>((resolve) => { removed = resolve; });
+    const sub = await api(() => conn.subscribe('device-removed', (ev) => { if (!alias || ev.devAlias === alias) removed(); }, dom), vm.id);
+    try {
+      await api(() => (alias ? dom.detachDeviceAlias(alias, AFFECT_LIVE) : dom.detachDevice(xml, AFFECT_LIVE)), vm.id);
+      const ok = await Promise.race([gone.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), this.o.timeouts.hotunplugMs))]);
+      if (!ok) throw new OperationTimeoutError(`the guest did not release the device within ${this.o.timeouts.hotunplugMs} ms`);
+    } finally {
+      await sub.close().catch(() => {});
+    }
+  }
+
+  async setTicket(p: ParamsOf<'VM.setTicket'>): Promise<void> {
+    await this.simple(p.vmID, ['Up', 'Paused', 'Powering up'], 'setTicket', async (vm) => {
+      const dom = await this.m.domain(vm);
+      if (!parseDomainDevices(await api(() => dom.xml(), vm.id)).hasGraphics) throw new WrongStateError(`VM ${vm.id} has no graphics device`);
+      const validTo = new Date(Date.now() + p.ttl * 1000).toISOString().replace(/\.\d+Z$/, '');
+      const connected = p.existingConnAction === 'disconnect' ? 'disconnect' : p.existingConnAction === 'fail' ? 'fail' : 'keep';
+      const xml = `<graphics type='vnc' passwd='${esc(p.password)}' passwdValidTo='${validTo}' connected='${connected}'/>`;
+      await api(() => dom.updateDevice(xml, AFFECT_LIVE), vm.id);
+    });
+  }
+}
