@@ -45,7 +45,8 @@ function validId(id: unknown): boolean {
 }
 
 export class Dispatcher {
-  private readonly server = new JSONRPCServer<CallContext>();
+  // We log failures ourselves (by fault); the library would print each one.
+  private readonly server = new JSONRPCServer<CallContext>({ errorListener: () => {} });
   private readonly maxBatch: number;
 
   constructor(handlers: Handlers, private readonly opts: DispatcherOptions) {

@@ -1,0 +1,152 @@
+// Test harness: runs a real hostvisord (in this process, or as a child
+// process that tests may kill -9) on a free loopback port with its own
+// development PKI, and connects real mTLS clients to it.
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:net';
+import { Hostvisord } from '../../agent/daemon.js';
+import { applyOverrides, defaults } from '../../agent/config/load.js';
+import type { Config } from '../../agent/config/settings.js';
+import { ensureDevPki, pkiPaths } from '../../agent/pki/dev-ca.js';
+import { HostvisorClient } from '../../agent/rpc/client.js';
+import { createLogger, silentLogger, type Logger } from '../../agent/log.js';
+
+export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const MAIN_JS = join(REPO, 'dist', 'agent', 'main.js');
+
+/** One PKI per test process (making certificates takes ~100 ms). */
+let sharedPki: string | undefined;
+export async function testPki(): Promise<string> {
+  if (!sharedPki) {
+    sharedPki = mkdtempSync(join(tmpdir(), 'hv-pki-'));
+    await ensureDevPki(sharedPki, { hostNames: ['localhost'] });
+  }
+  return sharedPki;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export type Overrides = Partial<Record<keyof Config, string | number | boolean>>;
+
+export async function testConfig(overrides: Overrides = {}): Promise<Config> {
+  return applyOverrides(defaults(), {
+    'rpc.host': '127.0.0.1',
+    'rpc.port': await freePort(),
+    'pki.dir': await testPki(),
+    'pki.createDevCa': false,
+    'stats.vmIntervalMs': 1000,
+    'stats.hostIntervalMs': 1000,
+    'virt.domainType': 'qemu',
+    ...overrides,
+  }, 'test');
+}
+
+export async function connectClient(config: Config, o: { timeoutMs?: number } = {}): Promise<HostvisorClient> {
+  const p = pkiPaths(config['pki.dir']);
+  return HostvisorClient.connect({
+    url: `wss://localhost:${config['rpc.port']}/`,
+    key: readFileSync(p.clientKey), cert: readFileSync(p.clientCert), ca: readFileSync(p.caCert),
+    timeoutMs: o.timeoutMs ?? 60_000,
+  });
+}
+
+/** An agent in this process. */
+export async function startAgent(overrides: Overrides = {}, log: Logger = process.env.HV_TEST_LOG ? createLogger() : silentLogger): Promise<{ agent: Hostvisord; config: Config; stop: () => Promise<void> }> {
+  const config = await testConfig(overrides);
+  const agent = new Hostvisord(config, log);
+  await agent.start();
+  return { agent, config, stop: () => agent.stop() };
+}
+
+/** An agent as a child process, so a test can kill -9 it. Resolves once it logged "ready". */
+export async function spawnAgent(config: Config, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; logs: string[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'hv-agent-'));
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'agent.toml');
+  writeFileSync(file, Object.entries(config).map(([k, v]) => `"${k}" = ${JSON.stringify(v)}`).join('\n') + '\n');
+  const child = spawn(process.execPath, [MAIN_JS, '--config', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const logs: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`agent not ready in 60 s:\n${logs.slice(-20).join('\n')}`)), 60_000);
+    let buf = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      for (const l of lines) {
+        logs.push(l);
+        if (l.includes('"msg":"ready"')) { clearTimeout(t); resolve(); }
+      }
+    });
+    child.once('exit', (code) => { clearTimeout(t); reject(new Error(`agent exited with ${code}:\n${logs.slice(-20).join('\n')}`)); });
+  });
+  return { child, logs };
+}
+
+/** Collects VM_status events per VM, and waits for a given status. */
+export class StatusWatch {
+  readonly events: { vmId: string; body: Record<string, unknown>; at: number }[] = [];
+  private waiters: { vmId: string; status: string; resolve: (b: Record<string, unknown>) => void }[] = [];
+
+  constructor(client: HostvisorClient) {
+    client.onEvent((method, params) => {
+      const m = method.match(/^\|virt\|VM_status\|(.+)$/);
+      if (!m) return;
+      const vmId = m[1]!;
+      const body = params[vmId] as Record<string, unknown>;
+      this.events.push({ vmId, body, at: performance.now() });
+      this.waiters = this.waiters.filter((w) => {
+        if (w.vmId === vmId && body.status === w.status) { w.resolve(body); return false; }
+        return true;
+      });
+    });
+  }
+
+  wait(vmId: string, status: string, timeoutMs: number): Promise<Record<string, unknown>> {
+    const seen = this.events.find((e) => e.vmId === vmId && e.body.status === status);
+    if (seen) return Promise.resolve(seen.body);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${vmId}: no ${status} event within ${timeoutMs} ms; saw ${this.statuses(vmId).join(' -> ')}`)), timeoutMs);
+      this.waiters.push({ vmId, status, resolve: (b) => { clearTimeout(t); resolve(b); } });
+    });
+  }
+
+  statuses(vmId: string): string[] {
+    return this.events.filter((e) => e.vmId === vmId).map((e) => String(e.body.status));
+  }
+}
+
+import { randomUUID } from 'node:crypto';
+import { GUEST_DIR, serialPathFor, ensureRunDir } from '../lab/guest.js';
+import type { ParamsOf } from '../../agent/api/schema.js';
+
+export type VmSpecParam = NonNullable<ParamsOf<'VM.create'>['spec']>;
+
+/** A VM.create spec for the lab's tiny guest (TCG), its serial console in a file. */
+export function tinyGuest(name: string, o: { cmdline?: string[]; disks?: VmSpecParam['disks']; nics?: VmSpecParam['nics']; graphics?: 'vnc'; customProperties?: Record<string, string> } = {}): { vmID: string; spec: VmSpecParam; serial: string } {
+  ensureRunDir();
+  const serial = serialPathFor(name);
+  const spec: VmSpecParam = {
+    name, memoryMiB: 128, vcpus: 1, domainType: 'qemu',
+    kernel: join(GUEST_DIR, 'vmlinux'), initrd: join(GUEST_DIR, 'initrd.img'),
+    cmdline: ['console=ttyS0', 'quiet', 'panic=-1', ...(o.cmdline ?? [])].join(' '),
+    serialLog: serial,
+  };
+  if (o.disks) spec.disks = o.disks;
+  if (o.nics) spec.nics = o.nics;
+  if (o.graphics) spec.graphics = o.graphics;
+  if (o.customProperties) spec.customProperties = o.customProperties;
+  return { vmID: randomUUID(), spec, serial };
+}
