@@ -51,7 +51,7 @@ export function withTimeout<T>(call: string, p: Promise<T>, ms: number): Promise
 }
 
 export class Connection extends EventEmitter<ConnectionEvents> {
-  private closed = false;
+  private closing: Promise<void> | undefined;
   private readonly muxes = new Map<DomainEventKind, EventMux>();
   private disconnectedInfo: DisconnectInfo | undefined;
   readonly callTimeoutMs: number;
@@ -67,7 +67,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const conn = new Connection(uri, handle, opts);
     openConnections.add(conn);
     try {
-      await conn.run('setCloseCallback', native.setCloseCallback(handle, (reason) => conn.onClosed(reason)));
+      await conn.run('setCloseCallback', () => native.setCloseCallback(handle, (reason) => conn.onClosed(reason)));
       const ka = opts.keepAlive === undefined ? { intervalSec: 5, count: 5 } : opts.keepAlive;
       if (ka) await conn.setKeepAlive(ka.intervalSec, ka.count);
     } catch (e) {
@@ -84,32 +84,42 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   /** True until close() or until libvirt reported the connection closed. */
   get isOpen(): boolean {
-    return !this.closed && this.disconnectedInfo === undefined && native.isAlive(this.handle);
+    return !this.closing && this.disconnectedInfo === undefined && native.isAlive(this.handle);
   }
 
   /** @internal Wraps one native call: refuses after close, applies the timeout. */
-  run<T>(call: string, p: Promise<T>, timeoutMs: number = this.callTimeoutMs): Promise<T> {
+  run<T>(call: string, fn: () => Promise<T>, timeoutMs: number = this.callTimeoutMs): Promise<T> {
+    let p: Promise<T>;
+    try {
+      p = fn();
+    } catch (e) {
+      return Promise.reject(e); // e.g. closed: callers always get a rejection, never a throw
+    }
     return withTimeout(call, p, timeoutMs);
   }
 
   /** @internal The handle for a native call; throws when closed. */
   h(): ConnHandle {
-    if (this.closed) throw new LibvirtUnavailableError(`libvirt connection to ${this.uri} is closed`);
+    if (this.closing) throw new LibvirtUnavailableError(`libvirt connection to ${this.uri} is closed`);
+    if (this.disconnectedInfo) throw new LibvirtUnavailableError(`libvirt connection to ${this.uri} was lost (${this.disconnectedInfo.reasonName})`);
     return this.handle;
   }
 
   /** Closes the connection. Explicit and asynchronous: closing is an RPC, so it never runs in a GC finalizer. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
     // Deregister first so libvirt stops calling us even if domain handles
     // keep the underlying connection object alive after the close.
     const regs = [...this.muxes.values()].map((m) => m.registration);
     this.muxes.clear();
     await Promise.allSettled(regs.map(async (r) => {
       const id = await r;
-      if (id !== undefined) await this.run('domainEventDeregister', native.domainEventDeregister(this.handle, id), 5_000);
+      if (id !== undefined) await withTimeout('domainEventDeregister', native.domainEventDeregister(this.handle, id), 5_000);
     }));
-    this.closed = true;
     try {
       await withTimeout('close', native.close(this.handle), this.callTimeoutMs);
     } finally {
@@ -119,7 +129,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   async setKeepAlive(intervalSec: number, count: number): Promise<boolean> {
     try {
-      return (await this.run('setKeepAlive', native.setKeepAlive(this.h(), intervalSec, count))) === 0;
+      return (await this.run('setKeepAlive', () => native.setKeepAlive(this.h(), intervalSec, count))) === 0;
     } catch (e) {
       // Drivers without a remote side (test:///, in-process) do not support keepalive.
       if (e instanceof LibvirtError) return false;
@@ -127,46 +137,46 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
   }
 
-  hostname(): Promise<string> { return this.run('getHostname', native.getHostname(this.h())); }
-  getURI(): Promise<string> { return this.run('getURI', native.getURI(this.h())); }
-  capabilities(): Promise<string> { return this.run('getCapabilities', native.getCapabilities(this.h())); }
+  hostname(): Promise<string> { return this.run('getHostname', () => native.getHostname(this.h())); }
+  getURI(): Promise<string> { return this.run('getURI', () => native.getURI(this.h())); }
+  capabilities(): Promise<string> { return this.run('getCapabilities', () => native.getCapabilities(this.h())); }
   domainCapabilities(o: { emulator?: string; arch?: string; machine?: string; virtType?: string; flags?: number } = {}): Promise<string> {
-    return this.run('getDomainCapabilities', native.getDomainCapabilities(this.h(), o.emulator ?? null, o.arch ?? null,
+    return this.run('getDomainCapabilities', () => native.getDomainCapabilities(this.h(), o.emulator ?? null, o.arch ?? null,
       o.machine ?? null, o.virtType ?? null, o.flags ?? 0));
   }
   versions(): Promise<{ hypervisor: number; libvirt: number; type: string }> {
-    return this.run('getVersions', native.getVersions(this.h()));
+    return this.run('getVersions', () => native.getVersions(this.h()));
   }
-  nodeInfo(): Promise<NodeInfo> { return this.run('nodeGetInfo', native.nodeGetInfo(this.h())); }
+  nodeInfo(): Promise<NodeInfo> { return this.run('nodeGetInfo', () => native.nodeGetInfo(this.h())); }
   /** cpu -1 = all CPUs (VIR_NODE_CPU_STATS_ALL_CPUS). */
   nodeCPUStats(cpu = -1, flags = 0): Promise<Record<string, Int64>> {
-    return this.run('nodeGetCPUStats', native.nodeGetCPUStats(this.h(), cpu, flags));
+    return this.run('nodeGetCPUStats', () => native.nodeGetCPUStats(this.h(), cpu, flags));
   }
   /** cell -1 = all cells (VIR_NODE_MEMORY_STATS_ALL_CELLS). */
   nodeMemoryStats(cell = -1, flags = 0): Promise<Record<string, Int64>> {
-    return this.run('nodeGetMemoryStats', native.nodeGetMemoryStats(this.h(), cell, flags));
+    return this.run('nodeGetMemoryStats', () => native.nodeGetMemoryStats(this.h(), cell, flags));
   }
 
   async listAllDomains(flags = 0): Promise<Domain[]> {
-    const handles = await this.run('listAllDomains', native.listAllDomains(this.h(), flags));
+    const handles = await this.run('listAllDomains', () => native.listAllDomains(this.h(), flags));
     return handles.map((d) => new Domain(this, d));
   }
   async lookupByName(name: string): Promise<Domain> {
-    return new Domain(this, await this.run('lookupByName', native.lookupByName(this.h(), name)));
+    return new Domain(this, await this.run('lookupByName', () => native.lookupByName(this.h(), name)));
   }
   async lookupByUUID(uuid: string): Promise<Domain> {
-    return new Domain(this, await this.run('lookupByUUID', native.lookupByUUID(this.h(), uuid)));
+    return new Domain(this, await this.run('lookupByUUID', () => native.lookupByUUID(this.h(), uuid)));
   }
   async defineXML(xml: string, flags = 0): Promise<Domain> {
-    return new Domain(this, await this.run('defineXML', native.defineXML(this.h(), xml, flags)));
+    return new Domain(this, await this.run('defineXML', () => native.defineXML(this.h(), xml, flags)));
   }
   async createXML(xml: string, flags = 0): Promise<Domain> {
-    return new Domain(this, await this.run('createXML', native.createXML(this.h(), xml, flags)));
+    return new Domain(this, await this.run('createXML', () => native.createXML(this.h(), xml, flags)));
   }
 
   /** One bulk call for every domain (virConnectGetAllDomainStats). stats = DomainStatsTypes bits, 0 = all. */
   getAllDomainStats(stats = 0, flags = 0): Promise<RawDomainStats[]> {
-    return this.run('getAllDomainStats', native.getAllDomainStats(this.h(), stats, flags));
+    return this.run('getAllDomainStats', () => native.getAllDomainStats(this.h(), stats, flags));
   }
 
   /**
@@ -185,7 +195,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       const created: EventMux = { listeners: new Set(), registration: undefined };
       mux = created;
       this.muxes.set(kind, created);
-      created.registration = this.run('domainEventRegister',
+      created.registration = this.run('domainEventRegister', () =>
         native.domainEventRegister(this.h(), null, DOMAIN_EVENT_IDS[kind], (raw) => this.dispatch(kind, created, raw)));
       created.registration.catch(() => { if (this.muxes.get(kind) === created) this.muxes.delete(kind); });
     }
@@ -206,9 +216,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         if (!open) return;
         open = false;
         m.listeners.delete(entry);
-        if (m.listeners.size > 0 || this.closed) return;
+        if (m.listeners.size > 0 || this.closing || this.disconnectedInfo) return;
         if (this.muxes.get(kind) === m) this.muxes.delete(kind);
-        await this.run('domainEventDeregister', native.domainEventDeregister(this.h(), callbackId));
+        await this.run('domainEventDeregister', () => native.domainEventDeregister(this.h(), callbackId));
       },
     };
   }

@@ -35,33 +35,33 @@ export class Domain {
     return native.domainIdentity(this.handle).id;
   }
 
-  private run<T>(call: string, p: Promise<T>, timeoutMs?: number): Promise<T> {
-    return this.conn.run(call, p, timeoutMs);
+  private run<T>(call: string, fn: () => Promise<T>, timeoutMs?: number): Promise<T> {
+    return this.conn.run(call, fn, timeoutMs);
   }
 
-  create(flags = 0): Promise<void> { return this.run('domainCreate', native.domainCreate(this.h(), flags)); }
-  destroy(flags = 0): Promise<void> { return this.run('domainDestroy', native.domainDestroy(this.h(), flags)); }
+  create(flags = 0): Promise<void> { return this.run('domainCreate', () => native.domainCreate(this.h(), flags)); }
+  destroy(flags = 0): Promise<void> { return this.run('domainDestroy', () => native.domainDestroy(this.h(), flags)); }
   shutdown(o: LongCallOptions = {}): Promise<void> {
-    return this.run('domainShutdown', native.domainShutdown(this.h(), o.flags ?? 0), o.timeoutMs);
+    return this.run('domainShutdown', () => native.domainShutdown(this.h(), o.flags ?? 0), o.timeoutMs);
   }
   reboot(o: LongCallOptions = {}): Promise<void> {
-    return this.run('domainReboot', native.domainReboot(this.h(), o.flags ?? 0), o.timeoutMs);
+    return this.run('domainReboot', () => native.domainReboot(this.h(), o.flags ?? 0), o.timeoutMs);
   }
-  reset(): Promise<void> { return this.run('domainReset', native.domainReset(this.h(), 0)); }
-  suspend(): Promise<void> { return this.run('domainSuspend', native.domainSuspend(this.h())); }
-  resume(): Promise<void> { return this.run('domainResume', native.domainResume(this.h())); }
-  undefine(flags = 0): Promise<void> { return this.run('domainUndefine', native.domainUndefine(this.h(), flags)); }
+  reset(): Promise<void> { return this.run('domainReset', () => native.domainReset(this.h(), 0)); }
+  suspend(): Promise<void> { return this.run('domainSuspend', () => native.domainSuspend(this.h())); }
+  resume(): Promise<void> { return this.run('domainResume', () => native.domainResume(this.h())); }
+  undefine(flags = 0): Promise<void> { return this.run('domainUndefine', () => native.domainUndefine(this.h(), flags)); }
 
-  xml(flags = 0): Promise<string> { return this.run('domainGetXMLDesc', native.domainGetXMLDesc(this.h(), flags)); }
-  info(): Promise<DomainInfo> { return this.run('domainGetInfo', native.domainGetInfo(this.h())); }
+  xml(flags = 0): Promise<string> { return this.run('domainGetXMLDesc', () => native.domainGetXMLDesc(this.h(), flags)); }
+  info(): Promise<DomainInfo> { return this.run('domainGetInfo', () => native.domainGetInfo(this.h())); }
   state(): Promise<{ state: DomainState; reason: number }> {
-    return this.run('domainGetState', native.domainGetState(this.h(), 0));
+    return this.run('domainGetState', () => native.domainGetState(this.h(), 0));
   }
 
   /** The metadata element in namespace `uri` (ELEMENT type), or null if there is none. */
   async metadata(type: DomainMetadataType, uri: string | null = null, flags = 0): Promise<string | null> {
     try {
-      return await this.run('domainGetMetadata', native.domainGetMetadata(this.h(), type, uri, flags));
+      return await this.run('domainGetMetadata', () => native.domainGetMetadata(this.h(), type, uri, flags));
     } catch (e) {
       if (e instanceof LibvirtError && e.code === ErrorNumber.ERR_NO_DOMAIN_METADATA) return null;
       throw e;
@@ -69,58 +69,56 @@ export class Domain {
   }
   /** Sets (or with `metadata` null, removes) metadata; for ELEMENT, `key` is the namespace prefix. */
   setMetadata(type: DomainMetadataType, metadata: string | null, key: string | null, uri: string | null, flags = 0): Promise<void> {
-    return this.run('domainSetMetadata', native.domainSetMetadata(this.h(), type, metadata, key, uri, flags));
+    return this.run('domainSetMetadata', () => native.domainSetMetadata(this.h(), type, metadata, key, uri, flags));
   }
 
   setBlockThreshold(dev: string, threshold: Int64, flags = 0): Promise<void> {
-    return this.run('domainSetBlockThreshold', native.domainSetBlockThreshold(this.h(), dev, threshold, flags));
+    return this.run('domainSetBlockThreshold', () => native.domainSetBlockThreshold(this.h(), dev, threshold, flags));
   }
   blockInfo(disk: string, flags = 0): Promise<BlockInfo> {
-    return this.run('domainGetBlockInfo', native.domainGetBlockInfo(this.h(), disk, flags));
+    return this.run('domainGetBlockInfo', () => native.domainGetBlockInfo(this.h(), disk, flags));
   }
 
-  attachDevice(xml: string, flags = 0): Promise<void> { return this.run('domainAttachDevice', native.domainAttachDevice(this.h(), xml, flags)); }
-  detachDevice(xml: string, flags = 0): Promise<void> { return this.run('domainDetachDevice', native.domainDetachDevice(this.h(), xml, flags)); }
-  updateDevice(xml: string, flags = 0): Promise<void> { return this.run('domainUpdateDevice', native.domainUpdateDevice(this.h(), xml, flags)); }
+  attachDevice(xml: string, flags = 0): Promise<void> { return this.run('domainAttachDevice', () => native.domainAttachDevice(this.h(), xml, flags)); }
+  detachDevice(xml: string, flags = 0): Promise<void> { return this.run('domainDetachDevice', () => native.domainDetachDevice(this.h(), xml, flags)); }
+  updateDevice(xml: string, flags = 0): Promise<void> { return this.run('domainUpdateDevice', () => native.domainUpdateDevice(this.h(), xml, flags)); }
   detachDeviceAlias(alias: string, flags = 0): Promise<void> {
-    return this.run('domainDetachDeviceAlias', native.domainDetachDeviceAlias(this.h(), alias, flags));
+    return this.run('domainDetachDeviceAlias', () => native.domainDetachDeviceAlias(this.h(), alias, flags));
   }
 
   /** Migration driven from this side; params are VIR_MIGRATE_PARAM_* names with plain values. */
   migrateToURI3(dconnuri: string | null, params: Record<string, TypedParamValue | undefined>, o: LongCallOptions = {}): Promise<void> {
-    return this.run('domainMigrateToURI3',
-      native.domainMigrateToURI3(this.h(), dconnuri, encodeTypedParams(params), o.flags ?? 0), o.timeoutMs ?? 0);
+    return this.run('domainMigrateToURI3', () => native.domainMigrateToURI3(this.h(), dconnuri, encodeTypedParams(params), o.flags ?? 0), o.timeoutMs ?? 0);
   }
   async migrate3(dest: Connection, params: Record<string, TypedParamValue | undefined>, o: LongCallOptions = {}): Promise<Domain> {
-    const nd = await this.run('domainMigrate3',
-      native.domainMigrate3(this.h(), dest.h(), encodeTypedParams(params), o.flags ?? 0), o.timeoutMs ?? 0);
+    const nd = await this.run('domainMigrate3', () => native.domainMigrate3(this.h(), dest.h(), encodeTypedParams(params), o.flags ?? 0), o.timeoutMs ?? 0);
     return new Domain(dest, nd);
   }
   jobStats(flags = 0): Promise<{ type: number; stats: TypedParamsRecord }> {
-    return this.run('domainGetJobStats', native.domainGetJobStats(this.h(), flags));
+    return this.run('domainGetJobStats', () => native.domainGetJobStats(this.h(), flags));
   }
-  abortJob(): Promise<void> { return this.run('domainAbortJob', native.domainAbortJob(this.h())); }
+  abortJob(): Promise<void> { return this.run('domainAbortJob', () => native.domainAbortJob(this.h())); }
   migrateSetMaxDowntime(ms: Int64, flags = 0): Promise<void> {
-    return this.run('domainMigrateSetMaxDowntime', native.domainMigrateSetMaxDowntime(this.h(), ms, flags));
+    return this.run('domainMigrateSetMaxDowntime', () => native.domainMigrateSetMaxDowntime(this.h(), ms, flags));
   }
   /** MiB/s. */
   migrateSetMaxSpeed(mibPerSec: Int64, flags = 0): Promise<void> {
-    return this.run('domainMigrateSetMaxSpeed', native.domainMigrateSetMaxSpeed(this.h(), mibPerSec, flags));
+    return this.run('domainMigrateSetMaxSpeed', () => native.domainMigrateSetMaxSpeed(this.h(), mibPerSec, flags));
   }
 
   /** Returns the new snapshot's name. */
   snapshotCreateXML(xml: string, o: LongCallOptions = {}): Promise<string> {
-    return this.run('domainSnapshotCreateXML', native.domainSnapshotCreateXML(this.h(), xml, o.flags ?? 0), o.timeoutMs);
+    return this.run('domainSnapshotCreateXML', () => native.domainSnapshotCreateXML(this.h(), xml, o.flags ?? 0), o.timeoutMs);
   }
   /** Raw guest-agent command (JSON string in, JSON string out). timeoutSec is libvirt's own agent timeout. */
   qemuAgentCommand(cmd: string, timeoutSec: number, o: LongCallOptions = {}): Promise<string> {
-    return this.run('domainQemuAgentCommand', native.domainQemuAgentCommand(this.h(), cmd, timeoutSec, o.flags ?? 0), o.timeoutMs);
+    return this.run('domainQemuAgentCommand', () => native.domainQemuAgentCommand(this.h(), cmd, timeoutSec, o.flags ?? 0), o.timeoutMs);
   }
   interfaceAddresses(source: DomainInterfaceAddressesSource, o: LongCallOptions = {}): Promise<InterfaceAddresses[]> {
-    return this.run('domainInterfaceAddresses', native.domainInterfaceAddresses(this.h(), source, o.flags ?? 0), o.timeoutMs);
+    return this.run('domainInterfaceAddresses', () => native.domainInterfaceAddresses(this.h(), source, o.flags ?? 0), o.timeoutMs);
   }
   /** Sets the guest clock (through the guest agent); with flags SYNC, from the guest's RTC. */
   setTime(time: { seconds: Int64; nseconds: number } | null, o: LongCallOptions = {}): Promise<void> {
-    return this.run('domainSetTime', native.domainSetTime(this.h(), time?.seconds ?? 0, time?.nseconds ?? 0, o.flags ?? 0), o.timeoutMs);
+    return this.run('domainSetTime', () => native.domainSetTime(this.h(), time?.seconds ?? 0, time?.nseconds ?? 0, o.flags ?? 0), o.timeoutMs);
   }
 }

@@ -112,7 +112,12 @@ export class ReconnectingLibvirtClient extends EventEmitter<ClientEvents> {
         const conn = await Connection.open(this.uri, this.opts);
         const opened = performance.now();
         conn.on('disconnected', (info) => this.onDisconnected(conn, info));
-        for (const d of this.durables) await this.register(conn, d);
+        try {
+          for (const d of this.durables) await this.register(conn, d);
+        } catch (e) {
+          await conn.close().catch(() => {}); // never leave a half-set-up connection open
+          throw e;
+        }
         if (this.stopped) { await conn.close(); return; }
         this.conn = conn;
         this.generation++;

@@ -106,9 +106,14 @@ t.test('stats, host info and typed params decode into plain values', async (t) =
 t.test('calls after close fail with LibvirtUnavailableError, not a crash', async (t) => {
   const conn = await Connection.open('test:///default');
   const [dom] = await conn.listAllDomains();
-  await conn.close();
-  t.throws(() => dom!.info(), LibvirtUnavailableError);
-  await t.rejects(async () => conn.hostname(), LibvirtUnavailableError);
+  await conn.subscribe('lifecycle', () => {});
+  const closing = conn.close();
+  await t.rejects(conn.hostname(), LibvirtUnavailableError, 'refused as soon as close() has begun');
+  await closing;
+  await t.rejects(dom!.info(), LibvirtUnavailableError, 'a domain call rejects (never throws synchronously)');
+  await t.rejects(conn.hostname(), LibvirtUnavailableError);
+  const [a, b] = await Promise.allSettled([conn.close(), conn.close()]);
+  t.same([a.status, b.status], ['fulfilled', 'fulfilled'], 'close() again, even concurrently, is harmless');
 });
 
 t.test('100k calls with forced GC: no crash, no wrong error, bounded memory', async (t) => {
