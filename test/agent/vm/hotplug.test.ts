@@ -1,0 +1,77 @@
+// Hotplug through the agent's API on a running tiny guest.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { startAgent, connectClient, StatusWatch, tinyGuest } from '../harness.js';
+import { LAB_DIR, ensureRunDir, waitForSerialMarker } from '../../lab/guest.js';
+
+const BRIDGE = 'hvtest-br0';
+
+t.test('a hotplugged disk appears in the domain XML and inside the guest, and unplugs again', async (t) => {
+  ensureRunDir();
+  const dir = mkdtempSync(join(LAB_DIR, 'run', 'hotplug-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const disk = join(dir, 'vdb.qcow2');
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '64M'], { timeout: 30_000 });
+  const { config, stop } = await startAgent({ 'vm.hotunplugTimeoutMs': 20_000 });
+  t.teardown(stop);
+  const client = await connectClient(config);
+  t.teardown(() => client.close());
+  const watch = new StatusWatch(client);
+  // The guest boots without disks, so the plugged disk is its first virtio disk (vda inside the
+  // guest, whatever libvirt's target name). It reports the disk's arrival, then its removal.
+  const script = 'while [ ! -b /dev/vda ]; do sleep 0.1; done; echo "LAB-VDB-SEEN $(cat /sys/block/vda/size)"; '
+    + 'while [ -b /dev/vda ]; do sleep 0.1; done; echo LAB-VDB-GONE';
+  const g = tinyGuest('hv-it-hotplug-disk', { cmdline: [`lab.sh=${Buffer.from(script).toString('base64')}`] });
+  t.teardown(() => client.call('VM.destroy', { vmID: g.vmID }).catch(() => {}));
+  await client.call('VM.create', { vmID: g.vmID, spec: g.spec });
+  await watch.wait(g.vmID, 'Up', 30_000);
+  await waitForSerialMarker(g.serial, 'LAB-SH-START', 30_000);
+
+  await client.call('VM.hotplugDisk', { vmID: g.vmID, drive: { name: 'vdb', path: disk, format: 'qcow2' } });
+  const { domxmls } = await client.call('Host.dumpxmls', { vmList: [g.vmID] });
+  t.match(domxmls[g.vmID], new RegExp(`<source file='${disk}'`), 'the disk is in the live domain XML');
+  t.match(domxmls[g.vmID], /<target dev='vdb' bus='virtio'\/>/);
+  const seen = await waitForSerialMarker(g.serial, 'LAB-VDB-SEEN', 30_000);
+  t.match(seen.line, /LAB-VDB-SEEN 131072/, 'the guest sees a 64 MiB vdb');
+  const full = (await client.call('Host.getVMFullList', { vmList: [g.vmID] })).vmList[0];
+  t.same(full?.devices, [{ devtype: 'disk', name: 'vdb' }], 'the disk is recorded in the VM metadata');
+
+  const again = await client.call('VM.hotplugDisk', { vmID: g.vmID, drive: { name: 'vdb', path: disk } }).catch((e: { code: number }) => e);
+  t.equal((again as { code: number }).code, 4, 'plugging the same target twice is refused (exists)');
+
+  await client.call('VM.hotunplugDisk', { vmID: g.vmID, drive: { name: 'vdb' } });
+  await waitForSerialMarker(g.serial, 'LAB-VDB-GONE', 30_000);
+  const after = (await client.call('Host.dumpxmls', { vmList: [g.vmID] })).domxmls[g.vmID];
+  t.notMatch(after, /dev='vdb'/, 'gone from the domain XML after the guest released it');
+});
+
+t.test('a hotplugged NIC on a bridge appears in the domain XML and unplugs by MAC', async (t) => {
+  // A bridge with no address and no uplink: nothing can leave it.
+  execFileSync('ip', ['link', 'add', BRIDGE, 'type', 'bridge'], { timeout: 10_000 });
+  t.teardown(() => { try { execFileSync('ip', ['link', 'del', BRIDGE], { timeout: 10_000 }); } catch { /* already gone */ } });
+  execFileSync('ip', ['link', 'set', BRIDGE, 'up'], { timeout: 10_000 });
+  const { config, stop } = await startAgent({ 'vm.hotunplugTimeoutMs': 20_000 });
+  t.teardown(stop);
+  const client = await connectClient(config);
+  t.teardown(() => client.close());
+  const watch = new StatusWatch(client);
+  const script = 'while [ ! -e /sys/class/net/eth0 ]; do sleep 0.1; done; echo "LAB-NIC-SEEN $(cat /sys/class/net/eth0/address)"';
+  const g = tinyGuest('hv-it-hotplug-nic', { cmdline: [`lab.sh=${Buffer.from(script).toString('base64')}`] });
+  t.teardown(() => client.call('VM.destroy', { vmID: g.vmID }).catch(() => {}));
+  await client.call('VM.create', { vmID: g.vmID, spec: g.spec });
+  await watch.wait(g.vmID, 'Up', 30_000);
+  await waitForSerialMarker(g.serial, 'LAB-SH-START', 30_000);
+
+  const { mac } = await client.call('VM.hotplugNic', { vmID: g.vmID, nic: { bridge: BRIDGE, mac: '52:54:00:aa:bb:01' } });
+  t.equal(mac, '52:54:00:aa:bb:01');
+  const xml = (await client.call('Host.dumpxmls', { vmList: [g.vmID] })).domxmls[g.vmID];
+  t.match(xml, /<mac address='52:54:00:aa:bb:01'\/>/, 'the NIC is in the live domain XML');
+  t.match(xml, new RegExp(`<source bridge='${BRIDGE}'/>`));
+  const seen = await waitForSerialMarker(g.serial, 'LAB-NIC-SEEN', 30_000);
+  t.match(seen.line, /52:54:00:aa:bb:01/, 'the guest sees the new NIC with its MAC');
+  await client.call('VM.hotunplugNic', { vmID: g.vmID, nic: { mac: '52:54:00:aa:bb:01' } });
+  const after = (await client.call('Host.dumpxmls', { vmList: [g.vmID] })).domxmls[g.vmID];
+  t.notMatch(after, /52:54:00:aa:bb:01/, 'gone after unplug');
+});
