@@ -5,7 +5,7 @@
 // domains (those without our metadata).
 import { EventEmitter } from 'node:events';
 import type { ReconnectingLibvirtClient, Connection, Domain } from '../libvirt/index.js';
-import { NoVmError, ExternalVmError, RecoveryError } from '../api/errors.js';
+import { NoVmError, ExternalVmError, RecoveryError, LibvirtUnavailableApiError } from '../api/errors.js';
 import type { Logger } from '../log.js';
 import { PhaseTimer } from '../log.js';
 import { Vm } from './vm.js';
@@ -47,6 +47,11 @@ export class VmManager extends EventEmitter<ManagerEvents> {
 
   conn(): Connection {
     return this.client.connection;
+  }
+
+  /** Throws the API's libvirtUnavailable (1001) during a libvirt outage. */
+  requireLibvirt(): void {
+    if (!this.client.connected) throw new LibvirtUnavailableApiError();
   }
 
   async domain(vm: Vm): Promise<Domain> {

@@ -42,6 +42,7 @@ export class VmOperations {
     if (!this.o.accepting()) throw new ShuttingDownError();
     if (this.m.recovering) this.m.managed(p.vmID); // throws RecoveryError
     if (this.m.vms.has(p.vmID)) throw new VmExistsError(p.vmID);
+    this.m.requireLibvirt(); // refuse now rather than accept and fail the launch
     if ((p.xml === undefined) === (p.spec === undefined)) {
       throw new InvalidParamsError('params: exactly one of xml and spec is required', { data: { field: 'params.xml' } });
     }

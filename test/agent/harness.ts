@@ -114,8 +114,9 @@ export class StatusWatch {
     });
   }
 
-  wait(vmId: string, status: string, timeoutMs: number): Promise<Record<string, unknown>> {
-    const seen = this.events.find((e) => e.vmId === vmId && e.body.status === status);
+  /** Waits for a `status` event for the VM; with `since` (a performance.now() mark) only for a later one. */
+  wait(vmId: string, status: string, timeoutMs: number, since = -Infinity): Promise<Record<string, unknown>> {
+    const seen = this.events.find((e) => e.vmId === vmId && e.body.status === status && e.at >= since);
     if (seen) return Promise.resolve(seen.body);
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`${vmId}: no ${status} event within ${timeoutMs} ms; saw ${this.statuses(vmId).join(' -> ')}`)), timeoutMs);
