@@ -3,16 +3,19 @@ import { parseArgs } from 'node:util';
 import { loadConfig, settingsMarkdown, settingsToml, ConfigError } from './config/load.js';
 import { Hostvisord } from './daemon.js';
 import { VERSION } from './version.js';
+import { apiMarkdown } from './api/docs.js';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       config: { type: 'string' },
       'print-settings': { type: 'string' },
+      'print-api-doc': { type: 'boolean' },
       version: { type: 'boolean' },
     },
   });
   if (values.version) { console.log(VERSION); return 0; }
+  if (values['print-api-doc']) { process.stdout.write(apiMarkdown()); return 0; }
   if (values['print-settings'] !== undefined) {
     process.stdout.write(values['print-settings'] === 'toml' ? settingsToml() : settingsMarkdown());
     return 0;
