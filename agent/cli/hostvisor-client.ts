@@ -5,7 +5,8 @@
 //   hostvisor-client VM create vmID=<uuid> spec='{"name":"g","memoryMiB":128}'
 //   hostvisor-client events            # print every event as one JSON line
 //
-// key=value arguments become named params: @file reads the file, and values
+// key=value arguments become named params: @file reads the file (a .json file
+// is parsed), and values
 // that parse as JSON (numbers, booleans, objects, arrays) are passed as such.
 // Output is JSON; an error prints {"error":{code,name,message,data}} and exits 2.
 import { readFileSync } from 'node:fs';
@@ -20,7 +21,11 @@ export function parseParamArgs(args: string[], readFile: (p: string) => string =
     if (eq <= 0) throw new Error(`expected key=value, got "${a}"`);
     const key = a.slice(0, eq);
     const raw = a.slice(eq + 1);
-    if (raw.startsWith('@')) { params[key] = readFile(raw.slice(1)); continue; }
+    if (raw.startsWith('@')) {
+      const content = readFile(raw.slice(1));
+      params[key] = raw.endsWith('.json') ? JSON.parse(content) : content;
+      continue;
+    }
     if (/^[[{]|^(true|false|null)$|^-?\d+(\.\d+)?$/.test(raw)) {
       try { params[key] = JSON.parse(raw); continue; } catch { /* not JSON: a plain string */ }
     }

@@ -10,8 +10,8 @@ const run = promisify(execFile);
 const CLI = join(REPO, 'bin', 'hostvisor-client');
 
 t.test('key=value arguments: @file reads a file, JSON values stay typed', async (t) => {
-  t.same(parseParamArgs(['a=1', 'b=true', 'c=x y', 'd={"k":[1]}', 'e=@f', 'f=01x'], () => 'FILE'),
-    { a: 1, b: true, c: 'x y', d: { k: [1] }, e: 'FILE', f: '01x' });
+  t.same(parseParamArgs(['a=1', 'b=true', 'c=x y', 'd={"k":[1]}', 'e=@f', 'f=01x', 'g=@s.json'], (p) => (p === 's.json' ? '{"n":2}' : 'FILE')),
+    { a: 1, b: true, c: 'x y', d: { k: [1] }, e: 'FILE', f: '01x', g: { n: 2 } });
   t.throws(() => parseParamArgs(['novalue']), /expected key=value/);
 });
 
