@@ -68,6 +68,7 @@ export class HostvisorClient {
     const requester = this.rpc.timeout(opts.timeoutMs ?? this.timeoutMs, (id) => ({
       jsonrpc: '2.0', id, error: { code: ERRORS.requestTimeout.code, message: `${method}: no answer within ${opts.timeoutMs ?? this.timeoutMs} ms` },
     }));
+    this.assertOpen();
     const request: JSONRPCRequest & { correlationId?: string } = {
       jsonrpc: '2.0', id: this.nextId++, method, params: params as JSONRPCRequest['params'],
     };
@@ -79,6 +80,7 @@ export class HostvisorClient {
 
   /** Any method by name, unchecked (for the CLI and for hostile-input tests). */
   async callRaw(method: string, params: unknown): Promise<unknown> {
+    this.assertOpen();
     const response = await this.rpc.timeout(this.timeoutMs).requestAdvanced({
       jsonrpc: '2.0', id: this.nextId++, method, params: params as JSONRPCRequest['params'],
     });
@@ -95,6 +97,10 @@ export class HostvisorClient {
   onRaw(listener: (text: string) => void): () => void {
     this.rawListeners.add(listener);
     return () => this.rawListeners.delete(listener);
+  }
+
+  private assertOpen(): void {
+    if (this.ws.readyState !== WebSocket.OPEN) throw new Error('hostvisor client: the connection is closed');
   }
 
   get socket(): WebSocket {

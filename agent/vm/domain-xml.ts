@@ -1,5 +1,6 @@
 // Domain XML: built from the compact JSON spec, or taken from the engine and
 // given our uuid and metadata; plus device XML for hotplug.
+import { randomBytes } from 'node:crypto';
 import type { Static } from '@sinclair/typebox';
 import type { DiskSpec, NicSpec, VmSpec } from '../api/types.js';
 import { InvalidParamsError } from '../api/errors.js';
@@ -48,7 +49,11 @@ export function specToDomainXml(vmId: string, spec: VmSpecT, domainType: string,
   const serial = spec.serialLog
     ? `<serial type='file'><source path='${esc(spec.serialLog)}' append='off'/><target port='0'/></serial>`
     : "<serial type='pty'><target port='0'/></serial>";
-  const graphics = spec.graphics === 'vnc' ? "<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>" : '';
+  // Started with an already expired random password, as VDSM does: QEMU can only
+  // take a ticket later (setTicket) on a display that was started with one.
+  const graphics = spec.graphics === 'vnc'
+    ? `<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' passwd='${randomBytes(4).toString('hex')}' passwdValidTo='1970-01-01T00:00:01'/>`
+    : '';
   return `<domain type='${esc(spec.domainType ?? domainType)}'>`
     + `<name>${esc(spec.name)}</name><uuid>${esc(vmId)}</uuid>`
     + `<metadata>${metadataBlock(meta)}</metadata>`

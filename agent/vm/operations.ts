@@ -253,11 +253,25 @@ export class VmOperations {
   async setTicket(p: ParamsOf<'VM.setTicket'>): Promise<void> {
     await this.simple(p.vmID, ['Up', 'Paused', 'Powering up'], 'setTicket', async (vm) => {
       const dom = await this.m.domain(vm);
-      if (!parseDomainDevices(await api(() => dom.xml(), vm.id)).hasGraphics) throw new WrongStateError(`VM ${vm.id} has no graphics device`);
+      const xml = await api(() => dom.xml(), vm.id);
       const validTo = new Date(Date.now() + p.ttl * 1000).toISOString().replace(/\.\d+Z$/, '');
-      const connected = p.existingConnAction === 'disconnect' ? 'disconnect' : p.existingConnAction === 'fail' ? 'fail' : 'keep';
-      const xml = `<graphics type='vnc' passwd='${esc(p.password)}' passwdValidTo='${validTo}' connected='${connected}'/>`;
-      await api(() => dom.updateDevice(xml, AFFECT_LIVE), vm.id);
+      const updated = withVncTicket(xml, { passwd: p.password, passwdValidTo: validTo, connected: p.existingConnAction ?? 'keep' });
+      if (!updated) throw new WrongStateError(`VM ${vm.id} has no VNC graphics device`);
+      await api(() => dom.updateDevice(updated, AFFECT_LIVE), vm.id);
     });
   }
+}
+
+/**
+ * The VM's own VNC <graphics> element with the ticket attributes set:
+ * libvirt's updateDevice refuses any other change (listen address, port).
+ */
+export function withVncTicket(domainXml: string, attrs: Record<string, string>): string | undefined {
+  const el = domainXml.match(/<graphics\s+type=(['"])vnc\1[^>]*?(\/>|>[\s\S]*?<\/graphics>)/)?.[0];
+  if (!el) return undefined;
+  const names = Object.keys(attrs).join('|');
+  let out = el.replace(new RegExp(`\\s(${names})=(['"])[^'"]*\\2`, 'g'), '');
+  const extra = Object.entries(attrs).map(([k, v]) => ` ${k}='${esc(v)}'`).join('');
+  out = out.replace(/^<graphics/, `<graphics${extra}`);
+  return out;
 }

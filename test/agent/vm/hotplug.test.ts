@@ -75,3 +75,28 @@ t.test('a hotplugged NIC on a bridge appears in the domain XML and unplugs by MA
   const after = (await client.call('Host.dumpxmls', { vmList: [g.vmID] })).domxmls[g.vmID];
   t.notMatch(after, /52:54:00:aa:bb:01/, 'gone after unplug');
 });
+
+t.test('setTicket sets a VNC password with an expiry on a VM with graphics', async (t) => {
+  const { config, stop } = await startAgent();
+  t.teardown(stop);
+  const client = await connectClient(config);
+  t.teardown(() => client.close());
+  const watch = new StatusWatch(client);
+  const g = tinyGuest('hv-it-ticket', { graphics: 'vnc' });
+  t.teardown(() => client.call('VM.destroy', { vmID: g.vmID }).catch(() => {}));
+  await client.call('VM.create', { vmID: g.vmID, spec: g.spec });
+  await watch.wait(g.vmID, 'Up', 30_000);
+  const before = Date.now();
+  await client.call('VM.setTicket', { vmID: g.vmID, password: 's3cret', ttl: 120 });
+  const xml = (await client.call('Host.dumpxmls', { vmList: [g.vmID] })).domxmls[g.vmID]!;
+  const validTo = xml.match(/passwdValidTo='([^']+)'/)?.[1];
+  t.ok(validTo, 'the graphics device has an expiry');
+  const expires = Date.parse(`${validTo}Z`);
+  t.ok(expires >= before + 110_000 && expires <= Date.now() + 130_000, `expiry about 120 s ahead (${validTo})`);
+  const noGfx = tinyGuest('hv-it-ticket-nogfx');
+  t.teardown(() => client.call('VM.destroy', { vmID: noGfx.vmID }).catch(() => {}));
+  await client.call('VM.create', { vmID: noGfx.vmID, spec: noGfx.spec });
+  await watch.wait(noGfx.vmID, 'Up', 30_000);
+  const err = await client.call('VM.setTicket', { vmID: noGfx.vmID, password: 'x', ttl: 10 }).catch((e: { code: number }) => e);
+  t.equal((err as { code: number }).code, 1003, 'a VM without graphics answers wrongState');
+});
