@@ -28,7 +28,7 @@ export function validateParams(name: MethodName, params: unknown): unknown {
   }
   const schema = Methods[name].params as TObject;
   for (const key of Object.keys(p)) {
-    if (!(key in schema.properties)) {
+    if (!Object.hasOwn(schema.properties, key)) { // not `in`: inherited names (toString, __proto__) are unknown too
       throw new InvalidParamsError(`params.${key}: unknown parameter`, { data: { field: `params.${key}` } });
     }
   }

@@ -33,6 +33,8 @@ interface ConnState {
   peer: string;
   inFlight: number;
   paused: boolean;
+  /** Frames read while at the in-flight limit (pausing the socket stops further reads, not these). */
+  queued: string[];
 }
 
 export class RpcServer {
@@ -57,7 +59,8 @@ export class RpcServer {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('hostvisord speaks JSON-RPC over WebSocket\n');
     });
     https.on('tlsClientError', (err, socket) => {
-      this.opts.log.info('TLS handshake refused', { err, peer: socket.remoteAddress });
+      // authorizationError says why a certificate was refused (e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE).
+      this.opts.log.info('TLS handshake refused', { err, reason: socket.authorizationError?.toString(), peer: socket.remoteAddress });
     });
     const wss = new WebSocketServer({ server: https, perMessageDeflate: false, maxPayload: this.opts.maxMessageBytes });
     wss.on('connection', (ws, req) => this.onConnection(ws, req.socket as TLSSocket));
@@ -101,7 +104,7 @@ export class RpcServer {
   private onConnection(ws: WebSocket, socket: TLSSocket): void {
     const cert = socket.getPeerCertificate();
     const peer = `${cert.subject?.CN ?? '?'}@${socket.remoteAddress ?? '?'}`;
-    const c: ConnState = { id: this.nextId++, ws, peer, inFlight: 0, paused: false };
+    const c: ConnState = { id: this.nextId++, ws, peer, inFlight: 0, paused: false, queued: [] };
     this.conns.add(c);
     const log = this.opts.log.child({ conn: c.id });
     log.info('engine connected', { peer });
@@ -111,20 +114,27 @@ export class RpcServer {
         return;
       }
       const text = isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString();
-      c.inFlight++;
+      if (c.inFlight >= this.opts.maxInFlightPerConnection) c.queued.push(text);
+      else this.dispatch(c, text, log);
       this.updateFlow(c);
-      this.dispatcher.handle(text, { connId: c.id, peer }).then(
-        (reply) => { if (reply !== undefined) this.send(c, reply); },
-        (err) => log.error('frame handling failed', { err }),
-      ).finally(() => {
-        c.inFlight--;
-        this.updateFlow(c);
-      });
     });
     ws.on('error', (err) => log.info('connection error', { err }));
     ws.on('close', (code) => {
       this.conns.delete(c);
       log.info('engine disconnected', { peer, code });
+    });
+  }
+
+  private dispatch(c: ConnState, text: string, log: Logger): void {
+    c.inFlight++;
+    this.dispatcher.handle(text, { connId: c.id, peer: c.peer }).then(
+      (reply) => { if (reply !== undefined) this.send(c, reply); },
+      (err) => log.error('frame handling failed', { err }),
+    ).finally(() => {
+      c.inFlight--;
+      const next = c.queued.shift();
+      if (next !== undefined) this.dispatch(c, next, log);
+      this.updateFlow(c);
     });
   }
 
@@ -142,7 +152,8 @@ export class RpcServer {
   private updateFlow(c: ConnState): void {
     const socket = (c.ws as unknown as { _socket?: TLSSocket })._socket;
     if (!socket) return;
-    const overloaded = c.inFlight >= this.opts.maxInFlightPerConnection || c.ws.bufferedAmount > this.opts.sendHighWaterBytes;
+    const overloaded = c.inFlight >= this.opts.maxInFlightPerConnection || c.queued.length > 0
+      || c.ws.bufferedAmount > this.opts.sendHighWaterBytes;
     if (overloaded && !c.paused) {
       c.paused = true;
       socket.pause();
