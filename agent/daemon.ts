@@ -7,7 +7,11 @@ import type { Config } from './config/settings.js';
 import { createLogger, PhaseTimer, type Logger } from './log.js';
 import { createNotifier, type Notifier } from './systemd/notify.js';
 import { resolveDomainType, type DomainType } from './virt/domain-type.js';
-import { VERSION } from './version.js';
+import { VERSION, PACKAGE_ROOT } from './version.js';
+import { Hooks } from './hooks/hooks.js';
+import { isHookPoint, type HookPoint } from './hooks/points.js';
+import { ConfigError } from './config/load.js';
+import { join } from 'node:path';
 import { ensureDevPki, pkiPaths } from './pki/dev-ca.js';
 import { VmManager } from './vm/manager.js';
 import { VmOperations } from './vm/operations.js';
@@ -32,6 +36,7 @@ export class Hostvisord {
   private timers: NodeJS.Timeout[] = [];
   private accepting = true;
   private domainType: DomainType = 'qemu';
+  readonly hooks: Hooks;
   lastConnectivity = 0;
 
   constructor(readonly config: Config, log?: Logger) {
@@ -44,6 +49,15 @@ export class Hostvisord {
       log: this.log,
     });
     this.manager = new VmManager(this.client, this.log.child({ component: 'vm' }));
+    this.hooks = new Hooks({
+      dir: config['hooks.dir'],
+      timeoutMs: config['hooks.timeoutMs'],
+      timeoutOverrides: parseTimeoutOverrides(config['hooks.timeoutOverrides']),
+      outputCapBytes: config['hooks.outputCapBytes'],
+      pythonPath: config['hooks.pythonPath'] || join(PACKAGE_ROOT, 'hooks', 'lib'),
+      runDir: config['hooks.runDir'],
+      log: this.log.child({ component: 'hooks' }),
+    });
   }
 
   async start(): Promise<AddressInfo> {
@@ -53,12 +67,16 @@ export class Hostvisord {
     const paths = c['pki.createDevCa'] ? (await ensureDevPki(c['pki.dir'])).paths : pkiPaths(c['pki.dir']);
     const tls = { key: readFileSync(paths.hostKey), cert: readFileSync(paths.hostCert), ca: readFileSync(paths.caCert) };
     timer.mark('pki');
+    await this.hooks.start();
+    await this.hooks.run('before_vdsm_start', { data: '{}' });
+    timer.mark('hooks');
 
     const ops = new VmOperations({
       manager: this.manager, log: this.log.child({ component: 'vm' }),
       domainType: () => this.domainType,
       timeouts: { destroyMs: c['vm.destroyTimeoutMs'], shutdownStepMs: c['vm.shutdownStepTimeoutMs'], hotunplugMs: c['vm.hotunplugTimeoutMs'] },
       accepting: () => this.accepting,
+      hooks: this.hooks,
     });
     this.vmStats = new VmStatsSampler({ getConnection: () => this.client.connection, intervalMs: c['stats.vmIntervalMs'], log: this.log.child({ component: 'stats' }) });
     await this.hostStats.sample();
@@ -74,6 +92,7 @@ export class Hostvisord {
         return hostCapabilities(conn, { softwareVersion: VERSION, defaultDomainType: this.domainType });
       },
       confirmConnectivity: () => { this.lastConnectivity = Date.now(); },
+      hooks: this.hooks,
     }), {
       log: this.log.child({ component: 'rpc' }),
       requestTimeoutMs: c['rpc.requestTimeoutMs'],
@@ -88,6 +107,9 @@ export class Hostvisord {
       sendHighWaterBytes: c['rpc.sendHighWaterBytes'],
       tlsHandshakeTimeoutMs: c['rpc.tlsHandshakeTimeoutMs'],
       log: this.log.child({ component: 'rpc' }),
+    });
+    this.hooks.inventory.on('changed', (hooks) => {
+      this.server?.broadcast(Events.hooks_changed.method, { hooks, notify_time: Math.round(performance.now()) });
     });
     this.manager.on('status', (vm) => {
       this.server?.broadcast(Events.VM_status.method.replace('<vmId>', vm.id), { [vm.id]: vm.eventBody(), notify_time: Math.round(performance.now()) });
@@ -126,6 +148,20 @@ export class Hostvisord {
     this.vmStats?.stop();
     await this.client.stop();
     timer.mark('libvirt');
+    await this.hooks.run('after_vdsm_stop', { data: '{}' }).catch((e) => this.log.warn('after_vdsm_stop hooks failed', { err: e }));
+    await this.hooks.stop();
+    timer.mark('hooks');
     this.log.info('stopped', timer.fields());
   }
+}
+
+/** "before_vm_start=120000,after_get_caps=5000" -> {before_vm_start: 120000, ...}; bad entries stop the daemon. */
+export function parseTimeoutOverrides(text: string): Partial<Record<HookPoint, number>> {
+  const out: Partial<Record<HookPoint, number>> = {};
+  for (const part of text.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const [point, ms] = part.split('=');
+    if (!point || !isHookPoint(point) || !ms || !/^\d+$/.test(ms)) throw new ConfigError(`hooks.timeoutOverrides: bad entry "${part}"`);
+    out[point] = Number(ms);
+  }
+  return out;
 }

@@ -5,6 +5,7 @@ import type { VmOperations } from './vm/operations.js';
 import type { Vm } from './vm/vm.js';
 import type { ResultOf } from './api/schema.js';
 import { api } from './vm/libvirt-errors.js';
+import type { Hooks } from './hooks/hooks.js';
 
 type VmStats = ResultOf<'Host.getAllVmStats'>['statsList'][number];
 
@@ -13,8 +14,9 @@ export interface HandlerServices {
   ops: VmOperations;
   vmSample: (uuid: string) => Partial<VmStats> | undefined;
   hostStats: (vmCount: number, vmActive: number) => ResultOf<'Host.getStats'>;
-  capabilities: () => Promise<ResultOf<'Host.getCapabilities'>>;
+  capabilities: () => Promise<Omit<ResultOf<'Host.getCapabilities'>, 'hooks'>>;
   confirmConnectivity: () => void;
+  hooks: Hooks;
 }
 
 function summary(vm: Vm): ResultOf<'Host.getVMList'>['vmList'][number] {
@@ -35,16 +37,23 @@ function vmStats(vm: Vm, sample: Partial<VmStats> | undefined): VmStats {
 }
 
 export function createHandlers(s: HandlerServices): Handlers {
-  const { manager: m, ops } = s;
+  const { manager: m, ops, hooks } = s;
+  // before_get_* hooks may veto (78); after_get_* hooks may rewrite the result.
+  const gated = async <T>(name: 'caps' | 'stats' | 'vm_stats' | 'all_vm_stats', produce: () => T | Promise<T>, call: { vmId?: string } = {}): Promise<T> => {
+    if (hooks.has(`before_get_${name}`)) await hooks.runRaising(`before_get_${name}`, { data: JSON.stringify(call), ...call });
+    return hooks.filterJson(`after_get_${name}`, await produce(), call);
+  };
   return {
     'Host.ping2': () => ({}),
     'Host.confirmConnectivity': () => { s.confirmConnectivity(); return {}; },
-    'Host.getCapabilities': () => s.capabilities(),
-    'Host.getStats': () => {
+    'Host.getCapabilities': () => gated('caps', async () => ({ ...(await s.capabilities()), hooks: hooks.current })),
+    'Host.getStats': () => gated('stats', () => {
       const vms = m.list();
       return s.hostStats(vms.length, vms.filter((v) => v.status !== 'Down').length);
-    },
-    'Host.getAllVmStats': () => ({ statsList: m.list().map((vm) => vmStats(vm, s.vmSample(vm.id))) }),
+    }),
+    'Host.getAllVmStats': async () => ({
+      statsList: await gated('all_vm_stats', () => m.list().map((vm) => vmStats(vm, s.vmSample(vm.id)))),
+    }),
     'Host.getVMList': () => ({ vmList: m.list().map(summary) }),
     'Host.getVMFullList': (p) => {
       const wanted = p.vmList ? new Set(p.vmList) : undefined;
@@ -72,7 +81,9 @@ export function createHandlers(s: HandlerServices): Handlers {
     'VM.reset': async (p) => { await ops.reset(p.vmID); return {}; },
     'VM.pause': (p) => ops.pause(p.vmID),
     'VM.cont': (p) => ops.cont(p.vmID),
-    'VM.getStats': (p) => ({ statsList: [vmStats(m.get(p.vmID), s.vmSample(p.vmID))] }),
+    'VM.getStats': async (p) => ({
+      statsList: await gated('vm_stats', () => [vmStats(m.get(p.vmID), s.vmSample(p.vmID))], { vmId: p.vmID }),
+    }),
     'VM.hotplugDisk': (p) => ops.hotplugDisk(p.vmID, p.drive),
     'VM.hotunplugDisk': async (p) => { await ops.hotunplugDisk(p.vmID, p.drive.name); return {}; },
     'VM.hotplugNic': (p) => ops.hotplugNic(p.vmID, p.nic),

@@ -23,7 +23,7 @@ function method<P extends TSchema, R extends TSchema>(d: MethodDef<P, R>): Metho
   return d;
 }
 
-const VM_ERRORS = ['noVM', 'recovery', 'libvirtUnavailable', 'libvirtError', 'externalVM', 'timeout'] as const;
+const VM_ERRORS = ['noVM', 'recovery', 'libvirtUnavailable', 'libvirtError', 'externalVM', 'timeout', 'hookError'] as const;
 
 export const Methods = {
   'Host.ping2': method({
@@ -55,8 +55,11 @@ export const Methods = {
       libvirtVersion: Type.String(),
       qemuVersion: Type.String(),
       software_version: Type.String(),
+      hooks: Type.Record(Type.String(), Type.Record(Type.String(), Type.Object({ checksum: Type.String() })), {
+        description: "installed hooks: {point: {script: {checksum: sha256}}} (since 0.2)",
+      }),
     }),
-    errors: ['libvirtUnavailable', 'libvirtError'], since: '0.1', mutating: false,
+    errors: ['libvirtUnavailable', 'libvirtError', 'hookError'], since: '0.1', mutating: false,
   }),
   'Host.getStats': method({
     summary: 'Host utilisation: CPU, memory, load, per-NIC rates and uptime.',
@@ -72,12 +75,12 @@ export const Methods = {
       uptime: Type.Number({ description: 's' }),
       vmCount: Type.Integer(), vmActive: Type.Integer(),
     }),
-    errors: [], since: '0.1', mutating: false,
+    errors: ['hookError'], since: '0.1', mutating: false,
   }),
   'Host.getAllVmStats': method({
     summary: 'Stats of every VM, from the last bulk sample (no libvirt call per VM).',
     params: Empty, result: Type.Object({ statsList: Type.Array(VmStats) }),
-    errors: [], since: '0.1', mutating: false,
+    errors: ['hookError'], since: '0.1', mutating: false,
   }),
   'Host.getVMList': method({
     summary: 'Every VM on the host with its status, including external and not-yet-reconciled ones.',
@@ -112,7 +115,7 @@ export const Methods = {
       launchPaused: Type.Optional(Type.Boolean()),
     }),
     result: Type.Object({ vmId: Uuid, status: Type.Literal('WaitForLaunch') }),
-    errors: ['exists', 'invalidParams', 'recovery', 'libvirtUnavailable', 'shuttingDown'], since: '0.1', mutating: true,
+    errors: ['exists', 'invalidParams', 'recovery', 'libvirtUnavailable', 'shuttingDown', 'hookError'], since: '0.1', mutating: true,
   }),
   'VM.destroy': method({
     summary: 'Stops the VM at once (graceful destroy first, then forced) and forgets it.',
@@ -143,7 +146,7 @@ export const Methods = {
   }),
   'VM.getStats': method({
     summary: "The VM's stats from the last sample.", params: withVmId({}),
-    result: Type.Object({ statsList: Type.Array(VmStats) }), errors: ['noVM'], since: '0.1', mutating: false,
+    result: Type.Object({ statsList: Type.Array(VmStats) }), errors: ['noVM', 'hookError'], since: '0.1', mutating: false,
   }),
   'VM.hotplugDisk': method({
     summary: 'Attaches a disk to a running VM and records it in the VM metadata.',
@@ -203,9 +206,15 @@ export const Events = {
     params: Type.Object({ notify_time: Type.Number({ description: 'monotonic ms' }) }, { additionalProperties: VmStatusEventBody }),
     since: '0.1',
   },
+  hooks_changed: {
+    method: '|hooks|changed|no_id',
+    summary: 'The installed hooks changed. params: {hooks: {point: {script: {checksum}}}, notify_time}.',
+    params: Type.Object({ hooks: Type.Record(Type.String(), Type.Unknown()), notify_time: Type.Number() }),
+    since: '0.2',
+  },
 } as const satisfies Record<string, EventDef>;
 
 export type VmStatusEventBody = Static<typeof VmStatusEventBody>;
 export type EventName = keyof typeof Events;
 
-export const API_VERSION = '0.1';
+export const API_VERSION = '0.2';

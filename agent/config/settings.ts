@@ -95,6 +95,30 @@ export const SETTINGS = {
     default: 0.5,
     why: 'WATCHDOG=1 is sent at this fraction of WATCHDOG_USEC, as sd_watchdog_enabled(3) advises.',
   },
+  'hooks.dir': {
+    default: '/usr/libexec/hostvisor/hooks',
+    why: "Like VDSM's /usr/libexec/vdsm/hooks: one directory per hook point, holding executables.",
+  },
+  'hooks.timeoutMs': {
+    default: 60_000,
+    why: 'A hook that hangs is killed (its whole process group) after this, so it cannot hang the agent. VDSM has no limit.',
+  },
+  'hooks.timeoutOverrides': {
+    default: '',
+    why: 'Per-point timeouts, e.g. "before_vm_start=120000,after_get_all_vm_stats=5000"; empty = none.',
+  },
+  'hooks.outputCapBytes': {
+    default: 64 * 1024,
+    why: 'How much of a hook\'s stderr is kept and logged; the rest is read and dropped.',
+  },
+  'hooks.pythonPath': {
+    default: '',
+    why: "Where our `hooking` Python module lives (put on PYTHONPATH); empty = the hooks/lib folder of this installation.",
+  },
+  'hooks.runDir': {
+    default: '/run/hostvisor',
+    why: 'Launch flags files live at <runDir>/<vmId>/launchflags while before_vm_start runs, as VDSM keeps them under /run/vdsm.',
+  },
   'virt.domainType': {
     default: 'auto' as 'auto' | 'kvm' | 'qemu',
     why: "Domain type for new VMs. 'auto' picks kvm when /dev/kvm works and qemu (TCG) otherwise; labs without real KVM force 'qemu'.",

@@ -6,7 +6,8 @@ import { XMLParser } from 'fast-xml-parser';
 import type { ResultOf } from '../api/schema.js';
 import type { Connection, NodeInfo } from '../libvirt/index.js';
 
-export type HostCapabilities = ResultOf<'Host.getCapabilities'>;
+/** Everything but `hooks`, which the hook inventory adds. */
+export type HostCapabilities = Omit<ResultOf<'Host.getCapabilities'>, 'hooks'>;
 
 /** One host CPU as listed in a NUMA cell. Offline CPUs carry only their id. */
 export interface CellCpu {

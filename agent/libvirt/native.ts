@@ -22,6 +22,8 @@ export interface RawDomainEvent {
 export interface NativeBinding {
   setErrorClass(ctor: new (message: string, detail: never) => Error): void;
   libVersion(): number;
+  /** Sets FD_CLOEXEC on every inherited descriptor >= 3; returns how many it changed. */
+  markInheritedFdsCloexec(): number;
 
   open(uri: string | null, readOnly: boolean): Promise<ConnHandle>;
   close(c: ConnHandle): Promise<number>;

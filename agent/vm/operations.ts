@@ -14,6 +14,9 @@ import { emptyMetadata, metadataElement, metadataFromDomainXml, METADATA_NS, MET
 import { diskXml, nicXml, parseDomainDevices, prepareEngineXml, randomMac, specToDomainXml } from './domain-xml.js';
 import { api } from './libvirt-errors.js';
 import { esc } from './xml.js';
+import type { Hooks } from '../hooks/hooks.js';
+import { hookError } from '../hooks/runner.js';
+import type { HookPoint } from '../hooks/points.js';
 
 export interface VmTimeouts {
   destroyMs: number;
@@ -28,6 +31,7 @@ export interface VmOperationsOptions {
   timeouts: VmTimeouts;
   /** False once the agent is stopping: no new launches. */
   accepting: () => boolean;
+  hooks: Hooks;
 }
 
 const AFFECT_LIVE = enums.DomainModificationImpact.LIVE;
@@ -37,8 +41,12 @@ export class VmOperations {
 
   private get m(): VmManager { return this.o.manager; }
 
-  /** Registers the VM as WaitForLaunch and launches it in the background. */
-  create(p: ParamsOf<'VM.create'>): { vmId: string; status: 'WaitForLaunch' } {
+  /**
+   * Registers the VM as WaitForLaunch, runs before_vm_start (whose failure
+   * fails the call with 78 and leaves nothing behind), then launches in the
+   * background.
+   */
+  async create(p: ParamsOf<'VM.create'>): Promise<{ vmId: string; status: 'WaitForLaunch' }> {
     if (!this.o.accepting()) throw new ShuttingDownError();
     if (this.m.recovering) this.m.managed(p.vmID); // throws RecoveryError
     if (this.m.vms.has(p.vmID)) throw new VmExistsError(p.vmID);
@@ -53,28 +61,60 @@ export class VmOperations {
     }
     meta.startTime = Date.now();
     meta.launchPaused = p.launchPaused ?? false;
-    const xml = p.xml ? prepareEngineXml(p.vmID, p.xml, meta) : specToDomainXml(p.vmID, p.spec!, this.o.domainType(), meta);
-    const name = parseDomainDevices(xml).name;
-    const vm = new Vm(p.vmID, name, false);
+    let xml = p.xml ? prepareEngineXml(p.vmID, p.xml, meta) : specToDomainXml(p.vmID, p.spec!, this.o.domainType(), meta);
+    const vm = new Vm(p.vmID, parseDomainDevices(xml).name, false);
     vm.meta = meta;
     this.m.vms.set(vm.id, vm);
     this.m.setStatus(vm, 'WaitForLaunch');
-    void vm.queue.run(() => this.launch(vm, xml, p.launchPaused ?? false));
+    let flags = p.launchPaused ? enums.DomainCreateFlags.START_PAUSED : 0;
+    try {
+      const r = await this.o.hooks.run('before_vm_start', { data: xml, vmId: vm.id, customProperties: meta.customProperties, launchFlags: flags });
+      if (r.failed) throw hookError('before_vm_start', r);
+      if (r.runs.length) {
+        if (!r.data.includes(vm.id)) throw new InvalidParamsError('before_vm_start hooks must not change the VM uuid');
+        xml = r.data;
+        vm.name = parseDomainDevices(xml).name;
+        flags = r.launchFlags ?? flags;
+      }
+    } catch (e) {
+      this.m.setStatus(vm, 'Down', { exit: { exitCode: 1, exitReason: ExitReason.HOOK_ERROR, exitMessage: (e as Error).message } });
+      this.m.forget(vm);
+      throw e;
+    }
+    void vm.queue.run(() => this.launch(vm, xml, flags));
     return { vmId: vm.id, status: 'WaitForLaunch' };
   }
 
-  private async launch(vm: Vm, xml: string, paused: boolean): Promise<void> {
+  /** Runs an XML hook point for a VM; returns what the hooks left. Raising points throw HookError. */
+  private async xmlHook(point: HookPoint, vm: Vm, xml: string | (() => Promise<string>), params?: Record<string, string | number | boolean>): Promise<string | undefined> {
+    if (!this.o.hooks.has(point)) return undefined;
+    const data = typeof xml === 'string' ? xml : await xml();
+    const call = { data, vmId: vm.id, customProperties: vm.meta.customProperties, ...(params ? { params } : {}) };
+    const r = await this.o.hooks.runRaising(point, call);
+    return r.data;
+  }
+
+  private liveXml(vm: Vm): () => Promise<string> {
+    return async () => {
+      const dom = await this.m.domain(vm);
+      return api(() => dom.xml(), vm.id);
+    };
+  }
+
+  private async launch(vm: Vm, xml: string, flags: number): Promise<void> {
     const timer = new PhaseTimer();
     const log = this.o.log.child({ vm: vm.id, op: 'create' });
     try {
       this.m.setStatus(vm, 'Powering up');
-      const dom = await api(() => this.m.conn().createXML(xml, paused ? enums.DomainCreateFlags.START_PAUSED : 0), vm.id);
+      const paused = (flags & enums.DomainCreateFlags.START_PAUSED) !== 0;
+      const dom = await api(() => this.m.conn().createXML(xml, flags), vm.id);
       timer.mark('createXML');
       vm.domId = dom.id;
       vm.hasGuestAgent = parseDomainDevices(xml).hasGuestAgentChannel;
       // Events may already have moved it on (e.g. straight to Down).
       if (vm.status === 'Powering up') this.m.setStatus(vm, paused ? 'Paused' : 'Up');
       log.info('VM launched', { status: vm.status, ...timer.fields() });
+      await this.xmlHook('after_vm_start', vm, this.liveXml(vm)).catch((e) => log.warn('after_vm_start hooks failed', { err: e }));
     } catch (e) {
       timer.mark('failed');
       log.warn('VM launch failed', { err: e, ...timer.fields() });
@@ -87,6 +127,9 @@ export class VmOperations {
     vm.shuttingDown?.abort(); // an orderly shutdown waiting in the queue yields to destroy
     return vm.queue.run(async () => {
       const timer = new PhaseTimer();
+      const hookXml = this.o.hooks.has('before_vm_destroy') || this.o.hooks.has('after_vm_destroy')
+        ? await this.liveXml(vm)().catch(() => '<domain/>') : '<domain/>';
+      await this.xmlHook('before_vm_destroy', vm, hookXml);
       if (vm.status !== 'Down') {
         vm.destroying = true;
         const dom = await this.m.domain(vm).catch(() => undefined);
@@ -102,6 +145,7 @@ export class VmOperations {
         this.m.setStatus(vm, 'Down', { exit: { exitCode: 0, exitReason: ExitReason.DESTROYED, exitMessage: 'VM destroyed by the engine' } });
       }
       this.m.forget(vm);
+      await this.xmlHook('after_vm_destroy', vm, hookXml).catch((e) => this.o.log.warn('after_vm_destroy hooks failed', { vm: vm.id, err: e }));
       this.o.log.info('VM destroyed', { vm: vm.id, ...timer.fields() });
     });
   }
@@ -160,18 +204,22 @@ export class VmOperations {
 
   async pause(vmId: string): Promise<{ status: VmStatusT }> {
     await this.simple(vmId, ['Up', 'Powering up'], 'pause', async (vm) => {
+      await this.xmlHook('before_vm_pause', vm, this.liveXml(vm));
       const dom = await this.m.domain(vm);
       await api(() => dom.suspend(), vm.id);
       this.m.setStatus(vm, 'Paused', { pauseCode: 'NOERR' });
+      await this.xmlHook('after_vm_pause', vm, this.liveXml(vm)).catch((e) => this.o.log.warn('after_vm_pause hooks failed', { vm: vm.id, err: e }));
     });
     return { status: this.m.get(vmId).status };
   }
 
   async cont(vmId: string): Promise<{ status: VmStatusT }> {
     await this.simple(vmId, ['Paused'], 'cont', async (vm) => {
+      await this.xmlHook('before_vm_cont', vm, this.liveXml(vm));
       const dom = await this.m.domain(vm);
       await api(() => dom.resume(), vm.id);
       this.m.setStatus(vm, 'Up');
+      await this.xmlHook('after_vm_cont', vm, this.liveXml(vm)).catch((e) => this.o.log.warn('after_vm_cont hooks failed', { vm: vm.id, err: e }));
     });
     return { status: this.m.get(vmId).status };
   }
@@ -194,8 +242,9 @@ export class VmOperations {
       const dom = await this.m.domain(vm);
       const devices = parseDomainDevices(await api(() => dom.xml(), vm.id));
       if (devices.disks.some((d) => d.target === drive.name)) throw new VmExistsError(`${vm.id} disk ${drive.name}`);
-      xml = diskXml(drive);
+      xml = (await this.xmlHook('before_disk_hotplug', vm, diskXml(drive))) ?? diskXml(drive);
       await api(() => dom.attachDevice(xml, AFFECT_LIVE), vm.id);
+      await this.xmlHook('after_disk_hotplug', vm, xml).catch((e) => this.o.log.warn('after_disk_hotplug hooks failed', { vm: vm.id, err: e }));
       vm.meta.devices = vm.meta.devices.filter((d) => !(d.devtype === 'disk' && d.name === drive.name));
       vm.meta.devices.push({ devtype: 'disk', name: drive.name, ...(drive.storage ? { storage: drive.storage } : {}) });
       await this.saveMetadata(vm);
@@ -208,7 +257,10 @@ export class VmOperations {
       const dom = await this.m.domain(vm);
       const disk = parseDomainDevices(await api(() => dom.xml(), vm.id)).disks.find((d) => d.target === name);
       if (!disk) throw new InvalidParamsError(`params.drive.name: VM has no disk ${name}`, { data: { field: 'params.drive.name' } });
-      await this.detachAndWait(vm, disk.alias, `<disk device='disk'><target dev='${esc(name)}'/></disk>`);
+      const devXml = `<disk device='disk'>${disk.source ? `<source file='${esc(disk.source)}'/>` : ''}<target dev='${esc(name)}'/></disk>`;
+      await this.xmlHook('before_disk_hotunplug', vm, devXml);
+      await this.detachAndWait(vm, disk.alias, devXml);
+      await this.xmlHook('after_disk_hotunplug', vm, devXml).catch((e) => this.o.log.warn('after_disk_hotunplug hooks failed', { vm: vm.id, err: e }));
       vm.meta.devices = vm.meta.devices.filter((d) => !(d.devtype === 'disk' && d.name === name));
       await this.saveMetadata(vm);
     });
@@ -219,8 +271,14 @@ export class VmOperations {
     let xml = '';
     await this.simple(vmId, ['Up', 'Paused'], 'hotplugNic', async (vm) => {
       const dom = await this.m.domain(vm);
-      xml = nicXml(nic, mac);
-      await api(() => dom.attachDevice(xml, AFFECT_LIVE), vm.id);
+      xml = (await this.xmlHook('before_nic_hotplug', vm, nicXml(nic, mac))) ?? nicXml(nic, mac);
+      try {
+        await api(() => dom.attachDevice(xml, AFFECT_LIVE), vm.id);
+      } catch (e) {
+        await this.xmlHook('after_nic_hotplug_fail', vm, xml).catch(() => {});
+        throw e;
+      }
+      await this.xmlHook('after_nic_hotplug', vm, xml).catch((e) => this.o.log.warn('after_nic_hotplug hooks failed', { vm: vm.id, err: e }));
     });
     return { mac, xml };
   }
@@ -230,7 +288,15 @@ export class VmOperations {
       const dom = await this.m.domain(vm);
       const nic = parseDomainDevices(await api(() => dom.xml(), vm.id)).nics.find((n) => n.mac === mac.toLowerCase());
       if (!nic) throw new InvalidParamsError(`params.nic.mac: VM has no NIC ${mac}`, { data: { field: 'params.nic.mac' } });
-      await this.detachAndWait(vm, nic.alias, `<interface type='bridge'><mac address='${esc(nic.mac)}'/></interface>`);
+      const devXml = `<interface type='bridge'><mac address='${esc(nic.mac)}'/>${nic.bridge ? `<source bridge='${esc(nic.bridge)}'/>` : ''}</interface>`;
+      await this.xmlHook('before_nic_hotunplug', vm, devXml);
+      try {
+        await this.detachAndWait(vm, nic.alias, devXml);
+      } catch (e) {
+        await this.xmlHook('after_nic_hotunplug_fail', vm, devXml).catch(() => {});
+        throw e;
+      }
+      await this.xmlHook('after_nic_hotunplug', vm, devXml).catch((e) => this.o.log.warn('after_nic_hotunplug hooks failed', { vm: vm.id, err: e }));
     });
   }
 
@@ -257,7 +323,10 @@ export class VmOperations {
       const validTo = new Date(Date.now() + p.ttl * 1000).toISOString().replace(/\.\d+Z$/, '');
       const updated = withVncTicket(xml, { passwd: p.password, passwdValidTo: validTo, connected: p.existingConnAction ?? 'keep' });
       if (!updated) throw new WrongStateError(`VM ${vm.id} has no VNC graphics device`);
+      const params = { ttl: p.ttl, existingConnAction: p.existingConnAction ?? 'keep' };
+      await this.xmlHook('before_vm_set_ticket', vm, xml, params).catch((e) => this.o.log.warn('before_vm_set_ticket hooks failed', { vm: vm.id, err: e }));
       await api(() => dom.updateDevice(updated, AFFECT_LIVE), vm.id);
+      await this.xmlHook('after_vm_set_ticket', vm, xml, params).catch((e) => this.o.log.warn('after_vm_set_ticket hooks failed', { vm: vm.id, err: e }));
     });
   }
 }

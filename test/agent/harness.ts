@@ -49,6 +49,8 @@ export async function testConfig(overrides: Overrides = {}): Promise<Config> {
     'stats.vmIntervalMs': 1000,
     'stats.hostIntervalMs': 1000,
     'virt.domainType': 'qemu',
+    'hooks.dir': mkdtempSync(join(tmpdir(), 'hv-hooks-')),
+    'hooks.runDir': mkdtempSync(join(tmpdir(), 'hv-run-')),
     ...overrides,
   }, 'test');
 }
