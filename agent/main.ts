@@ -21,6 +21,8 @@ async function main(): Promise<number> {
     return 0;
   }
   const daemon = new Hostvisord(loadConfig(values.config));
+  // A stray rejected promise is a bug to log, not a reason to drop every engine and VM operation.
+  process.on('unhandledRejection', (err) => daemon.log.error('unhandled rejection', { err }));
   const stop = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));

@@ -13,8 +13,10 @@ import { metadataFromDomainXml } from './metadata.js';
 import { parseDomainDevices } from './domain-xml.js';
 import { applyIoError, applyLifecycle } from './lifecycle-events.js';
 import { ExitReason, type VmStatusT } from './status.js';
-import { enums } from '../libvirt/index.js';
+import { enums, LibvirtError } from '../libvirt/index.js';
 import { api } from './libvirt-errors.js';
+
+const RECONCILE_RETRY_MS = 1000;
 
 type ManagerEvents = { status: [Vm]; recovered: [{ generation: number; managed: number; external: number }] };
 
@@ -93,8 +95,15 @@ export class VmManager extends EventEmitter<ManagerEvents> {
       const seen = new Set<string>();
       let managed = 0, external = 0;
       await Promise.all(domains.map(async (d) => {
+        let xml: string, state: { state: number; reason: number };
+        try {
+          [xml, state] = await Promise.all([d.xml(), d.state()]);
+        } catch (e) {
+          // Gone between the listing and now: it is simply not there.
+          if (e instanceof LibvirtError && e.code === enums.ErrorNumber.ERR_NO_DOMAIN) return;
+          throw e;
+        }
         seen.add(d.uuid);
-        const [xml, state] = await Promise.all([d.xml(), d.state()]);
         this.rebuild(d, xml, state);
         if (this.vms.get(d.uuid)?.external) external++; else managed++;
       }));
@@ -109,7 +118,11 @@ export class VmManager extends EventEmitter<ManagerEvents> {
       this.log.info('VMs reconciled with libvirt', { generation, managed, external, ...timer.fields() });
       this.emit('recovered', { generation, managed, external });
     } catch (e) {
-      this.log.warn('reconcile failed; will retry on the next connection', { err: e, generation, ...timer.fields() });
+      // Retry while this connection lasts; a new connection reconciles anyway.
+      this.log.warn('reconcile failed; retrying', { err: e, generation, retryInMs: RECONCILE_RETRY_MS, ...timer.fields() });
+      setTimeout(() => {
+        if (this.client.connected && this.reconciledGeneration < generation) void this.reconcile(generation);
+      }, RECONCILE_RETRY_MS).unref();
     }
   }
 
