@@ -4,6 +4,7 @@ import { loadConfig, settingsMarkdown, settingsToml, ConfigError } from './confi
 import { Hostvisord } from './daemon.js';
 import { VERSION } from './version.js';
 import { apiMarkdown } from './api/docs.js';
+import { hookPointsMarkdown } from './hooks/points.js';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -11,11 +12,13 @@ async function main(): Promise<number> {
       config: { type: 'string' },
       'print-settings': { type: 'string' },
       'print-api-doc': { type: 'boolean' },
+      'print-hook-points': { type: 'boolean' },
       version: { type: 'boolean' },
     },
   });
   if (values.version) { console.log(VERSION); return 0; }
   if (values['print-api-doc']) { process.stdout.write(apiMarkdown()); return 0; }
+  if (values['print-hook-points']) { process.stdout.write(hookPointsMarkdown()); return 0; }
   if (values['print-settings'] !== undefined) {
     process.stdout.write(values['print-settings'] === 'toml' ? settingsToml() : settingsMarkdown());
     return 0;

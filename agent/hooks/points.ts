@@ -71,3 +71,10 @@ export type HookPoint = keyof typeof HOOK_POINTS;
 export function isHookPoint(name: string): name is HookPoint {
   return Object.hasOwn(HOOK_POINTS, name);
 }
+
+/** docs/hooks.md's table of points, from this table. */
+export function hookPointsMarkdown(): string {
+  const rows = Object.entries(HOOK_POINTS).map(([name, d]) =>
+    `| \`${name}\` | ${d.kind === 'xml' ? '`_hook_domxml`' : '`_hook_json`'} | ${d.raising ? 'aborts the call (78)' : 'logged only'} | ${d.input} |`);
+  return ['| point | file in | a failure | what the file holds |', '| --- | --- | --- | --- |', ...rows].join('\n') + '\n';
+}

@@ -45,6 +45,7 @@ export interface ScriptRun {
   timedOut: boolean;
   refused?: string;
   stderr: string;
+  stdout: string;
 }
 
 export interface HookResult {
@@ -108,14 +109,14 @@ export class HookRunner {
         const verdict = await checkHookFile(script, this.o.dir, this.o.rootUid ?? 0);
         if (!verdict.ok) {
           this.o.log.warn('hook refused', { point, script, reason: verdict.reason });
-          runs.push({ script, rc: null, ms: 0, timedOut: false, refused: verdict.reason ?? 'insecure', stderr: '' });
+          runs.push({ script, rc: null, ms: 0, timedOut: false, refused: verdict.reason ?? 'insecure', stderr: '', stdout: '' });
           continue;
         }
         const r = await this.exec(script, env, timeoutMs);
         runs.push(r);
         timer.mark(script.slice(this.o.dir.length + 1));
         const level = r.rc === 0 ? 'debug' : 'warn';
-        this.o.log[level]('hook ran', { point, script, rc: r.rc, ms: r.ms, timedOut: r.timedOut, stderr: r.stderr || undefined, vm: call.vmId });
+        this.o.log[level]('hook ran', { point, script, rc: r.rc, ms: r.ms, timedOut: r.timedOut, stderr: r.stderr || undefined, stdout: r.stdout || undefined, vm: call.vmId });
         if (r.rc === 2 || r.timedOut) break; // 2: stop the chain; a killed hook may have left a half-written file
       }
       const data = await readFile(dataFile, 'utf8');
@@ -156,10 +157,12 @@ export class HookRunner {
       // detached: its own process group, so a timeout kills everything it started.
       const child = spawn(script, [], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       let stderr = '';
+      let stdout = '';
       let timedOut = false;
       const cap = this.o.outputCapBytes;
+      // Both are read to the end (a hook never blocks on a full pipe) and kept up to the cap, for the log.
       child.stderr.on('data', (d: Buffer) => { if (stderr.length < cap) stderr += d.toString('utf8', 0, Math.min(d.length, cap - stderr.length)); });
-      child.stdout.on('data', () => {}); // VDSM ignores stdout; drain it so the hook never blocks
+      child.stdout.on('data', (d: Buffer) => { if (stdout.length < cap) stdout += d.toString('utf8', 0, Math.min(d.length, cap - stdout.length)); });
       const timer = setTimeout(() => {
         timedOut = true;
         try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
@@ -168,7 +171,7 @@ export class HookRunner {
         clearTimeout(timer);
         // A daemon the hook left behind may hold our pipes open: stop reading them.
         setTimeout(() => { child.stdout.destroy(); child.stderr.destroy(); }, 50).unref();
-        resolve({ script, rc: timedOut ? null : rc, ms: Math.round(performance.now() - t0), timedOut, stderr: stderr.trim() });
+        resolve({ script, rc: timedOut ? null : rc, ms: Math.round(performance.now() - t0), timedOut, stderr: stderr.trim(), stdout: stdout.trim() });
       };
       child.once('exit', (code, signal) => finish(code ?? (signal ? 128 : null)));
       child.once('error', (err) => { stderr += String(err); finish(127); });
