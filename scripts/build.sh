@@ -22,6 +22,7 @@ if [ ! -f agent/libvirt/native/build/Makefile ]; then
 fi
 npx --no-install node-gyp build --directory agent/libvirt/native -j 2 >/dev/null
 t2=$(now_ms)
+rm -rf dist  # no stale output from deleted sources
 npx --no-install tsc -p tsconfig.json
 t3=$(now_ms)
 echo "build: done (npm $(( t1 - t0 )) ms, native $(( t2 - t1 )) ms, tsc $(( t3 - t2 )) ms)"
