@@ -136,7 +136,7 @@ export class Hostvisord {
     return address;
   }
 
-  /** SIGTERM: stop taking work, finish what is in flight, leave the VMs running. */
+  /** SIGTERM: stop taking work, finish what is in flight, leave the VMs running. Safe at any point of start(). */
   async stop(): Promise<void> {
     const timer = new PhaseTimer();
     this.accepting = false;

@@ -30,9 +30,16 @@ async function main(): Promise<number> {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
-  await daemon.start();
-  const signal = await stop;
-  daemon.log.info('stopping', { signal });
+  // A signal during start-up (libvirt unreachable, recovery pending) stops the agent too.
+  const started = daemon.start().then(() => 'started' as const);
+  const first = await Promise.race([started, stop]);
+  if (first === 'started') {
+    const signal = await stop;
+    daemon.log.info('stopping', { signal });
+  } else {
+    daemon.log.info('stopping before start-up finished', { signal: first });
+    started.catch(() => {});
+  }
   await daemon.stop();
   return 0;
 }

@@ -80,7 +80,7 @@ export async function spawnAgent(config: Config, env: NodeJS.ProcessEnv = {}): P
   writeFileSync(file, Object.entries(config).map(([k, v]) => `"${k}" = ${JSON.stringify(v)}`).join('\n') + '\n');
   const child = spawn(process.execPath, [MAIN_JS, '--config', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   const logs: string[] = [];
-  await new Promise<void>((resolve, reject) => {
+  const ready = new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`agent not ready in 60 s:\n${logs.slice(-20).join('\n')}`)), 60_000);
     let buf = '';
     child.stderr!.on('data', (d: Buffer) => {
@@ -94,6 +94,12 @@ export async function spawnAgent(config: Config, env: NodeJS.ProcessEnv = {}): P
     });
     child.once('exit', (code) => { clearTimeout(t); reject(new Error(`agent exited with ${code}:\n${logs.slice(-20).join('\n')}`)); });
   });
+  try {
+    await ready;
+  } catch (e) {
+    child.kill('SIGKILL'); // never leak an agent that did not come up
+    throw e;
+  }
   return { child, logs };
 }
 

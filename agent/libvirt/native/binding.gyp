@@ -12,14 +12,15 @@
         "src/connect.cc",
         "src/domain.cc",
         "src/domain_ops.cc",
-        "src/events.cc"
+        "src/events.cc",
+        "src/sanlock.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fexceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "defines": ["NAPI_VERSION=8"],
-      "libraries": ["<!@(pkg-config --libs libvirt libvirt-qemu)"],
+      "libraries": ["<!@(pkg-config --libs libvirt libvirt-qemu)", "-lsanlock"],
       "cflags": ["<!@(pkg-config --cflags libvirt)"]
     }
   ]

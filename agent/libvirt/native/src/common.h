@@ -123,5 +123,6 @@ void RegisterConnect(Napi::Env env, Napi::Object exports);
 void RegisterDomain(Napi::Env env, Napi::Object exports);
 void RegisterDomainOps(Napi::Env env, Napi::Object exports);
 void RegisterEvents(Napi::Env env, Napi::Object exports);
+void RegisterSanlock(Napi::Env env, Napi::Object exports);
 
 }  // namespace hv

@@ -1,0 +1,130 @@
+// A storage domain: the operations both types share (file: a directory, see
+// file-domain.ts; block: an LVM VG, see block-domain.ts). Image operations are
+// built here on each type's volume primitives.
+import { silentLogger, type Logger } from '../log.js';
+import { StorageParamsError, VolumeHasChildrenError, WrongLegalityError } from './errors.js';
+import type { Runner } from './exec.js';
+import { buildChain, childrenOf, deletionOrder, imageVolumes } from './image.js';
+import { checkDescription } from './volume-metadata.js';
+import {
+  BLANK_UUID, checkUUID, type CreateVolumeParams, type DomainInfo, type DomainMetadata, type DomainStats, type DomainType,
+  type Legality, type PreparedImage, type SpecialVolume, type VolumeInfo, type VolumeRecord, type VolumeSize,
+} from './types.js';
+
+/** Timeouts and plumbing every domain takes. */
+export interface DomainCommon {
+  /** qemu-img create/resize/info (preallocation of a large file can take a while). */
+  qemuImgTimeoutMs: number;
+  /** Small I/O: dd of a metadata slot, truncate, losetup. */
+  ioTimeoutMs: number;
+  runner?: Runner;
+  log?: Logger;
+}
+
+export type MetadataChange = Partial<Pick<DomainMetadata, 'description' | 'poolUUID' | 'role'>>;
+
+export abstract class StorageDomain {
+  abstract readonly type: DomainType;
+  protected readonly log: Logger;
+
+  constructor(readonly sdUUID: string, log: Logger | undefined) {
+    checkUUID('sdUUID', sdUUID);
+    this.log = (log ?? silentLogger).child({ sdUUID });
+  }
+
+  abstract getInfo(): Promise<DomainInfo>;
+  abstract getStats(): Promise<DomainStats>;
+  /** Changes the domain's description, pool or role (SPM). */
+  abstract updateMetadata(change: MetadataChange): Promise<DomainMetadata>;
+  /** Every volume of the domain, from the cheapest source (LV tags, or the .meta files). */
+  abstract listVolumes(): Promise<VolumeRecord[]>;
+  /** SPM. */
+  abstract createVolume(p: CreateVolumeParams): Promise<VolumeInfo>;
+  /** SPM. Refuses a volume that has children. */
+  abstract deleteVolume(imgUUID: string, volUUID: string): Promise<void>;
+  abstract getVolumeInfo(imgUUID: string, volUUID: string): Promise<VolumeInfo>;
+  abstract getVolumeSize(imgUUID: string, volUUID: string): Promise<VolumeSize>;
+  /** SPM: grows the virtual size (capacity). */
+  abstract extendVolumeSize(imgUUID: string, volUUID: string, newCapacity: number): Promise<VolumeInfo>;
+  abstract setVolumeLegality(imgUUID: string, volUUID: string, legality: Legality): Promise<void>;
+  /** The path a prepared volume is used through. */
+  abstract volumePath(imgUUID: string, volUUID: string): string;
+  /** The path of a special volume (ids, leases, inbox, outbox, metadata), activated on block domains. */
+  abstract specialPath(name: SpecialVolume): Promise<string>;
+  /** Destroys the domain and everything on it (format). */
+  abstract remove(): Promise<void>;
+
+  /** Makes volumes usable on this host, in chain order (base first); returns their formats. */
+  protected abstract activateVolumes(imgUUID: string, volUUIDs: readonly string[]): Promise<void>;
+  protected abstract deactivateVolumes(imgUUID: string, volUUIDs: readonly string[]): Promise<void>;
+
+  async getImages(): Promise<string[]> {
+    return [...new Set((await this.listVolumes()).map((r) => r.imgUUID))].sort();
+  }
+
+  async getVolumes(imgUUID?: string): Promise<string[]> {
+    const all = await this.listVolumes();
+    return (imgUUID ? imageVolumes(all, checkUUID('imgUUID', imgUUID)) : all).map((r) => r.volUUID).sort();
+  }
+
+  /**
+   * Activates every volume of the image's chain up to the leaf (or `leafUUID`)
+   * and returns the leaf's path plus the chain, base first. ILLEGAL volumes are
+   * refused (a half-created or half-deleted volume must not reach a VM).
+   */
+  async prepareImage(imgUUID: string, leafUUID?: string): Promise<PreparedImage> {
+    checkUUID('imgUUID', imgUUID);
+    if (leafUUID) checkUUID('volUUID', leafUUID);
+    const chain = buildChain(this.sdUUID, await this.listVolumes(), imgUUID, leafUUID);
+    const ids = chain.map((v) => v.volUUID);
+    await this.activateVolumes(imgUUID, ids);
+    try {
+      const infos = await Promise.all(ids.map((id) => this.getVolumeInfo(imgUUID, id)));
+      const bad = infos.find((i) => i.legality !== 'LEGAL');
+      if (bad) throw new WrongLegalityError(this.sdUUID, bad.uuid, bad.legality);
+      const prepared = infos.map((i) => ({ volUUID: i.uuid, path: this.volumePath(imgUUID, i.uuid), format: i.format }));
+      this.log.info('image prepared', { imgUUID, leaf: ids.at(-1), chain: ids });
+      return { imgUUID, path: prepared.at(-1)!.path, chain: prepared };
+    } catch (e) {
+      await this.deactivateVolumes(imgUUID, [...ids].reverse()).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Deactivates every volume of the image on this host (all of them: a torn-down image has nothing active). */
+  async teardownImage(imgUUID: string): Promise<void> {
+    checkUUID('imgUUID', imgUUID);
+    const order = deletionOrder(await this.listVolumes(), imgUUID);
+    await this.deactivateVolumes(imgUUID, order);
+    this.log.info('image torn down', { imgUUID });
+  }
+
+  /** SPM: deletes every volume of the image, children first. */
+  async deleteImage(imgUUID: string): Promise<void> {
+    checkUUID('imgUUID', imgUUID);
+    const order = deletionOrder(await this.listVolumes(), imgUUID);
+    for (const vol of order) await this.deleteVolume(imgUUID, vol);
+    this.log.info('image deleted', { imgUUID, volumes: order });
+  }
+
+  /** Checks shared by both types; returns the parent's record, if any. */
+  protected validateCreate(p: CreateVolumeParams, records: readonly VolumeRecord[]): VolumeRecord | undefined {
+    checkUUID('imgUUID', p.imgUUID);
+    checkUUID('volUUID', p.volUUID);
+    if (p.description !== undefined) checkDescription(p.description);
+    if (!Number.isSafeInteger(p.capacity) || p.capacity <= 0 || p.capacity % 512) {
+      throw new StorageParamsError(`capacity must be a positive multiple of 512 bytes, got ${p.capacity}`, 'volumeResizeValueError');
+    }
+    if (p.format !== 'COW' && p.format !== 'RAW') throw new StorageParamsError(`unknown volume format ${String(p.format)}`, 'incorrectFormat');
+    if (p.allocation !== 'SPARSE' && p.allocation !== 'PREALLOCATED') throw new StorageParamsError(`unknown allocation ${String(p.allocation)}`, 'incorrectType');
+    if (records.some((r) => r.volUUID === p.volUUID)) return undefined; // the caller raises VolumeExistsError
+    const parentUUID = p.parentUUID && p.parentUUID !== BLANK_UUID ? checkUUID('parentUUID', p.parentUUID) : undefined;
+    if (!parentUUID) return undefined;
+    if (p.format !== 'COW') throw new StorageParamsError('a volume with a parent (a snapshot) must be COW', 'incorrectFormat');
+    const parent = records.find((r) => r.volUUID === parentUUID);
+    if (!parent || parent.imgUUID !== p.imgUUID) throw new StorageParamsError(`parent volume ${parentUUID} is not in image ${p.imgUUID}`, 'volumeDoesNotExist');
+    const children = childrenOf(records, parentUUID);
+    if (children.length) throw new VolumeHasChildrenError(this.sdUUID, parentUUID, children);
+    return parent;
+  }
+}

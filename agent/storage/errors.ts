@@ -1,0 +1,153 @@
+// Storage errors. Each class maps to one of the agent's stable ErrorName codes
+// (agent/api/errors.ts). `data.storageCode` carries VDSM's storage exception
+// number (lib/vdsm/storage/exception.py) so an engine that knows VDSM's codes
+// can tell the cases apart until the lead gives them codes of their own.
+import { HostvisorError, type ErrorName } from '../api/errors.js';
+
+type Opts = { cause?: unknown; data?: Record<string, unknown> };
+
+/** VDSM's storage exception numbers for the errors raised here. */
+export const VDSM_STORAGE_CODES = {
+  volumeDoesNotExist: 201,
+  incorrectFormat: 202,
+  volumeHasChildren: 204,
+  volumeCreationError: 205,
+  volumeExtendingError: 206,
+  volumeMetadataReadError: 207,
+  volumeAlreadyExists: 212,
+  prepareIllegalVolume: 227,
+  incorrectType: 231,
+  volumeResizeValueError: 232,
+  imageIsNotLegalChain: 262,
+  imageDoesNotExist: 268,
+  storageDomainDoesNotExist: 358,
+  storageDomainAlreadyExists: 365,
+  storageDomainLayoutError: 371,
+  noSpaceLeftOnDomain: 397,
+  volumeGroupSizeError: 504,
+} as const;
+export type StorageCode = keyof typeof VDSM_STORAGE_CODES;
+
+export class StorageError extends HostvisorError {
+  override readonly name: string = 'StorageError';
+  readonly storageCode: StorageCode | undefined;
+  constructor(errorName: ErrorName, message: string, storageCode?: StorageCode, opts?: Opts) {
+    super(errorName, message, {
+      cause: opts?.cause,
+      data: { ...(storageCode ? { storageCode: VDSM_STORAGE_CODES[storageCode], storageError: storageCode } : {}), ...opts?.data },
+    });
+    this.storageCode = storageCode;
+  }
+}
+
+/** A child process (lvm, qemu-img, losetup, truncate, dd) exited non-zero. */
+export class StorageCommandError extends StorageError {
+  override readonly name = 'StorageCommandError';
+  constructor(readonly argv: readonly string[], readonly rc: number, readonly stderr: string, opts?: Opts) {
+    super('internalError', `${argv.slice(0, 2).join(' ')} failed (rc=${rc}): ${lastLine(stderr)}`, undefined, {
+      ...opts, data: { argv: [...argv], rc, stderr: stderr.slice(-2000), ...opts?.data },
+    });
+  }
+}
+
+/** A child process did not finish in time and was killed. */
+export class StorageCommandTimeoutError extends StorageError {
+  override readonly name = 'StorageCommandTimeoutError';
+  constructor(readonly argv: readonly string[], readonly timeoutMs: number, readonly stderr: string) {
+    super('timeout', `${argv.slice(0, 2).join(' ')} timed out after ${timeoutMs} ms and was killed`, undefined, {
+      data: { argv: [...argv], timeoutMs, stderr: stderr.slice(-2000) },
+    });
+  }
+}
+
+export class DomainNotFoundError extends StorageError {
+  override readonly name = 'DomainNotFoundError';
+  constructor(sdUUID: string, detail?: string, opts?: Opts) {
+    super('unavailable', `Storage domain does not exist: ${sdUUID}${detail ? ` (${detail})` : ''}`, 'storageDomainDoesNotExist', { ...opts, data: { sdUUID } });
+  }
+}
+
+export class DomainExistsError extends StorageError {
+  override readonly name = 'DomainExistsError';
+  constructor(sdUUID: string, detail?: string) {
+    super('exists', `Storage domain already exists: ${sdUUID}${detail ? ` (${detail})` : ''}`, 'storageDomainAlreadyExists', { data: { sdUUID } });
+  }
+}
+
+export class DomainLayoutError extends StorageError {
+  override readonly name = 'DomainLayoutError';
+  constructor(sdUUID: string, detail: string) {
+    super('internalError', `Storage domain ${sdUUID} layout is corrupted: ${detail}`, 'storageDomainLayoutError', { data: { sdUUID } });
+  }
+}
+
+export class VolumeNotFoundError extends StorageError {
+  override readonly name = 'VolumeNotFoundError';
+  constructor(sdUUID: string, volUUID: string, imgUUID?: string) {
+    super('unavailable', `Volume does not exist: ${volUUID}${imgUUID ? ` in image ${imgUUID}` : ''} on domain ${sdUUID}`, 'volumeDoesNotExist', { data: { sdUUID, imgUUID, volUUID } });
+  }
+}
+
+export class VolumeExistsError extends StorageError {
+  override readonly name = 'VolumeExistsError';
+  constructor(sdUUID: string, volUUID: string) {
+    super('exists', `Volume already exists: ${volUUID} on domain ${sdUUID}`, 'volumeAlreadyExists', { data: { sdUUID, volUUID } });
+  }
+}
+
+export class VolumeHasChildrenError extends StorageError {
+  override readonly name = 'VolumeHasChildrenError';
+  constructor(sdUUID: string, volUUID: string, children: string[]) {
+    super('wrongState', `Volume ${volUUID} has children (${children.join(', ')}); delete them first`, 'volumeHasChildren', { data: { sdUUID, volUUID, children } });
+  }
+}
+
+export class ImageNotFoundError extends StorageError {
+  override readonly name = 'ImageNotFoundError';
+  constructor(sdUUID: string, imgUUID: string) {
+    super('unavailable', `Image does not exist: ${imgUUID} on domain ${sdUUID}`, 'imageDoesNotExist', { data: { sdUUID, imgUUID } });
+  }
+}
+
+export class IllegalChainError extends StorageError {
+  override readonly name = 'IllegalChainError';
+  constructor(sdUUID: string, imgUUID: string, detail: string) {
+    super('internalError', `Image ${imgUUID} on domain ${sdUUID} is not a legal chain: ${detail}`, 'imageIsNotLegalChain', { data: { sdUUID, imgUUID } });
+  }
+}
+
+/** A request that storage cannot honour as asked: bad format/type combination, shrinking, etc. */
+export class StorageParamsError extends StorageError {
+  override readonly name = 'StorageParamsError';
+  constructor(message: string, storageCode?: StorageCode, data?: Record<string, unknown>) {
+    super('invalidParams', message, storageCode, { data });
+  }
+}
+
+export class WrongLegalityError extends StorageError {
+  override readonly name = 'WrongLegalityError';
+  constructor(sdUUID: string, volUUID: string, legality: string) {
+    super('wrongState', `Volume ${volUUID} on domain ${sdUUID} is ${legality}, not LEGAL`, 'prepareIllegalVolume', { data: { sdUUID, volUUID, legality } });
+  }
+}
+
+/** The VG (or file system) has no room for the request. */
+export class NoSpaceError extends StorageError {
+  override readonly name = 'NoSpaceError';
+  constructor(sdUUID: string, detail: string, opts?: Opts) {
+    super('unavailable', `No space left on domain ${sdUUID}: ${detail}`, 'noSpaceLeftOnDomain', { ...opts, data: { sdUUID, ...opts?.data } });
+  }
+}
+
+/** Volume metadata could not be read or is not a valid block. */
+export class VolumeMetadataError extends StorageError {
+  override readonly name = 'VolumeMetadataError';
+  constructor(detail: string, data?: Record<string, unknown>) {
+    super('internalError', `Volume metadata error: ${detail}`, 'volumeMetadataReadError', { data });
+  }
+}
+
+export function lastLine(s: string): string {
+  const lines = s.split('\n').map((l) => l.trim()).filter((l) => l && !/^WARNING: (Activation disabled|This metadata update is NOT backed up|Logical volume .* not zeroed)/.test(l));
+  return lines.at(-1) ?? s.trim().slice(-200);
+}

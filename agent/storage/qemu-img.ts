@@ -1,0 +1,109 @@
+// qemu-img as a child process: create (optionally over a backing file), info
+// (with the backing chain), resize, measure and check.
+import type { Logger } from '../log.js';
+import { StorageCommandError } from './errors.js';
+import { run as defaultRunner, type Runner } from './exec.js';
+
+export type ImageFormat = 'qcow2' | 'raw';
+export type Preallocation = 'off' | 'metadata' | 'falloc' | 'full';
+
+export interface QemuImgOptions {
+  timeoutMs: number;
+  runner?: Runner;
+  log?: Logger;
+}
+
+export interface ImageInfo {
+  filename: string;
+  format: string;
+  virtualSize: number;
+  actualSize: number;
+  backingFilename?: string;
+  fullBackingFilename?: string;
+  backingFormat?: string;
+}
+
+interface RawInfo {
+  'filename': string;
+  'format': string;
+  'virtual-size': number;
+  'actual-size'?: number;
+  'backing-filename'?: string;
+  'full-backing-filename'?: string;
+  'backing-filename-format'?: string;
+}
+
+export class QemuImg {
+  private readonly runner: Runner;
+  constructor(private readonly o: QemuImgOptions) {
+    this.runner = o.runner ?? defaultRunner;
+  }
+
+  private exec(args: string[]) {
+    return this.runner(['qemu-img', ...args], { timeoutMs: this.o.timeoutMs, ...(this.o.log ? { log: this.o.log } : {}) });
+  }
+
+  /**
+   * Creates an image. `backing.name` is written into the qcow2 as is (a name
+   * relative to the new image's folder); the backing file is not opened (-u),
+   * so it need not be active.
+   */
+  async create(path: string, o: { format: ImageFormat; size: number; backing?: { name: string; format: ImageFormat }; preallocation?: Preallocation }): Promise<void> {
+    const opts: string[] = [];
+    if (o.format === 'qcow2') opts.push('compat=1.1');
+    if (o.preallocation && o.preallocation !== 'off') {
+      opts.push(`preallocation=${o.preallocation}`);
+      // qemu allows a backing file with preallocation only with subclusters.
+      if (o.backing && o.format === 'qcow2') opts.push('extended_l2=on');
+    }
+    const args = ['create', '-q', '-f', o.format];
+    if (opts.length) args.push('-o', opts.join(','));
+    if (o.backing) args.push('-u', '-b', o.backing.name, '-F', o.backing.format);
+    args.push(path, String(o.size));
+    await this.exec(args);
+  }
+
+  async info(path: string, o: { format?: ImageFormat } = {}): Promise<ImageInfo> {
+    const r = await this.exec(['info', '-U', '--output', 'json', ...(o.format ? ['-f', o.format] : []), path]);
+    return toInfo(parse<RawInfo>(r.stdout, path));
+  }
+
+  /** The whole chain, the image first and its base last. */
+  async chain(path: string, o: { format?: ImageFormat } = {}): Promise<ImageInfo[]> {
+    const r = await this.exec(['info', '-U', '--backing-chain', '--output', 'json', ...(o.format ? ['-f', o.format] : []), path]);
+    return parse<RawInfo[]>(r.stdout, path).map(toInfo);
+  }
+
+  async resize(path: string, format: ImageFormat, size: number, preallocation?: Preallocation): Promise<void> {
+    await this.exec(['resize', '-q', '-f', format, ...(preallocation && preallocation !== 'off' ? [`--preallocation=${preallocation}`] : []), path, String(size)]);
+  }
+
+  /** Bytes a fully allocated image of this format and virtual size needs. */
+  async measure(format: ImageFormat, size: number): Promise<number> {
+    const r = await this.exec(['measure', '-O', format, '--size', String(size), '--output', 'json']);
+    return parse<{ 'fully-allocated': number }>(r.stdout, 'measure')['fully-allocated'];
+  }
+
+  /** `qemu-img check`; returns the parsed report (rc 0 clean, 2 corruptions, 3 leaks). */
+  async check(path: string, format: ImageFormat = 'qcow2'): Promise<{ rc: number; report: Record<string, unknown> }> {
+    const r = await this.runner(['qemu-img', 'check', '-U', '--output', 'json', '-f', format, path],
+      { timeoutMs: this.o.timeoutMs, okCodes: [0, 2, 3], ...(this.o.log ? { log: this.o.log } : {}) });
+    return { rc: r.rc, report: parse<Record<string, unknown>>(r.stdout, path) };
+  }
+}
+
+function parse<T>(stdout: string, what: string): T {
+  try {
+    return JSON.parse(stdout) as T;
+  } catch (e) {
+    throw new StorageCommandError(['qemu-img', what], 0, `unparsable JSON: ${stdout.slice(0, 200)}`, { cause: e });
+  }
+}
+
+function toInfo(r: RawInfo): ImageInfo {
+  const out: ImageInfo = { filename: r.filename, format: r.format, virtualSize: r['virtual-size'], actualSize: r['actual-size'] ?? 0 };
+  if (r['backing-filename'] !== undefined) out.backingFilename = r['backing-filename'];
+  if (r['full-backing-filename'] !== undefined) out.fullBackingFilename = r['full-backing-filename'];
+  if (r['backing-filename-format'] !== undefined) out.backingFormat = r['backing-filename-format'];
+  return out;
+}

@@ -1,0 +1,526 @@
+// sanlock facade: lockspaces (host ids / delta leases), resource leases
+// (paxos leases such as the SPM lease), and a process registration that holds
+// them. Backed by the libvirt addon's sanlock part (native/src/sanlock.cc),
+// which runs every daemon or storage call off the JS thread.
+//
+// Model (as in VDSM):
+//  - A lockspace lives in an "ids" area (one delta lease per host id). A host
+//    joins it with addLockspace(name, hostId, ...): this waits about
+//    2 × io_timeout + 1 s, where io_timeout is the one recorded on storage by
+//    directInitLockspace (its default, 10 s, makes every join take ~21 s even
+//    when addLockspace is given a smaller io_timeout; 1 s there: ~3 s).
+//  - A resource lease lives in a "leases" area at an aligned offset. A process
+//    holds it through a registration (registerProcess → fd): the daemon ties
+//    the lease to that connection; closing it (unregister, or the process
+//    dying) releases every lease held on it.
+//  - Every successful acquire of a resource bumps its version, lver: the
+//    first holder gets lver 1, the next 2, ... (VDSM's "spmLver").
+//
+// Learning that a lease was lost:
+//  - Lockspace failure (storage cannot be written for 8 × io_timeout) or
+//    removal: sanlock does not drop the leases from the registration; it
+//    asks the holding process to go away, repeatedly, until the leases are
+//    released: first the registration's killpath (renewal failure only,
+//    during the kill grace period), else SIGTERM, then SIGKILL (or SIGTERM
+//    again if SIGKILL is restricted). Until the process releases,
+//    inquire() still lists the lease and inqLockspace() still says 'joined'.
+//    So the agent must register with { restrictSigkill: true, notifySignal }
+//    (a killpath of `kill -s <signal> <pid>`), treat that signal as "every
+//    lease in the failed lockspace is lost", and releaseAll() promptly.
+//    watchLease() does this wiring.
+//  - Everything else is seen by polling inquire() on the registration (what
+//    watchLease does every intervalMs): a lease missing from the list (released
+//    behind our back), a different lver, or a failed inquire (the daemon
+//    restarted or the connection broke: all leases are gone). inqLockspace()
+//    reporting 'absent' confirms that the lockspace is gone (after release).
+import { existsSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { native, type Int64 } from '../libvirt/native.js';
+
+// ---------- raw addon shape ----------
+
+interface RawHost { hostId: Int64; generation: Int64; timestamp: Int64; ioTimeout: number; flags: number }
+interface RawHeld { lockspace: string; resource: string; path: string; offset: Int64; lver: Int64; flags: number }
+interface RawLockspace { name: string; hostId: Int64; path: string; offset: Int64; flags: number }
+
+/** The sanlock functions of the libvirt addon (agent/libvirt/native/src/sanlock.cc). */
+interface SanlockNative {
+  sanlockStrerror(rc: number): string;
+  sanlockDirectInitLockspace(name: string, path: string, offset: Int64, flags: number, ioTimeoutSec: number): Promise<void>;
+  sanlockDirectInitResource(lockspace: string, name: string, path: string, offset: Int64, flags: number,
+    numHosts: number, clear: boolean): Promise<void>;
+  sanlockVersion(): Promise<{ version: number; proto: number }>;
+  sanlockAddLockspace(name: string, hostId: Int64, path: string, offset: Int64, ioTimeoutSec: number,
+    flags: number): Promise<void>;
+  sanlockRemLockspace(name: string, hostId: Int64, path: string, offset: Int64, flags: number): Promise<void>;
+  /** 0 joined, -ENOENT absent, -EINPROGRESS being added/removed. */
+  sanlockInqLockspace(name: string, hostId: Int64, path: string, offset: Int64): Promise<number>;
+  sanlockGetLockspaces(): Promise<RawLockspace[]>;
+  sanlockGetHosts(name: string, hostId: Int64): Promise<RawHost[]>;
+  sanlockReadResourceOwners(lockspace: string, name: string, path: string, offset: Int64,
+    flags: number): Promise<{ lver: Int64; flags: number; owners: RawHost[] }>;
+  sanlockRegister(): Promise<number>;
+  sanlockUnregister(fd: number): Promise<void>;
+  sanlockRestrict(fd: number, flags: number): Promise<void>;
+  sanlockKillpath(fd: number, path: string, args: string, flags: number): Promise<void>;
+  sanlockAcquire(fd: number, lockspace: string, name: string, path: string, offset: Int64, flags: number,
+    resFlags: number, lver: Int64 | null): Promise<RawHeld>;
+  sanlockRelease(fd: number, lockspace: string | null, name: string | null, path: string | null, offset: Int64,
+    flags: number): Promise<void>;
+  sanlockInquire(fd: number): Promise<RawHeld[]>;
+}
+
+const raw = native as unknown as SanlockNative;
+
+/** CapturedError.domain the addon uses for sanlock failures. */
+export const SANLOCK_ERROR_DOMAIN = -2;
+
+// ---------- constants (sanlock.h, sanlock_admin.h, sanlock_resource.h, sanlock_rv.h) ----------
+
+/** sanlock_acquire flags. */
+export const AcquireFlags = { LVB: 0x1, ORPHAN: 0x2, ORPHAN_ONLY: 0x4, OWNER_NOWAIT: 0x8 } as const;
+/** sanlk_resource flags. */
+export const ResourceFlags = { LVER: 0x1, NUM_HOSTS: 0x2, SHARED: 0x4, PERSISTENT: 0x8 } as const;
+/** sanlock_release flags. */
+export const ReleaseFlags = { ALL: 0x1, RENAME: 0x2, ORPHAN: 0x4 } as const;
+/** sanlock_restrict flags. */
+export const RestrictFlags = { ALL: 0x1, SIGKILL: 0x2, SIGTERM: 0x4 } as const;
+/** sanlock_killpath flags: PID appends the holder's pid to the args. */
+export const KillpathFlags = { PID: 0x1 } as const;
+/** sanlock_add_lockspace / sanlock_rem_lockspace flags. */
+export const AddLockspaceFlags = { ASYNC: 0x1 } as const;
+export const RemLockspaceFlags = { ASYNC: 0x1, UNUSED: 0x2 } as const;
+/** sanlk_lockspace.flags reported by getLockspaces(). */
+export const LockspaceStateFlags = { ADD: 0x1, REM: 0x2 } as const;
+/** sanlk_host.flags & 0xf from getHosts(). */
+export const HostState = { UNKNOWN: 1, FREE: 2, LIVE: 3, FAIL: 4, DEAD: 5 } as const;
+
+/** sanlock's own return codes (sanlock_rv.h). */
+export const SanlockRc = {
+  SANLK_ERROR: -201, SANLK_AIO_TIMEOUT: -202, SANLK_WD_ERROR: -203,
+  SANLK_DBLOCK_READ: -210, SANLK_DBLOCK_WRITE: -211, SANLK_DBLOCK_LVER: -212, SANLK_DBLOCK_MBAL: -213,
+  SANLK_DBLOCK_CHECKSUM: -214,
+  SANLK_LEADER_READ: -220, SANLK_LEADER_WRITE: -221, SANLK_LEADER_DIFF: -222, SANLK_LEADER_MAGIC: -223,
+  SANLK_LEADER_VERSION: -224, SANLK_LEADER_SECTORSIZE: -225, SANLK_LEADER_LOCKSPACE: -226,
+  SANLK_LEADER_RESOURCE: -227, SANLK_LEADER_NUMHOSTS: -228, SANLK_LEADER_CHECKSUM: -229,
+  SANLK_ADDLS_SIZES: -230, SANLK_ADDLS_INVALID_HOSTID: -231,
+  SANLK_ACQUIRE_LVER: -240, SANLK_ACQUIRE_LOCKSPACE: -241, SANLK_ACQUIRE_IDDISK: -242, SANLK_ACQUIRE_IDLIVE: -243,
+  SANLK_ACQUIRE_OWNED: -244, SANLK_ACQUIRE_OTHER: -245, SANLK_ACQUIRE_SHRETRY: -246,
+  SANLK_ACQUIRE_OWNED_RETRY: -247,
+  SANLK_RELEASE_LVER: -250, SANLK_RELEASE_OWNER: -251,
+  SANLK_RENEW_OWNER: -260, SANLK_RENEW_DIFF: -261, SANLK_HOSTID_BUSY: -262,
+  SANLK_REQUEST_MAGIC: -270, SANLK_REQUEST_VERSION: -271, SANLK_REQUEST_OLD: -272, SANLK_REQUEST_LVER: -273,
+  SANLK_RINDEX_MAGIC: -274, SANLK_RINDEX_VERSION: -275, SANLK_RINDEX_LOCKSPACE: -276, SANLK_RINDEX_OFFSET: -277,
+  SANLK_RINDEX_DIFF: -278,
+} as const;
+
+const RC_NAMES = new Map<number, string>();
+for (const [name, rc] of Object.entries(SanlockRc)) RC_NAMES.set(rc, name);
+for (const [name, errno] of Object.entries(osConstants.errno)) {
+  if (!RC_NAMES.has(-errno)) RC_NAMES.set(-errno, name);
+}
+// libsanlock returns a bare -1 for a short reply from the daemon and the
+// daemon answers -1 to a release of a resource the registration does not hold.
+RC_NAMES.set(-1, 'FAILED');
+
+/** Symbolic name of a sanlock return code: EEXIST, SANLK_ACQUIRE_IDLIVE, FAILED (-1), ... */
+export function sanlockRcName(rc: number): string {
+  return RC_NAMES.get(rc) ?? `RC${rc}`;
+}
+
+const E = osConstants.errno;
+/** Codes that mean "someone else holds the lease" for acquire. */
+const HELD_ELSEWHERE = new Set<number>([
+  -E.EEXIST, // held by another registration of this host
+  -E.EAGAIN,
+  SanlockRc.SANLK_ACQUIRE_IDLIVE, SanlockRc.SANLK_ACQUIRE_OWNED, SanlockRc.SANLK_ACQUIRE_OTHER,
+  SanlockRc.SANLK_ACQUIRE_OWNED_RETRY, SanlockRc.SANLK_ACQUIRE_SHRETRY,
+]);
+
+// ---------- errors ----------
+
+/** A sanlock call failed. `code` is sanlock's return value: -errno or a SANLK_* code (negative). */
+export class SanlockError extends Error {
+  override readonly name = 'SanlockError';
+  /** Symbolic form of `code`: 'EEXIST', 'ENOENT', 'SANLK_ACQUIRE_IDLIVE', 'FAILED' (-1), ... */
+  readonly codeName: string;
+
+  constructor(message: string, readonly code: number, readonly op: string, options?: ErrorOptions) {
+    super(message, options);
+    this.codeName = sanlockRcName(code);
+  }
+
+  /** The lease is held by another process or host (acquire failed for that reason). */
+  get heldElsewhere(): boolean {
+    return HELD_ELSEWHERE.has(this.code);
+  }
+}
+
+export function isSanlockError(e: unknown, codeName?: string): e is SanlockError {
+  return e instanceof SanlockError && (codeName === undefined || e.codeName === codeName);
+}
+
+function convert(e: unknown, op: string): unknown {
+  if (e !== null && typeof e === 'object' && (e as { domain?: unknown }).domain === SANLOCK_ERROR_DOMAIN) {
+    const code = Number((e as { code?: unknown }).code);
+    const message = e instanceof Error ? e.message : `sanlock ${op} failed`;
+    return new SanlockError(`${message} [${sanlockRcName(code)}]`, code, op, { cause: e });
+  }
+  return e;
+}
+
+async function call<T>(op: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw convert(e, op);
+  }
+}
+
+// ---------- public types ----------
+
+export interface HostInfo {
+  hostId: number;
+  generation: number;
+  /** The host's last delta-lease renewal (its monotonic seconds), or the owner's lease timestamp. */
+  timestamp: number;
+  ioTimeout: number;
+  flags: number;
+  /** flags & 0xf as a name: for getHosts(); 'UNKNOWN' ... 'DEAD'. */
+  state: keyof typeof HostState | undefined;
+}
+
+export interface LockspaceInfo { name: string; hostId: number; path: string; offset: number; state: 'joined' | 'adding' | 'removing' }
+
+/** A lease held by a registration. */
+export interface HeldLease {
+  lockspace: string;
+  resource: string;
+  path: string;
+  offset: number;
+  /** The lease version this registration got when it acquired the lease. */
+  lver: number;
+  flags: number;
+}
+
+/** Where a resource lease lives, and in which lockspace. */
+export interface LeaseRef { lockspace: string; resource: string; path: string; offset: number }
+
+export interface ResourceOwners {
+  /** The version in the lease's leader record: the lver of its last (or current) holder; 0 if never acquired. */
+  lver: number;
+  /** Current holders: empty when the lease is free (released or never acquired). */
+  owners: HostInfo[];
+  shared: boolean;
+}
+
+/** Storage geometry for direct init: both or neither (neither: sanlock picks from the device's sector size). */
+export interface Geometry { alignMiB?: 1 | 2 | 4 | 8; sectorSize?: 512 | 4096 }
+
+export type LockspaceStatus = 'joined' | 'absent' | 'changing';
+
+export interface RegisterOptions {
+  /**
+   * Never SIGKILL this process for a failed lockspace: sanlock sends SIGTERM
+   * instead. Strongly advised for the agent (see notifySignal).
+   */
+  restrictSigkill?: boolean;
+  /**
+   * Ask sanlock to signal this process with `kill -s <signal> <pid>` (a
+   * killpath) when a lockspace it holds leases in fails, instead of SIGTERM,
+   * during the kill grace period. Handle it (watchLease does) and release.
+   * The process must have a handler for that signal installed before any
+   * lease can be lost: the default action of SIGUSR1/SIGUSR2 terminates it.
+   */
+  notifySignal?: NodeJS.Signals;
+  /** A raw killpath instead of notifySignal: program, args (space separated), appendPid. */
+  killpath?: { path: string; args?: string; appendPid?: boolean };
+}
+
+export interface LeaseLoss {
+  reason: 'released' | 'lver-changed' | 'registration-error' | 'lockspace-failed' | 'lockspace-gone';
+  detail: string;
+  error?: SanlockError | Error;
+}
+
+export interface WatchOptions {
+  /** Poll period for inquire (and inqLockspace). Default 2000 ms. */
+  intervalMs?: number;
+  /** The lver the lease must keep; default: the lver inquire reports on the first poll. */
+  lver?: number;
+  /** Also poll inqLockspace for this host id and ids area, reporting 'lockspace-gone' when it is 'absent'. */
+  lockspace?: { hostId: number; path: string; offset: number };
+  /** The signal given as notifySignal to registerProcess: its arrival means 'lockspace-failed'. */
+  signal?: NodeJS.Signals;
+}
+
+/** A watch over one held lease; `lost` settles once, on the first loss seen. */
+export class LeaseWatch {
+  readonly lost: Promise<LeaseLoss>;
+  private resolveLost!: (l: LeaseLoss) => void;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private polling = false;
+  private expectedLver: number | undefined;
+  private readonly onSignal: (() => void) | undefined;
+
+  constructor(private readonly sanlock: Sanlock, private readonly fd: number, private readonly lease: LeaseRef,
+    private readonly opts: WatchOptions) {
+    this.lost = new Promise((resolve) => { this.resolveLost = resolve; });
+    this.expectedLver = opts.lver;
+    if (opts.signal) {
+      const signal = opts.signal;
+      this.onSignal = () => this.report({ reason: 'lockspace-failed', detail: `sanlock sent ${signal}: lockspace ${lease.lockspace} failed or is being removed` });
+      process.on(signal, this.onSignal);
+    }
+    this.timer = setInterval(() => void this.poll(), opts.intervalMs ?? 2000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.opts.signal && this.onSignal) process.off(this.opts.signal, this.onSignal);
+  }
+
+  /** One poll now (also run every intervalMs). Resolves to the loss it found, if any. */
+  async poll(): Promise<LeaseLoss | undefined> {
+    if (this.stopped || this.polling) return undefined;
+    this.polling = true;
+    try {
+      let held: HeldLease[];
+      try {
+        held = await this.sanlock.inquire(this.fd);
+      } catch (e) {
+        // EBUSY: another call (acquire/release) is in progress on the registration; try next time.
+        if (isSanlockError(e, 'EBUSY')) return undefined;
+        return this.report({ reason: 'registration-error', detail: `inquire failed: ${(e as Error).message}`, error: e as Error });
+      }
+      const mine = held.find((h) => h.lockspace === this.lease.lockspace && h.resource === this.lease.resource);
+      if (!mine) return this.report({ reason: 'released', detail: `${this.lease.lockspace}:${this.lease.resource} is no longer held by fd ${this.fd}` });
+      if (this.expectedLver === undefined) this.expectedLver = mine.lver;
+      else if (mine.lver !== this.expectedLver) {
+        return this.report({ reason: 'lver-changed', detail: `lver ${mine.lver}, expected ${this.expectedLver}` });
+      }
+      if (this.opts.lockspace) {
+        const ls = this.opts.lockspace;
+        const st = await this.sanlock.inqLockspace(this.lease.lockspace, ls.hostId, ls.path, ls.offset).catch(() => undefined);
+        if (st === 'absent') return this.report({ reason: 'lockspace-gone', detail: `lockspace ${this.lease.lockspace} is not joined` });
+      }
+      return undefined;
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private report(loss: LeaseLoss): LeaseLoss {
+    if (!this.stopped) {
+      this.stop();
+      this.resolveLost(loss);
+    }
+    return loss;
+  }
+}
+
+// ---------- the facade ----------
+
+function num(v: Int64): number { return Number(v); }
+
+function hostInfo(h: RawHost): HostInfo {
+  const stateNum = h.flags & 0xf;
+  const state = (Object.keys(HostState) as (keyof typeof HostState)[]).find((k) => HostState[k] === stateNum);
+  return { hostId: num(h.hostId), generation: num(h.generation), timestamp: num(h.timestamp), ioTimeout: h.ioTimeout, flags: h.flags, state };
+}
+
+function held(r: RawHeld): HeldLease {
+  return { lockspace: r.lockspace, resource: r.resource, path: r.path, offset: num(r.offset), lver: num(r.lver), flags: r.flags };
+}
+
+function geometryFlags(g: Geometry | undefined): number {
+  if (!g || (g.alignMiB === undefined && g.sectorSize === undefined)) return 0;
+  if (g.alignMiB === undefined || g.sectorSize === undefined) {
+    throw new TypeError('sanlock geometry: give both alignMiB and sectorSize, or neither');
+  }
+  const align = { 1: 0x10, 2: 0x20, 4: 0x40, 8: 0x80 }[g.alignMiB];
+  const sector = g.sectorSize === 512 ? 0x100 : 0x200;
+  return align | sector;
+}
+
+function killBinary(): string {
+  for (const p of ['/bin/kill', '/usr/bin/kill']) if (existsSync(p)) return p;
+  return '/bin/kill';
+}
+
+/**
+ * sanlock client for this process. Stateless apart from the addon's table of
+ * registrations; one instance is enough for the agent.
+ */
+export class Sanlock {
+  /** sanlock's text for a return code. */
+  static strerror(rc: number): string {
+    return raw.sanlockStrerror(rc);
+  }
+
+  /** The daemon's version ("3.8.5") and protocol; rejects (ENOENT / ECONNREFUSED) when no daemon listens on /run/sanlock. */
+  async daemonVersion(): Promise<{ version: string; proto: number }> {
+    const v = await call('version', () => raw.sanlockVersion());
+    return { version: `${(v.version >>> 24) & 0xff}.${(v.version >>> 16) & 0xff}.${(v.version >>> 8) & 0xff}`, proto: v.proto };
+  }
+
+  /** Is a daemon answering on this mount namespace's /run/sanlock/sanlock.sock? */
+  async daemonRunning(): Promise<boolean> {
+    return this.daemonVersion().then(() => true, () => false);
+  }
+
+  // ----- formatting storage (no daemon needed) -----
+
+  /**
+   * Writes an empty lockspace (delta leases for every host id) at path:offset.
+   * ioTimeoutSec is recorded on storage and used by every host joining it:
+   * give the same small value as to addLockspace to keep joins quick.
+   */
+  async directInitLockspace(name: string, path: string, offset = 0, opts: Geometry & { ioTimeoutSec?: number } = {}): Promise<void> {
+    await call('direct init lockspace', () => raw.sanlockDirectInitLockspace(name, path, offset, geometryFlags(opts), opts.ioTimeoutSec ?? 0));
+  }
+
+  /** Writes a free resource lease (lver 0) at path:offset. `clear` writes one that reads back as invalid. */
+  async directInitResource(lockspace: string, resourceName: string, path: string, offset = 0,
+    opts: Geometry & { numHosts?: number; clear?: boolean } = {}): Promise<void> {
+    await call('direct init resource', () => raw.sanlockDirectInitResource(lockspace, resourceName, path, offset,
+      geometryFlags(opts), opts.numHosts ?? 0, opts.clear ?? false));
+  }
+
+  // ----- lockspaces -----
+
+  /** Joins the lockspace as hostId (blocks ~2 × io_timeout + 1 s; see the header). Rejects EEXIST if already joined. */
+  async addLockspace(name: string, hostId: number, path: string, offset = 0, ioTimeoutSec = 0,
+    opts: { async?: boolean } = {}): Promise<void> {
+    await call('add_lockspace', () => raw.sanlockAddLockspace(name, hostId, path, offset, ioTimeoutSec, opts.async ? AddLockspaceFlags.ASYNC : 0));
+  }
+
+  /**
+   * Leaves the lockspace. Without `unused`, sanlock first kills (SIGKILL, or
+   * SIGTERM if restricted) every process still holding a lease in it, this
+   * one included; with `unused: true` it refuses with EBUSY instead.
+   */
+  async remLockspace(name: string, hostId: number, path: string, offset = 0,
+    opts: { unused?: boolean; async?: boolean } = {}): Promise<void> {
+    const flags = (opts.unused ? RemLockspaceFlags.UNUSED : 0) | (opts.async ? RemLockspaceFlags.ASYNC : 0);
+    await call('rem_lockspace', () => raw.sanlockRemLockspace(name, hostId, path, offset, flags));
+  }
+
+  /** 'joined', 'absent', or 'changing' (being added or removed). */
+  async inqLockspace(name: string, hostId: number, path: string, offset = 0): Promise<LockspaceStatus> {
+    const rc = await call('inq_lockspace', () => raw.sanlockInqLockspace(name, hostId, path, offset));
+    return rc === 0 ? 'joined' : rc === -E.ENOENT ? 'absent' : 'changing';
+  }
+
+  async getLockspaces(): Promise<LockspaceInfo[]> {
+    const list = await call('get_lockspaces', () => raw.sanlockGetLockspaces());
+    return list.map((l) => ({
+      name: l.name, hostId: num(l.hostId), path: l.path, offset: num(l.offset),
+      state: l.flags & LockspaceStateFlags.REM ? 'removing' : l.flags & LockspaceStateFlags.ADD ? 'adding' : 'joined',
+    }));
+  }
+
+  /** Hosts of a joined lockspace as this daemon sees them (hostId 0: all seen). EAGAIN until it has watched them for a while. */
+  async getHosts(lockspace: string, hostId = 0): Promise<HostInfo[]> {
+    return (await call('get_hosts', () => raw.sanlockGetHosts(lockspace, hostId))).map(hostInfo);
+  }
+
+  // ----- resource leases on storage -----
+
+  /** Reads a lease's leader record and owners from storage (through the daemon; no lockspace membership needed). */
+  async readResourceOwners(lockspace: string, resourceName: string, path: string, offset = 0): Promise<ResourceOwners> {
+    const r = await call('read_resource_owners', () => raw.sanlockReadResourceOwners(lockspace, resourceName, path, offset, 0));
+    return { lver: num(r.lver), owners: r.owners.map(hostInfo), shared: (r.flags & ResourceFlags.SHARED) !== 0 };
+  }
+
+  /**
+   * VDSM's getSpmStatus view of an SPM lease: the owner's host id and the
+   * lease version, or -1 / -1 when nobody holds it (VDSM's SPM_ID_FREE and
+   * LVER_INVALID).
+   */
+  async spmStatus(lease: LeaseRef): Promise<{ spmId: number; spmLver: number }> {
+    const r = await this.readResourceOwners(lease.lockspace, lease.resource, lease.path, lease.offset);
+    const owner = r.owners[0];
+    if (r.owners.length !== 1 || owner === undefined) return { spmId: -1, spmLver: -1 };
+    return { spmId: owner.hostId, spmLver: r.lver };
+  }
+
+  // ----- registration and leases -----
+
+  /**
+   * Registers this process with the daemon; returns the registration's fd
+   * (close-on-exec). Leases acquired on it belong to this process until
+   * released, unregister()ed, or the process exits.
+   */
+  async registerProcess(opts: RegisterOptions = {}): Promise<number> {
+    const fd = await call('register', () => raw.sanlockRegister());
+    try {
+      if (opts.restrictSigkill) await call('restrict', () => raw.sanlockRestrict(fd, RestrictFlags.SIGKILL));
+      if (opts.notifySignal) {
+        const sig = opts.notifySignal.replace(/^SIG/, '');
+        await call('killpath', () => raw.sanlockKillpath(fd, killBinary(), `-s ${sig}`, KillpathFlags.PID));
+      } else if (opts.killpath) {
+        const kp = opts.killpath;
+        await call('killpath', () => raw.sanlockKillpath(fd, kp.path, kp.args ?? '', kp.appendPid ? KillpathFlags.PID : 0));
+      }
+    } catch (e) {
+      await raw.sanlockUnregister(fd).catch(() => undefined);
+      throw e;
+    }
+    return fd;
+  }
+
+  /** Closes the registration: the daemon releases (asynchronously) every lease held on it. */
+  async unregister(fd: number): Promise<void> {
+    await call('unregister', () => raw.sanlockUnregister(fd));
+  }
+
+  /**
+   * Acquires an exclusive (or SHARED, via opts.resourceFlags) lease and
+   * returns it with the lver this acquire got (1 for the first holder ever,
+   * then +1 per acquire). Fails fast when held elsewhere (EEXIST: another
+   * registration on this host; SANLK_ACQUIRE_IDLIVE / _OWNED...: another
+   * host); `error.heldElsewhere` tells these apart from storage errors. If
+   * the last owner's host died, sanlock waits for its delta lease to expire
+   * first (can be minutes): this runs on its own thread.
+   * opts.lver: fail (SANLK_ACQUIRE_LVER) unless the lease's current lver is that.
+   */
+  async acquire(fd: number, lockspace: string, resourceName: string, path: string, offset = 0, flags = 0,
+    opts: { resourceFlags?: number; lver?: number } = {}): Promise<HeldLease> {
+    return held(await call('acquire', () => raw.sanlockAcquire(fd, lockspace, resourceName, path, offset, flags,
+      opts.resourceFlags ?? 0, opts.lver ?? null)));
+  }
+
+  /** Releases one lease held on the registration (rejects FAILED (-1) when it is not held there). */
+  async release(fd: number, lockspace: string, resourceName: string, path: string, offset = 0, flags = 0): Promise<void> {
+    await call('release', () => raw.sanlockRelease(fd, lockspace, resourceName, path, offset, flags));
+  }
+
+  /** Releases every lease held on the registration. */
+  async releaseAll(fd: number): Promise<void> {
+    await call('release', () => raw.sanlockRelease(fd, null, null, null, 0, ReleaseFlags.ALL));
+  }
+
+  /**
+   * The leases held on the registration, with their lver. Rejects EBUSY while
+   * another call (acquire, release) on the same registration is in progress,
+   * and EBADF for an fd that is not a registration of this process.
+   */
+  async inquire(fd: number): Promise<HeldLease[]> {
+    return (await call('inquire', () => raw.sanlockInquire(fd))).map(held);
+  }
+
+  /**
+   * Watches a held lease: polls inquire (and optionally inqLockspace) every
+   * intervalMs and listens for the registration's notifySignal. `lost`
+   * resolves on the first loss seen; the caller must then stop using the
+   * lease's protection (and releaseAll, so sanlock stops escalating).
+   */
+  watchLease(fd: number, lease: LeaseRef, opts: WatchOptions = {}): LeaseWatch {
+    return new LeaseWatch(this, fd, lease, opts);
+  }
+}
