@@ -5,7 +5,7 @@
 // no descriptors beyond 0-2, capped output, and a security check per file.
 import { spawn } from 'node:child_process';
 import { access, constants, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { Logger } from '../log.js';
 import { PhaseTimer } from '../log.js';
@@ -129,7 +129,7 @@ export class HookRunner {
       return result;
     } finally {
       await rm(tmp, { recursive: true, force: true });
-      if (flagsFile) await rm(flagsFile, { force: true });
+      if (flagsFile) await rm(dirname(flagsFile), { recursive: true, force: true });
     }
   }
 

@@ -120,6 +120,11 @@ export class LoopActivationDriver implements ActivationDriver {
     return (await this.attached(vg, lv)) !== undefined;
   }
 
+  /** VGs this host has (or had) activations in. */
+  async activeVgs(): Promise<string[]> {
+    return (await readdir(this.o.linkDir).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
+  }
+
   /** LVs this host has active in the VG. */
   async activeLvs(vg: string): Promise<string[]> {
     const names = await readdir(join(this.o.linkDir, vg)).catch(() => [] as string[]);

@@ -79,6 +79,8 @@ export class VmOperations {
     } catch (e) {
       this.m.setStatus(vm, 'Down', { exit: { exitCode: 1, exitReason: ExitReason.HOOK_ERROR, exitMessage: (e as Error).message } });
       this.m.forget(vm);
+      // Earlier hooks may have made things for this VM (scratch disks...): let their cleanup run.
+      await this.xmlHook('after_vm_destroy', vm, xml).catch((err) => this.o.log.warn('after_vm_destroy hooks failed', { vm: vm.id, err }));
       throw e;
     }
     void vm.queue.run(() => this.launch(vm, xml, flags));

@@ -1,0 +1,170 @@
+// The drive monitor: keeps every writable qcow2 on block storage ahead of its
+// guest's writes. A libvirt block-threshold event, or an ENOSPC pause, starts
+// an extension at once; a poll every few seconds is the fallback. The
+// extension itself (a request to the SPM, then a refresh here) is injected.
+import type { Logger } from '../../log.js';
+import { PhaseTimer } from '../../log.js';
+import { toNumber, type Connection, type Domain } from '../../libvirt/index.js';
+import { improbableAllocation, needsExtension, nextSizeMiB, thresholdFor, type ThinpPolicy } from './sizing.js';
+
+export interface ChunkedDrive {
+  vmId: string;
+  /** Target as libvirt names it, e.g. "vda". */
+  target: string;
+  domainId: string;
+  volumeId: string;
+}
+
+type DriveState = 'unset' | 'set' | 'exceeded' | 'extending' | 'disabled';
+
+interface Tracked extends ChunkedDrive {
+  state: DriveState;
+  lastExtendStart: number;
+  extensions: number;
+}
+
+export interface DriveMonitorOptions {
+  getConnection: () => Connection;
+  policy: ThinpPolicy;
+  /** Asks the SPM to extend the volume to sizeMiB and waits for its answer (through the mailbox). */
+  requestExtend: (drive: ChunkedDrive, sizeMiB: number) => Promise<void>;
+  /** Makes this host see the new size (lvchange --refresh / losetup -c); returns the new size in bytes. */
+  refresh: (drive: ChunkedDrive) => Promise<number>;
+  /** Resumes a VM paused on ENOSPC (through the VM layer, so its status follows). */
+  resumeIfEnospc: (vmId: string) => Promise<void>;
+  pollMs: number;
+  /** An extension that did not finish in this long may be tried again. */
+  retryAfterMs: number;
+  log: Logger;
+}
+
+export interface ExtensionRecord {
+  vmId: string; target: string; fromMiB: number; toMiB: number; phasesMs: Record<string, number>; totalMs: number; trigger: string;
+}
+
+export class DriveMonitor {
+  private readonly drives = new Map<string, Tracked>();
+  private timer: NodeJS.Timeout | undefined;
+  private polling = false;
+  readonly history: ExtensionRecord[] = [];
+
+  constructor(private readonly o: DriveMonitorOptions) {}
+
+  private key(vmId: string, target: string): string { return `${vmId}/${target}`; }
+
+  add(d: ChunkedDrive): void {
+    this.drives.set(this.key(d.vmId, d.target), { ...d, state: 'unset', lastExtendStart: 0, extensions: 0 });
+    void this.check(this.key(d.vmId, d.target), 'added');
+  }
+
+  removeVm(vmId: string): void {
+    for (const [k, d] of this.drives) if (d.vmId === vmId) this.drives.delete(k);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.poll(), this.o.pollMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** libvirt's block-threshold event: the guest wrote past the threshold. */
+  onThreshold(vmId: string, dev: string): void {
+    const target = dev.replace(/\[\d+\]$/, '');
+    const d = this.drives.get(this.key(vmId, target));
+    if (!d || d.state === 'extending' || d.state === 'disabled') return;
+    d.state = 'exceeded';
+    void this.extend(d, 'threshold');
+  }
+
+  /** An ENOSPC pause: every chunked drive of the VM is exceeded. */
+  onEnospc(vmId: string): void {
+    for (const d of this.drives.values()) {
+      if (d.vmId !== vmId || d.state === 'extending' || d.state === 'disabled') continue;
+      d.state = 'exceeded';
+      void this.extend(d, 'enospc');
+    }
+  }
+
+  private async domain(vmId: string): Promise<Domain> {
+    return this.o.getConnection().lookupByUUID(vmId);
+  }
+
+  /** The fallback: arms unset thresholds, extends drives that are short of room or whose extension stalled. */
+  async poll(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      await Promise.all([...this.drives.keys()].map((k) => this.check(k, 'poll')));
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async check(key: string, trigger: string): Promise<void> {
+    const d = this.drives.get(key);
+    if (!d || d.state === 'disabled' || d.state === 'extending') return;
+    try {
+      const dom = await this.domain(d.vmId);
+      const info = await dom.blockInfo(d.target);
+      const [alloc, phys, cap] = [toNumber(info.allocation), toNumber(info.physical), toNumber(info.capacity)];
+      if (improbableAllocation(alloc, phys, cap, this.o.policy)) {
+        this.o.log.warn('improbable allocation reported; not acting on it', { vm: d.vmId, target: d.target, allocation: alloc, physical: phys });
+        return;
+      }
+      if (d.state === 'exceeded' && Date.now() - d.lastExtendStart < this.o.retryAfterMs) return;
+      if (needsExtension(alloc, phys, this.o.policy) || d.state === 'exceeded') {
+        d.state = 'exceeded';
+        await this.extend(d, trigger);
+      } else if (d.state === 'unset') {
+        await dom.setBlockThreshold(d.target, thresholdFor(phys, this.o.policy));
+        d.state = 'set';
+      }
+    } catch (e) {
+      this.o.log.debug('drive check failed', { vm: d.vmId, target: d.target, err: e });
+    }
+  }
+
+  private async extend(d: Tracked, trigger: string): Promise<void> {
+    if (d.state === 'extending') return;
+    d.state = 'extending';
+    d.lastExtendStart = Date.now();
+    const timer = new PhaseTimer();
+    const log = this.o.log.child({ vm: d.vmId, target: d.target, volume: d.volumeId });
+    try {
+      const dom = await this.domain(d.vmId);
+      const info = await dom.blockInfo(d.target);
+      const [phys, cap] = [toNumber(info.physical), toNumber(info.capacity)];
+      const size = nextSizeMiB(phys, cap, this.o.policy);
+      timer.mark('wait');
+      if (size === undefined) {
+        d.state = 'disabled';
+        log.info('drive at its maximum size; no more extensions', { physical: phys, capacity: cap });
+        await this.o.resumeIfEnospc(d.vmId);
+        return;
+      }
+      await this.o.requestExtend(d, size);
+      timer.mark('request');
+      const now = await this.o.refresh(d);
+      timer.mark('refresh');
+      if (now < size * 1024 * 1024) throw new Error(`volume is ${now} bytes after refresh, expected ${size} MiB`);
+      await dom.setBlockThreshold(d.target, thresholdFor(now, this.o.policy));
+      d.state = 'set';
+      d.extensions++;
+      timer.mark('rearm');
+      await this.o.resumeIfEnospc(d.vmId);
+      timer.mark('resume');
+      const rec: ExtensionRecord = { vmId: d.vmId, target: d.target, fromMiB: Math.round(phys / 1048576), toMiB: size, trigger, ...timer.fields() } as ExtensionRecord;
+      this.history.push(rec);
+      if (this.history.length > 1000) this.history.shift();
+      log.info('drive extended', { fromMiB: rec.fromMiB, toMiB: size, trigger, ...timer.fields() });
+      // Writes may already have passed the new threshold: look again at once.
+      void this.check(this.key(d.vmId, d.target), 'after-extend');
+    } catch (e) {
+      d.state = 'exceeded'; // the poll retries after retryAfterMs
+      log.warn('drive extension failed; will retry', { err: e, trigger, ...timer.fields() });
+    }
+  }
+}
