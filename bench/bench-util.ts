@@ -239,3 +239,16 @@ export async function stopAgentChild(a: BenchAgent, timeoutMs = 15_000): Promise
   await exited;
   clearTimeout(t);
 }
+
+/** Runs a benchmark's main(): exit code from it; on failure logs and exits even if timers linger. */
+export function runBench(main: () => Promise<number>): void {
+  installSignalHandlers();
+  main().then(
+    (code) => { process.exitCode = code; },
+    (e: unknown) => {
+      log(`FAILED: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      process.exitCode = 1;
+      setTimeout(() => process.exit(1), 2_000).unref(); // pending event-wait timers must not hold the exit
+    },
+  );
+}

@@ -33,8 +33,8 @@ import { emptyMetadata } from '../agent/vm/metadata.js';
 import type { HostvisorClient } from '../agent/rpc/client.js';
 import { connectClient, REPO, StatusWatch, tinyGuest } from '../test/agent/harness.js';
 import {
-  type BenchAgent, checkAborted, deadline, dumpAgent, envInt, fmt, installSignalHandlers, log, openWithRetry,
-  pause, printTable, round, startAgentChild, stopAgentChild, summarize, whenClosed,
+  type BenchAgent, checkAborted, deadline, dumpAgent, envInt, fmt, log, openWithRetry,
+  pause, printTable, round, startAgentChild, stopAgentChild, summarize, whenClosed, runBench,
 } from './bench-util.js';
 
 const GUESTS = envInt('BENCH_GUESTS', 6, 1, 10);
@@ -303,12 +303,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-installSignalHandlers();
-main().then(
-  (code) => { process.exitCode = code; },
-  (e: unknown) => {
-    log(`FAILED: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-    process.exitCode = 1;
-    setTimeout(() => process.exit(1), 2_000).unref();
-  },
-);
+runBench(main);

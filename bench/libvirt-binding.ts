@@ -2,10 +2,10 @@
 // Debian's python3-libvirt (the official binding VDSM uses), same calls, same
 // domains, same libvirtd, in the same run.
 //
-//   npx tsc -p tsconfig.json && npm run bench:libvirt-binding
-//   (= node --expose-gc dist/bench/libvirt-binding.js; run as root, after test/lab/setup.sh)
+//   npm run bench:libvirt-binding   (scripts/bench.sh: lab setup + build, then
+//   node --expose-gc dist/bench/libvirt-binding.js; as root)
 //
-// 1. destroys leftover hv-bench-* domains, starts 10 transient tiny guests
+// 1. destroys leftover hv-bench-<N> domains, starts 10 transient tiny guests
 //    (hv-bench-0..9, TCG, lab.end=wait) and waits for LAB-BOOT-OK on each;
 // 2. for getInfo, getXMLDesc and getAllDomainStats, at 1 and 32 calls in
 //    flight: warm-up, then calls/s over a fixed wall-clock window, p50/p99;
@@ -14,7 +14,7 @@
 // 4. destroys the guests (finally), prints a table, and ends with ONE line of
 //    JSON (nothing is printed after it).
 //
-// Env knobs (all bounded): BENCH_WINDOW_MS (default 2000), BENCH_WARMUP_MS (300),
+// Env knobs (all bounded): BENCH_WINDOW_MS (default 1750), BENCH_WARMUP_MS (250),
 // BENCH_MAX_CALLS per cell (200000), BENCH_BOOT_TIMEOUT_MS (45000).
 // Only the local libvirt unix socket is used; no network traffic.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -43,11 +43,13 @@ function envInt(name: string, dflt: number, min: number, max: number): number {
   return v;
 }
 
-const WINDOW_MS = envInt('BENCH_WINDOW_MS', 2000, 100, 10_000);
-const WARMUP_MS = envInt('BENCH_WARMUP_MS', 300, 0, 5_000);
+// 12 cells x (warm-up + window) ~ 24 s; with ~15-25 s of guest boot the run stays near 50 s.
+const WINDOW_MS = envInt('BENCH_WINDOW_MS', 1750, 100, 10_000);
+const WARMUP_MS = envInt('BENCH_WARMUP_MS', 250, 0, 5_000);
 const MAX_CALLS = envInt('BENCH_MAX_CALLS', 200_000, 100, 2_000_000);
 const BOOT_TIMEOUT_MS = envInt('BENCH_BOOT_TIMEOUT_MS', 45_000, 5_000, 120_000);
-const CALL_TIMEOUT_MS = 10_000;
+// createXML/destroy take seconds when the host is loaded (other tests' guests); 30 s as the facade's default.
+const CALL_TIMEOUT_MS = 30_000;
 // The python child lives through both sides' cells (interleaved), plus connect/lookup.
 const PY_HARD_LIMIT_S = Math.ceil((2 * CALLS.length * LEVELS.length * (WINDOW_MS + WARMUP_MS)) / 1000) + 30;
 // Diagnostic: register and run libvirt's default event loop in the python child too (as VDSM does).
@@ -86,39 +88,60 @@ async function destroyBenchGuests(): Promise<number> {
   // Generous: libvirtd may be restarting (lab tests do that); AUTODESTROY does not survive a restart.
   const c = await openWithRetry(30_000);
   try {
-    const doms = (await c.listAllDomains()).filter((d) => OUR_NAME.test(d.name));
-    for (const d of doms) {
-      if (d.id >= 0) await d.destroy().catch((e: unknown) => log(`destroy ${d.name}: ${String(e)}`));
-      // Transient domains vanish on destroy and this fails; persistent leftovers would block createXML.
-      await d.undefine().catch(() => {});
+    let found = 0;
+    for (let pass = 1; pass <= 3; pass++) {
+      const doms = (await c.listAllDomains()).filter((d) => OUR_NAME.test(d.name));
+      if (pass === 1) found = doms.length;
+      if (doms.length === 0) return found;
+      if (pass === 3) throw new Error(`still there after 2 passes: ${doms.map((d) => d.name).join(' ')}`);
+      for (const d of doms) {
+        if (d.id >= 0) await d.destroy().catch((e: unknown) => log(`destroy ${d.name}: ${String(e)}`));
+        // Transient domains vanish on destroy and this fails; persistent leftovers would block createXML.
+        await d.undefine().catch(() => {});
+      }
     }
-    return doms.length;
+    return found;
   } finally {
     await c.close().catch(() => {});
+  }
+}
+
+const BOOT_ATTEMPTS = 3;
+const BOOTED = /LAB-BOOT-OK|Kernel panic/;
+
+/** Creates guest hv-bench-<i> and waits for LAB-BOOT-OK; a guest whose kernel panicked is started again. */
+async function bootGuest(c: Connection, i: number, deadline: number): Promise<Domain> {
+  const name = `${NAME_PREFIX}${i}`;
+  const serial = serialPathFor(name);
+  // no_timer_check: with 10 TCG guests booting on 2 cores, a starved vCPU can fail the
+  // kernel's IO-APIC timer check ("Kernel panic - not syncing: IO-APIC + timer doesn't work!").
+  const xml = guestDomainXml({ name, virtType: 'qemu', cmdline: ['lab.end=wait', 'no_timer_check'], serialPath: serial });
+  for (let attempt = 1; ; attempt++) {
+    await rm(serial, { force: true }); // no stale marker from an earlier run or attempt
+    // AUTODESTROY: should this process die without its finally, libvirtd kills the guests when
+    // the connection drops (the finally still destroys them, by name, in every other case).
+    const d = await c.createXML(xml, enums.DomainCreateFlags.START_AUTODESTROY);
+    const { line } = await waitForSerialMarker(serial, BOOTED, Math.max(1000, deadline - performance.now()));
+    if (line.includes('LAB-BOOT-OK')) return d;
+    // panic=-1 reboots and on_reboot is destroy, so it is usually gone already.
+    await d.destroy().catch(() => {});
+    if (attempt >= BOOT_ATTEMPTS) throw new Error(`${name}: guest kernel panicked at boot ${attempt} times: ${line.trim()}`);
+    log(`${name}: guest kernel panicked at boot (${line.trim().slice(0, 100)}); starting it again`);
   }
 }
 
 async function startGuests(c: Connection): Promise<{ doms: Domain[]; bootMs: number }> {
   ensureRunDir();
   const t0 = performance.now();
-  // All createXML calls at once: libvirtd starts them on its worker threads, which beats
-  // starting each QEMU while the previous guests already boot on the same two cores.
-  const settled = await Promise.allSettled(Array.from({ length: GUESTS }, async (_, i) => {
-    const name = `${NAME_PREFIX}${i}`;
-    const serial = serialPathFor(name);
-    await rm(serial, { force: true }); // no stale LAB-BOOT-OK from an earlier run
-    const xml = guestDomainXml({ name, virtType: 'qemu', cmdline: ['lab.end=wait'], serialPath: serial });
-    // AUTODESTROY: should this process die without its finally, libvirtd kills the guests when
-    // the connection drops (the finally still destroys them, by name, in every other case).
-    return c.createXML(xml, enums.DomainCreateFlags.START_AUTODESTROY);
-  }));
+  const deadline = t0 + BOOT_TIMEOUT_MS;
+  // All at once: libvirtd starts them on its worker threads, which beats starting each QEMU
+  // while the previous guests already boot on the same two cores.
+  const settled = await Promise.allSettled(Array.from({ length: GUESTS }, (_, i) => bootGuest(c, i, deadline)));
   const doms: Domain[] = [];
   for (const r of settled) {
     if (r.status === 'rejected') throw r.reason;
     doms.push(r.value);
   }
-  log(`created ${GUESTS} guests in ${Math.round(performance.now() - t0)} ms; waiting for LAB-BOOT-OK`);
-  await Promise.all(doms.map((d) => waitForSerialMarker(serialPathFor(d.name), 'LAB-BOOT-OK', BOOT_TIMEOUT_MS)));
   return { doms, bootMs: Math.round(performance.now() - t0) };
 }
 
@@ -138,10 +161,11 @@ function pct(sorted: Float64Array, q: number): number | null {
 /**
  * A failed call is counted and the loop goes on: getAllDomainStats covers every domain on
  * the host, and one that another test destroys mid-call fails the whole call ("Unable to
- * read from monitor"). Cells with too many failures abort the run (see checkErrors).
+ * read from monitor"). A cell where more than half the calls failed (libvirtd gone) aborts the run.
  */
 function tooManyErrors(calls: number, errors: number): boolean {
-  return errors > Math.max(3, 0.05 * (calls + errors));
+  // Half: at 32 in flight, one foreign domain vanishing fails every overlapping call.
+  return errors > Math.max(3, 0.5 * (calls + errors));
 }
 
 /** Keeps `inFlight` calls outstanding until `windowMs` passed or `maxCalls` started. */

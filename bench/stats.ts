@@ -37,7 +37,7 @@ import { connectClient, StatusWatch, tinyGuest } from '../test/agent/harness.js'
 import { waitForSerialMarker } from '../test/lab/guest.js';
 import {
   NAME_PREFIX, type BenchAgent, dumpAgent, whenClosed, aborted, checkAborted, destroyBenchGuests, deadline, envInt, fmt, gc, installSignalHandlers,
-  kibToMib, log, openWithRetry, otherDomains, pause, printTable, procMemKiB, quantile, ratio, round, startAgentChild, stopAgentChild,
+  kibToMib, log, openWithRetry, otherDomains, pause, printTable, procMemKiB, quantile, ratio, round, startAgentChild, stopAgentChild, runBench,
 } from './bench-util.js';
 
 const VMS = envInt('BENCH_VMS', 20, 1, 40);
@@ -293,12 +293,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-installSignalHandlers();
-main().then(
-  (code) => { process.exitCode = code; },
-  (e: unknown) => {
-    log(`FAILED: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-    process.exitCode = 1;
-    setTimeout(() => process.exit(1), 2_000).unref(); // pending event-wait timers must not hold the exit
-  },
-);
+runBench(main);

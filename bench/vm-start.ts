@@ -32,8 +32,8 @@ import { emptyMetadata } from '../agent/vm/metadata.js';
 import type { HostvisorClient } from '../agent/rpc/client.js';
 import { connectClient, StatusWatch, tinyGuest } from '../test/agent/harness.js';
 import {
-  NAME_PREFIX, type BenchAgent, dumpAgent, whenClosed, checkAborted, deadline, destroyBenchGuests, envInt, fmt, installSignalHandlers, log,
-  median, openWithRetry, otherDomains, pause, printTable, quantile, ratio, round, startAgentChild, stopAgentChild, summarize,
+  NAME_PREFIX, type BenchAgent, dumpAgent, whenClosed, checkAborted, deadline, destroyBenchGuests, envInt, fmt, log,
+  median, openWithRetry, otherDomains, pause, printTable, quantile, ratio, round, startAgentChild, stopAgentChild, summarize, runBench,
 } from './bench-util.js';
 
 const GUESTS = envInt('BENCH_GUESTS', 10, 1, 50);
@@ -241,12 +241,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-installSignalHandlers();
-main().then(
-  (code) => { process.exitCode = code; },
-  (e: unknown) => {
-    log(`FAILED: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-    process.exitCode = 1;
-    setTimeout(() => process.exit(1), 2_000).unref(); // pending event-wait timers must not hold the exit
-  },
-);
+runBench(main);
