@@ -1,0 +1,531 @@
+#!/bin/bash
+# Hostvisor multi-host lab: several virtualization "hosts" on this one machine, for tests of
+# storage/SPM, migration and the controller.
+#
+# Usage: lab.sh up N          bring up hosts 1..N (hosts already running are left alone)
+#        lab.sh down [--kill] [N...]
+#                             tear down the given hosts, or (no host) every host, the lab network,
+#                             and last the blackhole route. Graceful: destroy domains, sanlock leaves
+#                             its lockspaces, SIGTERM, SIGKILL after 2 s. --kill: a power cut, SIGKILL
+#                             to everything in the host at once, leases stay on disk.
+#        lab.sh status        one line per host and the network; exit 0 when every host answers
+#        lab.sh exec H CMD... run CMD inside host H (a number or hvlab-hN): its net, mount and UTS
+#                             namespaces, in the current directory
+#        lab.sh env H         print the host's paths and addresses as KEY=VALUE lines
+#
+# Every lab host N (1..32) has:
+#  - network namespace hvlab-hN, interface eth0 = 10.250.0.N/24, a veth leg into bridge hvbr0 that
+#    lives in its own namespace hvlab-net; the main namespace has leg hvlab0 = 10.250.0.254/24.
+#    No namespace has a default route, IPv6 is off on every lab interface, and before any namespace
+#    is created the main namespace gets `blackhole 10.250.0.0/16`: only the connected /24 reaches the
+#    lab, and every other 10.250.x.x fails locally instead of leaving by the default route.
+#  - its own mount and UTS namespace (persistent: bind mounts of the ns files in $NSDIR), hostname
+#    hvlab-hN, a fresh sysfs for its netns (no cgroup mounts, so its libvirtd uses no cgroups), and
+#    private bind mounts from its directory D=$LAB/multihost/hosts/hN:
+#       D/run/libvirt -> /run/libvirt        D/lib/libvirt   -> /var/lib/libvirt
+#       D/etc/libvirt -> /etc/libvirt        D/log/libvirt   -> /var/log/libvirt
+#       D/cache/libvirt -> /var/cache/libvirt
+#       D/run/sanlock -> /run/sanlock        D/log/sanlock.log -> /var/log/sanlock.log
+#       $MH/hosts.txt -> /etc/hosts (hvlab-hN names for 10.250.0.N)
+#  - its own virtlogd, libvirtd (tcp on 10.250.0.N:16509, auth none, for peer-to-peer migration)
+#    and sanlock daemon (lab settings: -w 0 -h 0 -l 0, under an LD_PRELOAD setrlimit shim built
+#    here from setrlimit-shim.c), each under a child subreaper (test/lab/subreaper.py).
+#    Clients in the main namespace reach libvirtd at
+#       qemu+unix:///system?socket=D/run/libvirt/libvirt-sock
+#  - the shared storage directory $LAB/multihost/shared, the same path on every host.
+#
+# Safety: lab addresses exist only inside the lab namespaces and on hvlab0. `up` checks the main
+# namespace's routes (10.250.0.N via hvlab0, anything else in 10.250/16 unroutable) before it
+# returns. Every wait is bounded. Env: HOSTVISOR_LAB (default /var/tmp/hostvisor-lab),
+# HVLAB_START_TIMEOUT (s, default 60).
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SELF=$HERE/lab.sh
+SUBREAPER=$HERE/../subreaper.py
+SHIM_SRC=$HERE/setrlimit-shim.c
+LAB=${HOSTVISOR_LAB:-/var/tmp/hostvisor-lab}
+MH=$LAB/multihost
+NSDIR=$MH/ns
+HOSTS=$MH/hosts
+SHARED=$MH/shared
+SHIM=$MH/setrlimit-shim.so
+HOSTS_TXT=$MH/hosts.txt
+PY=/usr/bin/python3
+START_TIMEOUT=${HVLAB_START_TIMEOUT:-60}
+MAX_HOSTS=32
+
+NET_PREFIX=10.250.0
+RANGE=10.250.0.0/16
+NET_NS=hvlab-net
+BRIDGE=hvbr0
+MAIN_LEG=hvlab0          # in the main namespace
+MAIN_PEER=m0             # its peer, on the bridge in hvlab-net
+MAIN_ADDR=$NET_PREFIX.254
+DAEMON_PATH=/usr/sbin:/usr/bin:/sbin:/bin
+
+log() { echo "lab.sh: $*" >&2; }
+die() { echo "lab.sh: error: $*" >&2; exit 1; }
+now_ms() { local t=${EPOCHREALTIME/./}; echo $(( t / 1000 )); }
+
+[ "$(id -u)" = 0 ] || die "must run as root"
+
+netns_of() { echo "hvlab-h$1"; }
+dir_of() { echo "$HOSTS/h$1"; }
+addr_of() { echo "$NET_PREFIX.$1"; }
+uri_of() { echo "qemu+unix:///system?socket=$(dir_of "$1")/run/libvirt/libvirt-sock"; }
+uuid_of() { printf '6876616c-6162-4000-8000-%012x' "$1"; }
+
+# host_index ARG: accept N or hvlab-hN.
+host_index() {
+    local a=${1#hvlab-h}
+    [[ $a =~ ^[0-9]+$ ]] && (( a >= 1 && a <= MAX_HOSTS )) || die "bad host '$1' (1..$MAX_HOSTS or hvlab-hN)"
+    echo $(( 10#$a ))
+}
+
+have_netns() { [ -e "/run/netns/$1" ]; }
+ns_mounted() { mountpoint -q "$NSDIR/h$1.mnt" 2>/dev/null && mountpoint -q "$NSDIR/h$1.uts" 2>/dev/null; }
+
+# hx N CMD...: run CMD in host N's net, mount and UTS namespaces.
+hx() {
+    local i=$1; shift
+    nsenter --net="/run/netns/$(netns_of "$i")" --mount="$NSDIR/h$i.mnt" --uts="$NSDIR/h$i.uts" "$@"
+}
+
+# pid_from FILE COMM: the live (non-zombie) pid recorded in FILE if its process is COMM.
+pid_from() {
+    local pid state
+    [ -r "$1" ] || return 1
+    pid=$(head -c 32 "$1" 2>/dev/null) || return 1
+    pid=${pid//[[:space:]]/}
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 1
+    state=$(awk '/^State:/{print $2}' "/proc/$pid/status" 2>/dev/null)
+    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ] || return 1
+    echo "$pid"
+}
+libvirtd_pid() { pid_from "$(dir_of "$1")/run/libvirt/libvirtd.pid" libvirtd; }
+virtlogd_pid() { pid_from "$(dir_of "$1")/run/libvirt/virtlogd.pid" virtlogd; }
+sanlock_pid() { pid_from "$(dir_of "$1")/run/sanlock/sanlock.pid" sanlock; }
+
+libvirt_answers() { timeout 5 virsh -q -c "$(uri_of "$1")" version >/dev/null 2>&1; }
+sanlock_answers() { ns_mounted "$1" && timeout 5 nsenter --net="/run/netns/$(netns_of "$1")" --mount="$NSDIR/h$1.mnt" --uts="$NSDIR/h$1.uts" sanlock client status >/dev/null 2>&1; }
+
+host_running() {
+    local i=$1
+    have_netns "$(netns_of "$i")" && ns_mounted "$i" && libvirtd_pid "$i" >/dev/null && virtlogd_pid "$i" >/dev/null \
+        && sanlock_pid "$i" >/dev/null && libvirt_answers "$i" && sanlock_answers "$i"
+}
+
+# --- network -------------------------------------------------------------------------------------
+
+ensure_blackhole() {
+    if ! ip route show type blackhole "$RANGE" | grep -q .; then
+        ip route add blackhole "$RANGE" || die "could not add blackhole route $RANGE"
+        log "added blackhole route $RANGE in the main namespace"
+    fi
+}
+
+# Quiet the lab links: no IPv6 (no link-local chatter, no router solicitations) in a namespace.
+no_ipv6_in() {
+    nsenter --net="/run/netns/$1" /bin/sh -c \
+        'for f in /proc/sys/net/ipv6/conf/all/disable_ipv6 /proc/sys/net/ipv6/conf/default/disable_ipv6; do [ -w $f ] && echo 1 > $f; done; true'
+}
+
+ensure_net() {
+    if ! have_netns "$NET_NS"; then
+        ip netns add "$NET_NS" || die "ip netns add $NET_NS failed"
+    fi
+    no_ipv6_in "$NET_NS"
+    ip -n "$NET_NS" link set lo up
+    if ! ip -n "$NET_NS" link show "$BRIDGE" >/dev/null 2>&1; then
+        ip -n "$NET_NS" link add "$BRIDGE" type bridge stp_state 0 forward_delay 0 || die "bridge $BRIDGE failed"
+    fi
+    ip -n "$NET_NS" link set "$BRIDGE" up
+    if ! ip link show "$MAIN_LEG" >/dev/null 2>&1; then
+        ip link add "$MAIN_LEG" type veth peer name "$MAIN_PEER" netns "$NET_NS" || die "veth $MAIN_LEG failed"
+    fi
+    [ -w "/proc/sys/net/ipv6/conf/$MAIN_LEG/disable_ipv6" ] && echo 1 > "/proc/sys/net/ipv6/conf/$MAIN_LEG/disable_ipv6"
+    ip -n "$NET_NS" link set "$MAIN_PEER" master "$BRIDGE" up
+    if ! ip -4 -o addr show dev "$MAIN_LEG" | grep -q " $MAIN_ADDR/24 "; then
+        ip addr add "$MAIN_ADDR/24" dev "$MAIN_LEG" || die "address on $MAIN_LEG failed"
+    fi
+    ip link set "$MAIN_LEG" up
+}
+
+# The main namespace must route lab host addresses over hvlab0 only, and nothing else in the range.
+check_routes() {
+    local i=$1 r
+    r=$(ip -4 route get "$(addr_of "$i")" 2>&1) || die "no route to $(addr_of "$i"): $r"
+    [[ $r == *" dev $MAIN_LEG "* ]] || die "UNSAFE: $(addr_of "$i") does not route via $MAIN_LEG: $r"
+    if r=$(ip -4 route get 10.250.1.1 2>&1); then
+        die "UNSAFE: 10.250.1.1 is routable from the main namespace: $r"
+    fi
+}
+
+# --- hosts ---------------------------------------------------------------------------------------
+
+ensure_dirs() {
+    mkdir -p "$MH" "$NSDIR" "$HOSTS" "$SHARED"
+    # The persistent mount-namespace files must sit on a private mount.
+    if ! mountpoint -q "$NSDIR"; then
+        mount --bind "$NSDIR" "$NSDIR" || die "bind mount $NSDIR failed"
+    fi
+    mount --make-private "$NSDIR" || die "make-private $NSDIR failed"
+    if [ ! -s "$HOSTS_TXT" ]; then
+        {
+            printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n'
+            printf '%s hvlab-main\n' "$MAIN_ADDR"
+            local i
+            for ((i = 1; i <= MAX_HOSTS; i++)); do printf '%s hvlab-h%d\n' "$(addr_of "$i")" "$i"; done
+        } > "$HOSTS_TXT.tmp" && mv "$HOSTS_TXT.tmp" "$HOSTS_TXT"
+    fi
+    # Bind-mount targets must exist in the main namespace (standard paths; created empty if missing).
+    mkdir -p /run/libvirt /var/lib/libvirt /etc/libvirt /var/log/libvirt /var/cache/libvirt /run/sanlock
+    [ -e /var/log/sanlock.log ] || : >> /var/log/sanlock.log
+}
+
+ensure_shim() {
+    if [ ! -f "$SHIM" ] || [ "$SHIM_SRC" -nt "$SHIM" ]; then
+        gcc -shared -fPIC -O2 -Wall -o "$SHIM.tmp" "$SHIM_SRC" -ldl || die "building $SHIM failed"
+        mv "$SHIM.tmp" "$SHIM"
+        log "built $SHIM"
+    fi
+}
+
+# conf_copy SRC DST KEY...: copy a libvirt config file (if any) without the lines that set KEYs.
+conf_copy() {
+    local src=$1 dst=$2; shift 2
+    local re
+    re=$(IFS='|'; echo "$*")
+    if [ -f "$src" ]; then
+        grep -Ev "^[[:space:]]*($re)[[:space:]]*=" "$src" > "$dst" || true
+    else
+        : > "$dst"
+    fi
+}
+
+# prepare_dir N: a fresh host directory (the capabilities cache is kept: it makes libvirtd start faster).
+prepare_dir() {
+    local i=$1 D
+    D=$(dir_of "$i")
+    mkdir -p "$D"
+    rm -rf "$D/run" "$D/lib" "$D/etc" "$D/log" "$D/guests"
+    mkdir -p "$D/run/libvirt" "$D/run/sanlock" "$D/lib/libvirt" "$D/etc/libvirt" "$D/log/libvirt/qemu" \
+             "$D/cache/libvirt" "$D/guests"
+    : > "$D/log/sanlock.log"
+    # A copy of the machine's libvirt configuration: top-level files and nwfilter, not its
+    # domains (qemu/), networks or secrets.
+    local f
+    for f in /etc/libvirt/*; do
+        [ -f "$f" ] || continue
+        case "$f" in *.hostvisor-orig|*.dpkg-*|*~) continue ;; esac
+        cp -p "$f" "$D/etc/libvirt/"
+    done
+    [ -d /etc/libvirt/nwfilter ] && cp -a /etc/libvirt/nwfilter "$D/etc/libvirt/"
+    local addr uuid
+    addr=$(addr_of "$i"); uuid=$(uuid_of "$i")
+    conf_copy /etc/libvirt/libvirtd.conf "$D/etc/libvirt/libvirtd.conf" \
+        listen_tls listen_tcp listen_addr auth_tcp auth_unix_ro auth_unix_rw host_uuid host_uuid_source \
+        log_outputs log_filters unix_sock_dir
+    cat >> "$D/etc/libvirt/libvirtd.conf" <<CONF
+# hvlab host $i (test/lab/multihost/lab.sh)
+listen_tls = 0
+listen_tcp = 1
+listen_addr = "$addr"
+auth_tcp = "none"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+host_uuid = "$uuid"
+log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+CONF
+    conf_copy /etc/libvirt/qemu.conf "$D/etc/libvirt/qemu.conf" \
+        user group security_driver migration_address migration_host
+    cat >> "$D/etc/libvirt/qemu.conf" <<CONF
+# hvlab host $i (test/lab/multihost/lab.sh)
+user = "root"
+group = "root"
+security_driver = "none"
+migration_address = "$addr"
+migration_host = "$addr"
+CONF
+    conf_copy /etc/libvirt/virtlogd.conf "$D/etc/libvirt/virtlogd.conf" log_outputs
+    echo 'log_outputs = "3:file:/var/log/libvirt/virtlogd.log"' >> "$D/etc/libvirt/virtlogd.conf"
+}
+
+# _init N: runs inside the new mount + UTS namespace (see create_host); exits when the mounts are in place.
+host_init() {
+    local i=$1 D m n=0
+    D=$(dir_of "$i")
+    set -e
+    hostname "hvlab-h$i"
+    # Copies of other namespaces' files (ip netns, other lab hosts) would pin those namespaces.
+    while read -r m; do
+        umount -l "$m" 2>/dev/null || true
+        n=$((n + 1)); (( n < 1000 )) || break
+    done < <(findmnt -rn -t nsfs -o TARGET)
+    mount --bind "$D/run/libvirt" /run/libvirt
+    mount --bind "$D/run/sanlock" /run/sanlock
+    mount --bind "$D/lib/libvirt" /var/lib/libvirt
+    mount --bind "$D/etc/libvirt" /etc/libvirt
+    mount --bind "$D/log/libvirt" /var/log/libvirt
+    mount --bind "$D/cache/libvirt" /var/cache/libvirt
+    mount --bind "$D/log/sanlock.log" /var/log/sanlock.log
+    mount --bind "$HOSTS_TXT" /etc/hosts
+    # sysfs of this netns (libvirt looks up devices there); this also drops the cgroup mounts.
+    umount -R -l /sys
+    mount -t sysfs sysfs /sys
+}
+
+create_host() {
+    local i=$1 ns D
+    ns=$(netns_of "$i"); D=$(dir_of "$i")
+    ip netns add "$ns" || die "ip netns add $ns failed"
+    no_ipv6_in "$ns"
+    ip -n "$NET_NS" link del "h$i" >/dev/null 2>&1
+    ip -n "$NET_NS" link add "h$i" type veth peer name eth0 netns "$ns" || die "veth h$i failed"
+    ip -n "$NET_NS" link set "h$i" master "$BRIDGE" up || die "h$i on $BRIDGE failed"
+    ip -n "$ns" link set lo up
+    ip -n "$ns" addr add "$(addr_of "$i")/24" dev eth0 || die "address on $ns eth0 failed"
+    ip -n "$ns" link set eth0 up
+    prepare_dir "$i"
+    : > "$NSDIR/h$i.mnt"; : > "$NSDIR/h$i.uts"
+    nsenter --net="/run/netns/$ns" unshare --mount="$NSDIR/h$i.mnt" --uts="$NSDIR/h$i.uts" --propagation private \
+        /bin/bash "$SELF" _init "$i" 9>&- || die "mount namespace of host $i failed"
+    ns_mounted "$i" || die "namespace files of host $i are not mounted"
+}
+
+# spawn_daemon N NAME CMD...: CMD in host N under a detached child subreaper, clean env, output in D/log/NAME.out.
+spawn_daemon() {
+    local i=$1 name=$2; shift 2
+    local D
+    D=$(dir_of "$i")
+    hx "$i" env -i PATH="$DAEMON_PATH" HOME=/root LANG=C.UTF-8 \
+        setsid -f "$PY" "$SUBREAPER" --log "$D/log/$name.out" -- "$@" </dev/null >>"$D/log/$name.out" 2>&1 9>&-
+}
+
+start_daemons() {
+    local i=$1
+    spawn_daemon "$i" virtlogd /usr/sbin/virtlogd -d -f /etc/libvirt/virtlogd.conf -p /run/libvirt/virtlogd.pid
+    spawn_daemon "$i" libvirtd /usr/sbin/libvirtd -d --listen -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid
+    spawn_daemon "$i" sanlock /usr/bin/env LD_PRELOAD="$SHIM" \
+        /usr/sbin/sanlock daemon -D -w 0 -h 0 -l 0 -U root -G root
+}
+
+wait_ready() {
+    local i=$1 deadline
+    deadline=$(( $(now_ms) + START_TIMEOUT * 1000 ))
+    local lv=0 sl=0 vl=0
+    while :; do
+        [ $vl = 1 ] || { virtlogd_pid "$i" >/dev/null && vl=1; }
+        [ $lv = 1 ] || { [ -S "$(dir_of "$i")/run/libvirt/libvirt-sock" ] && libvirt_answers "$i" && lv=1; }
+        [ $sl = 1 ] || { [ -S "$(dir_of "$i")/run/sanlock/sanlock.sock" ] && sanlock_answers "$i" && sl=1; }
+        [ $lv$sl$vl = 111 ] && return 0
+        if (( $(now_ms) >= deadline )); then
+            log "host $i not ready after ${START_TIMEOUT}s (libvirtd=$lv sanlock=$sl virtlogd=$vl); logs in $(dir_of "$i")/log"
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# pids_in N: every live process in host N's network, mount or UTS namespace (one find over /proc).
+pids_in() {
+    local i=$1 net=none mnt=none uts=none
+    have_netns "$(netns_of "$i")" && net=$(stat -L -c %i "/run/netns/$(netns_of "$i")")
+    mountpoint -q "$NSDIR/h$i.mnt" 2>/dev/null && mnt=$(stat -L -c %i "$NSDIR/h$i.mnt")
+    mountpoint -q "$NSDIR/h$i.uts" 2>/dev/null && uts=$(stat -L -c %i "$NSDIR/h$i.uts")
+    [ "$net$mnt$uts" != nonenonenone ] || return 0
+    find /proc/[0-9]*/ns/ -maxdepth 1 \( -lname "net:?$net?" -o -lname "mnt:?$mnt?" -o -lname "uts:?$uts?" \) \
+        -printf '%h\n' 2>/dev/null | cut -d/ -f3 | sort -un | grep -vx -e "$$" -e "$BASHPID"
+}
+
+# destroy_host N [kill]: destroy its domains, stop its daemons and every other process in it, drop its
+# namespaces. With "kill" it is a power cut: everything gets SIGKILL at once, and sanlock keeps its
+# leases on disk (other hosts see them expire).
+destroy_host() {
+    local i=$1 mode=${2:-graceful} ns D uri d n pids left t0 deadline
+    ns=$(netns_of "$i"); D=$(dir_of "$i"); uri=$(uri_of "$i")
+    t0=$(now_ms)
+    if [ "$mode" = graceful ]; then
+        if [ -S "$D/run/libvirt/libvirt-sock" ] && libvirtd_pid "$i" >/dev/null; then
+            n=0
+            for d in $(timeout 5 virsh -q -c "$uri" list --name 2>/dev/null); do
+                timeout 10 virsh -q -c "$uri" destroy "$d" >/dev/null 2>&1
+                n=$((n + 1)); (( n < 200 )) || break
+            done
+        fi
+        # sanlock ignores SIGTERM while it is in lockspaces: ask it to leave them (and to kill the
+        # lease holders) first, so that other hosts see the host ids released.
+        if sanlock_pid "$i" >/dev/null && ns_mounted "$i" &&
+           hx "$i" timeout 3 sanlock client status 2>/dev/null | grep -q '^s '; then
+            hx "$i" timeout 5 sanlock client shutdown -f 1 -w 1 >/dev/null 2>&1 \
+                || log "host $i: sanlock shutdown -f 1 failed or timed out"
+        fi
+    fi
+    pids=$(pids_in "$i")
+    if [ -n "$pids" ] && [ "$mode" = kill ]; then
+        kill -KILL $pids 2>/dev/null
+        left=$pids
+    elif [ -n "$pids" ]; then
+        # Everything in the host (daemons, qemu, agents, helpers) gets SIGTERM, then SIGKILL after 2 s.
+        kill -TERM $pids 2>/dev/null
+        deadline=$(( $(now_ms) + 2000 ))
+        while left=$(pids_in "$i"); [ -n "$left" ] && (( $(now_ms) < deadline )); do sleep 0.05; done
+        if [ -n "$left" ]; then
+            log "host $i: SIGKILL to process(es) still there 2 s after SIGTERM: $(ps -o pid=,comm= -p "$(echo $left | tr ' ' ,)" | tr -s ' \n' ' ')"
+            kill -KILL $left 2>/dev/null
+        fi
+    fi
+    if [ -n "$pids" ] && [ -n "$left" ]; then
+        deadline=$(( $(now_ms) + 10000 ))
+        while left=$(pids_in "$i"); [ -n "$left" ] && (( $(now_ms) < deadline )); do sleep 0.05; done
+        [ -z "$left" ] || log "host $i: processes still alive 10 s after SIGKILL: $left"
+    fi
+    ip -n "$NET_NS" link del "h$i" >/dev/null 2>&1
+    umount "$NSDIR/h$i.mnt" 2>/dev/null || { mountpoint -q "$NSDIR/h$i.mnt" && umount -l "$NSDIR/h$i.mnt"; }
+    umount "$NSDIR/h$i.uts" 2>/dev/null || { mountpoint -q "$NSDIR/h$i.uts" && umount -l "$NSDIR/h$i.uts"; }
+    rm -f "$NSDIR/h$i.mnt" "$NSDIR/h$i.uts"
+    have_netns "$ns" && ip netns del "$ns"
+    log "host $i down in $(( $(now_ms) - t0 )) ms"
+}
+
+known_hosts() {
+    {
+        ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^hvlab-h\([0-9]\+\)$/\1/p'
+        for f in "$NSDIR"/h*.mnt "$NSDIR"/h*.uts; do
+            [ -e "$f" ] || continue
+            f=${f##*/h}; echo "${f%.*}"
+        done
+    } | sort -un
+}
+
+# --- commands ------------------------------------------------------------------------------------
+
+cmd_up() {
+    [ $# = 1 ] || die "usage: lab.sh up N"
+    local n
+    n=$(host_index "$1")
+    command -v sanlock >/dev/null || die "sanlock is not installed (run test/lab/setup.sh)"
+    [ -f "$SUBREAPER" ] || die "$SUBREAPER missing"
+    local t0 i started=()
+    t0=$(now_ms)
+    ensure_blackhole                 # first: before any namespace or lab address exists
+    ensure_dirs
+    ensure_shim
+    ensure_net
+    for ((i = 1; i <= n; i++)); do
+        if host_running "$i"; then
+            log "host $i already running, skipped"
+            continue
+        fi
+        if have_netns "$(netns_of "$i")" || [ -e "$NSDIR/h$i.mnt" ]; then
+            log "host $i is partly up: tearing it down first"
+            destroy_host "$i"
+        fi
+        create_host "$i"
+        start_daemons "$i"
+        started+=("$i")
+    done
+    local rc=0
+    for i in "${started[@]}"; do wait_ready "$i" || rc=1; done
+    for ((i = 1; i <= n; i++)); do check_routes "$i"; done
+    [ $rc = 0 ] || die "some hosts did not start"
+    log "up $n: ${#started[@]} started, $(( n - ${#started[@]} )) already running, $(( $(now_ms) - t0 )) ms"
+}
+
+cmd_down() {
+    local t0 i all=0 mode=graceful hosts=() jobs=()
+    t0=$(now_ms)
+    if [ "${1:-}" = --kill ]; then mode=kill; shift; fi
+    if [ $# = 0 ]; then
+        all=1
+        mapfile -t hosts < <(known_hosts)
+    else
+        for i in "$@"; do hosts+=("$(host_index "$i")"); done
+    fi
+    # Hosts go down in parallel.
+    for i in "${hosts[@]}"; do destroy_host "$i" "$mode" & jobs+=($!); done
+    for i in "${jobs[@]}"; do wait "$i"; done
+    [ $all = 1 ] || return 0
+    ip link del "$MAIN_LEG" >/dev/null 2>&1
+    have_netns "$NET_NS" && ip netns del "$NET_NS"
+    if mountpoint -q "$NSDIR" 2>/dev/null; then umount "$NSDIR" 2>/dev/null || umount -l "$NSDIR"; fi
+    # ip netns leaves /run/netns bind-mounted on itself; drop that too when no namespace is left
+    # (a plain umount fails, harmlessly, if someone else's namespace appeared meanwhile).
+    if mountpoint -q /run/netns 2>/dev/null && [ -z "$(ls -A /run/netns 2>/dev/null)" ]; then
+        umount /run/netns 2>/dev/null || true
+    fi
+    # The blackhole goes last, and only when nothing of the lab network is left.
+    local left
+    left=$( { ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^hvlab-'; ip -o link show "$MAIN_LEG" 2>/dev/null; } )
+    if [ -n "$left" ]; then
+        die "lab network not fully removed, keeping the blackhole route: $left"
+    fi
+    if ip route show type blackhole "$RANGE" | grep -q .; then
+        ip route del blackhole "$RANGE" || die "could not remove blackhole route $RANGE"
+    fi
+    log "down: ${#hosts[@]} host(s), network and route removed in $(( $(now_ms) - t0 )) ms"
+}
+
+cmd_status() {
+    local i rc=0 any=0 lv vl sl
+    for i in $(known_hosts); do
+        any=1
+        lv=$(libvirtd_pid "$i" || echo -); vl=$(virtlogd_pid "$i" || echo -); sl=$(sanlock_pid "$i" || echo -)
+        local la=no sa=no
+        libvirt_answers "$i" && la=yes
+        sanlock_answers "$i" && sa=yes
+        echo "hvlab-h$i $(addr_of "$i") libvirtd=$lv answering=$la virtlogd=$vl sanlock=$sl answering=$sa dir=$(dir_of "$i")"
+        [ "$la$sa" = yesyes ] || rc=3
+    done
+    [ $any = 1 ] || echo "no lab hosts"
+    echo "net: netns $NET_NS $(have_netns "$NET_NS" && echo present || echo absent)," \
+         "$MAIN_LEG $(ip -br -4 addr show dev "$MAIN_LEG" 2>/dev/null | awk '{print $3}' || true)," \
+         "blackhole $RANGE $(ip route show type blackhole "$RANGE" | grep -q . && echo present || echo absent)"
+    return $rc
+}
+
+cmd_exec() {
+    [ $# -ge 2 ] || die "usage: lab.sh exec HOST CMD..."
+    local i
+    i=$(host_index "$1"); shift
+    ns_mounted "$i" && have_netns "$(netns_of "$i")" || die "host $i is not up"
+    exec nsenter --net="/run/netns/$(netns_of "$i")" --mount="$NSDIR/h$i.mnt" --uts="$NSDIR/h$i.uts" --wd="$PWD" -- "$@"
+}
+
+cmd_env() {
+    local i
+    i=$(host_index "$1")
+    cat <<ENV
+HVLAB_NAME=hvlab-h$i
+HVLAB_ADDRESS=$(addr_of "$i")
+HVLAB_DIR=$(dir_of "$i")
+HVLAB_LIBVIRT_URI=$(uri_of "$i")
+HVLAB_SANLOCK_DIR=$(dir_of "$i")/run/sanlock
+HVLAB_NETNS=/run/netns/$(netns_of "$i")
+HVLAB_MNTNS=$NSDIR/h$i.mnt
+HVLAB_UTSNS=$NSDIR/h$i.uts
+HVLAB_SHARED=$SHARED
+ENV
+}
+
+# Serialize up/down between concurrent callers (fd 9; closed for everything spawned).
+locked() {
+    mkdir -p "$MH"
+    exec 9>"$MH/.lock"
+    flock -w 300 9 || die "could not lock $MH/.lock"
+    "$@"
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+    up)     locked cmd_up "$@" ;;
+    down)   locked cmd_down "$@" ;;
+    status) cmd_status ;;
+    exec)   cmd_exec "$@" ;;
+    env)    [ $# = 1 ] || die "usage: lab.sh env HOST"; cmd_env "$1" ;;
+    _init)  host_init "$1" ;;
+    *) echo "usage: $0 up N | down [--kill] [N...] | status | exec HOST CMD... | env HOST" >&2; exit 2 ;;
+esac
