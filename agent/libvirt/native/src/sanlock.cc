@@ -2,12 +2,14 @@
 //
 // Same threading rules as the libvirt part (common.h): every call that talks
 // to the sanlock daemon or to lease storage runs as a Work off the JS thread.
-//  - Lane::Dedicated: calls that can block for seconds or minutes
-//    (add/rem lockspace, acquire, release, direct writes to storage, reads of
-//    lease areas, unregister).
-//  - Lane::Pool: short calls the daemon answers from memory (inquire,
-//    inq_lockspace, version, get_hosts, get_lockspaces, register, restrict,
-//    killpath).
+//  - Lane::Pool: only calls the daemon's main thread answers at once from
+//    memory (version, register, restrict, get_hosts, get_lockspaces).
+//  - Lane::Dedicated: everything else. Calls that can block for seconds or
+//    minutes (add/rem lockspace, acquire, release, direct writes to storage,
+//    reads of lease areas, unregister), and the quick ones the daemon queues
+//    to its worker threads (inquire, inq_lockspace, killpath): those workers
+//    may all be busy with lease I/O on slow storage for up to an io_timeout
+//    or more, and such a wait must not hold one of the 4 libuv pool threads.
 //
 // Failures reject with the facade's error class (MakeLibvirtError) built from
 // a CapturedError with domain = kSanlockDomain (-2), code = the sanlock return
@@ -19,11 +21,11 @@
 // them. libsanlock requires callers to serialise calls on one registered
 // socket, so each registration has a mutex:
 //  - acquire/release/unregister wait for it (they are on Dedicated threads);
-//  - inquire/restrict/killpath, on the pool, only try it, and fail with
-//    -EBUSY when another call on the registration is in progress (the daemon
-//    itself answers -EBUSY to a second command on a busy registration), so a
-//    watcher polling inquire cannot pile up pool threads behind an acquire
-//    that waits for another host's lease to expire.
+//  - inquire/restrict/killpath only try it, and fail with -EBUSY when
+//    another call on the registration is in progress (the daemon itself
+//    answers -EBUSY to a second command on a busy registration), so a watcher
+//    polling inquire cannot pile up threads behind an acquire that waits for
+//    another host's lease to expire.
 // Registrations are looked up by fd in a table owned by this file; a call on
 // an fd that this addon did not register (or already closed) fails with
 // -EBADF and never touches the descriptor.
@@ -357,7 +359,7 @@ Napi::Value InqLockspace(const Napi::CallbackInfo& info) {
   uint64_t hostId = ArgUInt64(info, 1, "hostId");
   std::string path = ArgPath(info, 2, "path");
   uint64_t offset = ArgUInt64(info, 3, "offset");
-  return Queue(info.Env(), Lane::Pool, [=]() -> Builder {
+  return Queue(info.Env(), Lane::Dedicated, [=]() -> Builder {
     sanlk_lockspace ls;
     FillLockspace(ls, name, hostId, path, offset);
     int rv = sanlock_inq_lockspace(&ls, 0);
@@ -560,7 +562,7 @@ Napi::Value Killpath(const Napi::CallbackInfo& info) {
                                                 std::to_string(SANLK_HELPER_PATH_LEN) + " bytes");
   }
   RegPtr reg = FindReg(fd);
-  return Queue(info.Env(), Lane::Pool, [reg, fd, path, args, flags]() -> Builder {
+  return Queue(info.Env(), Lane::Dedicated, [reg, fd, path, args, flags]() -> Builder {
     WithReg(reg, fd, false, "killpath", [&](int sock) {
       char p[SANLK_HELPER_PATH_LEN] = {0};
       char a[SANLK_HELPER_ARGS_LEN] = {0};
@@ -603,10 +605,18 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
       int rv = sanlock_acquire(sock, -1, flags, 1, list, nullptr);
       if (rv < 0) SanlockFail(rv, "acquire", target);
       // The version the daemon got: sanlock_acquire does not return it, the
-      // registration's inquire does (token->r.lver is set on acquire).
-      for (HeldResource& h : InquireLocked(sock, "acquire (inquire after acquire)")) {
-        if (h.lockspace == lockspace && h.name == name) return h;
+      // registration's inquire does (token->r.lver is set on acquire). If
+      // that fails, give the lease back rather than report a failed acquire
+      // while holding it.
+      try {
+        for (HeldResource& h : InquireLocked(sock, "acquire (inquire after acquire)")) {
+          if (h.lockspace == lockspace && h.name == name) return h;
+        }
+      } catch (const VirFailure&) {
+        sanlock_release(sock, -1, 0, 1, list);
+        throw;
       }
+      sanlock_release(sock, -1, 0, 1, list);
       SanlockFail(-ENOENT, "acquire", target + " (acquired, but missing from the registration's inquire)");
     });
     return [got](Napi::Env env) { return HeldToJs(env, got); };
@@ -652,7 +662,7 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
 Napi::Value Inquire(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
   RegPtr reg = FindReg(fd);
-  return Queue(info.Env(), Lane::Pool, [reg, fd]() -> Builder {
+  return Queue(info.Env(), Lane::Dedicated, [reg, fd]() -> Builder {
     auto held = std::make_shared<std::vector<HeldResource>>(
         WithReg(reg, fd, false, "inquire", [&](int sock) { return InquireLocked(sock, "inquire"); }));
     return [held](Napi::Env env) {
