@@ -1,7 +1,12 @@
 // Promise-returning calls: short ones on the libuv pool, long ones on their
 // own threads so that a migration or a guest-agent shutdown cannot starve
 // the 4-thread pool that fs, dns and crypto share.
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
 #include <thread>
 
 #include "common.h"
@@ -49,34 +54,86 @@ std::vector<Napi::Reference<Napi::Value>> Hold(std::vector<Napi::Value>& values)
   return refs;
 }
 
-class PoolCall : public Napi::AsyncWorker {
+// Short calls run on the addon's own pool of threads, not on libuv's: the
+// libuv pool has 4 threads shared with fs, dns and crypto, which would cap
+// libvirt concurrency at 4 and let a slow libvirtd stall the rest of Node.
+// Completions come back to JS through one thread-safe function, ref'd only
+// while calls are pending so an idle addon never keeps Node alive.
+struct PoolJob {
+  Napi::Promise::Deferred deferred;
+  Work work;
+  std::vector<Napi::Reference<Napi::Value>> held;
+  Outcome outcome;
+};
+
+class CallPool {
  public:
-  PoolCall(Napi::Env env, Work work, std::vector<Napi::Value> keepAlive)
-      : Napi::AsyncWorker(env, "hostvisor.libvirt"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        work_(std::move(work)),
-        held_(Hold(keepAlive)) {}
-
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    outcome_.Run(work_);
-    work_ = nullptr;  // release captured state (ConnRef) on this thread
+  static CallPool& Get() {
+    static CallPool* pool = new CallPool();  // never destroyed: threads may outlive exit()
+    return *pool;
   }
-  void OnOK() override {
-    Napi::HandleScope scope(Env());
-    outcome_.Settle(Env(), deferred_);
+
+  void Init(Napi::Env env) {
+    if (initialized_) {
+      // The completion function belongs to the first environment (the main thread).
+      if (static_cast<napi_env>(env) != env_) throw Napi::Error::New(env, "the libvirt addon serves only the thread that loaded it first");
+      return;
+    }
+    initialized_ = true;
+    env_ = env;
+    done_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                          "hostvisor.libvirt.pool", 0, 1);
+    done_.Unref(env);
+    size_t n = 16;
+    if (const char* v = getenv("HOSTVISOR_LIBVIRT_THREADS")) {
+      long x = strtol(v, nullptr, 10);
+      if (x >= 1 && x <= 256) n = static_cast<size_t>(x);
+    }
+    for (size_t k = 0; k < n; k++) std::thread([this]() { Loop(); }).detach();
   }
-  void OnError(const Napi::Error&) override {
-    Napi::HandleScope scope(Env());
-    outcome_.Settle(Env(), deferred_);
+
+  void Submit(Napi::Env env, PoolJob* job) {
+    if (pending_++ == 0) done_.Ref(env);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(job);
+    }
+    cv_.notify_one();
   }
 
  private:
-  Napi::Promise::Deferred deferred_;
-  Work work_;
-  std::vector<Napi::Reference<Napi::Value>> held_;
-  Outcome outcome_;
+  void Loop() {
+    for (;;) {
+      PoolJob* job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [this] { return !queue_.empty(); });
+        job = queue_.front();
+        queue_.pop_front();
+      }
+      job->outcome.Run(job->work);
+      job->work = nullptr;  // release captured state (ConnRef) on this thread
+      napi_status st = done_.NonBlockingCall(job, [](Napi::Env env, Napi::Function, PoolJob* j) {
+        if (env != nullptr) {
+          Napi::HandleScope scope(env);
+          j->outcome.Settle(env, j->deferred);
+          j->held.clear();
+        }
+        delete j;
+        CallPool& p = CallPool::Get();
+        if (--p.pending_ == 0 && env != nullptr) p.done_.Unref(env);
+      });
+      if (st != napi_ok) continue;  // environment shutting down: nobody awaits it (job leaked on purpose)
+    }
+  }
+
+  bool initialized_ = false;
+  napi_env env_ = nullptr;
+  Napi::ThreadSafeFunction done_;
+  std::atomic<int> pending_{0};
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<PoolJob*> queue_;
 };
 
 struct ThreadCall {
@@ -91,9 +148,11 @@ struct ThreadCall {
 
 Napi::Promise Queue(Napi::Env env, Lane lane, Work work, std::vector<Napi::Value> keepAlive) {
   if (lane == Lane::Pool) {
-    auto* call = new PoolCall(env, std::move(work), std::move(keepAlive));
-    Napi::Promise p = call->Promise();
-    call->Queue();
+    CallPool& pool = CallPool::Get();
+    pool.Init(env);
+    auto* job = new PoolJob{Napi::Promise::Deferred::New(env), std::move(work), Hold(keepAlive), {}};
+    Napi::Promise p = job->deferred.Promise();
+    pool.Submit(env, job);
     return p;
   }
   auto* call = new ThreadCall{Napi::Promise::Deferred::New(env), std::move(work), Hold(keepAlive), {}, {}};
