@@ -2,9 +2,13 @@
 // bypasses the page cache when it can: every other host reads and writes the
 // same shared storage, so a cached read could be stale.
 //
-// - Opened with O_DIRECT (plus O_DSYNC for writers, so a completed write is on
-//   stable storage). If the file system refuses O_DIRECT at open (EINVAL),
-//   falls back to a buffered O_DSYNC handle (direct: 'auto', the default).
+// - Opened with O_DIRECT. Writes need visibility to the other hosts, not
+//   durability (a message lost in a crash is re-sent), so O_DSYNC is off by
+//   default with O_DIRECT (`sync: true` adds it; it costs a cache flush per
+//   write, about 3× the concurrent round trip on a loop device). If the file
+//   system refuses O_DIRECT at open (EINVAL), falls back to a buffered O_DSYNC
+//   handle (direct: 'auto', the default): correct only where every host shares
+//   one page cache (the single-machine lab) or the file system is coherent.
 // - O_DIRECT needs the memory buffer aligned (to the device's DMA alignment,
 //   512 B here), and Node cannot allocate an aligned Buffer or tell a Buffer's
 //   address. So each handle keeps one scratch Buffer 4 KiB larger than its
@@ -31,12 +35,15 @@ export interface BlockFileOptions {
   maxIoBytes: number;
   /** 'auto' (default): O_DIRECT when the file system allows it; 'require': fail otherwise; 'off': buffered. */
   direct?: DirectIoMode;
+  /** O_DSYNC with O_DIRECT too (default false; buffered handles always use O_DSYNC). */
+  sync?: boolean;
   log?: Logger;
 }
 
 const ALIGN_SLACK = 4096;
 const ALIGN_STEP = 8;
 
+const bufferedFlags = (writable: boolean): number => (writable ? constants.O_RDWR | constants.O_DSYNC : constants.O_RDONLY);
 const errCode = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | undefined)?.code;
 
 export class BlockFile {
@@ -59,8 +66,8 @@ export class BlockFile {
   static async open(path: string, opts: BlockFileOptions): Promise<BlockFile> {
     if (opts.maxIoBytes <= 0 || opts.maxIoBytes % BLOCK_SIZE) throw new RangeError(`maxIoBytes must be a positive multiple of ${BLOCK_SIZE}`);
     const mode = opts.direct ?? 'auto';
-    const flags = opts.writable ? constants.O_RDWR | constants.O_DSYNC : constants.O_RDONLY;
     if (mode !== 'off') {
+      const flags = (opts.writable ? constants.O_RDWR : constants.O_RDONLY) | (opts.writable && opts.sync ? constants.O_DSYNC : 0);
       try {
         return new BlockFile(path, await open(path, flags | constants.O_DIRECT), true, opts);
       } catch (e) {
@@ -69,7 +76,7 @@ export class BlockFile {
       }
     }
     try {
-      return new BlockFile(path, await open(path, flags), false, opts);
+      return new BlockFile(path, await open(path, bufferedFlags(opts.writable)), false, opts);
     } catch (e) {
       throw new MailboxIoError(`cannot open ${path}`, { cause: e, path });
     }
@@ -148,7 +155,7 @@ export class BlockFile {
     }
     if ((this.opts.direct ?? 'auto') === 'require') throw new MailboxIoError(`O_DIRECT I/O on ${this.path} fails with EINVAL at every buffer alignment`, { path: this.path });
     this.log.warn('O_DIRECT I/O fails at every buffer alignment; reopening buffered (O_DSYNC)');
-    const fh = await open(this.path, this.opts.writable ? constants.O_RDWR | constants.O_DSYNC : constants.O_RDONLY);
+    const fh = await open(this.path, bufferedFlags(this.opts.writable));
     await this.fh.close().catch(() => undefined);
     this.fh = fh;
     this.directOn = false;

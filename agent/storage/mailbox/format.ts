@@ -225,6 +225,14 @@ export function emptyHostBlock(kind: 'request' | 'reply', ownerHostId: number, w
   return { kind, ownerHostId, writerHostId, incarnation, generation, writtenAtMs: Date.now(), slots: new Array<Slot>(SLOTS_PER_HOST).fill(undefined) };
 }
 
+/** A whole replies area as a new SPM writes it: its SPM block, then an empty reply block per host. */
+export function emptyRepliesArea(maxHosts: number, spmHostId: number, incarnation: bigint): Buffer {
+  const area = Buffer.alloc(areaBytes(maxHosts));
+  encodeBlock({ kind: 'spm', ownerHostId: 0, writerHostId: spmHostId, incarnation, generation: 1n, writtenAtMs: Date.now(), slots: [] }).copy(area, 0);
+  for (let h = 1; h <= maxHosts; h++) encodeBlock(emptyHostBlock('reply', h, spmHostId, incarnation, 1n)).copy(area, blockOffset(h));
+  return area;
+}
+
 /**
  * Decodes and validates one block: checksum, magic, version, kind and owner.
  * An all-zero block is a valid empty block of the expected kind.

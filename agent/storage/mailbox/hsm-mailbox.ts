@@ -9,6 +9,7 @@ import { PhaseTimer, silentLogger, type Logger } from '../../log.js';
 import { StorageParamsError } from '../errors.js';
 import { BlockFile, type DirectIoMode } from './block-file.js';
 import { CoalescedWriter } from './coalesced-writer.js';
+import { Sleeper } from './sleeper.js';
 import { MailboxTimeoutError, MailboxUnavailableError } from './errors.js';
 import {
   BLOCK_SIZE, Opcode, SLOTS_PER_HOST, blockOffset, decodeBlock, encodeBlock, isUuid, randomU64, reasonName,
@@ -49,7 +50,7 @@ export interface HsmMailboxOptions {
   hostId: number;
   /** Host ids 1..maxHosts have blocks (default 250). */
   maxHosts?: number;
-  /** How often the reply block is read while a request is pending (default 50 ms). */
+  /** How often the reply block is read while a request is pending (default 25 ms: one 4 KiB read, only while waiting). */
   replyPollMs?: number;
   /** Re-send a request that has had no reply for this long (default 2000 ms). */
   resendAfterMs?: number;
@@ -58,6 +59,8 @@ export interface HsmMailboxOptions {
   /** Requests that may wait for a free slot (default 1024). */
   maxQueued?: number;
   direct?: DirectIoMode;
+  /** O_DSYNC on O_DIRECT writes too (default false: the mailbox needs visibility, not durability). */
+  sync?: boolean;
   log?: Logger;
 }
 
@@ -78,7 +81,7 @@ interface Entry {
 
 export class HsmMailbox {
   readonly hostId: number;
-  private readonly o: Required<Omit<HsmMailboxOptions, 'log' | 'direct'>> & { direct: DirectIoMode };
+  private readonly o: Required<Omit<HsmMailboxOptions, 'log'>>;
   private readonly log: Logger;
   private reqFile?: BlockFile;
   private repFile?: BlockFile;
@@ -92,16 +95,13 @@ export class HsmMailbox {
   private readonly writer = new CoalescedWriter(() => this.writeOnce());
   private needEvent = false;
   private polling = false;
-  private readonly wakers = new Set<() => void>();
+  private readonly sleeper = new Sleeper();
   private readFailures = 0;
   private badReplyBlocks = 0;
 
   constructor(opts: HsmMailboxOptions) {
-    this.o = {
-      requestsPath: opts.requestsPath, repliesPath: opts.repliesPath, hostId: opts.hostId,
-      maxHosts: opts.maxHosts ?? 250, replyPollMs: opts.replyPollMs ?? 50, resendAfterMs: opts.resendAfterMs ?? 2000,
-      timeoutMs: opts.timeoutMs ?? 60_000, maxQueued: opts.maxQueued ?? 1024, direct: opts.direct ?? 'auto',
-    };
+    const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as HsmMailboxOptions;
+    this.o = { maxHosts: 250, replyPollMs: 25, resendAfterMs: 2000, timeoutMs: 60_000, maxQueued: 1024, direct: 'auto', sync: false, ...given };
     if (!validHostId(opts.hostId, this.o.maxHosts)) throw new RangeError(`host id ${opts.hostId} is not in 1..${this.o.maxHosts}`);
     this.hostId = opts.hostId;
     this.log = (opts.log ?? silentLogger).child({ component: 'hsm-mailbox', hostId: opts.hostId });
@@ -111,7 +111,7 @@ export class HsmMailbox {
   async start(): Promise<void> {
     if (this.running) return;
     const end = blockOffset(this.hostId) + BLOCK_SIZE;
-    const common = { maxIoBytes: BLOCK_SIZE, direct: this.o.direct, log: this.log };
+    const common = { maxIoBytes: BLOCK_SIZE, direct: this.o.direct, sync: this.o.sync, log: this.log };
     this.reqFile = await BlockFile.open(this.o.requestsPath, { ...common, writable: true });
     this.repFile = await BlockFile.open(this.o.repliesPath, { ...common, writable: false });
     try {
@@ -169,7 +169,7 @@ export class HsmMailbox {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    for (const w of this.wakers) w();
+    this.sleeper.wakeAll();
     const pending = [...this.queue, ...this.slots.filter((e): e is Entry => !!e)];
     this.queue.length = 0;
     this.slots.fill(undefined);
@@ -246,19 +246,11 @@ export class HsmMailbox {
   private async pollLoop(): Promise<void> {
     while (this.running && this.slots.some(Boolean)) {
       // After repeated read failures, slow down to the re-send pace.
-      await this.sleep(this.readFailures >= 10 ? this.o.resendAfterMs : this.o.replyPollMs);
+      await this.sleeper.sleep(this.readFailures >= 10 ? this.o.resendAfterMs : this.o.replyPollMs);
       if (!this.running) break;
       await this.pollOnce();
     }
     this.polling = false;
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => { clearTimeout(t); this.wakers.delete(done); resolve(); };
-      const t = setTimeout(done, ms);
-      this.wakers.add(done);
-    });
   }
 
   private async pollOnce(): Promise<void> {
@@ -276,7 +268,7 @@ export class HsmMailbox {
       } else {
         r.block.slots.forEach((rep, i) => {
           const e = this.slots[i];
-          if (e && rep && rep.state !== 'request' && rep.requestId === e.id) this.complete(e, rep);
+          if (e && rep && rep.state !== 'request' && rep.requestId === e.id && rep.volumeId === e.req.volumeId && rep.domainId === e.req.domainId) this.complete(e, rep);
         });
       }
     }

@@ -1,7 +1,7 @@
 // The SPM's side of the extension mailbox. It polls the requests area's event
-// block often (eventPollMs) and reads every host block on a change and every
-// scanIntervalMs anyway; validates each block's checksum; runs the extend
-// handler for each new request (bounded concurrency, one at a time per volume);
+// block often (eventPollMs), reads every host block on a change and every
+// scanIntervalMs anyway, validates each block's checksum, runs the extend
+// handler for each new request (bounded concurrency, one at a time per volume)
 // and writes the answer into the same slot of the host's reply block. When the
 // HSM clears a slot, the SPM forgets the request and clears its reply. On
 // start it rewrites the whole replies area empty (stale replies of a previous
@@ -13,9 +13,12 @@ import { BlockFile, type DirectIoMode } from './block-file.js';
 import { CoalescedWriter } from './coalesced-writer.js';
 import { MailboxUnavailableError, mailboxReason } from './errors.js';
 import {
-  BLOCK_SIZE, Opcode, ReasonCode, SLOTS_PER_HOST, areaBytes, blockOffset, decodeBlock, emptyHostBlock, encodeBlock,
-  randomU64, reasonName, requestIdString, validHostId, type ReplySlot, type RequestSlot, type Slot,
+  BLOCK_SIZE, Opcode, ReasonCode, areaBytes, blockOffset, decodeBlock, emptyRepliesArea, randomU64, reasonName,
+  requestIdString, validHostId,
 } from './format.js';
+import { KeyedLimiter } from './keyed-limiter.js';
+import { Sleeper } from './sleeper.js';
+import { RequestTable, type Job } from './spm-request-table.js';
 
 export type ExtendHandler = (domainId: string, volumeId: string, sizeMiB: number) => Promise<void>;
 
@@ -41,26 +44,9 @@ export interface SpmMailboxOptions {
   /** stop() waits this long for running handlers, then drops their results (default 5000 ms). */
   drainMs?: number;
   direct?: DirectIoMode;
+  /** O_DSYNC on O_DIRECT writes too (default false). */
+  sync?: boolean;
   log?: Logger;
-}
-
-interface Job {
-  hostId: number;
-  slot: number;
-  req: RequestSlot;
-  /** The latest attempt seen in the request area. */
-  attempt: number;
-  phase: 'queued' | 'running' | 'done' | 'cancelled';
-  reply?: ReplySlot;
-  timer: PhaseTimer;
-}
-
-interface HostState {
-  jobs: (Job | undefined)[];
-  lastRaw?: Buffer;
-  generation: bigint;
-  writer: CoalescedWriter;
-  badBlocks: number;
 }
 
 export interface SpmMailboxStats {
@@ -70,43 +56,35 @@ export interface SpmMailboxStats {
   scans: number;
   eventWakeups: number;
   badBlocks: number;
-  running: number;
-  queued: number;
 }
 
 export class SpmMailbox {
   readonly spmHostId: number;
-  private readonly o: Required<Omit<SpmMailboxOptions, 'log' | 'onLost' | 'direct'>> & { direct: DirectIoMode };
+  readonly stats: SpmMailboxStats = { served: 0, failed: 0, repliesRewritten: 0, scans: 0, eventWakeups: 0, badBlocks: 0 };
+  private readonly maxHosts: number;
   private readonly log: Logger;
-  private readonly onLost: ((why: string) => void) | undefined;
   private reqFile?: BlockFile;
   private repFile?: BlockFile;
   private readonly incarnation = randomU64();
+  private readonly table: RequestTable;
+  private readonly limiter: KeyedLimiter;
+  private readonly writers = new Map<number, CoalescedWriter>();
+  private readonly sleeper = new Sleeper();
   private accepting = false; // the poll loop runs and new handler calls may start
   private writable = false; // replies may be written
   private started = false;
   private lost = false;
   private loopDone: Promise<void> = Promise.resolve();
-  private readonly wakers = new Set<() => void>();
   private lastEvent?: Buffer;
-  private readonly hosts = new Map<number, HostState>();
-  private readonly queue: Job[] = [];
-  private readonly runningJobs = new Set<Promise<void>>();
-  private readonly busyVolumes = new Set<string>();
   private loopErrors = 0;
-  readonly stats: SpmMailboxStats = { served: 0, failed: 0, repliesRewritten: 0, scans: 0, eventWakeups: 0, badBlocks: 0, running: 0, queued: 0 };
 
-  constructor(opts: SpmMailboxOptions) {
-    this.o = {
-      requestsPath: opts.requestsPath, repliesPath: opts.repliesPath, spmHostId: opts.spmHostId,
-      maxHosts: opts.maxHosts ?? 250, extend: opts.extend, stillSpm: opts.stillSpm,
-      eventPollMs: opts.eventPollMs ?? 50, scanIntervalMs: opts.scanIntervalMs ?? 2000,
-      concurrency: opts.concurrency ?? 10, drainMs: opts.drainMs ?? 5000, direct: opts.direct ?? 'auto',
-    };
-    if (!validHostId(opts.spmHostId, this.o.maxHosts)) throw new RangeError(`SPM host id ${opts.spmHostId} is not in 1..${this.o.maxHosts}`);
-    this.spmHostId = opts.spmHostId;
-    this.onLost = opts.onLost;
-    this.log = (opts.log ?? silentLogger).child({ component: 'spm-mailbox', spmHostId: opts.spmHostId });
+  constructor(private readonly o: SpmMailboxOptions) {
+    this.maxHosts = o.maxHosts ?? 250;
+    if (!validHostId(o.spmHostId, this.maxHosts)) throw new RangeError(`SPM host id ${o.spmHostId} is not in 1..${this.maxHosts}`);
+    this.spmHostId = o.spmHostId;
+    this.log = (o.log ?? silentLogger).child({ component: 'spm-mailbox', spmHostId: o.spmHostId });
+    this.table = new RequestTable(o.spmHostId, this.incarnation);
+    this.limiter = new KeyedLimiter(o.concurrency ?? 10, (err) => this.log.error('serving a request failed', { err }));
   }
 
   /** Serving requests (false after stop() or once stillSpm() said no). */
@@ -114,11 +92,16 @@ export class SpmMailbox {
     return this.accepting;
   }
 
+  /** Handler calls running and waiting now. */
+  get load(): { running: number; queued: number } {
+    return { running: this.limiter.running, queued: this.limiter.queued };
+  }
+
   async start(): Promise<void> {
     if (this.started) throw new MailboxUnavailableError('an SPM mailbox instance starts once; make a new one');
     this.started = true;
-    const bytes = areaBytes(this.o.maxHosts);
-    const common = { maxIoBytes: bytes, direct: this.o.direct, log: this.log };
+    const bytes = areaBytes(this.maxHosts);
+    const common = { maxIoBytes: bytes, direct: this.o.direct ?? 'auto', sync: this.o.sync ?? false, log: this.log };
     const timer = new PhaseTimer();
     this.reqFile = await BlockFile.open(this.o.requestsPath, { ...common, writable: false });
     this.repFile = await BlockFile.open(this.o.repliesPath, { ...common, writable: true });
@@ -128,13 +111,7 @@ export class SpmMailbox {
       if (!(await this.o.stillSpm())) throw new MailboxUnavailableError('not the SPM: stillSpm() returned false', { spmHostId: this.spmHostId });
       this.writable = true;
       timer.mark('open');
-      // Announce this SPM in block 0 and rewrite every host's reply block empty, in one write.
-      const area = Buffer.alloc(bytes);
-      encodeBlock({ kind: 'spm', ownerHostId: 0, writerHostId: this.spmHostId, incarnation: this.incarnation, generation: 1n, writtenAtMs: Date.now(), slots: [] }).copy(area, 0);
-      for (let h = 1; h <= this.o.maxHosts; h++) {
-        encodeBlock(emptyHostBlock('reply', h, this.spmHostId, this.incarnation, 1n)).copy(area, blockOffset(h));
-      }
-      await this.repFile.write(0, area);
+      await this.repFile.write(0, emptyRepliesArea(this.maxHosts, this.spmHostId, this.incarnation));
       timer.mark('clearReplies');
       this.accepting = true;
       await this.scan('start');
@@ -148,60 +125,53 @@ export class SpmMailbox {
     }
     this.loopDone = this.loop();
     this.log.info('SPM mailbox started', {
-      maxHosts: this.o.maxHosts, pending: this.queue.length + this.runningJobs.size, incarnation: requestIdString(this.incarnation),
+      maxHosts: this.maxHosts, pending: this.limiter.queued + this.limiter.running, incarnation: requestIdString(this.incarnation),
       direct: { requests: this.reqFile.direct, replies: this.repFile.direct }, ...timer.fields(),
     });
   }
 
-  /** Stops polling; waits up to drainMs for running handlers (writing their replies), then closes. Requests not yet started stay pending for the next SPM. */
+  /**
+   * Stops polling; waits up to drainMs for running handlers (writing their
+   * replies while still SPM), then closes. Requests not started yet stay
+   * pending in the requests area for the next SPM.
+   */
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
     this.accepting = false;
-    for (const w of this.wakers) w();
+    this.limiter.close();
+    this.sleeper.wakeAll();
     await this.loopDone;
-    const drained = await Promise.race([
-      Promise.allSettled([...this.runningJobs]).then(() => true),
-      new Promise<boolean>((r) => setTimeout(() => r(false), this.o.drainMs).unref()),
-    ]);
-    await Promise.race([
-      Promise.allSettled([...this.hosts.values()].map((h) => h.writer.idle())),
-      new Promise((r) => setTimeout(r, this.o.drainMs).unref()),
-    ]);
+    const drainMs = this.o.drainMs ?? 5000;
+    const timeout = (ms: number) => new Promise<false>((r) => setTimeout(() => r(false), ms).unref());
+    const drained = await Promise.race([this.limiter.settled().then(() => true), timeout(drainMs)]);
+    await Promise.race([Promise.allSettled([...this.writers.values()].map((w) => w.idle())), timeout(drainMs)]);
     this.writable = false;
-    this.queue.length = 0;
     await this.reqFile?.close();
     await this.repFile?.close();
-    this.log.info('SPM mailbox stopped', { drained, abandoned: this.runningJobs.size, ...this.stats });
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => { clearTimeout(t); this.wakers.delete(done); resolve(); };
-      const t = setTimeout(done, ms);
-      this.wakers.add(done);
-    });
+    this.log.info('SPM mailbox stopped', { drained, abandoned: this.limiter.running, ...this.stats });
   }
 
   private async loop(): Promise<void> {
-    let nextScan = performance.now() + this.o.scanIntervalMs;
+    const scanMs = this.o.scanIntervalMs ?? 2000;
+    let nextScan = performance.now() + scanMs;
     while (this.accepting) {
-      await this.sleep(this.o.eventPollMs);
+      await this.sleeper.sleep(this.o.eventPollMs ?? 50);
       if (!this.accepting) break;
       try {
         if (performance.now() >= nextScan) {
           if (!(await this.guard())) break;
           await this.scan('periodic');
-          nextScan = performance.now() + this.o.scanIntervalMs;
+          nextScan = performance.now() + scanMs;
         } else {
           const ev = await this.reqFile!.read(0, BLOCK_SIZE);
-          if (!this.lastEvent || !ev.equals(this.lastEvent)) {
+          if (!this.lastEvent?.equals(ev)) {
             this.stats.eventWakeups++;
             await this.scan('event', ev);
-            nextScan = performance.now() + this.o.scanIntervalMs;
+            nextScan = performance.now() + scanMs;
           }
         }
-        for (const [hostId, h] of this.hosts) if (h.writer.dirty && !h.writer.busy) this.writeReplies(hostId);
+        for (const [hostId, w] of this.writers) if (w.dirty && !w.busy) this.writeReplies(hostId); // retry failed writes
         this.loopErrors = 0;
       } catch (err) {
         if (++this.loopErrors === 1 || this.loopErrors % 100 === 0) this.log.warn('reading the requests area failed', { failures: this.loopErrors, err });
@@ -214,76 +184,33 @@ export class SpmMailbox {
     // The event block is read before the host blocks: an HSM writes its block
     // before the event block, so a changed event guarantees the new host block.
     this.lastEvent = event ?? (await this.reqFile!.read(0, BLOCK_SIZE));
-    const buf = await this.reqFile!.read(BLOCK_SIZE, this.o.maxHosts * BLOCK_SIZE);
+    const buf = await this.reqFile!.read(BLOCK_SIZE, this.maxHosts * BLOCK_SIZE);
     this.stats.scans++;
     if (!this.accepting) return;
-    for (let hostId = 1; hostId <= this.o.maxHosts; hostId++) {
+    for (let hostId = 1; hostId <= this.maxHosts; hostId++) {
       const raw = buf.subarray((hostId - 1) * BLOCK_SIZE, hostId * BLOCK_SIZE);
-      const hs = this.hosts.get(hostId);
-      if (hs?.lastRaw?.equals(raw)) continue;
+      if (this.table.unchanged(hostId, raw)) continue;
       const r = decodeBlock(raw, { kind: 'request', ownerHostId: hostId });
-      const state = hs ?? this.hostState(hostId);
-      state.lastRaw = Buffer.from(raw);
       if (!r.ok) {
         this.stats.badBlocks++;
-        if (++state.badBlocks === 1 || state.badBlocks % 100 === 0) this.log.warn('invalid request block ignored', { hostId, error: r.error, count: state.badBlocks, why });
+        const n = this.table.badBlock(hostId, raw);
+        if (n === 1 || n % 100 === 0) this.log.warn('invalid request block ignored', { hostId, error: r.error, count: n, why });
         continue;
       }
-      this.processHost(hostId, state, r.block.slots);
-    }
-    this.pump();
-  }
-
-  private hostState(hostId: number): HostState {
-    const hs: HostState = {
-      jobs: new Array<Job | undefined>(SLOTS_PER_HOST).fill(undefined), generation: 1n, badBlocks: 0,
-      writer: new CoalescedWriter(() => this.writeReplyBlock(hostId)),
-    };
-    this.hosts.set(hostId, hs);
-    return hs;
-  }
-
-  private processHost(hostId: number, hs: HostState, slots: Slot[]): void {
-    let dirty = false;
-    slots.forEach((s, i) => {
-      const job = hs.jobs[i];
-      if (s?.state === 'request') {
-        if (job && job.req.requestId === s.requestId) {
-          if (s.attempt !== job.attempt) {
-            job.attempt = s.attempt;
-            if (job.phase === 'done') {
-              // A re-send of an answered request: the reply may have been lost. Write it again.
-              dirty = true;
-              this.stats.repliesRewritten++;
-              this.log.info('re-sent request: writing its reply again', this.describe(job));
-            }
-          }
-          return;
-        }
-        if (job) dirty = this.cancel(job) || dirty;
-        const nj: Job = { hostId, slot: i, req: s, attempt: s.attempt, phase: 'queued', timer: new PhaseTimer() };
-        hs.jobs[i] = nj;
-        this.queue.push(nj);
-        this.log.debug('new request', this.describe(nj));
-      } else if (job) {
-        // The HSM cleared (or replaced) the slot: forget the request, clear its reply.
-        dirty = this.cancel(job) || dirty;
-        hs.jobs[i] = undefined;
+      const change = this.table.apply(hostId, raw, r.block.slots);
+      for (const { job, was } of change.withdrawn) {
+        if (was === 'running') this.log.info('request withdrawn while its handler runs; its result will be dropped', this.describe(job));
       }
-    });
-    if (dirty) this.writeReplies(hostId);
-  }
-
-  /** Withdraws a job; true if it had a reply on disk that must now be cleared. */
-  private cancel(job: Job): boolean {
-    const hadReply = job.phase === 'done';
-    if (job.phase === 'queued') {
-      const i = this.queue.indexOf(job);
-      if (i >= 0) this.queue.splice(i, 1);
+      for (const job of change.resent) {
+        this.stats.repliesRewritten++;
+        this.log.info('re-sent request: writing its reply again', this.describe(job));
+      }
+      for (const job of change.added) {
+        this.log.debug('new request', this.describe(job));
+        this.limiter.add(`${job.req.domainId}/${job.req.volumeId}`, () => this.run(job));
+      }
+      if (change.replyDirty) this.writeReplies(hostId);
     }
-    if (job.phase === 'running') this.log.info('request withdrawn while its handler runs; its result will be dropped', this.describe(job));
-    job.phase = 'cancelled';
-    return hadReply;
   }
 
   private describe(job: Job): Record<string, unknown> {
@@ -291,28 +218,9 @@ export class SpmMailbox {
     return { hostId: job.hostId, slot: job.slot, requestId: requestIdString(requestId), domainId, volumeId, sizeMiB, attempt: job.attempt };
   }
 
-  private pump(): void {
-    while (this.accepting && this.runningJobs.size < this.o.concurrency) {
-      const i = this.queue.findIndex((j) => !this.busyVolumes.has(`${j.req.domainId}/${j.req.volumeId}`));
-      if (i < 0) break;
-      const job = this.queue.splice(i, 1)[0]!;
-      const key = `${job.req.domainId}/${job.req.volumeId}`;
-      this.busyVolumes.add(key);
-      const p: Promise<void> = this.run(job).catch((err: unknown) => this.log.error('serving a request failed', { ...this.describe(job), err })).finally(() => {
-        this.runningJobs.delete(p);
-        this.busyVolumes.delete(key);
-        this.stats.running = this.runningJobs.size;
-        this.pump();
-      });
-      this.runningJobs.add(p);
-    }
-    this.stats.running = this.runningJobs.size;
-    this.stats.queued = this.queue.length;
-  }
-
   private async run(job: Job): Promise<void> {
     job.timer.mark('wait');
-    if (job.phase !== 'queued') return;
+    if (job.phase !== 'queued' || !this.accepting) return;
     job.phase = 'running';
     const { opcode, domainId, volumeId, sizeMiB } = job.req;
     let reason: number = ReasonCode.none;
@@ -325,8 +233,7 @@ export class SpmMailbox {
       reason = ReasonCode.badRequest;
       reasonText = `bad size ${sizeMiB} MiB`;
     } else {
-      if (!(await this.guard())) return;
-      if (job.phase !== 'running') return; // withdrawn meanwhile
+      if (!(await this.guard()) || !this.table.current(job)) return;
       const t0 = performance.now();
       try {
         await this.o.extend(domainId, volumeId, sizeMiB);
@@ -338,7 +245,7 @@ export class SpmMailbox {
       extendMs = performance.now() - t0;
       job.timer.mark('extend');
     }
-    if (job.phase !== 'running' || !this.writable) {
+    if (!this.table.current(job) || !this.writable) {
       this.log.info('handler result dropped (request withdrawn or mailbox stopped)', { ...this.describe(job), ...job.timer.fields() });
       return;
     }
@@ -360,21 +267,19 @@ export class SpmMailbox {
     });
   }
 
+  /** Rewrites a host's reply block from the table (coalesced; guarded by stillSpm()). */
   private writeReplies(hostId: number): Promise<void> {
-    const hs = this.hosts.get(hostId) ?? this.hostState(hostId);
-    const p = hs.writer.request();
+    let w = this.writers.get(hostId);
+    if (!w) {
+      w = new CoalescedWriter(async () => {
+        if (!(await this.guard())) throw new MailboxUnavailableError('not writing replies: no longer the SPM, or stopped', { hostId });
+        await this.repFile!.write(blockOffset(hostId), this.table.replyBlock(hostId));
+      });
+      this.writers.set(hostId, w);
+    }
+    const p = w.request();
     p.catch(() => undefined); // callers that care await it; the poll loop retries dirty writers
     return p;
-  }
-
-  private async writeReplyBlock(hostId: number): Promise<void> {
-    const hs = this.hosts.get(hostId)!;
-    if (!(await this.guard())) throw new MailboxUnavailableError('not writing replies: no longer the SPM or stopped', { hostId });
-    await this.repFile!.write(blockOffset(hostId), encodeBlock({
-      kind: 'reply', ownerHostId: hostId, writerHostId: this.spmHostId, incarnation: this.incarnation,
-      generation: ++hs.generation, writtenAtMs: Date.now(),
-      slots: hs.jobs.map((j): Slot => (j?.phase === 'done' && j.reply ? { ...j.reply, attempt: j.attempt } : undefined)),
-    }));
   }
 
   /** The lease check. False (or a throw) stops this mailbox for good. */
@@ -396,10 +301,11 @@ export class SpmMailbox {
     this.lost = true;
     this.accepting = false;
     this.writable = false;
-    for (const w of this.wakers) w();
-    this.log.error('no longer the SPM: the mailbox stops serving', { why, ...(err === undefined ? {} : { err }), running: this.runningJobs.size, queued: this.queue.length });
+    this.limiter.close();
+    this.sleeper.wakeAll();
+    this.log.error('no longer the SPM: the mailbox stops serving', { why, ...(err === undefined ? {} : { err }), running: this.limiter.running });
     try {
-      this.onLost?.(why);
+      this.o.onLost?.(why);
     } catch (e) {
       this.log.warn('onLost callback threw', { err: e });
     }
