@@ -9,18 +9,19 @@ import {
   allocateLv, blockRecords, extendLv, formatCow, mapNoSpace, maxLvSize, recordOf, removeLv, INITIALIZING_TAG,
   type BlockCtx, type BlockVolumeRecord, type ExtendLvResult,
 } from './block-volume.js';
-import { directRead, directWrite } from './direct-io.js';
+import { buildChain } from './image.js';
 import { StorageDomain, type DomainCommon, type MetadataChange } from './domain.js';
 import { checkDomainDescription, decodeVgTags, encodeVgTags, metadataTags } from './domain-metadata.js';
 import { DomainExistsError, DomainNotFoundError, StorageParamsError, VolumeExistsError, VolumeHasChildrenError, VolumeMetadataError, VolumeNotFoundError } from './errors.js';
 import { KeyedLock } from './keyed-lock.js';
 import { Lvm } from './lvm.js';
+import { MetadataSlots } from './metadata-slots.js';
 import { QemuImg } from './qemu-img.js';
 import {
   BLANK_UUID, MiB, roundUp, SPECIAL_SIZES_MIB, SPECIAL_VOLUMES, type CreateVolumeParams, type DomainClass, type DomainInfo,
   type DomainMetadata, type DomainStats, type Legality, type SpecialVolume, type VolumeInfo, type VolumeRecord, type VolumeSize,
 } from './types.js';
-import { decodeVolumeMetadata, encodeSlot, SLOT_SIZE, slotOffset, type VolumeMetadata } from './volume-metadata.js';
+import type { VolumeMetadata } from './volume-metadata.js';
 
 export interface BlockDomainOptions extends DomainCommon {
   /** The VG's PVs (device paths); LVM looks at nothing else. */
@@ -48,7 +49,7 @@ export class BlockStorageDomain extends StorageDomain {
   readonly type = 'block' as const;
   readonly lvm: Lvm;
   readonly ctx: BlockCtx;
-  private mdPath: Promise<string> | undefined;
+  private readonly slots: MetadataSlots;
 
   private constructor(sdUUID: string, readonly o: BlockDomainOptions, extentSize: number) {
     super(sdUUID, o.log);
@@ -57,8 +58,9 @@ export class BlockStorageDomain extends StorageDomain {
     this.ctx = {
       sdUUID, vg: sdUUID, lvm: this.lvm, driver: o.driver, qemuImg, extentSize, log: this.log,
       thinInitialSize: o.thinInitialSizeMiB * MiB, maxSizeFactor: o.maxSizeFactor, locks: new KeyedLock(),
-      readSlot: (slot) => this.readSlot(slot), writeSlot: (slot, md) => this.writeSlot(slot, md),
+      readSlot: (slot) => this.slots.read(slot), writeSlot: (slot, md) => this.slots.write(slot, md),
     };
+    this.slots = new MetadataSlots({ vg: sdUUID, lvm: this.lvm, driver: o.driver, timeoutMs: o.ioTimeoutMs, log: this.log, ...(o.runner ? { runner: o.runner } : {}) });
   }
 
   get vg(): string { return this.sdUUID; }
@@ -148,7 +150,7 @@ export class BlockStorageDomain extends StorageDomain {
     const records = await this.listVolumes();
     const parentRec = this.validateCreate(p, records) as BlockVolumeRecord | undefined;
     if (records.some((r) => r.volUUID === p.volUUID)) throw new VolumeExistsError(this.sdUUID, p.volUUID);
-    const parentMd = parentRec ? await this.readSlot(parentRec.slot) : undefined;
+    const parentMd = parentRec ? await this.slots.read(parentRec.slot) : undefined;
     if (parentMd && p.capacity < parentMd.capacity) throw new StorageParamsError(`capacity ${p.capacity} is smaller than the parent's ${parentMd.capacity}`, 'volumeResizeValueError');
     const { slot, size } = await allocateLv(this.ctx, p, parentRec?.volUUID, (fresh) => { this.validateCreate(p, fresh); });
     timer.mark('lvcreate');
@@ -159,11 +161,11 @@ export class BlockStorageDomain extends StorageDomain {
     };
     try {
       await this.o.driver.created(this.lvm, this.vg, p.volUUID, size);
-      await this.writeSlot(slot, md);
+      await this.slots.write(slot, md);
       timer.mark('metadata');
       if (p.format === 'COW') await formatCow(this.ctx, p.volUUID, p.capacity, parentMd && { volUUID: parentMd.volume, format: parentMd.format });
       timer.mark('format');
-      await this.writeSlot(slot, { ...md, legality: 'LEGAL' });
+      await this.slots.write(slot, { ...md, legality: 'LEGAL' });
       await this.lvm.lvchangeTags(this.vg, p.volUUID, { del: [INITIALIZING_TAG] });
       timer.mark('commit');
     } catch (e) {
@@ -181,8 +183,8 @@ export class BlockStorageDomain extends StorageDomain {
       const rec = this.find(records, imgUUID, volUUID);
       const children = records.filter((r) => r.parentUUID === volUUID).map((r) => r.volUUID);
       if (children.length) throw new VolumeHasChildrenError(this.sdUUID, volUUID, children);
-      const md = await this.readSlot(rec.slot).catch(() => undefined);
-      if (md?.volume === volUUID) await this.writeSlot(rec.slot, { ...md, legality: 'ILLEGAL' });
+      const md = await this.slots.read(rec.slot).catch(() => undefined);
+      if (md?.volume === volUUID) await this.slots.write(rec.slot, { ...md, legality: 'ILLEGAL' });
       await removeLv(this.ctx, volUUID, rec.slot);
     });
     this.log.info('volume deleted', { imgUUID, volUUID });
@@ -191,7 +193,7 @@ export class BlockStorageDomain extends StorageDomain {
   async getVolumeInfo(imgUUID: string, volUUID: string): Promise<VolumeInfo> {
     const records = await this.listVolumes();
     const rec = this.find(records, imgUUID, volUUID);
-    const md = await this.readSlot(rec.slot);
+    const md = await this.slots.read(rec.slot);
     if (md.volume !== volUUID || md.image !== imgUUID) throw new VolumeMetadataError(`slot ${rec.slot} holds volume ${md.volume} of image ${md.image}`, { volUUID });
     return {
       uuid: volUUID, domain: this.sdUUID, image: imgUUID, parent: rec.parentUUID, capacity: md.capacity, format: md.format, type: md.type,
@@ -218,28 +220,30 @@ export class BlockStorageDomain extends StorageDomain {
     if (info.format === 'RAW') lvTarget = roundUp(newCapacity, this.ctx.extentSize);
     else if (info.type === 'PREALLOCATED') lvTarget = roundUp(await this.ctx.qemuImg.measure('qcow2', newCapacity), this.ctx.extentSize);
     if (lvTarget > rec.size) await this.lvm.lvextend(this.vg, volUUID, lvTarget / MiB).catch((e: unknown) => { throw mapNoSpace(this.ctx, e); });
-    const wasActive = await this.o.driver.isActive(this.vg, volUUID);
     if (info.format === 'COW') {
-      const path = (await this.o.driver.activate(this.lvm, this.vg, [volUUID])).get(volUUID)!;
+      // qemu-img opens the whole backing chain: activate it, and afterwards deactivate what was not active before.
+      const chain = buildChain(this.sdUUID, await this.listVolumes(), imgUUID, volUUID).map((v) => v.volUUID);
+      const before = await Promise.all(chain.map((v) => this.o.driver.isActive(this.vg, v)));
+      const path = (await this.o.driver.activate(this.lvm, this.vg, chain)).get(volUUID)!;
       try {
         await this.o.driver.refresh(this.lvm, this.vg, volUUID);
         await this.ctx.qemuImg.resize(path, 'qcow2', newCapacity);
       } finally {
-        if (!wasActive) await this.o.driver.deactivate(this.lvm, this.vg, [volUUID]);
+        await this.o.driver.deactivate(this.lvm, this.vg, chain.filter((_v, i) => !before[i]).reverse());
       }
-    } else if (wasActive) {
+    } else if (await this.o.driver.isActive(this.vg, volUUID)) {
       await this.o.driver.refresh(this.lvm, this.vg, volUUID);
     }
-    const md = await this.readSlot(rec.slot);
-    await this.writeSlot(rec.slot, { ...md, capacity: newCapacity });
+    const md = await this.slots.read(rec.slot);
+    await this.slots.write(rec.slot, { ...md, capacity: newCapacity });
     this.log.info('volume capacity extended', { imgUUID, volUUID, from: info.capacity, to: newCapacity });
     return this.getVolumeInfo(imgUUID, volUUID);
   }
 
   async setVolumeLegality(imgUUID: string, volUUID: string, legality: Legality): Promise<void> {
     const rec = this.find(await this.listVolumes(), imgUUID, volUUID);
-    const md = await this.readSlot(rec.slot);
-    await this.writeSlot(rec.slot, { ...md, legality });
+    const md = await this.slots.read(rec.slot);
+    await this.slots.write(rec.slot, { ...md, legality });
   }
 
   /** SPM, thin provisioning: grows the LV to newSizeMiB (idempotent; capped at maxSizeFactor × capacity). */
@@ -257,6 +261,11 @@ export class BlockStorageDomain extends StorageDomain {
     return maxLvSize(this.ctx, capacity);
   }
 
+  /** Drops this host's activation of the metadata LV (used for slot I/O). Special LVs others asked for stay. */
+  override async close(): Promise<void> {
+    await this.slots.close();
+  }
+
   async remove(): Promise<void> {
     const vg = await this.lvm.vgs(this.vg).catch(() => undefined);
     await this.o.driver.removeVg(this.lvm, this.vg);
@@ -269,37 +278,6 @@ export class BlockStorageDomain extends StorageDomain {
     const rec = records.find((r) => r.volUUID === volUUID);
     if (!rec || rec.imgUUID !== imgUUID) throw new VolumeNotFoundError(this.sdUUID, volUUID, imgUUID);
     return rec;
-  }
-
-  private metadataLv(): Promise<string> {
-    this.mdPath ??= this.specialPath('metadata').catch((e: unknown) => { this.mdPath = undefined; throw e; });
-    return this.mdPath;
-  }
-
-  /** Slot I/O through this host's activation of the metadata LV; re-activates once if that went away. */
-  private async withMetadataLv<T>(fn: (path: string) => Promise<T>): Promise<T> {
-    const path = await this.metadataLv();
-    try {
-      return await fn(path);
-    } catch (e) {
-      if (await this.o.driver.isActive(this.vg, 'metadata')) throw e;
-      this.mdPath = undefined;
-      return fn(await this.metadataLv());
-    }
-  }
-
-  private async readSlot(slot: number): Promise<VolumeMetadata> {
-    const buf = await this.withMetadataLv((path) => directRead(path, slotOffset(slot), SLOT_SIZE, this.io()));
-    return decodeVolumeMetadata(buf, { sdUUID: this.sdUUID, slot });
-  }
-
-  private async writeSlot(slot: number, md: VolumeMetadata | undefined): Promise<void> {
-    const buf = md ? encodeSlot(md) : Buffer.alloc(SLOT_SIZE);
-    await this.withMetadataLv((path) => directWrite(path, slotOffset(slot), buf, this.io()));
-  }
-
-  private io() {
-    return { timeoutMs: this.o.ioTimeoutMs, log: this.log, ...(this.o.runner ? { runner: this.o.runner } : {}) };
   }
 }
 

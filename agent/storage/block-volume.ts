@@ -146,6 +146,11 @@ export interface ExtendLvResult {
 export async function extendLv(ctx: BlockCtx, volUUID: string, newSizeMiB: number): Promise<ExtendLvResult> {
   if (!Number.isSafeInteger(newSizeMiB) || newSizeMiB <= 0) throw new StorageParamsError(`bad LV size ${newSizeMiB} MiB`, 'volumeResizeValueError');
   const timer = new PhaseTimer();
+  // One extension of a volume at a time, so the size check below stays true until lvextend runs.
+  return ctx.locks.with(`lv:${volUUID}`, () => { timer.mark('wait'); return extendLocked(ctx, volUUID, newSizeMiB, timer); });
+}
+
+async function extendLocked(ctx: BlockCtx, volUUID: string, newSizeMiB: number, timer: PhaseTimer): Promise<ExtendLvResult> {
   const lv = (await ctx.lvm.lvs(ctx.vg, volUUID))[0];
   const rec = lv && recordOf(lv);
   if (!lv || !rec) throw new VolumeNotFoundError(ctx.sdUUID, volUUID);

@@ -54,6 +54,9 @@ export abstract class StorageDomain {
   /** Destroys the domain and everything on it (format). */
   abstract remove(): Promise<void>;
 
+  /** Releases what the domain object holds on this host (block: its metadata LV activation). */
+  async close(): Promise<void> { /* nothing by default */ }
+
   /** Makes volumes usable on this host, in chain order (base first); returns their formats. */
   protected abstract activateVolumes(imgUUID: string, volUUIDs: readonly string[]): Promise<void>;
   protected abstract deactivateVolumes(imgUUID: string, volUUIDs: readonly string[]): Promise<void>;

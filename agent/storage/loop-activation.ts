@@ -145,9 +145,11 @@ export class LoopActivationDriver implements ActivationDriver {
     const link = this.path(vg, lv);
     const dev = await readlink(link).catch(() => undefined);
     if (!dev) return undefined;
-    const backing = (await readFile(`/sys/block/${basename(dev)}/loop/backing_file`, 'utf8').catch(() => '')).trim();
-    const want = await realpath(this.dataFile(vg, lv)).catch(() => this.dataFile(vg, lv));
-    if (backing === want) return dev;
+    // The file may be gone (another host removed the LV): the kernel then shows "<path> (deleted)".
+    const backing = (await readFile(`/sys/block/${basename(dev)}/loop/backing_file`, 'utf8').catch(() => '')).trim().replace(/ \(deleted\)$/, '');
+    const file = this.dataFile(vg, lv);
+    if (backing && (backing === file || backing === await realpath(file).catch(() => undefined)
+      || backing === join(await realpath(this.o.dataDir).catch(() => this.o.dataDir), vg, lv))) return dev;
     this.log.warn('stale loop activation link removed', { vg, lv, dev, backing });
     await unlink(link).catch(() => {});
     return undefined;
