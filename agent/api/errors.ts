@@ -29,6 +29,25 @@ export const ERRORS = {
   externalVM: { code: 1005, message: 'VM is not managed by Hostvisor', fault: 'client' },
   shuttingDown: { code: 1006, message: 'Agent is shutting down', fault: 'server' },
   requestTimeout: { code: 1007, message: 'Request timed out', fault: 'server' },
+  storageCommandFailed: { code: 1008, message: 'A storage command (lvm, qemu-img, losetup) failed', fault: 'server' },
+  // Storage errors with VDSM's numbers (its storage exception codes).
+  volumeDoesNotExist: { code: 201, message: 'Volume does not exist', fault: 'client' },
+  incorrectFormat: { code: 202, message: 'Incorrect volume format', fault: 'client' },
+  volumeHasChildren: { code: 204, message: 'Volume has children', fault: 'client' },
+  volumeCreationError: { code: 205, message: 'Volume creation failed', fault: 'server' },
+  volumeExtendingError: { code: 206, message: 'Volume extension failed', fault: 'server' },
+  volumeMetadataReadError: { code: 207, message: 'Volume metadata cannot be read', fault: 'server' },
+  volumeAlreadyExists: { code: 212, message: 'Volume already exists', fault: 'client' },
+  prepareIllegalVolume: { code: 227, message: 'Cannot prepare an illegal volume', fault: 'client' },
+  incorrectType: { code: 231, message: 'Incorrect volume type', fault: 'client' },
+  volumeResizeValueError: { code: 232, message: 'Invalid volume size', fault: 'client' },
+  imageIsNotLegalChain: { code: 262, message: 'Image is not a legal chain', fault: 'server' },
+  imageDoesNotExist: { code: 268, message: 'Image does not exist', fault: 'client' },
+  storageDomainDoesNotExist: { code: 358, message: 'Storage domain does not exist', fault: 'client' },
+  storageDomainAlreadyExists: { code: 365, message: 'Storage domain already exists', fault: 'client' },
+  storageDomainLayoutError: { code: 371, message: 'Storage domain layout is corrupted', fault: 'server' },
+  noSpaceLeftOnDomain: { code: 397, message: 'No space left on the storage domain', fault: 'server' },
+  volumeGroupSizeError: { code: 504, message: 'Volume group too small', fault: 'client' },
 } as const satisfies Record<string, ErrorInfo>;
 
 export type ErrorName = keyof typeof ERRORS;

@@ -1,7 +1,6 @@
-// Storage errors. Each class maps to one of the agent's stable ErrorName codes
-// (agent/api/errors.ts). `data.storageCode` carries VDSM's storage exception
-// number (lib/vdsm/storage/exception.py) so an engine that knows VDSM's codes
-// can tell the cases apart until the lead gives them codes of their own.
+// Storage errors. Each answers with VDSM's storage exception number as its
+// API code where VDSM has the error (agent/api/errors.ts lists them), else
+// with one of the agent's general codes; `data.storageCode` repeats it.
 import { HostvisorError, type ErrorName } from '../api/errors.js';
 
 type Opts = { cause?: unknown; data?: Record<string, unknown> };
@@ -32,7 +31,7 @@ export class StorageError extends HostvisorError {
   override readonly name: string = 'StorageError';
   readonly storageCode: StorageCode | undefined;
   constructor(errorName: ErrorName, message: string, storageCode?: StorageCode, opts?: Opts) {
-    super(errorName, message, {
+    super(storageCode ?? errorName, message, {
       cause: opts?.cause,
       data: { ...(storageCode ? { storageCode: VDSM_STORAGE_CODES[storageCode], storageError: storageCode } : {}), ...opts?.data },
     });
@@ -44,7 +43,7 @@ export class StorageError extends HostvisorError {
 export class StorageCommandError extends StorageError {
   override readonly name = 'StorageCommandError';
   constructor(readonly argv: readonly string[], readonly rc: number, readonly stderr: string, opts?: Opts) {
-    super('internalError', `${argv.slice(0, 2).join(' ')} failed (rc=${rc}): ${lastLine(stderr)}`, undefined, {
+    super('storageCommandFailed', `${argv.slice(0, 2).join(' ')} failed (rc=${rc}): ${lastLine(stderr)}`, undefined, {
       ...opts, data: { argv: [...argv], rc, stderr: stderr.slice(-2000), ...opts?.data },
     });
   }

@@ -36,7 +36,7 @@ t.test('block domain: create, volumes, snapshot chain, prepare through loop, del
     t.same(lvs.sort(), [['ids', 8], ['inbox', 16], ['leases', 2048], ['metadata', 128], ['outbox', 16]]);
     const again = await BlockStorageDomain.open(sdUUID, blockDomainOptions(s, lab.driver(), [pv]));
     t.equal((await again.getInfo()).description, 'lab block domain', 'open() finds it by its VG');
-    await t.rejects(BlockStorageDomain.create(sdUUID, { ...blockDomainOptions(s, lab.driver(), [pv]), extentSizeMiB: 4 }), { name: 'DomainExistsError', code: 4 });
+    await t.rejects(BlockStorageDomain.create(sdUUID, { ...blockDomainOptions(s, lab.driver(), [pv]), extentSizeMiB: 4 }), { name: 'DomainExistsError', code: 365 });
     const md = await dom.updateMetadata({ role: 'Master', poolUUID: sdUUID, description: 'renamed & moved' });
     t.equal(md.role, 'Master');
     t.match(await dom.getInfo(), { role: 'Master', poolUUID: sdUUID, description: 'renamed & moved' }, 'metadata update round-trips through VG tags');
@@ -55,8 +55,8 @@ t.test('block domain: create, volumes, snapshot chain, prepare through loop, del
     const r = await dom.createVolume({ imgUUID: rawImg, volUUID: raw, capacity: 10 * MiB, format: 'RAW', allocation: 'PREALLOCATED' });
     t.equal(r.apparentsize, 12 * MiB, 'RAW preallocated: capacity rounded up to whole 4 MiB extents');
     await t.rejects(dom.createVolume({ imgUUID: uuid(), volUUID: uuid(), capacity: 10 * MiB, format: 'RAW', allocation: 'SPARSE' }),
-      { name: 'StorageParamsError', code: -32602, data: { storageCode: 231 } }, 'RAW+SPARSE is refused on block storage');
-    await t.rejects(dom.createVolume({ imgUUID: img, volUUID: base, capacity: 1024 * MiB, format: 'COW', allocation: 'SPARSE' }), { name: 'VolumeExistsError', code: 4 });
+      { name: 'StorageParamsError', code: 231, data: { storageCode: 231 } }, 'RAW+SPARSE is refused on block storage');
+    await t.rejects(dom.createVolume({ imgUUID: img, volUUID: base, capacity: 1024 * MiB, format: 'COW', allocation: 'SPARSE' }), { name: 'VolumeExistsError', code: 212 });
     const tooBig = uuid();
     await t.rejects(dom.createVolume({ imgUUID: uuid(), volUUID: tooBig, capacity: 100 * 1024 * MiB, format: 'RAW', allocation: 'PREALLOCATED' }),
       { name: 'NoSpaceError', data: { storageCode: 397 } }, 'a volume larger than the VG\'s free space is refused');

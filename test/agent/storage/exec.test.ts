@@ -23,7 +23,7 @@ t.test('a non-zero exit is a StorageCommandError with argv, rc and stderr', asyn
   t.same(err.argv, ['sh', '-c', 'echo "  WARNING: noise" >&2; echo "real problem" >&2; exit 3']);
   t.match(err.stderr, 'real problem');
   t.match(err.message, /rc=3\): real problem$/);
-  t.equal(err.code, -32603);
+  t.equal(err.code, 1008, 'storageCommandFailed');
   t.match(err.data, { rc: 3, argv: ['sh', '-c'] });
   const ok = await run(['sh', '-c', 'exit 5'], { timeoutMs: 5000, okCodes: [0, 5] });
   t.equal(ok.rc, 5, 'okCodes are not errors');
