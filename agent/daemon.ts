@@ -9,6 +9,10 @@ import { createNotifier, type Notifier } from './systemd/notify.js';
 import { resolveDomainType, type DomainType } from './virt/domain-type.js';
 import { VERSION, PACKAGE_ROOT } from './version.js';
 import { Hooks } from './hooks/hooks.js';
+import { StoragePool } from './storage/pool.js';
+import { createStorageHandlers } from './storage/handlers.js';
+import { DriveMonitor } from './storage/thinp/drive-monitor.js';
+import { VmDisks } from './storage/vm-disks.js';
 import { isHookPoint, type HookPoint } from './hooks/points.js';
 import { ConfigError } from './config/load.js';
 import { join } from 'node:path';
@@ -37,6 +41,8 @@ export class Hostvisord {
   private accepting = true;
   private domainType: DomainType = 'qemu';
   readonly hooks: Hooks;
+  readonly pool: StoragePool;
+  readonly driveMonitor: DriveMonitor;
   lastConnectivity = 0;
 
   constructor(readonly config: Config, log?: Logger) {
@@ -58,6 +64,32 @@ export class Hostvisord {
       runDir: config['hooks.runDir'],
       log: this.log.child({ component: 'hooks' }),
     });
+    this.pool = new StoragePool({
+      activation: config['storage.activation'], loopDataDir: config['storage.loopDataDir'], loopLinkDir: config['storage.loopLinkDir'],
+      lvmTimeoutMs: config['storage.lvmTimeoutMs'], qemuImgTimeoutMs: config['storage.qemuImgTimeoutMs'], ioTimeoutMs: config['storage.ioTimeoutMs'],
+      extentSizeMiB: config['storage.extentSizeMiB'], thinInitialSizeMiB: config['storage.thinInitialSizeMiB'], maxSizeFactor: config['storage.maxSizeFactor'],
+      sanlockIoTimeoutSec: config['storage.sanlockIoTimeoutSec'], spmWatchIntervalMs: config['storage.spmWatchIntervalMs'],
+      mailboxReplyPollMs: config['mailbox.replyPollMs'], mailboxEventPollMs: config['mailbox.eventPollMs'], extendTimeoutMs: config['thinp.extendTimeoutMs'],
+    }, this.log.child({ component: 'storage' }));
+    this.driveMonitor = new DriveMonitor({
+      getConnection: () => this.client.connection,
+      policy: { chunkMiB: config['thinp.chunkMiB'], percent: config['thinp.percent'], maxFactor: config['storage.maxSizeFactor'] },
+      requestExtend: (d, sizeMiB) => this.pool.requestExtend(d.domainId, d.volumeId, sizeMiB),
+      refresh: (d) => this.pool.refreshVolume(d.domainId, d.volumeId),
+      resumeIfEnospc: (vmId) => this.resumeIfEnospc(vmId),
+      pollMs: config['thinp.pollMs'], retryAfterMs: config['thinp.retryAfterMs'],
+      log: this.log.child({ component: 'thinp' }),
+    });
+  }
+
+  /** After an extension: a VM paused because its disk was full goes on. */
+  private async resumeIfEnospc(vmId: string): Promise<void> {
+    const vm = this.manager.vms.get(vmId);
+    if (!vm || vm.status !== 'Paused' || vm.pauseCode !== 'ENOSPC') return;
+    const dom = await this.manager.domain(vm);
+    await dom.resume();
+    this.manager.setStatus(vm, 'Up');
+    this.log.info('VM resumed after extension', { vm: vmId });
   }
 
   async start(): Promise<AddressInfo> {
@@ -77,6 +109,7 @@ export class Hostvisord {
       timeouts: { destroyMs: c['vm.destroyTimeoutMs'], shutdownStepMs: c['vm.shutdownStepTimeoutMs'], hotunplugMs: c['vm.hotunplugTimeoutMs'] },
       accepting: () => this.accepting,
       hooks: this.hooks,
+      disks: new VmDisks(this.pool, this.driveMonitor, this.hooks, this.log.child({ component: 'storage' })),
     });
     this.vmStats = new VmStatsSampler({ getConnection: () => this.client.connection, intervalMs: c['stats.vmIntervalMs'], log: this.log.child({ component: 'stats' }) });
     await this.hostStats.sample();
@@ -93,6 +126,7 @@ export class Hostvisord {
       },
       confirmConnectivity: () => { this.lastConnectivity = Date.now(); },
       hooks: this.hooks,
+      storage: createStorageHandlers(this.pool),
     }), {
       log: this.log.child({ component: 'rpc' }),
       requestTimeoutMs: c['rpc.requestTimeoutMs'],
@@ -122,6 +156,10 @@ export class Hostvisord {
     });
     this.client.on('disconnected', () => { void this.notify.status('libvirt unavailable; reconnecting').catch(() => {}); });
     await this.manager.start();
+    // Thin provisioning reacts at once to libvirt's signals; the poll is the fallback.
+    await this.client.subscribe('block-threshold', (ev) => this.driveMonitor.onThreshold(ev.domain.uuid, ev.dev));
+    await this.client.subscribe('io-error-reason', (ev) => { if (ev.reason === 'enospc') this.driveMonitor.onEnospc(ev.domain.uuid); });
+    this.driveMonitor.start();
     const address = await this.server.listen();
     timer.mark('listen');
     await this.client.start();
@@ -146,6 +184,8 @@ export class Hostvisord {
     timer.mark('drain');
     for (const t of this.timers) clearInterval(t);
     this.vmStats?.stop();
+    this.driveMonitor.stop();
+    await this.pool.disconnect().catch((e) => this.log.warn('pool disconnect failed', { err: e }));
     await this.client.stop();
     timer.mark('libvirt');
     await this.hooks.run('after_vdsm_stop', { data: '{}' }).catch((e) => this.log.warn('after_vdsm_stop hooks failed', { err: e }));

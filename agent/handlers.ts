@@ -6,6 +6,7 @@ import type { Vm } from './vm/vm.js';
 import type { ResultOf } from './api/schema.js';
 import { api } from './vm/libvirt-errors.js';
 import type { Hooks } from './hooks/hooks.js';
+import type { StorageHandlers } from './storage/handlers.js';
 
 type VmStats = ResultOf<'Host.getAllVmStats'>['statsList'][number];
 
@@ -17,6 +18,7 @@ export interface HandlerServices {
   capabilities: () => Promise<Omit<ResultOf<'Host.getCapabilities'>, 'hooks'>>;
   confirmConnectivity: () => void;
   hooks: Hooks;
+  storage: StorageHandlers;
 }
 
 function summary(vm: Vm): ResultOf<'Host.getVMList'>['vmList'][number] {
@@ -44,6 +46,7 @@ export function createHandlers(s: HandlerServices): Handlers {
     return hooks.filterJson(`after_get_${name}`, await produce(), call);
   };
   return {
+    ...s.storage,
     'Host.ping2': () => ({}),
     'Host.confirmConnectivity': () => { s.confirmConnectivity(); return {}; },
     'Host.getCapabilities': () => gated('caps', async () => ({ ...(await s.capabilities()), hooks: hooks.current })),

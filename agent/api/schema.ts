@@ -23,6 +23,110 @@ function method<P extends TSchema, R extends TSchema>(d: MethodDef<P, R>): Metho
   return d;
 }
 
+const SPM_ERRORS = ['unavailable', 'storageCommandFailed', 'storageDomainDoesNotExist', 'timeout'] as const;
+const DomainSpecT = Type.Union([
+  Type.Object({ type: Type.Literal('block'), devices: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 8 }) }),
+  Type.Object({ type: Type.Literal('file'), root: Type.String({ minLength: 1 }) }),
+], { description: 'block: an LVM VG on these device paths (shared LUNs); file: a directory under this root (local, NFS, POSIX)' });
+const VolumeInfoT = Type.Object({
+  uuid: Uuid, domain: Uuid, image: Uuid, parent: Type.String(), capacity: Type.Number(), format: Type.String(), type: Type.String(),
+  voltype: Type.String(), disktype: Type.String(), description: Type.String(), legality: Type.String(), generation: Type.Integer(),
+  ctime: Type.Number(), apparentsize: Type.Number(), truesize: Type.Number(),
+});
+const SdParams = { storagepoolID: Type.Optional(Uuid), storagedomainID: Uuid };
+
+const STORAGE_METHODS = {
+  'StorageDomain.create': method({
+    summary: 'Creates a storage domain (file: a directory; block: a VG on the given devices) with its lease area and mailbox.',
+    params: Type.Object({ storagedomainID: Uuid, spec: DomainSpecT, description: Type.Optional(Type.String({ maxLength: 210 })) }),
+    result: Type.Object({ storagedomainID: Uuid }), errors: ['storageDomainAlreadyExists', 'storageCommandFailed', 'invalidParams'], since: '0.3', mutating: true,
+  }),
+  'StorageDomain.getInfo': method({
+    summary: "The domain's metadata: type, class, version, location.", params: Type.Object(SdParams),
+    result: Type.Record(Type.String(), Type.Unknown()), errors: ['storageDomainDoesNotExist'], since: '0.3', mutating: false,
+  }),
+  'StorageDomain.getStats': method({
+    summary: 'Size and free space.', params: Type.Object(SdParams),
+    result: Type.Object({ sdUUID: Uuid, totalBytes: Type.Number(), freeBytes: Type.Number(), volumeCount: Type.Integer() }),
+    errors: ['storageDomainDoesNotExist'], since: '0.3', mutating: false,
+  }),
+  'StorageDomain.getImages': method({
+    summary: "The domain's images.", params: Type.Object(SdParams), result: Type.Object({ images: Type.Array(Uuid) }),
+    errors: ['storageDomainDoesNotExist'], since: '0.3', mutating: false,
+  }),
+  'StorageDomain.getVolumes': method({
+    summary: "The domain's volumes (of one image, if given).", params: Type.Object({ ...SdParams, imageID: Type.Optional(Uuid) }),
+    result: Type.Object({ volumes: Type.Array(Uuid) }), errors: ['storageDomainDoesNotExist'], since: '0.3', mutating: false,
+  }),
+  'StoragePool.connect': method({
+    summary: 'Joins the pool: opens its domains, takes this host id in the master domain\'s lockspace, starts this host\'s mailbox.',
+    params: Type.Object({
+      storagepoolID: Uuid, hostID: Type.Integer({ minimum: 1, maximum: 250 }), masterSdUUID: Uuid,
+      domains: Type.Record(Type.String(), DomainSpecT),
+    }),
+    result: Empty, errors: ['unavailable', 'storageDomainDoesNotExist', 'invalidParams'], since: '0.3', mutating: true,
+  }),
+  'StoragePool.disconnect': method({
+    summary: 'Leaves the pool (stops being SPM first).', params: Type.Object({ storagepoolID: Uuid }), result: Empty,
+    errors: [], since: '0.3', mutating: true,
+  }),
+  'StoragePool.getSpmStatus': method({
+    summary: 'Who holds the SPM lease, from the lease itself.', params: Type.Object({ storagepoolID: Uuid }),
+    result: Type.Object({ spmStatus: Type.Union([Type.Literal('Free'), Type.Literal('SPM'), Type.Literal('Contend')]), spmId: Type.Integer(), spmLver: Type.Integer() }),
+    errors: ['unavailable'], since: '0.3', mutating: false,
+  }),
+  'StoragePool.spmStart': method({
+    summary: 'Takes the SPM lease (fails with 40 when another host holds it); the lease version grows by one.',
+    params: Type.Object({ storagepoolID: Uuid }), result: Type.Object({ spmLver: Type.Integer() }),
+    errors: ['unavailable'], since: '0.3', mutating: true,
+  }),
+  'StoragePool.spmStop': method({
+    summary: 'Releases the SPM lease.', params: Type.Object({ storagepoolID: Uuid }), result: Empty, errors: [], since: '0.3', mutating: true,
+  }),
+  'Volume.create': method({
+    summary: 'SPM only. Creates a volume: COW (qcow2) or RAW, sparse or preallocated, optionally on a parent (a snapshot).',
+    params: Type.Object({
+      ...SdParams, imageID: Uuid, volumeID: Uuid,
+      size: Type.Integer({ minimum: 1, description: 'virtual size, bytes' }),
+      volFormat: Type.Union([Type.Literal('COW'), Type.Literal('RAW')]),
+      preallocate: Type.Union([Type.Literal('SPARSE'), Type.Literal('PREALLOCATED')]),
+      srcVolUUID: Type.Optional(Uuid), description: Type.Optional(Type.String({ maxLength: 210 })),
+      initialSize: Type.Optional(Type.Integer({ minimum: 1, description: 'block COW sparse: first LV size, bytes' })),
+    }),
+    result: VolumeInfoT, errors: [...SPM_ERRORS, 'volumeAlreadyExists', 'incorrectFormat', 'incorrectType', 'noSpaceLeftOnDomain'], since: '0.3', mutating: true,
+  }),
+  'Volume.delete': method({
+    summary: 'SPM only. Deletes a volume without children.', params: Type.Object({ ...SdParams, imageID: Uuid, volumeID: Uuid }),
+    result: Empty, errors: [...SPM_ERRORS, 'volumeDoesNotExist', 'volumeHasChildren'], since: '0.3', mutating: true,
+  }),
+  'Volume.getInfo': method({
+    summary: "A volume's metadata and sizes.", params: Type.Object({ ...SdParams, imageID: Uuid, volumeID: Uuid }),
+    result: VolumeInfoT, errors: ['volumeDoesNotExist', 'storageDomainDoesNotExist'], since: '0.3', mutating: false,
+  }),
+  'Volume.getSize': method({
+    summary: "A volume's apparent and true size.", params: Type.Object({ ...SdParams, imageID: Uuid, volumeID: Uuid }),
+    result: Type.Object({ apparentsize: Type.Number(), truesize: Type.Number() }), errors: ['volumeDoesNotExist'], since: '0.3', mutating: false,
+  }),
+  'Volume.extendSize': method({
+    summary: 'SPM only. Grows the virtual size.', params: Type.Object({ ...SdParams, imageID: Uuid, volumeID: Uuid, newSize: Type.Integer({ minimum: 1 }) }),
+    result: VolumeInfoT, errors: [...SPM_ERRORS, 'volumeDoesNotExist', 'volumeResizeValueError'], since: '0.3', mutating: true,
+  }),
+  'Image.prepare': method({
+    summary: 'Activates every volume of the image on this host; returns the leaf path and the chain.',
+    params: Type.Object({ ...SdParams, imageID: Uuid, volumeID: Type.Optional(Uuid) }),
+    result: Type.Object({ path: Type.String(), chain: Type.Array(Type.Record(Type.String(), Type.Unknown())) }),
+    errors: ['imageDoesNotExist', 'prepareIllegalVolume', 'storageCommandFailed'], since: '0.3', mutating: true,
+  }),
+  'Image.teardown': method({
+    summary: "Deactivates the image's volumes on this host.", params: Type.Object({ ...SdParams, imageID: Uuid }), result: Empty,
+    errors: ['storageCommandFailed'], since: '0.3', mutating: true,
+  }),
+  'Image.delete': method({
+    summary: 'SPM only. Deletes every volume of the image.', params: Type.Object({ ...SdParams, imageID: Uuid }), result: Empty,
+    errors: [...SPM_ERRORS, 'imageDoesNotExist'], since: '0.3', mutating: true,
+  }),
+} as const satisfies Record<string, MethodDef>;
+
 const VM_ERRORS = ['noVM', 'recovery', 'libvirtUnavailable', 'libvirtError', 'externalVM', 'timeout', 'hookError'] as const;
 
 export const Methods = {
@@ -177,6 +281,7 @@ export const Methods = {
     }),
     result: Empty, errors: [...VM_ERRORS, 'wrongState'], since: '0.1', mutating: true,
   }),
+  ...STORAGE_METHODS,
 } as const satisfies Record<string, MethodDef>;
 
 export type MethodName = keyof typeof Methods;
@@ -217,4 +322,4 @@ export const Events = {
 export type VmStatusEventBody = Static<typeof VmStatusEventBody>;
 export type EventName = keyof typeof Events;
 
-export const API_VERSION = '0.2';
+export const API_VERSION = '0.3';

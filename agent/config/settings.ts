@@ -119,6 +119,78 @@ export const SETTINGS = {
     default: '/run/hostvisor',
     why: 'Launch flags files live at <runDir>/<vmId>/launchflags while before_vm_start runs, as VDSM keeps them under /run/vdsm.',
   },
+  'storage.activation': {
+    default: 'lvm' as 'lvm' | 'loop',
+    why: "How block volumes become devices: 'lvm' (lvchange, device-mapper) on real hosts; 'loop' (a loop device over a file per LV) where device-mapper is missing, as in the lab.",
+  },
+  'storage.loopDataDir': {
+    default: '/var/lib/hostvisor/loop-lvs',
+    why: "loop activation: where each LV's data file lives; must be shared by all hosts, like the SAN it stands in for.",
+  },
+  'storage.loopLinkDir': {
+    default: '/run/hostvisor/storage/loop',
+    why: 'loop activation: per-host links to the attached loop devices; on /run so a reboot forgets them, as it forgets loop devices.',
+  },
+  'storage.lvmTimeoutMs': {
+    default: 60_000,
+    why: 'An LVM command on a hung SAN must not hang the agent (VDSM has no limit).',
+  },
+  'storage.qemuImgTimeoutMs': {
+    default: 600_000,
+    why: 'Preallocating a large image takes minutes.',
+  },
+  'storage.ioTimeoutMs': {
+    default: 10_000,
+    why: "Metadata slot reads and writes, truncate, losetup; matches sanlock's io_timeout.",
+  },
+  'storage.extentSizeMiB': {
+    default: 128,
+    why: "VDSM's VG extent size. Labs use a few MiB so that small chunks are not rounded up to 128 MiB.",
+  },
+  'storage.thinInitialSizeMiB': {
+    default: 2560,
+    why: "A new thin (COW sparse) block volume's first LV size: VDSM's chunk.",
+  },
+  'storage.maxSizeFactor': {
+    default: 1.1,
+    why: 'A volume never grows past this × its virtual size (qcow2 metadata needs a little more than the data).',
+  },
+  'storage.sanlockIoTimeoutSec': {
+    default: 10,
+    why: "sanlock's io_timeout, VDSM's value: leases expire 8 × it (80 s) after a host stops renewing. Labs use 1–2 s.",
+  },
+  'storage.spmWatchIntervalMs': {
+    default: 2_000,
+    why: 'How often the SPM checks that it still holds its lease (besides sanlock\'s own signal).',
+  },
+  'thinp.chunkMiB': {
+    default: 2560,
+    why: "VDSM's volume_utilization_chunk_mb: how much a thin volume grows per extension.",
+  },
+  'thinp.percent': {
+    default: 20,
+    why: "VDSM's volume_utilization_percent: extend when less than (100 − percent) % of a chunk is left (2048 MiB by default).",
+  },
+  'thinp.pollMs': {
+    default: 2_000,
+    why: "VDSM's watermark interval: the fallback check when no block-threshold event came.",
+  },
+  'thinp.retryAfterMs': {
+    default: 2_000,
+    why: "VDSM's extend_timeout: an extension not finished by then may be asked again (lvextend is idempotent).",
+  },
+  'thinp.extendTimeoutMs': {
+    default: 60_000,
+    why: 'How long one extension request waits for the SPM before failing (the poll asks again).',
+  },
+  'mailbox.replyPollMs': {
+    default: 25,
+    why: 'How often a waiting host reads its replies; reading one 4 KiB block is cheap and sets the round trip.',
+  },
+  'mailbox.eventPollMs': {
+    default: 50,
+    why: 'How often the SPM reads the event block for new requests (a full scan runs every 2 s anyway).',
+  },
   'virt.domainType': {
     default: 'auto' as 'auto' | 'kvm' | 'qemu',
     why: "Domain type for new VMs. 'auto' picks kvm when /dev/kvm works and qemu (TCG) otherwise; labs without real KVM force 'qemu'.",

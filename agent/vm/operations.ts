@@ -15,6 +15,7 @@ import { diskXml, nicXml, parseDomainDevices, prepareEngineXml, randomMac, specT
 import { api } from './libvirt-errors.js';
 import { esc } from './xml.js';
 import type { Hooks } from '../hooks/hooks.js';
+import type { VmDisks } from '../storage/vm-disks.js';
 import { hookError } from '../hooks/runner.js';
 import type { HookPoint } from '../hooks/points.js';
 
@@ -32,6 +33,8 @@ export interface VmOperationsOptions {
   /** False once the agent is stopping: no new launches. */
   accepting: () => boolean;
   hooks: Hooks;
+  /** Disks that refer to storage ids (absent: only disks with paths). */
+  disks?: VmDisks;
 }
 
 const AFFECT_LIVE = enums.DomainModificationImpact.LIVE;
@@ -61,7 +64,13 @@ export class VmOperations {
     }
     meta.startTime = Date.now();
     meta.launchPaused = p.launchPaused ?? false;
-    let xml = p.xml ? prepareEngineXml(p.vmID, p.xml, meta) : specToDomainXml(p.vmID, p.spec!, this.o.domainType(), meta);
+    let spec = p.spec;
+    if (spec?.disks?.some((d) => d.storage && !d.path)) {
+      if (!this.o.disks) throw new InvalidParamsError('disks with storage ids need a connected storage pool', { data: { field: 'params.spec.disks' } });
+      const disks = this.o.disks;
+      spec = { ...spec, disks: await Promise.all(spec.disks!.map((d) => disks.prepare(p.vmID, d, meta.customProperties))) };
+    }
+    let xml = p.xml ? prepareEngineXml(p.vmID, p.xml, meta) : specToDomainXml(p.vmID, spec!, this.o.domainType(), meta);
     const vm = new Vm(p.vmID, parseDomainDevices(xml).name, false);
     vm.meta = meta;
     this.m.vms.set(vm.id, vm);
@@ -83,6 +92,7 @@ export class VmOperations {
       await this.xmlHook('after_vm_destroy', vm, xml).catch((err) => this.o.log.warn('after_vm_destroy hooks failed', { vm: vm.id, err }));
       throw e;
     }
+    vm.disks = spec?.disks ?? [];
     void vm.queue.run(() => this.launch(vm, xml, flags));
     return { vmId: vm.id, status: 'WaitForLaunch' };
   }
@@ -116,6 +126,7 @@ export class VmOperations {
       // Events may already have moved it on (e.g. straight to Down).
       if (vm.status === 'Powering up') this.m.setStatus(vm, paused ? 'Paused' : 'Up');
       log.info('VM launched', { status: vm.status, ...timer.fields() });
+      this.o.disks?.launched(vm.id, vm.disks);
       await this.xmlHook('after_vm_start', vm, this.liveXml(vm)).catch((e) => log.warn('after_vm_start hooks failed', { err: e }));
     } catch (e) {
       timer.mark('failed');
@@ -147,6 +158,7 @@ export class VmOperations {
         this.m.setStatus(vm, 'Down', { exit: { exitCode: 0, exitReason: ExitReason.DESTROYED, exitMessage: 'VM destroyed by the engine' } });
       }
       this.m.forget(vm);
+      await this.o.disks?.released(vm.id, vm.disks);
       await this.xmlHook('after_vm_destroy', vm, hookXml).catch((e) => this.o.log.warn('after_vm_destroy hooks failed', { vm: vm.id, err: e }));
       this.o.log.info('VM destroyed', { vm: vm.id, ...timer.fields() });
     });

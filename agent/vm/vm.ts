@@ -17,6 +17,8 @@ export class Vm {
   /** Set while an orderly shutdown is in progress: STOPPED then means ADMIN_SHUTDOWN. */
   shuttingDown: AbortController | undefined;
   destroying = false;
+  /** The disks the agent launched it with (storage-backed ones resolved to paths). */
+  disks: import('../vm/domain-xml.js').DiskSpecT[] = [];
   readonly queue = new OpQueue();
   private waiters: { want: (s: VmStatusT) => boolean; resolve: () => void }[] = [];
 

@@ -33,6 +33,7 @@ t.test('create -> Up event, pause/cont, ACPI shutdown -> Down with exitReason, d
   t.same(mine?.customProperties, { owner: 'tap' }, 'custom properties kept in the VM metadata');
   t.ok(typeof mine?.id === 'number', 'libvirt runtime id reported');
 
+  await waitForSerialMarker(g.serial, 'LAB-ACPI-READY', 30_000); // the guest listens for the button
   const shut = await client.call('VM.shutdown', { vmID: g.vmID, timeout: 20 });
   t.same(shut, { status: 'Down', method: 'acpi' }, 'the guest powered off on the ACPI button');
   const down = await watch.wait(g.vmID, 'Down', 20_000);

@@ -1,0 +1,173 @@
+// The storage pool as one host sees it: its domains, the master domain's
+// lease area (host ids and the SPM lease) and mailbox, the SPM role, and the
+// host's side of thin provisioning (extension requests through the mailbox).
+import type { Logger } from '../log.js';
+import { PhaseTimer } from '../log.js';
+import { UnavailableError, InvalidParamsError } from '../api/errors.js';
+import { createActivationDriver, createDomain, openDomain, type DomainSpec, type StorageSettings } from './index.js';
+import type { ActivationDriver } from './activation.js';
+import type { BlockStorageDomain } from './block-domain.js';
+import type { FileStorageDomain } from './file-domain.js';
+import { DomainNotFoundError } from './errors.js';
+import { Sanlock } from './sanlock.js';
+import { SpmRole, SPM_RESOURCE, type SpmStatus } from './spm.js';
+import { HsmMailbox, SpmMailbox } from './mailbox/index.js';
+
+export type AnyDomain = BlockStorageDomain | FileStorageDomain;
+
+export interface PoolSettings extends StorageSettings {
+  sanlockIoTimeoutSec: number;
+  spmWatchIntervalMs: number;
+  mailboxReplyPollMs: number;
+  mailboxEventPollMs: number;
+  extendTimeoutMs: number;
+}
+
+/** The SPM lease sits 1 MiB into the leases area (slot 1, as in VDSM; slot 0 is left alone). */
+export const SPM_LEASE_OFFSET = 1024 * 1024;
+
+export interface ConnectParams {
+  spUUID: string;
+  hostID: number;
+  masterSdUUID: string;
+  domains: Record<string, DomainSpec>;
+}
+
+export class StoragePool {
+  readonly driver: ActivationDriver;
+  readonly sanlock = new Sanlock();
+  private readonly domains = new Map<string, AnyDomain>();
+  private conn: ConnectParams | undefined;
+  private spm: SpmRole | undefined;
+  private hsm: HsmMailbox | undefined;
+  private spmMailbox: SpmMailbox | undefined;
+
+  constructor(private readonly s: PoolSettings, private readonly log: Logger) {
+    this.driver = createActivationDriver(s, { log });
+  }
+
+  get connected(): ConnectParams | undefined { return this.conn; }
+
+  private ctx() { return { settings: this.s, driver: this.driver, log: this.log }; }
+
+  /** Creates a domain (any host; it belongs to no pool yet) with its lease area initialised. */
+  async createDomain(sdUUID: string, spec: DomainSpec, description?: string): Promise<AnyDomain> {
+    const dom = await createDomain(this.ctx(), sdUUID, spec, description ? { description } : {});
+    const ids = await dom.specialPath('ids');
+    const leases = await dom.specialPath('leases');
+    await this.sanlock.directInitLockspace(sdUUID, ids, 0, { ioTimeoutSec: this.s.sanlockIoTimeoutSec });
+    await this.sanlock.directInitResource(sdUUID, SPM_RESOURCE, leases, SPM_LEASE_OFFSET);
+    this.domains.set(sdUUID, dom);
+    return dom;
+  }
+
+  async domain(sdUUID: string): Promise<AnyDomain> {
+    const d = this.domains.get(sdUUID);
+    if (d) return d;
+    const spec = this.conn?.domains[sdUUID];
+    if (!spec) throw new DomainNotFoundError(sdUUID, 'not part of the connected pool');
+    const opened = await openDomain(this.ctx(), sdUUID, spec);
+    this.domains.set(sdUUID, opened);
+    return opened;
+  }
+
+  async blockDomain(sdUUID: string): Promise<BlockStorageDomain> {
+    const d = await this.domain(sdUUID);
+    if (!('extendLV' in d)) throw new InvalidParamsError(`domain ${sdUUID} is not a block domain`, { data: { field: 'domainID' } });
+    return d as BlockStorageDomain;
+  }
+
+  /** Joins the pool: opens its domains, the host id's lockspace, and this host's mailbox. */
+  async connect(p: ConnectParams): Promise<void> {
+    if (this.conn) {
+      if (this.conn.spUUID === p.spUUID) return;
+      throw new UnavailableError(`already connected to pool ${this.conn.spUUID}`);
+    }
+    if (!p.domains[p.masterSdUUID]) throw new InvalidParamsError('the master domain must be in domains', { data: { field: 'params.domains' } });
+    const timer = new PhaseTimer();
+    this.conn = p;
+    try {
+      const master = await this.domain(p.masterSdUUID);
+      for (const sd of Object.keys(p.domains)) await this.domain(sd);
+      timer.mark('domains');
+      const area = { lockspace: p.masterSdUUID, idsPath: await master.specialPath('ids'), leasesPath: await master.specialPath('leases'), leaseOffset: SPM_LEASE_OFFSET };
+      this.spm = new SpmRole({
+        sanlock: this.sanlock, hostId: p.hostID, area, ioTimeoutSec: this.s.sanlockIoTimeoutSec,
+        watchIntervalMs: this.s.spmWatchIntervalMs, log: this.log.child({ component: 'spm' }),
+        onLost: () => { void this.spmMailbox?.stop(); },
+      });
+      await this.spm.joinLockspace();
+      timer.mark('lockspace');
+      this.hsm = new HsmMailbox({
+        requestsPath: await master.specialPath('inbox'), repliesPath: await master.specialPath('outbox'),
+        hostId: p.hostID, replyPollMs: this.s.mailboxReplyPollMs, timeoutMs: this.s.extendTimeoutMs, log: this.log.child({ component: 'mailbox' }),
+      });
+      await this.hsm.start();
+      timer.mark('mailbox');
+      this.log.info('pool connected', { spUUID: p.spUUID, hostID: p.hostID, master: p.masterSdUUID, domains: Object.keys(p.domains).length, ...timer.fields() });
+    } catch (e) {
+      await this.disconnect().catch(() => {});
+      throw e;
+    }
+  }
+
+  async disconnect(): Promise<void> {
+    await this.spmStop().catch(() => {});
+    await this.hsm?.stop();
+    await this.spm?.close();
+    for (const d of this.domains.values()) await d.close().catch(() => {});
+    this.domains.clear();
+    this.hsm = undefined;
+    this.spm = undefined;
+    this.conn = undefined;
+  }
+
+  private role(): SpmRole {
+    if (!this.spm || !this.conn) throw new UnavailableError('not connected to a storage pool');
+    return this.spm;
+  }
+
+  spmStatus(): Promise<SpmStatus> { return this.role().status(); }
+
+  /** Becomes SPM and starts serving extension requests from every host. Returns the lver. */
+  async spmStart(): Promise<number> {
+    const role = this.role();
+    const lver = await role.spmStart();
+    if (!this.spmMailbox?.running) {
+      const master = await this.domain(this.conn!.masterSdUUID);
+      this.spmMailbox = new SpmMailbox({
+        requestsPath: await master.specialPath('inbox'), repliesPath: await master.specialPath('outbox'),
+        spmHostId: this.conn!.hostID, eventPollMs: this.s.mailboxEventPollMs, log: this.log.child({ component: 'spm-mailbox' }),
+        stillSpm: () => role.isSpm,
+        extend: async (sdUUID, volUUID, sizeMiB) => {
+          await role.assertSpm(); // the lease, at our lver, before every SPM write
+          await (await this.blockDomain(sdUUID)).extendLV(volUUID, sizeMiB);
+        },
+      });
+      await this.spmMailbox.start();
+    }
+    return lver;
+  }
+
+  async spmStop(): Promise<void> {
+    await this.spmMailbox?.stop();
+    this.spmMailbox = undefined;
+    await this.spm?.spmStop();
+  }
+
+  /** For SPM-only verbs: throws 40 unless this host holds the lease at its lver. */
+  async assertSpm(): Promise<void> {
+    await this.role().assertSpm();
+  }
+
+  /** The host side of thin provisioning: ask the SPM (through the mailbox) to grow a volume. */
+  async requestExtend(sdUUID: string, volUUID: string, sizeMiB: number): Promise<void> {
+    if (!this.hsm) throw new UnavailableError('not connected to a storage pool');
+    const r = await this.hsm.requestExtend({ domainId: sdUUID, volumeId: volUUID, sizeMiB });
+    if (r.status !== 'ok') throw new UnavailableError(`SPM could not extend ${volUUID}: ${r.reasonText || r.reason}`, { data: { reason: r.reason } });
+  }
+
+  async refreshVolume(sdUUID: string, volUUID: string): Promise<number> {
+    return (await this.blockDomain(sdUUID)).refreshVolume(volUUID);
+  }
+}
