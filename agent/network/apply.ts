@@ -112,7 +112,8 @@ async function runStep(s: Step, deps: ApplyDeps, leases: Record<string, DhcpLeas
       }
       return;
     // Written from inside the namespace: /proc/sys/net is per network namespace.
-    case 'sysctl': return deps.ip.exec(['/bin/sh', '-c', 'echo "$1" > "$2"', 'sh', s.value, s.path]);
+    // A host without IPv6 has no such file: nothing to set.
+    case 'sysctl': return deps.ip.exec(['/bin/sh', '-c', '[ -e "$2" ] || exit 0; echo "$1" > "$2"', 'sh', s.value, s.path]);
     case 'dhcp-stop': return deps.dhcp.stop(deps.ip, s.dev);
     case 'dhcp-start': {
       leases[s.dev] = await deps.dhcp.start(deps.ip, s.dev, { defaultRoute: s.defaultRoute, timeoutMs: deps.dhcpTimeoutMs });

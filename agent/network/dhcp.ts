@@ -123,10 +123,11 @@ export class UdhcpcClient implements DhcpClient {
       if (exited !== undefined) break;
       await sleep(100);
     }
+    const exitedEarly = exited; // read before stop(), whose SIGTERM makes the client exit too
     const tail = (await readFile(`${b}.log`, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ');
     await this.stop(ip, dev);
-    throw new DhcpError(exited !== undefined
-      ? `DHCP client on ${dev} exited (${exited}) without a lease: ${tail}`
+    throw new DhcpError(exitedEarly !== undefined
+      ? `DHCP client on ${dev} exited (${exitedEarly}) without a lease: ${tail}`
       : `no DHCP lease on ${dev} within ${opts.timeoutMs} ms: ${tail}`, { data: { dev } });
   }
 

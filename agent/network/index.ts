@@ -3,10 +3,12 @@
 //   confirmConnectivity / any engine request → connectivity.touch()
 //   setSafeNetworkConfig → store.setSafe()
 //   netConfigDirty  → store.isDirty()
+//   getNetworkCapabilities → capabilities()
 // setupNetworks is single-flight: a second call while one runs gets UnavailableError (40).
 import { UnavailableError } from '../api/errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { canonicalize, type CanonicalRequest, type HostLink } from './canonicalize.js';
+import { networkCapabilities, type NetworkCapabilities } from './caps.js';
 import { ConnectivityWatch } from './connectivity.js';
 import { UdhcpcClient, type DhcpClient } from './dhcp.js';
 import { Ip, linkKind } from './ip.js';
@@ -106,6 +108,11 @@ export class HostNetworks {
 
   netConfigDirty(): Promise<boolean> {
     return this.store.isDirty();
+  }
+
+  /** getNetworkCapabilities (also folded into getCapabilities). */
+  async capabilities(): Promise<NetworkCapabilities> {
+    return networkCapabilities(this.ip, this.dhcp, await this.store.running(), await this.store.isDirty());
   }
 
   restoreNetworks(markerPath?: string): Promise<RestoreReport> {

@@ -165,7 +165,8 @@ export function planChanges(from: NetConfigT, to: NetConfigT, live: Snapshot, dh
   // devices carry no default route.
   const target = Object.entries(to.networks).find(([, n]) => n.defaultRoute);
   for (const family of [4, 6] as const) {
-    const defaults = live.routes.filter((r) => isDefaultRoute(r) && r.family === family && (r.dev === undefined || links[r.dev]));
+    // Router-advertised IPv6 defaults belong to autoconf and come and go by themselves.
+    const defaults = live.routes.filter((r) => isDefaultRoute(r) && r.family === family && r.protocol !== 'ra' && (r.dev === undefined || links[r.dev]));
     const dev = target ? T.ipDev[target[0]]! : undefined;
     const gw = target ? (family === 4 ? target[1].ipv4.gateway : target[1].ipv6.gateway) : undefined;
     const viaDhcp = family === 4 && target?.[1].ipv4.bootproto === 'dhcp';

@@ -90,7 +90,7 @@ export async function runTransaction(from: NetConfigT, to: NetConfigT, options: 
     ? `no connectivity confirmation within ${options.connectivityTimeoutMs} ms`
     : `apply failed: ${(failure!.error as Error)?.message ?? String(failure!.error)}`;
   log.warn('setupNetworks failed; rolling back', { reason: failure!.reason, why });
-  const rollback = await rollbackTo(before, from, deps, resolvPath, resolvBefore);
+  const rollback = await rollbackTo(before, from, deps, { attempted: to, resolvPath, resolvBefore });
   timer.mark('rollback');
   const data = { reason: failure!.reason, rollback, phasesMs: timer.phases };
   const cause = failure!.error;
@@ -119,10 +119,13 @@ async function boundedWait(deps: TransactionDeps, timeoutMs: number): Promise<bo
 
 /**
  * Converges the host back to BEFORE (the snapshot taken before the change),
- * restarts the DHCP clients of CONFIG (the config that was running), restores
- * resolv.conf, then captures again and compares. Never throws.
+ * stops the DHCP clients the attempted config started, restarts those of
+ * CONFIG (the config that was running), restores resolv.conf, then captures
+ * again and compares. Never throws.
  */
-export async function rollbackTo(before: Snapshot, config: NetConfigT, deps: TransactionDeps, resolvPath?: string, resolvBefore?: string): Promise<RollbackReport> {
+export async function rollbackTo(before: Snapshot, config: NetConfigT, deps: TransactionDeps,
+  extra: { attempted?: NetConfigT; resolvPath?: string; resolvBefore?: string | undefined } = {}): Promise<RollbackReport> {
+  const { resolvPath, resolvBefore } = extra;
   const log = deps.log ?? silentLogger;
   const t0 = performance.now();
   const report: RollbackReport = { verified: false, diff: [], steps: [], errors: [], impossible: [], attempts: 0, ms: 0 };
@@ -144,7 +147,7 @@ export async function rollbackTo(before: Snapshot, config: NetConfigT, deps: Tra
     report.attempts = i;
     try {
       // DHCP clients the failed change started (or reconfigured) go first.
-      for (const [dev, r] of await dhcpView(deps, [config])) {
+      for (const [dev, r] of await dhcpView(deps, extra.attempted ? [config, extra.attempted] : [config])) {
         if (wantDhcp.get(dev) !== r.defaultRoute) { report.steps.push(`dhcp stop on ${dev}`); await deps.dhcp.stop(deps.ip, dev); }
       }
       const p = planLinksAndAddrs(before, await captureState(deps.ip, before.devices));

@@ -62,7 +62,7 @@ export function verifyConfig(from: NetConfigT, to: NetConfigT, live: Snapshot, l
   }
   const target = Object.entries(to.networks).find(([, n]) => n.defaultRoute);
   for (const family of [4, 6] as const) {
-    const defaults = live.routes.filter((r) => isDefaultRoute(r) && r.family === family);
+    const defaults = live.routes.filter((r) => isDefaultRoute(r) && r.family === family && r.protocol !== 'ra');
     const dev = target ? T.ipDev[target[0]]! : undefined;
     const gw = target ? (family === 4 ? target[1].ipv4.gateway : target[1].ipv6.gateway) : undefined;
     const viaDhcp = family === 4 && target?.[1].ipv4.bootproto === 'dhcp';

@@ -155,9 +155,13 @@ export class SpmRole {
     return this.lver;
   }
 
+  /** Leaving the pool: release the lease, the registration, and this host's id in the lockspace. */
   async close(): Promise<void> {
     await this.spmStop().catch(() => {});
     if (this.fd !== undefined) await this.o.sanlock.unregister(this.fd).catch(() => {});
     this.fd = undefined;
+    // UNUSED: never take the lockspace away from leases something else still holds.
+    await this.o.sanlock.remLockspace(this.o.area.lockspace, this.o.hostId, this.o.area.idsPath, 0, { unused: true })
+      .catch((e: unknown) => this.o.log.info('host id kept in the lockspace', { err: e }));
   }
 }

@@ -74,6 +74,7 @@ export class DriveMonitor {
   onThreshold(vmId: string, dev: string): void {
     const target = dev.replace(/\[\d+\]$/, '');
     const d = this.drives.get(this.key(vmId, target));
+    this.o.log.debug('block threshold crossed', { vm: vmId, dev, state: d?.state });
     if (!d || d.state === 'extending' || d.state === 'disabled') return;
     d.state = 'exceeded';
     void this.extend(d, 'threshold');
@@ -121,6 +122,7 @@ export class DriveMonitor {
       } else if (d.state === 'unset') {
         await dom.setBlockThreshold(d.target, thresholdFor(phys, this.o.policy));
         d.state = 'set';
+        this.o.log.debug('block threshold armed', { vm: d.vmId, target: d.target, threshold: thresholdFor(phys, this.o.policy), allocation: alloc, physical: phys, trigger });
       }
     } catch (e) {
       this.o.log.debug('drive check failed', { vm: d.vmId, target: d.target, err: e });
