@@ -31,7 +31,8 @@ export class StorageError extends HostvisorError {
   override readonly name: string = 'StorageError';
   readonly storageCode: StorageCode | undefined;
   constructor(errorName: ErrorName, message: string, storageCode?: StorageCode, opts?: Opts) {
-    super(storageCode ?? errorName, message, {
+    // A timeout stays a timeout (1002); otherwise VDSM's storage code is the more precise answer.
+    super(storageCode && errorName !== 'timeout' ? storageCode : errorName, message, {
       cause: opts?.cause,
       data: { ...(storageCode ? { storageCode: VDSM_STORAGE_CODES[storageCode], storageError: storageCode } : {}), ...opts?.data },
     });
