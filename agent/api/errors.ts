@@ -29,6 +29,10 @@ export const ERRORS = {
   externalVM: { code: 1005, message: 'VM is not managed by Hostvisor', fault: 'client' },
   shuttingDown: { code: 1006, message: 'Agent is shutting down', fault: 'server' },
   requestTimeout: { code: 1007, message: 'Request timed out', fault: 'server' },
+  networkLostConnection: { code: 10, message: 'Connectivity to the engine was lost; the change was rolled back', fault: 'client' },
+  networkSetupFailed: { code: 29, message: 'Applying the network configuration failed', fault: 'server' },
+  networkRollbackFailed: { code: 1009, message: 'The network rollback could not be verified', fault: 'server' },
+  networkCommandFailed: { code: 1010, message: 'A network command (ip, dhcp client) failed', fault: 'server' },
   storageCommandFailed: { code: 1008, message: 'A storage command (lvm, qemu-img, losetup) failed', fault: 'server' },
   // Storage errors with VDSM's numbers (its storage exception codes).
   volumeDoesNotExist: { code: 201, message: 'Volume does not exist', fault: 'client' },

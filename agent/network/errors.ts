@@ -4,20 +4,15 @@
 // so the caller always learns both outcomes: why the change failed, and
 // whether the rollback was verified.
 //
-// VDSM codes these as ERR_LOST_CONNECTION (10) for "no confirmation in time"
-// and ERR_FAILED_IFUP (29) for a failed apply; a rollback that could not be
-// verified (VDSM's RollbackIncomplete) needs a Hostvisor code. Until the API's
-// ERRORS table has those names, the classes use the stand-ins below.
+// VDSM's codes where VDSM has them: ERR_LOST_CONNECTION (10) for "no
+// confirmation in time", ERR_FAILED_IFUP (29) for a failed apply; a rollback
+// that could not be verified (VDSM's RollbackIncomplete) is our 1009.
 import { HostvisorError, type ErrorName } from '../api/errors.js';
 
-// TODO(lead): add to ERRORS and switch these over:
-//   networkLostConnection {code: 10, 'Connectivity to the engine was lost; the change was rolled back', client}
-//   networkSetupFailed    {code: 29, 'Applying the network configuration failed', server}
-//   networkRollbackFailed {code: 10xx, 'Network rollback could not be verified', server}
-const LOST_CONNECTION: ErrorName = 'timeout';
-const SETUP_FAILED: ErrorName = 'internalError';
-const ROLLBACK_FAILED: ErrorName = 'internalError';
-const COMMAND_FAILED: ErrorName = 'internalError';
+const LOST_CONNECTION: ErrorName = 'networkLostConnection';
+const SETUP_FAILED: ErrorName = 'networkSetupFailed';
+const ROLLBACK_FAILED: ErrorName = 'networkRollbackFailed';
+const COMMAND_FAILED: ErrorName = 'networkCommandFailed';
 
 type Opts = { cause?: unknown; data?: Record<string, unknown> };
 
