@@ -23,6 +23,7 @@ async function main(): Promise<number> {
   const lines: string[] = [];
   const agentLog = createLogger({ level: 'info', sink: (l) => lines.push(l) });
   const s = lab.settings();
+  lab.driver(); // so cleanup also detaches the loop devices the agent attached for its LVs
   let stopAgent: (() => Promise<void>) | undefined;
   try {
     const pv = await lab.makePv(16);

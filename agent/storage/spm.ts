@@ -133,7 +133,8 @@ export class SpmRole {
   /** Who holds the lease, from the lease itself (any host can ask). */
   async status(): Promise<SpmStatus> {
     const s = await this.o.sanlock.spmStatus(this.lease());
-    return { spmStatus: this.active ? 'SPM' : s.spmId > 0 ? 'Contend' : 'Free', spmId: s.spmId, spmLver: s.spmLver };
+    // As VDSM: this host's role (SPM, Contend while its own spmStart runs, else Free); spmId/spmLver name the holder.
+    return { spmStatus: this.active ? 'SPM' : this.starting ? 'Contend' : 'Free', spmId: s.spmId, spmLver: s.spmLver };
   }
 
   /**

@@ -42,7 +42,7 @@ t.test('SPM role: exactly one of two contenders becomes SPM; lver grows per star
   t.match(String(failed[0]?.reason?.message), /another host is SPM/);
   const [spm, other] = a.isSpm ? [a, b] : [b, a];
   t.equal(spm.currentLver, 1, 'first start: lver 1');
-  t.same(await other.status(), { spmStatus: 'Contend', spmId: 1, spmLver: 1 }, 'others see who holds it');
+  t.same(await other.status(), { spmStatus: 'Free', spmId: 1, spmLver: 1 }, 'others are Free and see who holds it');
   t.equal(await spm.assertSpm(), 1, 'the SPM passes the check before a write');
   await t.rejects(other.assertSpm(), UnavailableError, 'a non-SPM fails it');
 

@@ -24,6 +24,7 @@ t.test('a thin block volume grows ahead of a guest writing 2 GiB: 0 pauses, ever
   t.teardown(async () => { try { await lab.cleanup(); } catch (e) { process.stderr.write(`lab cleanup: ${String(e)}\n`); } });
   const pv = await lab.makePv(8);
   const s = lab.settings();
+  lab.driver(); // so cleanup also detaches the loop devices the agent attached for its LVs
   const lines: string[] = [];
   const log = createLogger({ level: process.env.HV_TEST_LOG ? 'debug' : 'info', sink: (l) => { lines.push(l); if (process.env.HV_TEST_LOG) process.stderr.write(l + '\n'); } });
   const { config, stop } = await startAgent({
