@@ -40,7 +40,8 @@ t.test('sampler on a real guest writing 100 MiB: cpuTimeNs and vda writeBytes ri
     name,
     serialPath: serial,
     disk: { path: image, type: 'file', format: 'qcow2' },
-    cmdline: ['lab.delay=1', 'lab.dd=100', 'lab.end=wait'],
+    // 100 MiB in 64 KiB direct writes: slow enough (about a second) for several samples to fall inside it.
+    cmdline: ['lab.delay=1', 'lab.dd=1600', 'lab.bs=64K', 'lab.end=wait'],
   }));
   const uuid = dom.uuid;
   await sample(); // the guest is still booting: nothing written yet
