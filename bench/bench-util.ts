@@ -252,3 +252,13 @@ export function runBench(main: () => Promise<number>): void {
     },
   );
 }
+
+/** Best-effort cleanup at the end of a bench: destroys its guests, and says so (or what to do by hand). */
+export async function destroyLeftGuests(destroy: () => Promise<number>, pattern: string): Promise<void> {
+  try {
+    const n = await destroy();
+    if (n > 0) log(`destroyed ${n} ${pattern} guest(s) left running`);
+  } catch (e) {
+    log(`cleanup failed: ${String(e)} -- destroy ${pattern} by hand (virsh destroy)`);
+  }
+}

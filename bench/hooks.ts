@@ -34,7 +34,7 @@ import type { HostvisorClient } from '../agent/rpc/client.js';
 import { connectClient, REPO, StatusWatch, tinyGuest } from '../test/agent/harness.js';
 import {
   type BenchAgent, checkAborted, deadline, dumpAgent, envInt, fmt, log, openWithRetry,
-  pause, printTable, round, startAgentChild, stopAgentChild, summarize, whenClosed, runBench,
+  pause, printTable, round, startAgentChild, stopAgentChild, summarize, whenClosed, runBench, destroyLeftGuests,
 } from './bench-util.js';
 
 const GUESTS = envInt('BENCH_GUESTS', 6, 1, 10);
@@ -238,12 +238,7 @@ async function main(): Promise<number> {
     dumpAgent(agent);
     throw e;
   } finally {
-    try {
-      const n = await destroyOurGuests();
-      if (n > 0) log(`destroyed ${n} ${PREFIX}* guest(s) left running`);
-    } catch (e) {
-      log(`cleanup failed: ${String(e)} -- destroy ${PREFIX}* by hand (virsh destroy)`);
-    }
+    await destroyLeftGuests(destroyOurGuests, `${PREFIX}*`);
     if (client) await deadline(client.close(), 5_000, 'client close').catch(() => {});
     if (agent) {
       await stopAgentChild(agent);

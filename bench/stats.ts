@@ -37,7 +37,7 @@ import { connectClient, StatusWatch, tinyGuest } from '../test/agent/harness.js'
 import { waitForSerialMarker } from '../test/lab/guest.js';
 import {
   NAME_PREFIX, type BenchAgent, dumpAgent, whenClosed, aborted, checkAborted, destroyBenchGuests, deadline, envInt, fmt, gc, installSignalHandlers,
-  kibToMib, log, openWithRetry, otherDomains, pause, printTable, procMemKiB, quantile, ratio, round, startAgentChild, stopAgentChild, runBench,
+  kibToMib, log, openWithRetry, otherDomains, pause, printTable, procMemKiB, quantile, ratio, round, startAgentChild, stopAgentChild, runBench, destroyLeftGuests,
 } from './bench-util.js';
 
 const VMS = envInt('BENCH_VMS', 20, 1, 40);
@@ -218,12 +218,7 @@ async function main(): Promise<number> {
     throw e;
   } finally {
     if (client && ids.length > 0) await deadline(destroyVms(client, ids), 120_000, 'VM.destroy').catch((e: unknown) => log(String(e)));
-    try {
-      const n = await destroyBenchGuests();
-      if (n > 0) log(`destroyed ${n} ${NAME_PREFIX}* guest(s) left running`);
-    } catch (e) {
-      log(`cleanup failed: ${String(e)} -- destroy ${NAME_PREFIX}* by hand (virsh destroy)`);
-    }
+    await destroyLeftGuests(destroyBenchGuests, `${NAME_PREFIX}*`);
     if (conn) await conn.close().catch(() => {});
     if (client) await deadline(client.close(), 5_000, 'client close').catch(() => {});
     if (agent) await stopAgentChild(agent);

@@ -33,7 +33,7 @@ import type { HostvisorClient } from '../agent/rpc/client.js';
 import { connectClient, StatusWatch, tinyGuest } from '../test/agent/harness.js';
 import {
   NAME_PREFIX, type BenchAgent, dumpAgent, whenClosed, checkAborted, deadline, destroyBenchGuests, envInt, fmt, log,
-  median, openWithRetry, otherDomains, pause, printTable, quantile, ratio, round, startAgentChild, stopAgentChild, summarize, runBench,
+  median, openWithRetry, otherDomains, pause, printTable, quantile, ratio, round, startAgentChild, stopAgentChild, summarize, runBench, destroyLeftGuests,
 } from './bench-util.js';
 
 const GUESTS = envInt('BENCH_GUESTS', 10, 1, 50);
@@ -176,12 +176,7 @@ async function main(): Promise<number> {
     dumpAgent(agent);
     throw e;
   } finally {
-    try {
-      const n = await destroyBenchGuests();
-      if (n > 0) log(`destroyed ${n} ${NAME_PREFIX}* guest(s) left running`);
-    } catch (e) {
-      log(`cleanup failed: ${String(e)} -- destroy ${NAME_PREFIX}* by hand (virsh destroy)`);
-    }
+    await destroyLeftGuests(destroyBenchGuests, `${NAME_PREFIX}*`);
     if (conn) await conn.close().catch(() => {});
     if (client) await deadline(client.close(), 5_000, 'client close').catch(() => {});
     if (agent) await stopAgentChild(agent);
