@@ -135,19 +135,24 @@ t.test('two lab hosts: A is the SPM, B runs the VM, every extension through the 
     await cB.call('Image.teardown', { storagedomainID: sd, imageID: img });
   };
   const watchB = new StatusWatch(cB);
-  const served = (logs: string[], volumeId: string): Array<Record<string, unknown>> =>
-    logs.filter((l) => l.includes('"msg":"extend request served"')).map(parse).filter((r) => r['volumeId'] === volumeId);
-  const extended = (logs: string[]): Array<Record<string, unknown>> => logs.filter((l) => l.includes('"msg":"drive extended"')).map(parse);
-
-  await t.test('B writes 2 GiB into a thin volume: 0 pauses, every extension served by A for host id B', async (t) => {
+  /** A new thin volume, and a guest on B writing 2 GiB to it (Up when this returns). */
+  const startWriter = async (t: Test, name: string) => {
     const { img, vol } = await newVolume(t);
-    const g = tinyGuest('hv-it-thinp2h', { cmdline: ['lab.delay=1', 'lab.dd=2048', 'lab.end=wait'], disks: [disk(img, vol)] });
+    const g = tinyGuest(name, { cmdline: ['lab.delay=1', 'lab.dd=2048', 'lab.end=wait'], disks: [disk(img, vol)] });
     const rec = { client: cB, vmID: g.vmID, destroyed: false };
     vms.push(rec);
     const bLogStart = agentB.logs.length;
     const t0 = performance.now();
     await cB.call('VM.create', { vmID: g.vmID, spec: g.spec });
     await watchB.wait(g.vmID, 'Up', 60_000);
+    return { img, vol, g, rec, bLogStart, t0 };
+  };
+  const served = (logs: string[], volumeId: string): Array<Record<string, unknown>> =>
+    logs.filter((l) => l.includes('"msg":"extend request served"')).map(parse).filter((r) => r['volumeId'] === volumeId);
+  const extended = (logs: string[]): Array<Record<string, unknown>> => logs.filter((l) => l.includes('"msg":"drive extended"')).map(parse);
+
+  await t.test('B writes 2 GiB into a thin volume: 0 pauses, every extension served by A for host id B', async (t) => {
+    const { img, vol, g, rec, bLogStart, t0 } = await startWriter(t, 'hv-it-thinp2h');
     const done = await waitForSerialMarker(g.serial, 'LAB-DD-DONE', 240_000);
     const secs = (performance.now() - t0) / 1000;
     t.match(done.line, /rc=0/, `the guest wrote 2 GiB (${done.line.match(/secs=\S+/)?.[0] ?? ''})`);
@@ -174,14 +179,7 @@ t.test('two lab hosts: A is the SPM, B runs the VM, every extension through the 
   });
 
   await t.test('SPM failover: the SPM agent is killed mid-write, B takes over, the pending extension completes', async (t) => {
-    const { img, vol } = await newVolume(t);
-    const g = tinyGuest('hv-it-thinp2h-fo', { cmdline: ['lab.delay=1', 'lab.dd=2048', 'lab.end=wait'], disks: [disk(img, vol)] });
-    const rec = { client: cB, vmID: g.vmID, destroyed: false };
-    vms.push(rec);
-    const bLogStart = agentB.logs.length;
-    const t0 = performance.now();
-    await cB.call('VM.create', { vmID: g.vmID, spec: g.spec });
-    await watchB.wait(g.vmID, 'Up', 60_000);
+    const { img, vol, g, rec, bLogStart, t0 } = await startWriter(t, 'hv-it-thinp2h-fo');
     // Let two extensions through A (the write is under way), then kill A's agent.
     await waitLog(agentA.logs, () => served(agentA.logs, vol).length >= 2, 120_000, 'A served two extensions of the new volume');
     const servedByA = served(agentA.logs, vol).length;
