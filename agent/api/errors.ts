@@ -33,6 +33,7 @@ export const ERRORS = {
   networkSetupFailed: { code: 29, message: 'Applying the network configuration failed', fault: 'server' },
   networkRollbackFailed: { code: 1009, message: 'The network rollback could not be verified', fault: 'server' },
   networkCommandFailed: { code: 1010, message: 'A network command (ip, dhcp client) failed', fault: 'server' },
+  networkBadBridge: { code: 27, message: 'The network does not exist or has no bridge', fault: 'client' },
   storageCommandFailed: { code: 1008, message: 'A storage command (lvm, qemu-img, losetup) failed', fault: 'server' },
   // Storage errors with VDSM's numbers (its storage exception codes).
   volumeDoesNotExist: { code: 201, message: 'Volume does not exist', fault: 'client' },

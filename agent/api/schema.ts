@@ -219,7 +219,7 @@ export const Methods = {
       launchPaused: Type.Optional(Type.Boolean()),
     }),
     result: Type.Object({ vmId: Uuid, status: Type.Literal('WaitForLaunch') }),
-    errors: ['exists', 'invalidParams', 'recovery', 'libvirtUnavailable', 'shuttingDown', 'hookError'], since: '0.1', mutating: true,
+    errors: ['exists', 'invalidParams', 'recovery', 'libvirtUnavailable', 'shuttingDown', 'hookError', 'networkBadBridge'], since: '0.1', mutating: true,
   }),
   'VM.destroy': method({
     summary: 'Stops the VM at once (graceful destroy first, then forced) and forgets it.',
@@ -265,7 +265,7 @@ export const Methods = {
   'VM.hotplugNic': method({
     summary: 'Attaches a NIC to a running VM.',
     params: withVmId({ nic: NicSpec }), result: Type.Object({ mac: Type.String(), xml: Type.String() }),
-    errors: [...VM_ERRORS, 'wrongState'], since: '0.1', mutating: true,
+    errors: [...VM_ERRORS, 'wrongState', 'networkBadBridge'], since: '0.1', mutating: true,
   }),
   'VM.hotunplugNic': method({
     summary: 'Detaches a NIC, named by MAC address, from a running VM.',

@@ -44,8 +44,8 @@ export const DiskSpec = Type.Object({
 });
 
 export const NicSpec = Type.Object({
-  bridge: Type.Optional(Type.String({ minLength: 1, maxLength: 15, description: 'Linux bridge to attach to' })),
-  network: Type.Optional(Type.String({ minLength: 1, description: 'host network name (its bridge is used)' })),
+  bridge: Type.Optional(Type.String({ minLength: 1, maxLength: 15, description: 'Linux bridge to attach to (give this or network)' })),
+  network: Type.Optional(Type.String({ minLength: 1, maxLength: 15, description: 'host network (setupNetworks) whose bridge the NIC joins; 27 if it does not exist or is bridgeless' })),
   mac: Type.Optional(Type.String({ pattern: '^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$' })),
   model: Type.Optional(Type.Union([Type.Literal('virtio'), Type.Literal('e1000'), Type.Literal('rtl8139')], { default: 'virtio' })),
   alias: Type.Optional(Type.String({ pattern: '^ua-[A-Za-z0-9_-]+$', description: 'user alias (must start with ua-)' })),

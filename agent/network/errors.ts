@@ -60,3 +60,15 @@ export class DhcpError extends HostvisorError {
   override readonly name = 'DhcpError';
   constructor(message: string, opts?: Opts) { super(SETUP_FAILED, message, opts); }
 }
+
+/**
+ * A VM NIC names a network that does not exist, has no bridge (bridged: false),
+ * or whose bridge is missing on the host (VDSM's ERR_BAD_BRIDGE, 27).
+ * `data.field` names the NIC's `network` field.
+ */
+export class NetworkBadBridgeError extends HostvisorError {
+  override readonly name = 'NetworkBadBridgeError';
+  constructor(message: string, opts: { cause?: unknown; data: { field: string; network: string; reason: 'noNetwork' | 'bridgeless' | 'bridgeMissing' } }) {
+    super('networkBadBridge', message, opts);
+  }
+}

@@ -25,10 +25,10 @@ export function diskXml(d: DiskSpecT): string {
     + '</disk>';
 }
 
-export function nicXml(n: NicSpecT, mac: string, bridgeOf: (network: string) => string = (x) => x): string {
-  const bridge = n.bridge ?? (n.network ? bridgeOf(n.network) : undefined);
-  if (!bridge) throw new InvalidParamsError('nic: bridge or network is required', { data: { field: 'nic.bridge' } });
-  return `<interface type='bridge'><source bridge='${esc(bridge)}'/><mac address='${esc(mac)}'/>`
+/** A NIC's network must already be resolved to its bridge (VmOperations does it). */
+export function nicXml(n: NicSpecT, mac: string): string {
+  if (!n.bridge) throw new InvalidParamsError('nic: bridge or network is required', { data: { field: 'nic.bridge' } });
+  return `<interface type='bridge'><source bridge='${esc(n.bridge)}'/><mac address='${esc(mac)}'/>`
     + `<model type='${n.model ?? 'virtio'}'/>`
     + (n.alias ? `<alias name='${esc(n.alias)}'/>` : '')
     + '</interface>';

@@ -35,6 +35,12 @@ export interface VmOperationsOptions {
   hooks: Hooks;
   /** Disks that refer to storage ids (absent: only disks with paths). */
   disks?: VmDisks;
+  /**
+   * The bridge of a host network, for NICs given as `network: NAME`; throws
+   * (27) naming FIELD when there is no such bridged network. Absent: such NICs
+   * are refused.
+   */
+  networkBridge?: (network: string, field: string) => Promise<string>;
 }
 
 const AFFECT_LIVE = enums.DomainModificationImpact.LIVE;
@@ -65,6 +71,11 @@ export class VmOperations {
     meta.startTime = Date.now();
     meta.launchPaused = p.launchPaused ?? false;
     let spec = p.spec;
+    // NICs first: a bad network must fail the call before any disk is prepared.
+    if (spec?.nics?.length) {
+      const nics = spec.nics;
+      spec = { ...spec, nics: await Promise.all(nics.map((n, i) => this.resolveNic(n, `params.spec.nics[${i}]`))) };
+    }
     if (spec?.disks?.some((d) => d.storage && !d.path)) {
       if (!this.o.disks) throw new InvalidParamsError('disks with storage ids need a connected storage pool', { data: { field: 'params.spec.disks' } });
       const disks = this.o.disks;
@@ -280,10 +291,26 @@ export class VmOperations {
     });
   }
 
-  async hotplugNic(vmId: string, nic: Static<typeof NicSpec>): Promise<{ mac: string; xml: string }> {
-    const mac = (nic.mac ?? randomMac()).toLowerCase();
+  /**
+   * A NIC names exactly one of `bridge` (any Linux bridge) and `network` (a
+   * host network: its bridge, VDSM's way). FIELD is the NIC's path in the request.
+   */
+  private async resolveNic(nic: Static<typeof NicSpec>, field: string): Promise<Static<typeof NicSpec>> {
+    if ((nic.bridge === undefined) === (nic.network === undefined)) {
+      throw new InvalidParamsError(`${field}: give exactly one of bridge and network`, { data: { field: `${field}.network` } });
+    }
+    if (nic.network === undefined) return nic;
+    if (!this.o.networkBridge) {
+      throw new InvalidParamsError(`${field}.network: host networks are not available in this agent; give a bridge`, { data: { field: `${field}.network` } });
+    }
+    return { ...nic, bridge: await this.o.networkBridge(nic.network, `${field}.network`) };
+  }
+
+  async hotplugNic(vmId: string, requested: Static<typeof NicSpec>): Promise<{ mac: string; xml: string }> {
+    const mac = (requested.mac ?? randomMac()).toLowerCase();
     let xml = '';
     await this.simple(vmId, ['Up', 'Paused'], 'hotplugNic', async (vm) => {
+      const nic = await this.resolveNic(requested, 'params.nic');
       const dom = await this.m.domain(vm);
       xml = (await this.xmlHook('before_nic_hotplug', vm, nicXml(nic, mac))) ?? nicXml(nic, mac);
       try {
