@@ -18,10 +18,7 @@ import type { Config } from '../config/settings.js';
 import { HostvisorError } from '../api/errors.js';
 import type { Logger } from '../log.js';
 import { describeStep } from '../network/apply.js';
-import { UdhcpcClient } from '../network/dhcp.js';
 import { HostNetworks } from '../network/index.js';
-import { Ip } from '../network/ip.js';
-import { NetConfStore } from '../network/persist.js';
 
 export const DEFAULT_MARKER = '/run/hostvisor/nets_restored';
 
@@ -50,17 +47,6 @@ export interface RestoreNetworksOptions {
   markerPath: string;
 }
 
-export function hostNetworksFromConfig(config: Config, log: Logger): HostNetworks {
-  const ip = new Ip({ timeoutMs: config['network.ipTimeoutMs'], log });
-  return new HostNetworks({
-    ip, log,
-    dhcp: new UdhcpcClient({ runDir: config['network.runDir'], log }),
-    store: new NetConfStore(config['network.confDir']),
-    dhcpTimeoutMs: config['network.dhcpTimeoutMs'],
-    resolvConf: config['network.resolvConf'],
-  });
-}
-
 function errorOf(e: unknown): NonNullable<RestoreNetworksReport['error']> {
   if (e instanceof HostvisorError) return { code: e.code, name: e.name, message: e.message, ...(e.data ? { data: e.data } : {}) };
   const err = e instanceof Error ? e : new Error(String(e));
@@ -80,7 +66,7 @@ export async function restoreNetworksCommand(o: RestoreNetworksOptions): Promise
   let timer: NodeJS.Timeout | undefined;
   try {
     await rm(o.markerPath, { force: true });
-    const nets = hostNetworksFromConfig(o.config, o.log);
+    const nets = HostNetworks.fromConfig(o.config, o.log);
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`restore-networks did not finish within ${timeoutMs} ms (network.restoreTimeoutMs)`)), timeoutMs);
     });

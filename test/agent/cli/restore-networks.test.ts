@@ -10,6 +10,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { SETTINGS } from '../../../agent/config/settings.js';
 import { devicesOf } from '../../../agent/network/apply.js';
 import { captureState, diff, formatDiff } from '../../../agent/network/state.js';
 import type { RestoreNetworksReport } from '../../../agent/cli/restore-networks.js';
@@ -180,4 +181,40 @@ t.test('usage and config errors exit 2 with the reason', async (t) => {
   t.match(r2.stderr, /unknown command "restore-nets"[\s\S]*usage: hostvisor/);
   const r3 = await hostvisor(['--help'], false);
   t.equal(r3.code, 0);
+});
+
+/** KEY=VALUE lines of a unit file; repeated keys are joined with a space. */
+async function unitFile(name: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const line of (await readFile(join(REPO, 'packaging', 'systemd', name), 'utf8')).split('\n')) {
+    const m = /^([A-Za-z]+)=(.*)$/.exec(line.trim());
+    if (m) out[m[1]!] = out[m[1]!] ? `${out[m[1]!]} ${m[2]}` : m[2]!;
+  }
+  return out;
+}
+
+t.test('the oneshot unit runs this command before hostvisord, which wants it', async (t) => {
+  const net = await unitFile('hostvisor-network.service');
+  const agent = await unitFile('hostvisord.service');
+  t.match(net, { Type: 'oneshot', RemainAfterExit: 'yes', KillMode: 'process' });
+  const exec = /^\/usr\/bin\/node \/usr\/lib\/hostvisor\/(\S+) (.*)$/.exec(net['ExecStart'] ?? '');
+  t.ok(exec, `ExecStart runs node on the installed tree: ${net['ExecStart']}`);
+  t.ok(existsSync(join(REPO, exec![1]!)), `${exec![1]} exists in the build`);
+  t.equal(exec![2], 'restore-networks --config /etc/hostvisor/agent.toml', 'the same config file as the agent');
+  t.equal(agent['ExecStart']?.split(' ').slice(-2).join(' '), '--config /etc/hostvisor/agent.toml');
+  t.match(net['Before'], /\bhostvisord\.service\b/);
+  t.match(net['Before'], /\blibvirtd\.service\b/, 'before libvirtd: autostarted guests find their bridges');
+  t.match(agent['Wants'], /\bhostvisor-network\.service\b/);
+  t.match(agent['After'], /\bhostvisor-network\.service\b/);
+  t.ok(Number(net['TimeoutStartSec']) * 1000 > SETTINGS['network.restoreTimeoutMs'].default, 'systemd waits longer than the command\'s own timeout');
+  const verify = await new Promise<{ code: number | null; out: string } | undefined>((resolve) => {
+    execFile('systemd-analyze', ['verify', '--man=no', join(REPO, 'packaging', 'systemd', 'hostvisor-network.service'), join(REPO, 'packaging', 'systemd', 'hostvisord.service')],
+      { timeout: 30_000 }, (err, stdout, stderr) => {
+        if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') resolve(undefined);
+        else resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, out: stdout + stderr });
+      });
+  });
+  if (!verify) { t.comment('systemd-analyze is not installed: unit syntax not checked'); return; }
+  t.equal(verify.code, 0, 'systemd-analyze verify accepts both units');
+  t.equal(verify.out.trim(), '', `no warnings${verify.out.trim() ? `: ${verify.out.trim()}` : ''}`);
 });
