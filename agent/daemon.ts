@@ -26,8 +26,11 @@ import { Dispatcher } from './rpc/dispatcher.js';
 import { RpcServer } from './rpc/server.js';
 import { createHandlers } from './handlers.js';
 import { openRpcDocument } from './api/openrpc.js';
-import { Events } from './api/schema.js';
+import { Events, Methods, type MethodDef } from './api/schema.js';
 import { RecoveryError, ShuttingDownError, LibvirtUnavailableApiError } from './api/errors.js';
+import { HostNetworks } from './network/index.js';
+import { createNetworkHandlers, setupNetworksTimeoutMs } from './network/handlers.js';
+import { networkBridge } from './network/vm-nics.js';
 
 export class Hostvisord {
   readonly log: Logger;
@@ -43,7 +46,8 @@ export class Hostvisord {
   readonly hooks: Hooks;
   readonly pool: StoragePool;
   readonly driveMonitor: DriveMonitor;
-  lastConnectivity = 0;
+  /** Host networks (setupNetworks, capabilities, restore); VM NICs find their network's bridge here. */
+  readonly networks: HostNetworks;
 
   constructor(readonly config: Config, log?: Logger) {
     this.log = log ?? createLogger({ level: config['log.level'], bindings: { svc: 'hostvisord' } });
@@ -55,6 +59,7 @@ export class Hostvisord {
       log: this.log,
     });
     this.manager = new VmManager(this.client, this.log.child({ component: 'vm' }));
+    this.networks = HostNetworks.fromConfig(config, this.log.child({ component: 'network' }));
     this.hooks = new Hooks({
       dir: config['hooks.dir'],
       timeoutMs: config['hooks.timeoutMs'],
@@ -69,6 +74,10 @@ export class Hostvisord {
       lvmTimeoutMs: config['storage.lvmTimeoutMs'], qemuImgTimeoutMs: config['storage.qemuImgTimeoutMs'], ioTimeoutMs: config['storage.ioTimeoutMs'],
       extentSizeMiB: config['storage.extentSizeMiB'], thinInitialSizeMiB: config['storage.thinInitialSizeMiB'], maxSizeFactor: config['storage.maxSizeFactor'],
       sanlockIoTimeoutSec: config['storage.sanlockIoTimeoutSec'], spmWatchIntervalMs: config['storage.spmWatchIntervalMs'],
+      filePreallocation: oneOf(config['storage.filePreallocation'], ['falloc', 'full'] as const, 'storage.filePreallocation'),
+      taskShutdownWaitMs: config['storage.taskShutdownWaitMs'],
+      monitorIntervalMs: config['storage.monitorIntervalMs'], monitorReadTimeoutMs: config['storage.monitorReadTimeoutMs'],
+      monitorRefreshIntervalMs: config['storage.monitorRefreshIntervalMs'],
       mailboxReplyPollMs: config['mailbox.replyPollMs'], mailboxEventPollMs: config['mailbox.eventPollMs'], extendTimeoutMs: config['thinp.extendTimeoutMs'],
     }, this.log.child({ component: 'storage' }));
     this.driveMonitor = new DriveMonitor({
@@ -110,6 +119,7 @@ export class Hostvisord {
       accepting: () => this.accepting,
       hooks: this.hooks,
       disks: new VmDisks(this.pool, this.driveMonitor, this.hooks, this.log.child({ component: 'storage' })),
+      networkBridge: (network, field) => networkBridge(this.networks, network, field),
     });
     this.vmStats = new VmStatsSampler({ getConnection: () => this.client.connection, intervalMs: c['stats.vmIntervalMs'], log: this.log.child({ component: 'stats' }) });
     await this.hostStats.sample();
@@ -122,16 +132,24 @@ export class Hostvisord {
       capabilities: async () => {
         let conn;
         try { conn = this.client.connection; } catch (e) { throw new LibvirtUnavailableApiError({ cause: e }); }
-        return hostCapabilities(conn, { softwareVersion: VERSION, defaultDomainType: this.domainType });
+        const [host, net] = await Promise.all([
+          hostCapabilities(conn, { softwareVersion: VERSION, defaultDomainType: this.domainType }),
+          this.networks.capabilities(),
+        ]);
+        return { ...host, ...net };
       },
-      confirmConnectivity: () => { this.lastConnectivity = Date.now(); },
+      confirmConnectivity: () => this.networks.connectivity.touch(),
       hooks: this.hooks,
       storage: createStorageHandlers(this.pool),
+      network: createNetworkHandlers(this.networks, this.hooks),
     }), {
       log: this.log.child({ component: 'rpc' }),
       requestTimeoutMs: c['rpc.requestTimeoutMs'],
-      gate: () => (!this.accepting ? new ShuttingDownError() : this.manager.recovering ? new RecoveryError() : undefined),
-      onRequest: () => { this.lastConnectivity = Date.now(); },
+      timeoutFor: (m, p) => (m === 'Host.setupNetworks' ? setupNetworksTimeoutMs(p, c['rpc.requestTimeoutMs'], c['network.dhcpTimeoutMs']) : undefined),
+      gate: (m) => (!this.accepting ? new ShuttingDownError()
+        : this.manager.recovering && !(Methods[m] as MethodDef).duringRecovery ? new RecoveryError() : undefined),
+      // Any engine request proves the engine still reaches us (setupNetworks' connectivity check).
+      onRequest: () => this.networks.connectivity.touch(),
       extra: { 'rpc.discover': () => openRpcDocument(VERSION) },
     });
     this.server = new RpcServer(dispatcher, {
@@ -144,6 +162,9 @@ export class Hostvisord {
     });
     this.hooks.inventory.on('changed', (hooks) => {
       this.server?.broadcast(Events.hooks_changed.method, { hooks, notify_time: Math.round(performance.now()) });
+    });
+    this.networks.on('setup', (s) => {
+      this.server?.broadcast(Events.network_setup.method, { ...s, notify_time: Math.round(performance.now()) });
     });
     this.manager.on('status', (vm) => {
       this.server?.broadcast(Events.VM_status.method.replace('<vmId>', vm.id), { [vm.id]: vm.eventBody(), notify_time: Math.round(performance.now()) });
@@ -180,6 +201,8 @@ export class Hostvisord {
     this.accepting = false;
     await this.notify.stopping('stopping').catch(() => {});
     this.server?.stopAccepting();
+    // A setupNetworks in flight ends (committed or rolled back) before the agent goes.
+    if (!(await this.networks.idle(this.config['rpc.requestTimeoutMs']))) this.log.error('setupNetworks still running at stop');
     await this.server?.close();
     timer.mark('drain');
     for (const t of this.timers) clearInterval(t);
@@ -193,6 +216,12 @@ export class Hostvisord {
     timer.mark('hooks');
     this.log.info('stopped', timer.fields());
   }
+}
+
+/** A setting that takes one of a few words; anything else stops the daemon. */
+function oneOf<T extends string>(v: string, allowed: readonly T[], key: string): T {
+  if (!(allowed as readonly string[]).includes(v)) throw new ConfigError(`${key}: must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+  return v as T;
 }
 
 /** "before_vm_start=120000,after_get_caps=5000" -> {before_vm_start: 120000, ...}; bad entries stop the daemon. */

@@ -7,6 +7,7 @@ import type { ResultOf } from './api/schema.js';
 import { api } from './vm/libvirt-errors.js';
 import type { Hooks } from './hooks/hooks.js';
 import type { StorageHandlers } from './storage/handlers.js';
+import type { NetworkHandlers } from './network/handlers.js';
 
 type VmStats = ResultOf<'Host.getAllVmStats'>['statsList'][number];
 
@@ -19,6 +20,7 @@ export interface HandlerServices {
   confirmConnectivity: () => void;
   hooks: Hooks;
   storage: StorageHandlers;
+  network: NetworkHandlers;
 }
 
 function summary(vm: Vm): ResultOf<'Host.getVMList'>['vmList'][number] {
@@ -47,6 +49,7 @@ export function createHandlers(s: HandlerServices): Handlers {
   };
   return {
     ...s.storage,
+    ...s.network,
     'Host.ping2': () => ({}),
     'Host.confirmConnectivity': () => { s.confirmConnectivity(); return {}; },
     'Host.getCapabilities': () => gated('caps', async () => ({ ...(await s.capabilities()), hooks: hooks.current })),

@@ -1,9 +1,9 @@
 // docs/api.md, generated from the schema (node dist/agent/main.js --print-api-doc).
-import { Methods, Events, API_VERSION, type MethodName } from './schema.js';
+import { Methods, Events, API_VERSION, type MethodDef, type MethodName } from './schema.js';
 import { ERRORS } from './errors.js';
 import { ExitReason } from '../vm/status.js';
 
-type Schema = { type?: string; anyOf?: Schema[]; const?: unknown; items?: Schema; properties?: Record<string, Schema>; required?: string[]; description?: string; pattern?: string; minimum?: number; maximum?: number; default?: unknown };
+type Schema = { type?: string; anyOf?: Schema[]; patternProperties?: Record<string, Schema>; const?: unknown; items?: Schema; properties?: Record<string, Schema>; required?: string[]; description?: string; pattern?: string; minimum?: number; maximum?: number; default?: unknown };
 
 function typeOf(s: Schema): string {
   if (s.anyOf) return s.anyOf.map(typeOf).join(' \\| ');
@@ -22,12 +22,15 @@ function notes(s: Schema): string {
   return parts.join('; ').replace(/\|/g, '\\|');
 }
 
-function fields(obj: Schema, prefix = ''): string[] {
+/** With `records`, a map's values are documented too, as `name.<key>.field` (request params such as setupNetworks' networks). */
+function fields(obj: Schema, prefix = '', records = false): string[] {
   const rows: string[] = [];
   for (const [name, s] of Object.entries(obj.properties ?? {})) {
     const req = (obj.required ?? []).includes(name) ? 'yes' : '';
     rows.push(`| \`${prefix}${name}\` | ${typeOf(s)} | ${req} | ${notes(s)} |`);
-    if (s.type === 'object' && s.properties && prefix.split('.').length < 3) rows.push(...fields(s, `${prefix}${name}.`));
+    if (s.type === 'object' && s.properties && prefix.split('.').length < 3) rows.push(...fields(s, `${prefix}${name}.`, records));
+    const value = Object.values(s.patternProperties ?? {})[0];
+    if (records && value?.properties && prefix.split('.').length < 3) rows.push(...fields(value, `${prefix}${name}.<key>.`, records));
     if (s.type === 'array' && s.items?.properties && prefix.split('.').length < 3) rows.push(...fields(s.items, `${prefix}${name}[].`));
   }
   return rows;
@@ -47,10 +50,13 @@ export function apiMarkdown(): string {
   ];
   for (const name of Object.keys(Methods) as MethodName[]) {
     const m = Methods[name];
-    out.push(`### ${name}`, '', `${m.summary} *Since ${m.since}.*${m.mutating ? ' Refused with 99 while the agent recovers.' : ''}`, '');
-    const p = fields(m.params as unknown as Schema);
+    out.push(`### ${name}`, '', `${m.summary} *Since ${m.since}.*${!m.mutating ? '' : (m as MethodDef).duringRecovery ? ' Refused with 1006 while the agent stops.' : ' Refused with 99 while the agent recovers.'}`, '');
+    const p = fields(m.params as unknown as Schema, '', true);
     if (p.length) out.push('| param | type | required | notes |', '| --- | --- | --- | --- |', ...p, '');
-    const r = fields(m.result as unknown as Schema);
+    // A result that is a map (sdUUID → stats) is documented by its value, as `<key>.field`.
+    const res = m.result as unknown as Schema;
+    const resValue = res.properties ? undefined : Object.values(res.patternProperties ?? {})[0];
+    const r = resValue?.properties ? [`| \`<key>\` | ${typeOf(resValue)} | | ${notes(res)} |`, ...fields(resValue, '<key>.')] : fields(res);
     if (r.length) out.push('Result:', '', '| field | type | always | notes |', '| --- | --- | --- | --- |', ...r, '');
     if (m.errors.length) out.push(`Errors: ${m.errors.map((e) => `${ERRORS[e].code} \`${e}\``).join(', ')}.`, '');
   }

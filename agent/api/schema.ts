@@ -8,6 +8,10 @@ import type { ErrorName } from './errors.js';
 import {
   DiskSpec, Empty, ExitInfo, NicSpec, PauseCode, Uuid, VmSpec, VmStats, VmStatus, VmSummary, withVmId,
 } from './types.js';
+import { PoolInfo, RepoStats } from '../storage/api-schema.js';
+import { SetupNetworksParams } from '../network/model.js';
+import { TaskID, TaskIdParam, TaskInfo, TaskStatus } from '../storage/tasks/api-schema.js';
+import { LastSetup, NetworkCapabilities, SetupNetworksResult } from '../network/api-schema.js';
 
 export interface MethodDef<P extends TSchema = TSchema, R extends TSchema = TSchema> {
   summary: string;
@@ -17,13 +21,14 @@ export interface MethodDef<P extends TSchema = TSchema, R extends TSchema = TSch
   since: string;
   /** Changes a VM or the host: refused while recovering (error 99) or shutting down. */
   mutating: boolean;
+  /** A mutating call that does not depend on libvirt (host networks): allowed while VMs are recovered, refused only while shutting down. */
+  duringRecovery?: true;
 }
 
 function method<P extends TSchema, R extends TSchema>(d: MethodDef<P, R>): MethodDef<P, R> {
   return d;
 }
 
-const SPM_ERRORS = ['unavailable', 'storageCommandFailed', 'storageDomainDoesNotExist', 'timeout'] as const;
 const DomainSpecT = Type.Union([
   Type.Object({ type: Type.Literal('block'), devices: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 8 }) }),
   Type.Object({ type: Type.Literal('file'), root: Type.String({ minLength: 1 }) }),
@@ -34,6 +39,9 @@ const VolumeInfoT = Type.Object({
   ctime: Type.Number(), apparentsize: Type.Number(), truesize: Type.Number(),
 });
 const SdParams = { storagepoolID: Type.Optional(Uuid), storagedomainID: Uuid };
+// SPM verbs answer at once with a task (persisted on the master domain); these are the errors of the call itself.
+const SPM_TASK_ERRORS = ['unavailable', 'storageDomainDoesNotExist', 'addTaskError', 'taskPersistError', 'invalidParams'] as const;
+const TASK_NOTE = ' Answers at once with {taskID}; poll Task.getStatus, read the result with Task.getInfo, then Task.clear. The task may end with ';
 
 const STORAGE_METHODS = {
   'StorageDomain.create': method({
@@ -62,6 +70,7 @@ const STORAGE_METHODS = {
     summary: 'Joins the pool: opens its domains, takes this host id in the master domain\'s lockspace, starts this host\'s mailbox.',
     params: Type.Object({
       storagepoolID: Uuid, hostID: Type.Integer({ minimum: 1, maximum: 250 }), masterSdUUID: Uuid,
+      masterVersion: Type.Optional(Type.Integer({ minimum: 0, description: 'the master version the engine knows (default 1); reported by getInfo' })),
       domains: Type.Record(Type.String(), DomainSpecT),
     }),
     result: Empty, errors: ['unavailable', 'storageDomainDoesNotExist', 'invalidParams'], since: '0.3', mutating: true,
@@ -69,6 +78,10 @@ const STORAGE_METHODS = {
   'StoragePool.disconnect': method({
     summary: 'Leaves the pool (stops being SPM first).', params: Type.Object({ storagepoolID: Uuid }), result: Empty,
     errors: [], since: '0.3', mutating: true,
+  }),
+  'StoragePool.getInfo': method({
+    summary: "The pool as this host sees it: master domain and version, this host's id, the SPM lease holder and version, each domain's status from its monitor, with sizes. Refused with 309 unless connected to this pool.",
+    params: Type.Object({ storagepoolID: Uuid }), result: PoolInfo, errors: ['storagePoolUnknown'], since: '0.3', mutating: false,
   }),
   'StoragePool.getSpmStatus': method({
     summary: 'Who holds the SPM lease, from the lease itself.', params: Type.Object({ storagepoolID: Uuid }),
@@ -84,20 +97,22 @@ const STORAGE_METHODS = {
     summary: 'Releases the SPM lease.', params: Type.Object({ storagepoolID: Uuid }), result: Empty, errors: [], since: '0.3', mutating: true,
   }),
   'Volume.create': method({
-    summary: 'SPM only. Creates a volume: COW (qcow2) or RAW, sparse or preallocated, optionally on a parent (a snapshot).',
+    summary: 'SPM only, a task. Creates a volume: COW (qcow2) or RAW, sparse or preallocated, optionally on a parent (a snapshot). A failed, stopped or '
+      + 'interrupted create leaves no volume behind.' + TASK_NOTE + '212, 202, 231, 232, 397, 1008, 1002, 411 (stopped), 1011 (interrupted by a restart).',
     params: Type.Object({
-      ...SdParams, imageID: Uuid, volumeID: Uuid,
+      ...SdParams, ...TaskIdParam, imageID: Uuid, volumeID: Uuid,
       size: Type.Integer({ minimum: 1, description: 'virtual size, bytes' }),
       volFormat: Type.Union([Type.Literal('COW'), Type.Literal('RAW')]),
       preallocate: Type.Union([Type.Literal('SPARSE'), Type.Literal('PREALLOCATED')]),
       srcVolUUID: Type.Optional(Uuid), description: Type.Optional(Type.String({ maxLength: 210 })),
       initialSize: Type.Optional(Type.Integer({ minimum: 1, description: 'block COW sparse: first LV size, bytes' })),
     }),
-    result: VolumeInfoT, errors: [...SPM_ERRORS, 'volumeAlreadyExists', 'incorrectFormat', 'incorrectType', 'noSpaceLeftOnDomain'], since: '0.3', mutating: true,
+    result: TaskID, errors: SPM_TASK_ERRORS, since: '0.3', mutating: true,
   }),
   'Volume.delete': method({
-    summary: 'SPM only. Deletes a volume without children.', params: Type.Object({ ...SdParams, imageID: Uuid, volumeID: Uuid }),
-    result: Empty, errors: [...SPM_ERRORS, 'volumeDoesNotExist', 'volumeHasChildren'], since: '0.3', mutating: true,
+    summary: 'SPM only, a task. Deletes a volume without children.' + TASK_NOTE + '201, 204, 1008, 411, 1011.',
+    params: Type.Object({ ...SdParams, ...TaskIdParam, imageID: Uuid, volumeID: Uuid }),
+    result: TaskID, errors: SPM_TASK_ERRORS, since: '0.3', mutating: true,
   }),
   'Volume.getInfo': method({
     summary: "A volume's metadata and sizes.", params: Type.Object({ ...SdParams, imageID: Uuid, volumeID: Uuid }),
@@ -108,8 +123,9 @@ const STORAGE_METHODS = {
     result: Type.Object({ apparentsize: Type.Number(), truesize: Type.Number() }), errors: ['volumeDoesNotExist'], since: '0.3', mutating: false,
   }),
   'Volume.extendSize': method({
-    summary: 'SPM only. Grows the virtual size.', params: Type.Object({ ...SdParams, imageID: Uuid, volumeID: Uuid, newSize: Type.Integer({ minimum: 1 }) }),
-    result: VolumeInfoT, errors: [...SPM_ERRORS, 'volumeDoesNotExist', 'volumeResizeValueError'], since: '0.3', mutating: true,
+    summary: 'SPM only, a task. Grows the virtual size.' + TASK_NOTE + '201, 232, 397, 1008, 411, 1011.',
+    params: Type.Object({ ...SdParams, ...TaskIdParam, imageID: Uuid, volumeID: Uuid, newSize: Type.Integer({ minimum: 1 }) }),
+    result: TaskID, errors: SPM_TASK_ERRORS, since: '0.3', mutating: true,
   }),
   'Image.prepare': method({
     summary: 'Activates every volume of the image on this host; returns the leaf path and the chain.',
@@ -122,8 +138,74 @@ const STORAGE_METHODS = {
     errors: ['storageCommandFailed'], since: '0.3', mutating: true,
   }),
   'Image.delete': method({
-    summary: 'SPM only. Deletes every volume of the image.', params: Type.Object({ ...SdParams, imageID: Uuid }), result: Empty,
-    errors: [...SPM_ERRORS, 'imageDoesNotExist'], since: '0.3', mutating: true,
+    summary: 'SPM only, a task. Deletes every volume of the image, children first (a stop takes effect between volumes).' + TASK_NOTE + '204, 1008, 411, 1011.',
+    params: Type.Object({ ...SdParams, ...TaskIdParam, imageID: Uuid }), result: TaskID,
+    errors: SPM_TASK_ERRORS, since: '0.3', mutating: true,
+  }),
+} as const satisfies Record<string, MethodDef>;
+
+// The SPM's tasks (VDSM's Task verbs). Tasks live on the SPM: another host answers 401.
+const TaskParams = Type.Object({ taskID: Uuid });
+const TASK_METHODS = {
+  'Task.getStatus': method({
+    summary: "A task's state (init, running, aborting, cleaning, finished) and result (success, cleanSuccess: failed or stopped and rolled back, cleanFailure), with code and message.",
+    params: TaskParams, result: TaskStatus, errors: ['unknownTask'], since: '0.4', mutating: false,
+  }),
+  'Task.getInfo': method({
+    summary: "A task in detail: verb and params, its detailed state, the verb's result on success, timings and the time of each phase, recovery steps and what they did.",
+    params: TaskParams, result: TaskInfo, errors: ['unknownTask'], since: '0.4', mutating: false,
+  }),
+  'Task.clear': method({
+    summary: 'Forgets a finished task, here and on the master domain. A task not finished is refused with 410.',
+    params: TaskParams, result: Empty, errors: ['unknownTask', 'taskStateError', 'taskPersistError'], since: '0.4', mutating: true,
+  }),
+  'Task.stop': method({
+    summary: "Stops a task: a waiting one ends at once, a running one is aborted (its commands killed) and rolled back (it ends with 411 and taskResult cleanSuccess). A finished task, or one already rolling back, is left as it is.",
+    params: TaskParams, result: Empty, errors: ['unknownTask'], since: '0.4', mutating: true,
+  }),
+  'Host.getAllTasksStatuses': method({
+    summary: "Every task this host (the SPM) keeps: taskID -> Task.getStatus. {} on a host that is not the SPM.",
+    params: Empty, result: Type.Object({ allTasksStatus: Type.Record(Uuid, TaskStatus) }), errors: [], since: '0.4', mutating: false,
+  }),
+} as const satisfies Record<string, MethodDef>;
+
+/** The result each SPM task verb leaves in Task.getInfo().result on success (the client's runSpmTask returns it typed). */
+export const SpmTaskResults = {
+  'Volume.create': VolumeInfoT, 'Volume.delete': Empty, 'Volume.extendSize': VolumeInfoT, 'Image.delete': Empty,
+} as const;
+export type SpmTaskMethod = keyof typeof SpmTaskResults;
+export type SpmTaskResultOf<M extends SpmTaskMethod> = Static<(typeof SpmTaskResults)[M]>;
+
+const NETWORK_SETUP_ERRORS = [
+  'invalidParams', 'unavailable', 'networkLostConnection', 'networkSetupFailed', 'networkRollbackFailed', 'networkCommandFailed', 'hookError', 'shuttingDown',
+] as const;
+
+const NETWORK_METHODS = {
+  'Host.setupNetworks': method({
+    summary: 'Sets up host networks and bonds (VDSM\'s attributes: nic or bonding, vlan, bridged, stp, mtu, ipv4 {bootproto, ipaddr, netmask|prefix, gateway}, '
+      + 'ipv6 {address, gateway, autoconf, dhcpv6}, defaultRoute, nameservers, remove; bonds: nics, options, remove). The request is validated '
+      + 'before anything changes (a bad one names the field); before_network_setup may rewrite it. The change is applied and verified, then, '
+      + 'with connectivityCheck (default on), kept only if the engine confirms within connectivityTimeout (default 4 s): Host.confirmConnectivity '
+      + 'or any other request. Otherwise it is rolled back and the rollback verified: 10 (rolled back, verified), 29 (apply failed; rolled back, '
+      + 'verified), 1009 (rollback not verified); error data carries reason, rollback {verified, diff, steps} and phasesMs. A call while one '
+      + 'runs gets 40. The reply may never reach a client the change cut off: Host.getNetworkCapabilities().lastSetup says how the call ended.',
+    params: SetupNetworksParams, result: SetupNetworksResult, errors: NETWORK_SETUP_ERRORS, since: '0.4', mutating: true, duringRecovery: true,
+  }),
+  'Host.setSafeNetworkConfig': method({
+    summary: 'Persists the running network config (atomically) as the one the host returns to at boot (restore-networks); clears netConfigDirty.',
+    params: Empty, result: Empty, errors: ['unavailable'], since: '0.4', mutating: true, duringRecovery: true,
+  }),
+  'Host.getNetworkCapabilities': method({
+    summary: 'Nics, bridges, VLANs and bonds with their live state, the managed networks, netConfigDirty, and how the last setupNetworks ended.',
+    params: Empty, result: NetworkCapabilities, errors: ['networkCommandFailed'], since: '0.4', mutating: false,
+  }),
+} as const satisfies Record<string, MethodDef>;
+
+const STORAGE_HOST_METHODS = {
+  'Host.getStorageRepoStats': method({
+    summary: "Each connected domain's monitor: whether its metadata was readable at the last check (an O_DIRECT read every storage.monitorIntervalMs), the read's delay, seconds since that check, whether this host's id is acquired in its lockspace. Any connected host (not only the SPM); {} when not connected.",
+    params: Type.Object({ domains: Type.Optional(Type.Array(Uuid, { maxItems: 100, description: 'only these domains (default: all monitored)' })) }),
+    result: RepoStats, errors: [], since: '0.3', mutating: false,
   }),
 } as const satisfies Record<string, MethodDef>;
 
@@ -135,7 +217,7 @@ export const Methods = {
     params: Empty, result: Empty, errors: [], since: '0.1', mutating: false,
   }),
   'Host.confirmConnectivity': method({
-    summary: 'Proof that the engine still reaches this host (used by setupNetworks rollback).',
+    summary: 'Proof that the engine still reaches this host: a setupNetworks waiting for confirmation keeps its change. Any other request counts too.',
     params: Empty, result: Empty, errors: [], since: '0.1', mutating: false,
   }),
   'Host.getCapabilities': method({
@@ -162,8 +244,9 @@ export const Methods = {
       hooks: Type.Record(Type.String(), Type.Record(Type.String(), Type.Object({ checksum: Type.String() })), {
         description: "installed hooks: {point: {script: {checksum: sha256}}} (since 0.2)",
       }),
-    }),
-    errors: ['libvirtUnavailable', 'libvirtError', 'hookError'], since: '0.1', mutating: false,
+      ...NetworkCapabilities.properties,
+    }, { description: 'the host network fields (nics … lastSetup) are those of Host.getNetworkCapabilities (since 0.4)' }),
+    errors: ['libvirtUnavailable', 'libvirtError', 'hookError', 'networkCommandFailed'], since: '0.1', mutating: false,
   }),
   'Host.getStats': method({
     summary: 'Host utilisation: CPU, memory, load, per-NIC rates and uptime.',
@@ -281,7 +364,10 @@ export const Methods = {
     }),
     result: Empty, errors: [...VM_ERRORS, 'wrongState'], since: '0.1', mutating: true,
   }),
+  ...NETWORK_METHODS,
   ...STORAGE_METHODS,
+  ...TASK_METHODS,
+  ...STORAGE_HOST_METHODS,
 } as const satisfies Record<string, MethodDef>;
 
 export type MethodName = keyof typeof Methods;
@@ -317,9 +403,15 @@ export const Events = {
     params: Type.Object({ hooks: Type.Record(Type.String(), Type.Unknown()), notify_time: Type.Number() }),
     since: '0.2',
   },
+  network_setup: {
+    method: '|net|setupNetworks|no_id',
+    summary: 'A setupNetworks call ended: applied, rolledBack (verified), rollbackUnverified or refused. params: the lastSetup record of Host.getNetworkCapabilities, and notify_time.',
+    params: Type.Object({ ...LastSetup.properties, notify_time: Type.Number() }),
+    since: '0.4',
+  },
 } as const satisfies Record<string, EventDef>;
 
 export type VmStatusEventBody = Static<typeof VmStatusEventBody>;
 export type EventName = keyof typeof Events;
 
-export const API_VERSION = '0.3';
+export const API_VERSION = '0.4';

@@ -163,6 +163,26 @@ export const SETTINGS = {
     default: 2_000,
     why: 'How often the SPM checks that it still holds its lease (besides sanlock\'s own signal).',
   },
+  'storage.filePreallocation': {
+    default: 'falloc' as 'falloc' | 'full',
+    why: "How PREALLOCATED volumes on file domains are allocated: 'falloc' (fallocate; instant where the file system supports it) or 'full' (zeros are written, as glibc does on NFSv3 and other file systems without fallocate; slow, and a Task.stop cuts it short).",
+  },
+  'storage.taskShutdownWaitMs': {
+    default: 30_000,
+    why: 'On agent shutdown, running SPM tasks get this long to finish; those still running are then stopped and rolled back (again at most this long). Any left are recovered by the next spmStart.',
+  },
+  'storage.monitorIntervalMs': {
+    default: 10_000,
+    why: "VDSM's domain monitor interval: each connected domain's metadata is read (O_DIRECT) this long after the previous check ended; Host.getStorageRepoStats reports it.",
+  },
+  'storage.monitorReadTimeoutMs': {
+    default: 10_000,
+    why: "A check step (the read, the activation, the refresh) with no answer by then marks the domain invalid (2001/379). sanlock's io_timeout: slower storage is already failing its lease renewals.",
+  },
+  'storage.monitorRefreshIntervalMs': {
+    default: 60_000,
+    why: 'How often the monitor refreshes free space (and the block metadata version): stat -f, or vgs, which scans the domain\'s PVs; space changes slowly.',
+  },
   'thinp.chunkMiB': {
     default: 2560,
     why: "VDSM's volume_utilization_chunk_mb: how much a thin volume grows per extension.",
@@ -190,6 +210,38 @@ export const SETTINGS = {
   'mailbox.eventPollMs': {
     default: 50,
     why: 'How often the SPM reads the event block for new requests (a full scan runs every 2 s anyway).',
+  },
+  'network.confDir': {
+    default: '/var/lib/hostvisor/netconf',
+    why: 'Like /var/lib/vdsm/persistence/netconf: running.json (what the engine last set) and safe.json (what the host returns to at boot), written atomically.',
+  },
+  'network.runDir': {
+    default: '/run/hostvisor/network',
+    why: 'DHCP client pid, lease and log files; on tmpfs, so a reboot forgets clients that no longer run.',
+  },
+  'network.resolvConf': {
+    default: '/etc/resolv.conf',
+    why: "Where the defaultRoute network's nameservers are written (and restored from on rollback).",
+  },
+  'network.ipTimeoutMs': {
+    default: 10_000,
+    why: 'One ip command normally takes milliseconds; a hung one (a wedged driver) must not hang setupNetworks.',
+  },
+  'network.dhcpTimeoutMs': {
+    default: 30_000,
+    why: 'Long enough for a few DISCOVERs to a server that ping-checks addresses first; a network without a lease then fails and rolls back.',
+  },
+  'network.dhcpClient': {
+    default: 'busybox' as 'busybox',
+    why: "busybox's udhcpc: on every Debian host (busybox-static), unlike dhclient (deprecated upstream) or dhcpcd (not installed by default).",
+  },
+  'network.rollbackAttempts': {
+    default: 2,
+    why: 'A second convergence pass fixes what the kernel changed under the first (routes dropped with their addresses); more would hide a real problem.',
+  },
+  'network.restoreTimeoutMs': {
+    default: 120_000,
+    why: '`hostvisor restore-networks` at boot gives up (exit 1, no marker) after this: room for tens of ip commands and a DHCP lease or two, within the unit\'s TimeoutStartSec.',
   },
   'virt.domainType': {
     default: 'auto' as 'auto' | 'kvm' | 'qemu',

@@ -7,7 +7,8 @@ import type { ResultOf } from '../api/schema.js';
 import type { Connection, NodeInfo } from '../libvirt/index.js';
 
 /** Everything but `hooks`, which the hook inventory adds. */
-export type HostCapabilities = Omit<ResultOf<'Host.getCapabilities'>, 'hooks'>;
+/** What this module reports: the hooks and the host network fields come from their own services. */
+export type HostCapabilities = Omit<ResultOf<'Host.getCapabilities'>, 'hooks' | keyof ResultOf<'Host.getNetworkCapabilities'>>;
 
 /** One host CPU as listed in a NUMA cell. Offline CPUs carry only their id. */
 export interface CellCpu {

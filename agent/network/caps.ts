@@ -1,7 +1,8 @@
 // getNetworkCapabilities: the host's nics, bridges, VLANs and bonds with their
 // live state, the managed networks (running config joined with live state),
 // and netConfigDirty. Shapes follow VDSM's caps (ipv4addrs, gateway, ports…)
-// where they exist.
+// where they exist. The shapes are declared once, in api-schema.ts.
+import type { DeviceCapsT, NetworkCapabilitiesT, NetworkCapsT } from './api-schema.js';
 import { NIC_KINDS } from './canonicalize.js';
 import type { DhcpClient } from './dhcp.js';
 import { isUp, linkKind, type Ip, type IpAddrJson, type IpLinkJson } from './ip.js';
@@ -10,42 +11,10 @@ import type { NetConfigT } from './model.js';
 import { routeStateOf, isDefaultRoute, type RouteState } from './state.js';
 import { ipDeviceOf, topDevice } from './topology.js';
 
-export interface DeviceCaps {
-  mtu: number;
-  hwaddr: string;
-  up: boolean;
-  ipv4addrs: string[];
-  ipv6addrs: string[];
-  /** First IPv4 address and its netmask, as VDSM reports them ('' if none). */
-  addr: string;
-  netmask: string;
-  /** Gateway of a default route through this device ('' if none). */
-  gateway: string;
-  ipv6gateway: string;
-  dhcpv4: boolean;
-}
-
-export interface NetworkCaps extends DeviceCaps {
-  iface: string;
-  bridged: boolean;
-  southbound: string;
-  ports: string[];
-  stp: boolean;
-  vlanid?: number;
-  nic?: string;
-  bond?: string;
-  defaultRoute: boolean;
-  switch: 'legacy';
-}
-
-export interface NetworkCapabilities {
-  nics: Record<string, DeviceCaps>;
-  bridges: Record<string, DeviceCaps & { ports: string[]; stp: 'on' | 'off' }>;
-  vlans: Record<string, DeviceCaps & { iface: string; vlanid: number }>;
-  bondings: Record<string, DeviceCaps & { slaves: string[]; opts: { mode?: string } }>;
-  networks: Record<string, NetworkCaps>;
-  netConfigDirty: boolean;
-}
+export type DeviceCaps = DeviceCapsT;
+export type NetworkCaps = NetworkCapsT;
+/** Without lastSetup, which HostNetworks adds. */
+export type NetworkCapabilities = Omit<NetworkCapabilitiesT, 'lastSetup'>;
 
 export async function networkCapabilities(ip: Ip, dhcp: DhcpClient, running: NetConfigT, netConfigDirty: boolean): Promise<NetworkCapabilities> {
   const [links, addrs, routes] = [await ip.links(), await ip.addrs(), await ip.routes()];

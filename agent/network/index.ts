@@ -1,16 +1,26 @@
-// Host networking service: what the Host.* verbs call.
-//   setupNetworks   canonicalize + validate → (before_network_setup rewrite → re-validate) → transaction → running config
+// Host networking service: what the Host.* network verbs call.
+//   setupNetworks   canonicalize + validate → before_network_setup (may rewrite; re-validated)
+//                   → transaction (apply, verify, confirm or roll back + verify the rollback)
+//                   → running config → after_network_setup / after_network_setup_fail
 //   confirmConnectivity / any engine request → connectivity.touch()
 //   setSafeNetworkConfig → store.setSafe()
-//   netConfigDirty  → store.isDirty()
-//   getNetworkCapabilities → capabilities()
-// setupNetworks is single-flight: a second call while one runs gets UnavailableError (40).
-import { UnavailableError } from '../api/errors.js';
-import { silentLogger, type Logger } from '../log.js';
+//   getNetworkCapabilities → capabilities() (live state, netConfigDirty, lastSetup)
+// setupNetworks is single-flight: a second call while one runs gets
+// UnavailableError (40). Every call that gets past that gate ends in a
+// lastSetup record and a 'setup' event, so an engine that was cut off (its
+// reply lost) learns after reconnecting what happened: applied, rolled back
+// and verified, or a rollback that could not be verified.
+import { EventEmitter } from 'node:events';
+import { HookError, HostvisorError, InvalidParamsError, UnavailableError } from '../api/errors.js';
+import { ConfigError } from '../config/load.js';
+import { SETTINGS, type Config } from '../config/settings.js';
+import { PhaseTimer, silentLogger, type Logger } from '../log.js';
+import type { LastSetupT, RollbackReportT } from './api-schema.js';
 import { canonicalize, type CanonicalRequest, type HostLink } from './canonicalize.js';
 import { networkCapabilities, type NetworkCapabilities } from './caps.js';
 import { ConnectivityWatch } from './connectivity.js';
 import { UdhcpcClient, type DhcpClient } from './dhcp.js';
+import { NetworkLostConnectionError, NetworkRollbackError, NetworkSetupError } from './errors.js';
 import { Ip, linkKind } from './ip.js';
 import { NetConfStore, restoreNetworks, type RestoreReport } from './persist.js';
 import { runTransaction, type TransactionResult } from './rollback.js';
@@ -18,16 +28,6 @@ import { runTransaction, type TransactionResult } from './rollback.js';
 export { SetupNetworksParams, NetConfig, NETWORK_DEFAULTS } from './model.js';
 export type { NetConfigT, SetupNetworksRequest } from './model.js';
 export { ConnectivityWatch } from './connectivity.js';
-
-/** Tunables, with defaults and reasons (the lead moves them to agent/config/settings.ts). */
-export const NETWORK_SETTINGS = {
-  confDir: { default: '/var/lib/hostvisor/netconf', why: 'Like /var/lib/vdsm/persistence/netconf: running.json and safe.json, written atomically.' },
-  runDir: { default: '/run/hostvisor/network', why: 'DHCP client pid, lease and log files; tmpfs, so a reboot forgets clients that no longer run.' },
-  ipTimeoutMs: { default: 10_000, why: 'One ip command normally takes milliseconds; a hung one (a wedged driver) must not hang setupNetworks.' },
-  dhcpTimeoutMs: { default: 30_000, why: 'Long enough for a few DISCOVERs to a server that ping-checks addresses first; a network without a lease then fails and rolls back.' },
-  dhcpClient: { default: 'busybox', why: "busybox's udhcpc: on every Debian host (busybox-static), unlike dhclient (deprecated) or dhcpcd." },
-  rollbackAttempts: { default: 2, why: 'A second convergence pass fixes what the kernel changed under the first (routes dropped with addresses); more would hide a real problem.' },
-} as const;
 
 export interface HostNetworksOptions {
   ip?: Ip;
@@ -41,23 +41,51 @@ export interface HostNetworksOptions {
   probeAfterRollback?: () => Promise<boolean>;
 }
 
-export interface SetupNetworksResult extends TransactionResult {
-  request: Omit<CanonicalRequest, 'desired'>;
+/** The hook points around setupNetworks (network/hooks.ts binds them to the hook runner). */
+export interface SetupHooks {
+  /** before_network_setup: gets the request, returns it (possibly rewritten); may throw (78). */
+  before?(request: unknown): Promise<unknown>;
+  /** after_network_setup (ok) or after_network_setup_fail; must not throw. */
+  after?(ok: boolean, request: unknown): Promise<void>;
 }
 
-export class HostNetworks {
+export interface SetupNetworksResult extends TransactionResult {
+  request: Omit<CanonicalRequest, 'desired'>;
+  committed: boolean;
+}
+
+const d = <K extends keyof typeof SETTINGS>(k: K): (typeof SETTINGS)[K]['default'] => SETTINGS[k].default;
+
+export class HostNetworks extends EventEmitter<{ setup: [LastSetupT] }> {
   readonly ip: Ip;
   readonly dhcp: DhcpClient;
   readonly store: NetConfStore;
   readonly connectivity: ConnectivityWatch;
   private readonly log: Logger;
-  private busy = false;
+  private inFlight: Promise<unknown> | undefined;
+  private seq = 0;
+  private last: LastSetupT | undefined;
+
+  /** From the agent's settings (network.*); used by the daemon and by `hostvisor restore-networks`. */
+  static fromConfig(c: Pick<Config, Extract<keyof Config, `network.${string}`>>, log: Logger = silentLogger): HostNetworks {
+    if (c['network.dhcpClient'] !== 'busybox') throw new ConfigError(`network.dhcpClient: only "busybox" (udhcpc) is supported, got "${c['network.dhcpClient']}"`);
+    const ip = new Ip({ timeoutMs: c['network.ipTimeoutMs'], log });
+    return new HostNetworks({
+      ip, log,
+      dhcp: new UdhcpcClient({ runDir: c['network.runDir'], log }),
+      store: new NetConfStore(c['network.confDir']),
+      dhcpTimeoutMs: c['network.dhcpTimeoutMs'],
+      rollbackAttempts: c['network.rollbackAttempts'],
+      resolvConf: c['network.resolvConf'],
+    });
+  }
 
   constructor(private readonly opts: HostNetworksOptions = {}) {
+    super();
     this.log = opts.log ?? silentLogger;
-    this.ip = opts.ip ?? new Ip({ timeoutMs: NETWORK_SETTINGS.ipTimeoutMs.default, log: this.log });
-    this.dhcp = opts.dhcp ?? new UdhcpcClient({ runDir: NETWORK_SETTINGS.runDir.default, log: this.log });
-    this.store = opts.store ?? new NetConfStore(NETWORK_SETTINGS.confDir.default);
+    this.ip = opts.ip ?? new Ip({ timeoutMs: d('network.ipTimeoutMs'), log: this.log });
+    this.dhcp = opts.dhcp ?? new UdhcpcClient({ runDir: d('network.runDir'), log: this.log });
+    this.store = opts.store ?? new NetConfStore(d('network.confDir'));
     this.connectivity = opts.connectivity ?? new ConnectivityWatch();
   }
 
@@ -70,36 +98,104 @@ export class HostNetworks {
     return canonicalize(params, await this.store.running(), await this.hostLinks());
   }
 
-  /**
-   * beforeApply is the before_network_setup hook: it may return a rewritten
-   * request, which is validated again.
-   */
-  async setupNetworks(params: unknown, hooks: { beforeApply?: (req: unknown) => Promise<unknown> } = {}): Promise<SetupNetworksResult> {
-    if (this.busy) throw new UnavailableError('setupNetworks is already running', { data: { reason: 'setupNetworks in progress' } });
-    this.busy = true;
+  /** Runs one setupNetworks; throws 40 at once if one is already running. */
+  setupNetworks(params: unknown, hooks: SetupHooks = {}): Promise<SetupNetworksResult> {
+    if (this.inFlight) return Promise.reject(new UnavailableError('setupNetworks is already running', { data: { reason: 'setupNetworks in progress' } }));
+    const p = this.runSetup(params, hooks);
+    this.inFlight = p.finally(() => { this.inFlight = undefined; }).catch(() => undefined);
+    return p;
+  }
+
+  private async runSetup(params: unknown, hooks: SetupHooks): Promise<SetupNetworksResult> {
+    const startedAt = new Date().toISOString();
+    const seq = ++this.seq;
+    const timer = new PhaseTimer();
+    let request = params;
+    let summary: Omit<CanonicalRequest, 'desired'> | undefined;
     try {
       let req = await this.validate(params);
-      if (hooks.beforeApply) req = await this.validate(await hooks.beforeApply(params));
+      timer.mark('validate');
+      if (hooks.before) {
+        request = await hooks.before(params);
+        try {
+          req = await this.validate(request);
+        } catch (e) {
+          if (!(e instanceof InvalidParamsError)) throw e;
+          throw new HookError(`before_network_setup left an invalid request: ${e.message}`, { cause: e, data: e.data });
+        }
+        timer.mark('hooks');
+      }
+      const { desired, ...rest } = req;
+      summary = rest;
       const running = await this.store.running();
-      const result = await runTransaction(running, req.desired, req.options, {
+      const tx = await runTransaction(running, desired, req.options, {
         ip: this.ip, dhcp: this.dhcp, log: this.log,
-        dhcpTimeoutMs: this.opts.dhcpTimeoutMs ?? NETWORK_SETTINGS.dhcpTimeoutMs.default,
-        rollbackAttempts: this.opts.rollbackAttempts ?? NETWORK_SETTINGS.rollbackAttempts.default,
+        dhcpTimeoutMs: this.opts.dhcpTimeoutMs ?? d('network.dhcpTimeoutMs'),
+        rollbackAttempts: this.opts.rollbackAttempts ?? d('network.rollbackAttempts'),
         waitForConfirmation: (ms) => this.connectivity.waitForConfirmation(ms),
         ...(this.opts.resolvConf ? { resolvConf: this.opts.resolvConf } : {}),
         ...(this.opts.probeAfterRollback ? { probeAfterRollback: this.opts.probeAfterRollback } : {}),
       });
-      await this.store.writeRunning(req.desired);
+      Object.assign(timer.phases, tx.phasesMs);
+      await this.store.writeRunning(desired);
       if (req.options.commitOnSuccess) await this.store.setSafe();
-      const { desired: _d, ...summary } = req;
-      return { ...result, request: summary };
-    } finally {
-      this.busy = false;
+      timer.mark('persist');
+      const result: SetupNetworksResult = { ...tx, phasesMs: timer.phases, request: rest, committed: req.options.commitOnSuccess };
+      this.record({
+        seq, startedAt, finishedAt: new Date().toISOString(), outcome: 'applied', confirmed: tx.confirmed,
+        networks: rest.networks, bondings: rest.bondings, phasesMs: timer.phases,
+      });
+      this.log.info('setupNetworks applied', { seq, networks: rest.networks, bondings: rest.bondings, confirmed: tx.confirmed, ...timer.fields() });
+      await hooks.after?.(true, request);
+      return result;
+    } catch (e) {
+      const data = e instanceof HostvisorError ? e.data : undefined;
+      const rollback = data?.['rollback'] as RollbackReportT | undefined;
+      // The transaction's own phases (snapshot, apply, confirm, rollback) after ours.
+      if (data && data['phasesMs']) data['phasesMs'] = { ...timer.phases, ...(data['phasesMs'] as Record<string, number>) };
+      else timer.mark('failed');
+      const outcome: LastSetupT['outcome'] = e instanceof NetworkRollbackError ? 'rollbackUnverified'
+        : (e instanceof NetworkLostConnectionError || e instanceof NetworkSetupError) && rollback ? 'rolledBack' : 'refused';
+      const reason = data?.['reason'];
+      this.record({
+        seq, startedAt, finishedAt: new Date().toISOString(), outcome,
+        ...(e instanceof HostvisorError ? { code: e.code } : {}),
+        message: (e as Error)?.message ?? String(e),
+        ...(reason === 'applyFailed' || reason === 'connectivityLost' ? { reason } : {}),
+        ...(rollback ? { rollback } : {}),
+        ...(summary ? { networks: summary.networks, bondings: summary.bondings } : {}),
+        phasesMs: (data?.['phasesMs'] as Record<string, number> | undefined) ?? timer.phases,
+      });
+      this.log[outcome === 'refused' ? 'info' : 'warn']('setupNetworks failed', { seq, outcome, code: (e as HostvisorError)?.code, error: (e as Error)?.message });
+      await hooks.after?.(false, request);
+      throw e;
     }
   }
 
+  private record(s: LastSetupT): void {
+    this.last = s;
+    this.emit('setup', s);
+  }
+
+  /** How the last setupNetworks ended (undefined if none ran since the agent started). */
+  get lastSetup(): LastSetupT | undefined {
+    return this.last;
+  }
+
   get running(): boolean {
-    return this.busy;
+    return this.inFlight !== undefined;
+  }
+
+  /** Resolves once no setupNetworks runs (at most timeoutMs): a stopping agent lets a transaction finish or roll back. */
+  async idle(timeoutMs: number): Promise<boolean> {
+    if (!this.inFlight) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs); });
+    try {
+      return await Promise.race([this.inFlight.then(() => true), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   setSafeNetworkConfig(): Promise<void> {
@@ -111,14 +207,15 @@ export class HostNetworks {
   }
 
   /** getNetworkCapabilities (also folded into getCapabilities). */
-  async capabilities(): Promise<NetworkCapabilities> {
-    return networkCapabilities(this.ip, this.dhcp, await this.store.running(), await this.store.isDirty());
+  async capabilities(): Promise<NetworkCapabilities & { lastSetup?: LastSetupT }> {
+    const caps = await networkCapabilities(this.ip, this.dhcp, await this.store.running(), await this.store.isDirty());
+    return this.last ? { ...caps, lastSetup: this.last } : caps;
   }
 
   restoreNetworks(markerPath?: string): Promise<RestoreReport> {
     return restoreNetworks(this.store, {
       ip: this.ip, dhcp: this.dhcp, log: this.log,
-      dhcpTimeoutMs: this.opts.dhcpTimeoutMs ?? NETWORK_SETTINGS.dhcpTimeoutMs.default,
+      dhcpTimeoutMs: this.opts.dhcpTimeoutMs ?? d('network.dhcpTimeoutMs'),
       ...(this.opts.resolvConf ? { resolvConf: this.opts.resolvConf } : {}),
       ...(markerPath ? { markerPath } : {}),
     });

@@ -67,14 +67,14 @@ export const BondAttrs = Type.Object({
 }, { additionalProperties: false });
 
 export const SetupOptions = Type.Object({
-  connectivityCheck: Type.Optional(Bool),
-  connectivityTimeout: Type.Optional(Type.Union([Type.Number({ minimum: 0 }), Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?$' })], { description: 'seconds' })),
-  commitOnSuccess: Type.Optional(Bool),
+  connectivityCheck: Type.Optional(Type.Union([Type.Boolean(), Type.Literal('true'), Type.Literal('false')], { description: 'wait for the engine to confirm, roll back if it does not (default true)' })),
+  connectivityTimeout: Type.Optional(Type.Union([Type.Number({ minimum: 0 }), Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?$' })], { description: 'seconds (default 4)' })),
+  commitOnSuccess: Type.Optional(Type.Union([Type.Boolean(), Type.Literal('true'), Type.Literal('false')], { description: 'also persist the result as the safe config (default false)' })),
 }, { additionalProperties: false });
 
 export const SetupNetworksParams = Type.Object({
-  networks: Type.Record(Type.String(), NetworkAttrs),
-  bondings: Type.Record(Type.String(), BondAttrs),
+  networks: Type.Record(Type.String(), NetworkAttrs, { description: 'network name → its complete attributes (replacing the running ones), or {remove: true}; networks not named are left alone' }),
+  bondings: Type.Record(Type.String(), BondAttrs, { description: 'bond name (bond…) → its attributes, or {remove: true}' }),
   options: Type.Optional(SetupOptions),
 });
 

@@ -25,6 +25,8 @@ export interface DispatcherOptions {
   gate: (method: MethodName) => HostvisorError | undefined;
   /** Called for every well-formed request: any engine request proves connectivity. */
   onRequest?: (method: string, ctx: CallContext) => void;
+  /** A longer timeout for some calls (setupNetworks waits for the engine's confirmation); undefined = requestTimeoutMs. */
+  timeoutFor?: (method: MethodName, params: unknown) => number | undefined;
   /** Extra methods outside the schema (rpc.discover). */
   extra?: Record<string, () => unknown>;
   slowCallMs?: number;
@@ -111,18 +113,18 @@ export class Dispatcher {
         const refused = this.opts.gate(name);
         if (refused) throw refused;
       }
-      const result = await this.withTimeout(name, Promise.resolve(handler(typed as never, ctx)));
-      const ms = performance.now() - t0;
-      if (ms > (this.opts.slowCallMs ?? 1000)) ctx.log.info('slow call', { method: name, ms: Math.round(ms) });
-      else ctx.log.debug('call', { method: name, ms: Math.round(ms * 10) / 10 });
+      const ms = this.opts.timeoutFor?.(name, typed) ?? this.opts.requestTimeoutMs;
+      const result = await this.withTimeout(name, ms, Promise.resolve(handler(typed as never, ctx)));
+      const took = performance.now() - t0;
+      if (took > (this.opts.slowCallMs ?? 1000)) ctx.log.info('slow call', { method: name, ms: Math.round(took) });
+      else ctx.log.debug('call', { method: name, ms: Math.round(took * 10) / 10 });
       return result;
     } catch (e) {
       throw this.toRpcError(name, e, ctx, performance.now() - t0);
     }
   }
 
-  private withTimeout<T>(name: string, p: Promise<T>): Promise<T> {
-    const ms = this.opts.requestTimeoutMs;
+  private withTimeout<T>(name: string, ms: number, p: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const t = setTimeout(() => reject(new HostvisorError('requestTimeout', `${name} did not finish within ${ms} ms; it may still complete`)), ms);
       p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
