@@ -48,11 +48,14 @@ export const ERRORS = {
   volumeResizeValueError: { code: 232, message: 'Invalid volume size', fault: 'client' },
   imageIsNotLegalChain: { code: 262, message: 'Image is not a legal chain', fault: 'server' },
   imageDoesNotExist: { code: 268, message: 'Image does not exist', fault: 'client' },
+  storagePoolUnknown: { code: 309, message: 'Unknown pool id, pool not connected', fault: 'client' },
   storageDomainDoesNotExist: { code: 358, message: 'Storage domain does not exist', fault: 'client' },
   storageDomainAlreadyExists: { code: 365, message: 'Storage domain already exists', fault: 'client' },
   storageDomainLayoutError: { code: 371, message: 'Storage domain layout is corrupted', fault: 'server' },
+  storageDomainAccessError: { code: 379, message: 'Domain is either partially accessible or entirely inaccessible', fault: 'server' },
   noSpaceLeftOnDomain: { code: 397, message: 'No space left on the storage domain', fault: 'server' },
   volumeGroupSizeError: { code: 504, message: 'Volume group too small', fault: 'client' },
+  miscFileReadException: { code: 2001, message: 'Internal file read failure', fault: 'server' },
 } as const satisfies Record<string, ErrorInfo>;
 
 export type ErrorName = keyof typeof ERRORS;

@@ -19,11 +19,14 @@ export const VDSM_STORAGE_CODES = {
   volumeResizeValueError: 232,
   imageIsNotLegalChain: 262,
   imageDoesNotExist: 268,
+  storagePoolUnknown: 309,
   storageDomainDoesNotExist: 358,
   storageDomainAlreadyExists: 365,
   storageDomainLayoutError: 371,
+  storageDomainAccessError: 379,
   noSpaceLeftOnDomain: 397,
   volumeGroupSizeError: 504,
+  miscFileReadException: 2001,
 } as const;
 export type StorageCode = keyof typeof VDSM_STORAGE_CODES;
 
@@ -64,6 +67,15 @@ export class DomainNotFoundError extends StorageError {
   override readonly name = 'DomainNotFoundError';
   constructor(sdUUID: string, detail?: string, opts?: Opts) {
     super('unavailable', `Storage domain does not exist: ${sdUUID}${detail ? ` (${detail})` : ''}`, 'storageDomainDoesNotExist', { ...opts, data: { sdUUID } });
+  }
+}
+
+/** A pool verb for a pool this host is not connected to (VDSM's StoragePoolUnknown). */
+export class PoolNotConnectedError extends StorageError {
+  override readonly name = 'PoolNotConnectedError';
+  constructor(spUUID: string, connectedTo: string | undefined) {
+    super('unavailable', `Unknown pool id, pool not connected: ${spUUID}${connectedTo ? ` (this host is connected to ${connectedTo})` : ''}`,
+      'storagePoolUnknown', { data: { spUUID } });
   }
 }
 

@@ -4,9 +4,9 @@ import type { StoragePool } from './pool.js';
 import { UnavailableError } from '../api/errors.js';
 
 type StorageMethod = 'StorageDomain.create' | 'StorageDomain.getInfo' | 'StorageDomain.getStats' | 'StorageDomain.getImages'
-  | 'StorageDomain.getVolumes' | 'StoragePool.connect' | 'StoragePool.disconnect' | 'StoragePool.getSpmStatus'
+  | 'StorageDomain.getVolumes' | 'StoragePool.connect' | 'StoragePool.disconnect' | 'StoragePool.getInfo' | 'StoragePool.getSpmStatus'
   | 'StoragePool.spmStart' | 'StoragePool.spmStop' | 'Volume.create' | 'Volume.delete' | 'Volume.getInfo' | 'Volume.getSize'
-  | 'Volume.extendSize' | 'Image.prepare' | 'Image.teardown' | 'Image.delete';
+  | 'Volume.extendSize' | 'Image.prepare' | 'Image.teardown' | 'Image.delete' | 'Host.getStorageRepoStats';
 
 export type StorageHandlers = { [M in StorageMethod]: Handler<M> };
 
@@ -24,10 +24,15 @@ export function createStorageHandlers(pool: StoragePool): StorageHandlers {
     'StorageDomain.getImages': async (p) => ({ images: await (await pool.domain(p.storagedomainID)).getImages() }),
     'StorageDomain.getVolumes': async (p) => ({ volumes: await (await pool.domain(p.storagedomainID)).getVolumes(p.imageID) }),
     'StoragePool.connect': async (p) => {
-      await pool.connect({ spUUID: p.storagepoolID, hostID: p.hostID, masterSdUUID: p.masterSdUUID, domains: p.domains });
+      await pool.connect({
+        spUUID: p.storagepoolID, hostID: p.hostID, masterSdUUID: p.masterSdUUID, domains: p.domains,
+        ...(p.masterVersion !== undefined ? { masterVersion: p.masterVersion } : {}),
+      });
       return {};
     },
     'StoragePool.disconnect': async (p) => { samePool(p.storagepoolID); await pool.disconnect(); return {}; },
+    'StoragePool.getInfo': (p) => pool.info(p.storagepoolID),
+    'Host.getStorageRepoStats': async (p) => pool.repoStats(p.domains),
     'StoragePool.getSpmStatus': async (p) => { samePool(p.storagepoolID); return pool.spmStatus(); },
     'StoragePool.spmStart': async (p) => { samePool(p.storagepoolID); return { spmLver: await pool.spmStart() }; },
     'StoragePool.spmStop': async (p) => { samePool(p.storagepoolID); await pool.spmStop(); return {}; },

@@ -8,14 +8,16 @@ import { createActivationDriver, createDomain, openDomain, type DomainSpec, type
 import type { ActivationDriver } from './activation.js';
 import type { BlockStorageDomain } from './block-domain.js';
 import type { FileStorageDomain } from './file-domain.js';
-import { DomainNotFoundError } from './errors.js';
+import { DomainNotFoundError, PoolNotConnectedError } from './errors.js';
+import { DomainMonitors, type MonitorSettings } from './monitor/index.js';
+import type { PoolDomainInfo, PoolInfo, RepoStat } from './api-schema.js';
 import { Sanlock } from './sanlock.js';
 import { SpmRole, SPM_RESOURCE, type SpmStatus } from './spm.js';
 import { HsmMailbox, SpmMailbox } from './mailbox/index.js';
 
 export type AnyDomain = BlockStorageDomain | FileStorageDomain;
 
-export interface PoolSettings extends StorageSettings {
+export interface PoolSettings extends StorageSettings, MonitorSettings {
   sanlockIoTimeoutSec: number;
   spmWatchIntervalMs: number;
   mailboxReplyPollMs: number;
@@ -30,6 +32,8 @@ export interface ConnectParams {
   spUUID: string;
   hostID: number;
   masterSdUUID: string;
+  /** The pool's master version, as the engine knows it (reported by getInfo). */
+  masterVersion?: number;
   domains: Record<string, DomainSpec>;
 }
 
@@ -41,9 +45,11 @@ export class StoragePool {
   private spm: SpmRole | undefined;
   private hsm: HsmMailbox | undefined;
   private spmMailbox: SpmMailbox | undefined;
+  private readonly monitors: DomainMonitors;
 
   constructor(private readonly s: PoolSettings, private readonly log: Logger) {
     this.driver = createActivationDriver(s, { log });
+    this.monitors = new DomainMonitors(s, this.sanlock, log);
   }
 
   get connected(): ConnectParams | undefined { return this.conn; }
@@ -104,6 +110,7 @@ export class StoragePool {
       });
       await this.hsm.start();
       timer.mark('mailbox');
+      for (const sd of Object.keys(p.domains)) this.monitors.add(await this.domain(sd), { hostId: p.hostID, isMaster: sd === p.masterSdUUID });
       this.log.info('pool connected', { spUUID: p.spUUID, hostID: p.hostID, master: p.masterSdUUID, domains: Object.keys(p.domains).length, ...timer.fields() });
     } catch (e) {
       await this.disconnect().catch(() => {});
@@ -112,6 +119,7 @@ export class StoragePool {
   }
 
   async disconnect(): Promise<void> {
+    await this.monitors.stopAll();
     await this.spmStop().catch(() => {});
     await this.hsm?.stop();
     await this.spm?.close();
@@ -128,6 +136,50 @@ export class StoragePool {
   }
 
   spmStatus(): Promise<SpmStatus> { return this.role().status(); }
+
+  /** The domain monitors' view (Host.getStorageRepoStats): any connected host, SPM or not; {} when not connected. */
+  repoStats(sdUUIDs?: readonly string[]): Record<string, RepoStat> {
+    const out: Record<string, RepoStat> = {};
+    for (const [sd, st] of Object.entries(this.monitors.repoStats(sdUUIDs))) {
+      const { totalBytes: _t, freeBytes: _f, ...stat } = st;
+      out[sd] = stat;
+    }
+    return out;
+  }
+
+  /** StoragePool.getInfo: the pool as this host sees it; 309 unless connected to spUUID. */
+  async info(spUUID: string): Promise<PoolInfo> {
+    const c = this.conn;
+    if (!c || c.spUUID !== spUUID || !this.spm) throw new PoolNotConnectedError(spUUID, c?.spUUID);
+    // The lease holder, read from storage; bounded, as storage may be what is failing.
+    let timer: NodeJS.Timeout | undefined;
+    const unknown = { spmStatus: this.spm.isSpm ? 'SPM' as const : 'Free' as const, spmId: -1, spmLver: -1 };
+    const spm = await Promise.race([
+      this.spm.status().catch((e: unknown) => { this.log.warn('SPM lease unreadable for getInfo', { err: e }); return unknown; }),
+      new Promise<SpmStatus>((r) => { timer = setTimeout(() => r(unknown), this.s.monitorReadTimeoutMs); }),
+    ]);
+    clearTimeout(timer);
+    const dominfo: Record<string, PoolDomainInfo> = {};
+    for (const [sd, spec] of Object.entries(c.domains)) {
+      const st = this.monitors.status(sd);
+      dominfo[sd] = {
+        status: !st?.actual ? 'Unknown' : st.valid ? 'Active' : 'Inactive',
+        role: sd === c.masterSdUUID ? 'Master' : 'Regular',
+        type: spec.type,
+        version: st?.version ?? -1,
+        alerts: st && !st.valid ? [{ code: st.code, message: st.error ?? '' }] : [],
+        ...(st?.totalBytes !== undefined ? { disktotal: st.totalBytes } : {}),
+        ...(st?.freeBytes !== undefined ? { diskfree: st.freeBytes } : {}),
+      };
+    }
+    return {
+      info: {
+        spUUID: c.spUUID, pool_status: 'connected', master_uuid: c.masterSdUUID, master_ver: c.masterVersion ?? 1,
+        hostID: c.hostID, spmStatus: spm.spmStatus, spm_id: spm.spmId, lver: spm.spmLver,
+      },
+      dominfo,
+    };
+  }
 
   /** Becomes SPM and starts serving extension requests from every host. Returns the lver. */
   async spmStart(): Promise<number> {

@@ -7,10 +7,12 @@
 // raises RLIMIT_MEMLOCK/RTPRIO and root lacks CAP_SYS_RESOURCE here; see the
 // lab README). Lab settings only, never production.
 //
-// stop() only stops a daemon this helper started: SIGTERM (the daemon exits
-// once it has no lockspaces; remove them first), then SIGKILL after a few
-// seconds. If the test process dies without stop(), the daemon stays and the
-// next run reuses it.
+// stop() only stops a daemon this helper started, and only while no lockspace
+// is joined in it: tests run concurrently (several developers, one machine)
+// and another test may have found this daemon running and be using it. A
+// daemon left running is reused by the next run. Stopping is SIGTERM (the
+// daemon exits once it has no lockspaces), then SIGKILL after a few seconds.
+// If the test process dies without stop(), the daemon stays, likewise.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -123,11 +125,23 @@ export async function ensureSanlockDaemon(opts: { startTimeoutMs?: number } = {}
     async stop() {
       if (stopped) return;
       stopped = true;
+      const inUse = await sanlock.getLockspaces().then((l) => l.length, () => 0);
+      if (inUse > 0) {
+        process.stderr.write(`sanlock daemon ${child.pid} left running: ${inUse} lockspace(s) still joined (another test may be using it)\n`);
+        return;
+      }
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        await exited(child);
-        clearTimeout(timer);
+        // SIGTERM does nothing while lockspaces are joined: one joined since the check above is someone's, so no SIGKILL then.
+        const gone = await Promise.race([exited(child).then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
+        if (!gone) {
+          if (await sanlock.getLockspaces().then((l) => l.length > 0, () => false)) {
+            process.stderr.write(`sanlock daemon ${child.pid} left running: a lockspace was joined while it was stopping\n`);
+            return;
+          }
+          child.kill('SIGKILL');
+          await exited(child);
+        }
       }
       rmSync(dir, { recursive: true, force: true });
     },
