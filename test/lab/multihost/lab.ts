@@ -19,6 +19,7 @@ import { execFile, spawn as spawnChild, type ChildProcess, type StdioOptions } f
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LAB_DIR, repoRoot } from '../guest.js';
+import { acquireLabLock, labLockOwner, labLockHeld, releaseLabLock, tryAcquireLabLock } from './lab-lock.js';
 
 /** Lab working directory of the multi-host lab. */
 export const MULTIHOST_DIR: string = join(LAB_DIR, 'multihost');
@@ -232,9 +233,12 @@ export function runLabScript(args: string[], timeoutMs = 180_000): Promise<{ std
 /**
  * Brings up lab hosts 1..n (hosts already running are kept as they are) and resolves once every
  * libvirtd and sanlock daemon answers. Takes a few seconds per batch of hosts (they start in parallel).
+ * This process owns the lab from here to the whole-lab labDown() (see lab-lock.ts): another
+ * process's labUp waits for it, up to `lockWaitMs` (default $HVLAB_LOCK_WAIT_S or 600 s).
  */
-export async function labUp(n: number): Promise<LabHost[]> {
+export async function labUp(n: number, opts: { lockWaitMs?: number } = {}): Promise<LabHost[]> {
   checkIndex(n);
+  await acquireLabLock(MULTIHOST_DIR, opts.lockWaitMs ?? Number(process.env['HVLAB_LOCK_WAIT_S'] || 600) * 1000);
   await runLabScript(['up', String(n)]);
   return Array.from({ length: n }, (_, i) => labHost(i + 1));
 }
@@ -242,7 +246,8 @@ export async function labUp(n: number): Promise<LabHost[]> {
 /**
  * Without indices: tears the whole lab down (every host, its namespaces and mounts, the lab
  * network, and last the blackhole route). With host indices: takes just those hosts down, leaving
- * the network and the other hosts up. Idempotent.
+ * the network and the other hosts up. Idempotent. The whole-lab form ends this process's
+ * ownership of the lab; while another live process owns it, labDown does nothing (and says so).
  *
  * By default a host goes down gracefully (its domains destroyed, sanlock leaves its lockspaces,
  * SIGTERM to everything in it, SIGKILL after 2 s). With `kill: true` it is a power cut: SIGKILL to
@@ -251,7 +256,17 @@ export async function labUp(n: number): Promise<LabHost[]> {
 export async function labDown(indices?: number[], opts: { kill?: boolean } = {}): Promise<void> {
   const args = indices === undefined ? [] : indices.map((i) => String(checkIndex(i)));
   if (indices !== undefined && args.length === 0) return;
-  await runLabScript(['down', ...(opts.kill ? ['--kill'] : []), ...args]);
+  // Never tear down a lab another live process owns; a lab nobody owns (leftovers) may go.
+  const owned = labLockHeld();
+  if (!owned && !(await tryAcquireLabLock(MULTIHOST_DIR))) {
+    process.stderr.write(`lab: labDown skipped: the lab is in use by ${labLockOwner(MULTIHOST_DIR)}\n`);
+    return;
+  }
+  try {
+    await runLabScript(['down', ...(opts.kill ? ['--kill'] : []), ...args]);
+  } finally {
+    if (indices === undefined || !owned) await releaseLabLock();
+  }
 }
 
 /** lab.sh status output (one line per host, then the network). Never rejects. */
