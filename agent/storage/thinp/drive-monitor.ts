@@ -42,6 +42,9 @@ export interface ExtensionRecord {
   vmId: string; target: string; fromMiB: number; toMiB: number; phasesMs: Record<string, number>; totalMs: number; trigger: string;
 }
 
+/** Extending or at its maximum: nothing for a check to do. */
+const busy = (d: Tracked): boolean => d.state === 'extending' || d.state === 'disabled';
+
 export class DriveMonitor {
   private readonly drives = new Map<string, Tracked>();
   private timer: NodeJS.Timeout | undefined;
@@ -106,11 +109,14 @@ export class DriveMonitor {
 
   private async check(key: string, trigger: string): Promise<void> {
     const d = this.drives.get(key);
-    if (!d || d.state === 'disabled' || d.state === 'extending') return;
+    if (!d || busy(d)) return;
     try {
       const dom = await this.domain(d.vmId);
       const info = await dom.blockInfo(d.target);
       const [alloc, phys, cap] = [toNumber(info.allocation), toNumber(info.physical), toNumber(info.capacity)];
+      // An event may have started an extension while we read: marking the drive exceeded now
+      // would start a second one for the same size, joined to the first request.
+      if (busy(d)) return;
       if (improbableAllocation(alloc, phys, cap, this.o.policy)) {
         this.o.log.warn('improbable allocation reported; not acting on it', { vm: d.vmId, target: d.target, allocation: alloc, physical: phys });
         return;
