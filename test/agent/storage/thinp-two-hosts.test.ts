@@ -5,99 +5,27 @@
 // agent is killed mid-write and B takes over the SPM role.
 import t, { type Test } from 'tap';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { testConfig, StatusWatch, tinyGuest } from '../harness.js';
+import { StatusWatch, tinyGuest } from '../harness.js';
 import { waitForSerialMarker } from '../../lab/guest.js';
-import { labUp, labDown, type LabHost } from '../../lab/multihost/lab.js';
 import { RpcCallError, type HostvisorClient } from '../../../agent/rpc/client.js';
 import { sanlockUnavailable } from './sanlock-daemon.js';
-import { storageLab } from './storage-lab.js';
-import { spawnLabAgent, connectLabClient, type LabAgent } from './lab-agents.js';
+import type { LabAgent } from './lab-agents.js';
+import { MiB, createVolume, logRecords, parseLogLine as parse, twoHostPool, waitLog } from './two-host-pool.js';
 
-const MiB = 1024 * 1024;
 const echo = !!process.env['HV_TEST_LOG'];
-
-/** Bounded: resolves 'ok', 'failed: ...' or 'timed out', never rejects. */
-async function bounded(what: string, p: Promise<unknown>, ms = 30_000): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const r = await Promise.race([p.then(() => 'ok', (e: unknown) => `failed: ${String(e)}`), new Promise((res) => { timer = setTimeout(() => res('timed out'), ms); })]);
-  clearTimeout(timer);
-  if (r !== 'ok') process.stderr.write(`teardown ${what}: ${String(r)}\n`);
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until `pred` holds for some line of `logs` (polling), bounded. */
-async function waitLog(logs: string[], pred: (l: string) => boolean, ms: number, what: string, from = 0): Promise<string> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const hit = logs.slice(from).find(pred);
-    if (hit) return hit;
-    if (Date.now() > until) throw new Error(`no log line within ${ms} ms: ${what}`);
-    await sleep(200);
-  }
-}
-
-const parse = (l: string): Record<string, unknown> => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return {}; } };
 
 t.test('two lab hosts: A is the SPM, B runs the VM, every extension through the mailbox to A', async (t) => {
   const why = await sanlockUnavailable();
   if (why) { t.comment(`skipped: ${why}`); t.pass('skipped: sanlock cannot run here'); return; }
 
   const tUp = performance.now();
-  const hosts: LabHost[] = await labUp(2);
-  t.teardown(async () => { await bounded('labDown', labDown(), 120_000); });
-  t.comment(`lab up in ${((performance.now() - tUp) / 1000).toFixed(1)} s`);
-  const lab = await storageLab('thinp-2h');
-  t.teardown(async () => {
-    // Make the lab's drivers know both hosts' link dirs, so cleanup detaches the agents' LV loops.
-    lab.driver('hostA'); lab.driver('hostB');
-    await bounded('storage lab cleanup', lab.cleanup(), 120_000);
-  });
-  const pv = await lab.makePv(12);
-
-  const common = {
-    'rpc.host': '0.0.0.0', 'rpc.port': 54321,
-    'storage.activation': 'loop', 'storage.loopDataDir': lab.settings().loopDataDir,
-    'storage.extentSizeMiB': 4, 'storage.thinInitialSizeMiB': 256, 'storage.sanlockIoTimeoutSec': 1,
-    'thinp.chunkMiB': 512, 'thinp.percent': 25, 'thinp.pollMs': 1000, 'thinp.retryAfterMs': 2000,
-    'virt.domainType': 'qemu',
-  } as const;
-  const agents: LabAgent[] = [];
-  const clients: HostvisorClient[] = [];
-  // Teardowns run in reverse order: clients close and agents stop before labDown and cleanup.
-  t.teardown(async () => { for (const a of agents) await bounded(`agent h${a.host.index} stop`, a.stop()); });
-  const startAgent = async (host: LabHost, name: 'hostA' | 'hostB'): Promise<LabAgent> => {
-    const config = await testConfig({ ...common, 'storage.loopLinkDir': lab.settings(name).loopLinkDir, 'hooks.dir': mkdtempSync(join(tmpdir(), 'hv-hooks-')) });
-    const a = await spawnLabAgent(host, config, { echo });
-    agents.push(a);
-    return a;
-  };
-  const tAgents = performance.now();
-  const [agentA0, agentB0] = await Promise.all([startAgent(hosts[0]!, 'hostA'), startAgent(hosts[1]!, 'hostB')]);
-  t.comment(`agents ready in ${((performance.now() - tAgents) / 1000).toFixed(1)} s`);
-  const [cA0, cB0] = await Promise.all([connectLabClient(agentA0), connectLabClient(agentB0)]);
-  clients.push(cA0, cB0);
-
-  const [sd, sp] = [randomUUID(), randomUUID()];
-  const disk = (img: string, vol: string) => ({ name: 'vda', storage: { poolID: sp, domainID: sd, imageID: img, volumeID: vol }, type: 'block' as const, format: 'qcow2' as const });
-  const vms: Array<{ client: HostvisorClient; vmID: string; destroyed: boolean }> = [];
-  t.teardown(async () => {
-    for (const v of vms) if (!v.destroyed) await bounded('VM.destroy', v.client.call('VM.destroy', { vmID: v.vmID }));
-    for (const c of clients) await bounded('pool disconnect', c.call('StoragePool.disconnect', { storagepoolID: sp }));
-    for (const c of clients) await bounded('client close', c.close());
-  });
-
-  await cA0.call('StorageDomain.create', { storagedomainID: sd, spec: { type: 'block', devices: [pv] } });
-  const tConn = performance.now();
-  const domains = { [sd]: { type: 'block' as const, devices: [pv] } };
-  await Promise.all([
-    cA0.call('StoragePool.connect', { storagepoolID: sp, hostID: 1, masterSdUUID: sd, domains }),
-    cB0.call('StoragePool.connect', { storagepoolID: sp, hostID: 2, masterSdUUID: sd, domains }),
-  ]);
-  t.comment(`both hosts connected to the pool in ${((performance.now() - tConn) / 1000).toFixed(1)} s`);
+  const pool = await twoHostPool({ name: 'thinp-2h', pvGiB: 12, echo });
+  t.teardown(() => pool.close());
+  t.comment(`lab, agents and pool up in ${((performance.now() - tUp) / 1000).toFixed(1)} s`);
+  const { sd, sp, clients } = pool;
+  const [agentA0, agentB0] = pool.agents as [LabAgent, LabAgent];
+  const [cA0, cB0] = clients as [HostvisorClient, HostvisorClient];
 
   // Both race for the SPM lease: exactly one wins, the other gets 40 (unavailable).
   const tSpm = performance.now();
@@ -123,7 +51,7 @@ t.test('two lab hosts: A is the SPM, B runs the VM, every extension through the 
 
   const newVolume = async (t: Test): Promise<{ img: string; vol: string }> => {
     const [img, vol] = [randomUUID(), randomUUID()];
-    const v = await cA.call('Volume.create', { storagedomainID: sd, imageID: img, volumeID: vol, size: 4096 * MiB, volFormat: 'COW', preallocate: 'SPARSE', initialSize: 256 * MiB });
+    const v = await createVolume(cA, { storagedomainID: sd, imageID: img, volumeID: vol, size: 4096 * MiB, volFormat: 'COW', preallocate: 'SPARSE', initialSize: 256 * MiB });
     t.equal(v.apparentsize, 256 * MiB, 'the thin volume starts at 256 MiB');
     t.equal(v.capacity, 4096 * MiB, 'with a 4 GiB virtual size');
     return { img, vol };
@@ -138,9 +66,8 @@ t.test('two lab hosts: A is the SPM, B runs the VM, every extension through the 
   /** A new thin volume, and a guest on B writing 2 GiB to it (Up when this returns). */
   const startWriter = async (t: Test, name: string) => {
     const { img, vol } = await newVolume(t);
-    const g = tinyGuest(name, { cmdline: ['lab.delay=1', 'lab.dd=2048', 'lab.end=wait'], disks: [disk(img, vol)] });
-    const rec = { client: cB, vmID: g.vmID, destroyed: false };
-    vms.push(rec);
+    const g = tinyGuest(name, { cmdline: ['lab.delay=1', 'lab.dd=2048', 'lab.end=wait'], disks: [pool.disk(img, vol)] });
+    const rec = pool.trackVm(cB, g.vmID);
     const bLogStart = agentB.logs.length;
     const t0 = performance.now();
     await cB.call('VM.create', { vmID: g.vmID, spec: g.spec });
@@ -148,8 +75,8 @@ t.test('two lab hosts: A is the SPM, B runs the VM, every extension through the 
     return { img, vol, g, rec, bLogStart, t0 };
   };
   const served = (logs: string[], volumeId: string): Array<Record<string, unknown>> =>
-    logs.filter((l) => l.includes('"msg":"extend request served"')).map(parse).filter((r) => r['volumeId'] === volumeId);
-  const extended = (logs: string[]): Array<Record<string, unknown>> => logs.filter((l) => l.includes('"msg":"drive extended"')).map(parse);
+    logRecords(logs, 'extend request served').filter((r) => r['volumeId'] === volumeId);
+  const extended = (logs: string[]): Array<Record<string, unknown>> => logRecords(logs, 'drive extended');
 
   await t.test('B writes 2 GiB into a thin volume: 0 pauses, every extension served by A for host id B', async (t) => {
     const { img, vol, g, rec, bLogStart, t0 } = await startWriter(t, 'hv-it-thinp2h');
