@@ -123,7 +123,8 @@ export class DomainMonitor {
     this.stopping = true;
     clearTimeout(this.timer);
     if (this.cycle) await Promise.race([this.cycle, sleep(this.o.readTimeoutMs + PROBE_GRACE_MS)]);
-    if (this.o.releaseHostId) await this.releaseHostId();
+    const released = this.o.releaseHostId && await this.releaseHostId();
+    await this.o.probe.close({ ids: released }).catch((e: unknown) => this.o.log.warn('monitor activations not dropped', { err: e }));
   }
 
   private schedule(ms: number): void {
@@ -217,8 +218,8 @@ export class DomainMonitor {
     // timeout / blocked: keep the last answer.
   }
 
-  /** Leaves the domain's lockspace, waiting (bounded) for an add still in progress to finish first. */
-  private async releaseHostId(): Promise<void> {
+  /** Leaves the domain's lockspace, waiting (bounded) for an add still in progress to finish first. True when it is left. */
+  private async releaseHostId(): Promise<boolean> {
     const bound = performance.now() + (4 * this.o.sanlockIoTimeoutSec + 10) * 1000;
     try {
       const ids = await this.o.probe.idsPath();
@@ -227,13 +228,15 @@ export class DomainMonitor {
         await sleep(200);
         state = await this.o.sanlock.inqLockspace(this.o.sdUUID, this.o.hostId, ids, 0);
       }
-      if (state === 'absent') return;
+      if (state === 'absent') return true;
       // UNUSED: never take the lockspace away from leases something still holds in it.
       await this.o.sanlock.remLockspace(this.o.sdUUID, this.o.hostId, ids, 0, { unused: true });
       this.acquired = false;
       this.o.log.info('host id released', { hostId: this.o.hostId });
+      return true;
     } catch (e) {
       this.o.log.warn('host id not released', { err: e });
+      return false;
     }
   }
 }

@@ -32,6 +32,8 @@ export interface DomainProbe {
   refresh(timeoutMs: number): Promise<DomainSpace>;
   /** The lockspace's ids area (activated on block domains). */
   idsPath(): Promise<string>;
+  /** The monitor stopped: drop this host's activations it made (ids only once sanlock has let go of it). */
+  close(o: { ids: boolean }): Promise<void>;
 }
 
 export class FileDomainProbe implements DomainProbe {
@@ -55,6 +57,8 @@ export class FileDomainProbe implements DomainProbe {
   }
 
   idsPath(): Promise<string> { return this.dom.specialPath('ids'); }
+
+  async close(): Promise<void> { /* nothing activated */ }
 }
 
 export class BlockDomainProbe implements DomainProbe {
@@ -90,6 +94,13 @@ export class BlockDomainProbe implements DomainProbe {
     if (this.ids && await this.dom.o.driver.isActive(this.dom.vg, 'ids')) return this.ids;
     this.ids = await this.dom.specialPath('ids');
     return this.ids;
+  }
+
+  async close(o: { ids: boolean }): Promise<void> {
+    const lvs = [...(this.path ? ['metadata'] : []), ...(o.ids && this.ids ? ['ids'] : [])];
+    this.path = undefined;
+    if (o.ids) this.ids = undefined;
+    if (lvs.length) await this.dom.o.driver.deactivate(this.dom.lvm, this.dom.vg, lvs);
   }
 }
 

@@ -1,5 +1,5 @@
-// The domain monitor through a real agent on real storage: a block domain (a
-// VG on a loop PV, loop activation) as master and a file domain, a real
+// The domain monitor through a real agent on real storage: a file domain as
+// master and a block domain (a VG on a loop PV, loop activation), a real
 // sanlock daemon (lab settings). Host.getStorageRepoStats and
 // StoragePool.getInfo are read over the API while the test breaks the
 // storage under one domain: the file domain's metadata removed, then made a
@@ -84,7 +84,7 @@ t.test('domain monitor: repo stats and pool info through a real agent, while one
   const fileSpec = { type: 'file' as const, root: fileRoot };
   await client.call('StorageDomain.create', { storagedomainID: blockSd, spec: blockSpec });
   await client.call('StorageDomain.create', { storagedomainID: fileSd, spec: fileSpec });
-  await client.call('StoragePool.connect', { storagepoolID: sp, hostID: 1, masterSdUUID: blockSd, masterVersion: 3, domains: { [blockSd]: blockSpec, [fileSd]: fileSpec } });
+  await client.call('StoragePool.connect', { storagepoolID: sp, hostID: 1, masterSdUUID: fileSd, masterVersion: 3, domains: { [blockSd]: blockSpec, [fileSd]: fileSpec } });
   const first = await waitFor(client, 'both domains checked and valid', (st) => !!st[blockSd]?.actual && !!st[fileSd]?.actual && st[blockSd]!.valid && st[fileSd]!.valid, 15_000);
   for (const [name, sd] of [['block', blockSd], ['file', fileSd]] as const) {
     const st = first[sd]!;
@@ -95,16 +95,16 @@ t.test('domain monitor: repo stats and pool info through a real agent, while one
   t.same(Object.keys(await client.call('Host.getStorageRepoStats', { domains: [fileSd] })), [fileSd], 'filtered by domain list');
   t.same(await client.call('Host.getStorageRepoStats', { domains: [randomUUID()] }), {}, 'an unmonitored domain is left out');
 
-  // ---- host ids: the master's was joined by connect; the monitor joins the other one
+  // ---- host ids: the master's was joined by connect; the monitor joins the block domain's (on its ids LV)
   const acquired = await waitFor(client, 'host id acquired on both domains', (st) => st[blockSd]!.acquired && st[fileSd]!.acquired, 20_000);
-  t.ok(acquired[blockSd]!.acquired && acquired[fileSd]!.acquired, 'host id acquired on the master and on the regular domain');
+  t.ok(acquired[blockSd]!.acquired && acquired[fileSd]!.acquired, 'host id acquired on the master (file) and on the regular (block) domain');
   const sanlock = new Sanlock();
-  const fileIds = join(fileRoot, fileSd, 'dom_md', 'ids');
-  t.equal(await sanlock.inqLockspace(fileSd, 1, fileIds, 0), 'joined', 'sanlock agrees: host 1 is in the file domain\'s lockspace');
-  await sanlock.remLockspace(fileSd, 1, fileIds, 0);
-  await waitFor(client, 'acquired false after the host id was removed behind the monitor\'s back', (st) => !st[fileSd]!.acquired, 5_000);
+  const blockIds = driver.path(blockSd, 'ids'); // the agent's activation of the ids LV
+  t.equal(await sanlock.inqLockspace(blockSd, 1, blockIds, 0), 'joined', 'sanlock agrees: host 1 is in the block domain\'s lockspace');
+  await sanlock.remLockspace(blockSd, 1, blockIds, 0);
+  await waitFor(client, 'acquired false after the host id was removed behind the monitor\'s back', (st) => !st[blockSd]!.acquired, 5_000);
   t.pass('acquired follows the lockspace: false once the host id is gone');
-  await waitFor(client, 'the monitor acquires the host id again', (st) => st[fileSd]!.acquired, 20_000);
+  await waitFor(client, 'the monitor acquires the host id again', (st) => st[blockSd]!.acquired, 20_000);
   t.pass('and true again after the monitor re-acquired it');
 
   // ---- lastCheck grows between checks and resets at each one
@@ -124,9 +124,9 @@ t.test('domain monitor: repo stats and pool info through a real agent, while one
 
   // ---- pool info
   let info = await client.call('StoragePool.getInfo', { storagepoolID: sp });
-  t.match(info.info, { spUUID: sp, pool_status: 'connected', master_uuid: blockSd, master_ver: 3, hostID: 1, spmStatus: 'Free' }, 'pool, master, master version, host id');
-  t.match(info.dominfo[blockSd], { status: 'Active', role: 'Master', type: 'block', version: 1, alerts: [] });
-  t.match(info.dominfo[fileSd], { status: 'Active', role: 'Regular', type: 'file', version: 1, alerts: [] });
+  t.match(info.info, { spUUID: sp, pool_status: 'connected', master_uuid: fileSd, master_ver: 3, hostID: 1, spmStatus: 'Free' }, 'pool, master, master version, host id');
+  t.match(info.dominfo[fileSd], { status: 'Active', role: 'Master', type: 'file', version: 1, alerts: [] });
+  t.match(info.dominfo[blockSd], { status: 'Active', role: 'Regular', type: 'block', version: 1, alerts: [] });
   for (const sd of [blockSd, fileSd]) {
     const d = info.dominfo[sd]!;
     t.ok(d.disktotal! > 0 && d.diskfree! > 0 && d.diskfree! <= d.disktotal!, `${d.type}: ${d.diskfree} of ${d.disktotal} bytes free`);
@@ -215,5 +215,8 @@ t.test('domain monitor: repo stats and pool info through a real agent, while one
   t.same(await client.call('Host.getStorageRepoStats', {}), {}, 'no monitored domains after disconnect');
   const after = await client.call('StoragePool.getInfo', { storagepoolID: sp }).then(() => undefined, (e: unknown) => e);
   t.ok(after instanceof RpcCallError && after.code === 309, 'getInfo after disconnect: 309');
-  t.equal(await sanlock.inqLockspace(fileSd, 1, fileIds, 0), 'absent', 'the file domain\'s host id was released');
+  t.equal(await sanlock.inqLockspace(blockSd, 1, blockIds, 0), 'absent', 'the block domain\'s host id was released');
+  t.equal(await driver.attached(blockSd, 'ids'), undefined, 'and its ids LV deactivated on this host');
+  t.equal(await driver.attached(blockSd, 'metadata'), undefined, 'as is its metadata LV');
+  t.equal(await sanlock.inqLockspace(fileSd, 1, join(fileRoot, fileSd, 'dom_md', 'ids'), 0), 'absent', 'the master\'s host id was released too');
 });
