@@ -13,6 +13,8 @@ export interface ProcessOptions {
   env?: NodeJS.ProcessEnv;
   /** stderr kept at most (bytes). */
   stderrCap?: number;
+  /** Aborting kills the whole process group (SIGKILL), as a timeout does; the result says `aborted`. */
+  signal?: AbortSignal;
 }
 
 export interface ProcessResult {
@@ -21,6 +23,8 @@ export interface ProcessResult {
   stderr: string;
   ms: number;
   timedOut: boolean;
+  /** Killed because opts.signal was aborted. */
+  aborted: boolean;
   spawnError?: Error;
 }
 
@@ -49,6 +53,7 @@ export function runProcess(argv: readonly string[], opts: ProcessOptions): Promi
   if (!cmd) return Promise.reject(new TypeError('runProcess: empty argv'));
   const cap = opts.stderrCap ?? 64 * 1024;
   const t0 = performance.now();
+  if (opts.signal?.aborted) return Promise.resolve({ rc: 137, stdout: Buffer.alloc(0), stderr: '', ms: 0, timedOut: false, aborted: true });
   return new Promise((resolve) => {
     // detached: its own process group, so a timeout kills whatever it started too.
     const child = spawn(resolveTool(cmd), args, {
@@ -59,6 +64,7 @@ export function runProcess(argv: readonly string[], opts: ProcessOptions): Promi
     const out: Buffer[] = [];
     let stderr = '';
     let timedOut = false;
+    let aborted = false;
     let settled = false;
     child.stdout!.on('data', (d: Buffer) => { out.push(d); });
     child.stderr!.on('data', (d: Buffer) => { if (stderr.length < cap) stderr += d.toString('utf8'); });
@@ -70,12 +76,18 @@ export function runProcess(argv: readonly string[], opts: ProcessOptions): Promi
       timedOut = true;
       try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
     }, opts.timeoutMs);
+    const onAbort = () => {
+      aborted = true;
+      try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
     const finish = (rc: number, spawnError?: Error) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
       const ms = Math.round((performance.now() - t0) * 10) / 10;
-      resolve({ rc, stdout: Buffer.concat(out), stderr, ms, timedOut, ...(spawnError ? { spawnError } : {}) });
+      resolve({ rc, stdout: Buffer.concat(out), stderr, ms, timedOut, aborted, ...(spawnError ? { spawnError } : {}) });
     };
     // 'close' (not 'exit'): all output has been read.
     child.once('close', (code, signal) => finish(code ?? (signal ? 128 : 255)));

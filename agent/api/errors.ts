@@ -56,6 +56,14 @@ export const ERRORS = {
   noSpaceLeftOnDomain: { code: 397, message: 'No space left on the storage domain', fault: 'server' },
   volumeGroupSizeError: { code: 504, message: 'Volume group too small', fault: 'client' },
   miscFileReadException: { code: 2001, message: 'Internal file read failure', fault: 'server' },
+  // SPM task errors with VDSM's numbers (its task exception codes), and our own for a task cut short by a restart.
+  unknownTask: { code: 401, message: 'Task id unknown', fault: 'client' },
+  addTaskError: { code: 405, message: 'Task id already in use', fault: 'client' },
+  taskStateError: { code: 410, message: 'Operation is not allowed in this task state', fault: 'client' },
+  taskAborted: { code: 411, message: 'Task is aborted', fault: 'client' },
+  taskPersistError: { code: 413, message: 'Cannot persist the task', fault: 'server' },
+  spmStopError: { code: 653, message: 'Cannot stop the SPM: it has unfinished tasks', fault: 'client' },
+  taskInterrupted: { code: 1011, message: 'Task interrupted by an agent restart; recovered', fault: 'server' },
 } as const satisfies Record<string, ErrorInfo>;
 
 export type ErrorName = keyof typeof ERRORS;

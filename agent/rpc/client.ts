@@ -3,7 +3,7 @@
 // the controller, tests and benchmarks.
 import WebSocket from 'ws';
 import { JSONRPCClient, type JSONRPCRequest } from 'json-rpc-2.0';
-import type { MethodName, ParamsOf, ResultOf } from '../api/schema.js';
+import type { MethodName, ParamsOf, ResultOf, SpmTaskMethod, SpmTaskResultOf } from '../api/schema.js';
 import { ERRORS } from '../api/errors.js';
 
 export interface ClientOptions {
@@ -26,6 +26,20 @@ export class RpcCallError extends Error {
     super(message);
     this.errorName = Object.entries(ERRORS).find(([, v]) => v.code === code)?.[0];
   }
+}
+
+/** An SPM task that ended without success: its code (411 stopped, 1011 interrupted, or the verb's) and message, and the task's info as data. */
+export class TaskFailedError extends RpcCallError {
+  constructor(readonly task: ResultOf<'Task.getInfo'>) {
+    super(`${task.verb} task ${task.id} ${task.taskResult === 'cleanFailure' ? 'failed and its rollback failed' : 'failed'}: ${task.message}`, task.code, task);
+  }
+}
+
+export interface TaskWaitOptions {
+  /** Overall bound on waiting for the task to finish (default 10 min). */
+  timeoutMs?: number;
+  /** Longest pause between two Task.getStatus polls (default 500 ms; the first polls are quicker). */
+  pollMs?: number;
 }
 
 export type EventListener = (method: string, params: Record<string, unknown>) => void;
@@ -76,6 +90,39 @@ export class HostvisorClient {
     const response = await requester.requestAdvanced(request);
     if (response.error) throw new RpcCallError(response.error.message, response.error.code, response.error.data);
     return response.result as ResultOf<M>;
+  }
+
+  /**
+   * Polls Task.getStatus until the task is finished (taskState 'finished'),
+   * then returns Task.getInfo: state, result, phase times. Throws an
+   * RpcCallError with code 1002 (timeout) if it is not done in time.
+   */
+  async waitForTask(taskID: string, o: TaskWaitOptions = {}): Promise<ResultOf<'Task.getInfo'>> {
+    const deadline = Date.now() + (o.timeoutMs ?? 600_000);
+    let pause = 20;
+    for (;;) {
+      const st = await this.call('Task.getStatus', { taskID });
+      if (st.taskState === 'finished') return this.call('Task.getInfo', { taskID });
+      if (Date.now() >= deadline) throw new RpcCallError(`task ${taskID} not finished within ${o.timeoutMs ?? 600_000} ms (${st.taskState}: ${st.message})`, ERRORS.timeout.code, st);
+      await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(1, deadline - Date.now()))));
+      pause = Math.min(pause * 2, o.pollMs ?? 500);
+    }
+  }
+
+  /**
+   * Runs an SPM verb as the engine does: call it, wait for its task, clear
+   * the task, return the verb's result (Volume.create: the volume's info).
+   * A task that does not succeed is cleared too and thrown as TaskFailedError.
+   * `onDone` sees the task's info (phase times) before it is cleared.
+   */
+  async runSpmTask<M extends SpmTaskMethod>(method: M, params: ParamsOf<M>,
+    o: TaskWaitOptions & { onDone?: (task: ResultOf<'Task.getInfo'>) => void } = {}): Promise<SpmTaskResultOf<M>> {
+    const { taskID } = (await this.call(method, params)) as { taskID: string };
+    const task = await this.waitForTask(taskID, o);
+    o.onDone?.(task);
+    await this.call('Task.clear', { taskID });
+    if (task.taskResult !== 'success') throw new TaskFailedError(task);
+    return task.result as SpmTaskResultOf<M>;
   }
 
   /** Any method by name, unchecked (for the CLI and for hostile-input tests). */

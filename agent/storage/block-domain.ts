@@ -19,7 +19,7 @@ import { MetadataSlots } from './metadata-slots.js';
 import { QemuImg } from './qemu-img.js';
 import {
   BLANK_UUID, MiB, roundUp, SPECIAL_SIZES_MIB, SPECIAL_VOLUMES, type CreateVolumeParams, type DomainClass, type DomainInfo,
-  type DomainMetadata, type DomainStats, type Legality, type SpecialVolume, type VolumeInfo, type VolumeRecord, type VolumeSize,
+  type DomainMetadata, type DomainStats, type Legality, type OperationControl, type SpecialVolume, type VolumeInfo, type VolumeRecord, type VolumeSize,
 } from './types.js';
 import type { VolumeMetadata } from './volume-metadata.js';
 
@@ -44,6 +44,10 @@ export interface CreateBlockDomainOptions extends BlockDomainOptions {
   /** pvcreate -ff: take devices that carry old signatures. */
   force?: boolean;
 }
+
+/** The LV where the SPM keeps its tasks when this is the master domain (made by the first SPM that needs it). */
+export const TASKS_LV = 'tasks';
+export const TASKS_LV_MIB = 8;
 
 export class BlockStorageDomain extends StorageDomain {
   readonly type = 'block' as const;
@@ -109,7 +113,7 @@ export class BlockStorageDomain extends StorageDomain {
   async getStats(): Promise<DomainStats> {
     const vg = await this.lvm.vgs(this.vg);
     if (!vg) throw new DomainNotFoundError(this.sdUUID);
-    return { sdUUID: this.sdUUID, totalBytes: vg.size, freeBytes: vg.free, volumeCount: Math.max(0, vg.lvCount - SPECIAL_VOLUMES.length) };
+    return { sdUUID: this.sdUUID, totalBytes: vg.size, freeBytes: vg.free, volumeCount: (await this.listVolumes()).length };
   }
 
   async updateMetadata(change: MetadataChange): Promise<DomainMetadata> {
@@ -137,6 +141,21 @@ export class BlockStorageDomain extends StorageDomain {
     return (await this.o.driver.activate(this.lvm, this.vg, [name])).get(name)!;
   }
 
+  /**
+   * SPM: the tasks LV, activated on this host; created (zeroed: an empty task
+   * area) on domains made before it existed. Its path.
+   */
+  async tasksArea(): Promise<string> {
+    await this.ctx.locks.with(`domain:${this.sdUUID}`, async () => {
+      if ((await this.lvm.lvs(this.vg, TASKS_LV)).length) return;
+      const size = roundUp(TASKS_LV_MIB * MiB, this.ctx.extentSize);
+      await this.lvm.lvcreate(this.vg, TASKS_LV, size / MiB, []).catch((e: unknown) => { throw mapNoSpace(this.ctx, e); });
+      await this.o.driver.created(this.lvm, this.vg, TASKS_LV, size);
+      this.log.info('tasks LV created', { sizeMiB: size / MiB });
+    });
+    return (await this.o.driver.activate(this.lvm, this.vg, [TASKS_LV])).get(TASKS_LV)!;
+  }
+
   protected async activateVolumes(_imgUUID: string, volUUIDs: readonly string[]): Promise<void> {
     await this.o.driver.activate(this.lvm, this.vg, volUUIDs);
   }
@@ -145,15 +164,17 @@ export class BlockStorageDomain extends StorageDomain {
     await this.o.driver.deactivate(this.lvm, this.vg, volUUIDs);
   }
 
-  async createVolume(p: CreateVolumeParams): Promise<VolumeInfo> {
+  async createVolume(p: CreateVolumeParams, ctl?: OperationControl): Promise<VolumeInfo> {
     const timer = new PhaseTimer();
     const records = await this.listVolumes();
     const parentRec = this.validateCreate(p, records) as BlockVolumeRecord | undefined;
     if (records.some((r) => r.volUUID === p.volUUID)) throw new VolumeExistsError(this.sdUUID, p.volUUID);
     const parentMd = parentRec ? await this.slots.read(parentRec.slot) : undefined;
     if (parentMd && p.capacity < parentMd.capacity) throw new StorageParamsError(`capacity ${p.capacity} is smaller than the parent's ${parentMd.capacity}`, 'volumeResizeValueError');
+    ctl?.signal?.throwIfAborted();
     const { slot, size } = await allocateLv(this.ctx, p, parentRec?.volUUID, (fresh) => { this.validateCreate(p, fresh); });
     timer.mark('lvcreate');
+    ctl?.phase?.('lvcreate');
     const md: VolumeMetadata = {
       domain: this.sdUUID, image: p.imgUUID, volume: p.volUUID, parent: parentRec?.volUUID ?? BLANK_UUID, capacity: p.capacity,
       format: p.format, type: p.allocation, diskType: p.diskType ?? 'DATA', description: p.description ?? '', legality: 'ILLEGAL',
@@ -163,11 +184,16 @@ export class BlockStorageDomain extends StorageDomain {
       await this.o.driver.created(this.lvm, this.vg, p.volUUID, size);
       await this.slots.write(slot, md);
       timer.mark('metadata');
-      if (p.format === 'COW') await formatCow(this.ctx, p.volUUID, p.capacity, parentMd && { volUUID: parentMd.volume, format: parentMd.format });
+      ctl?.phase?.('metadata');
+      ctl?.signal?.throwIfAborted();
+      if (p.format === 'COW') await formatCow(this.ctx, p.volUUID, p.capacity, parentMd && { volUUID: parentMd.volume, format: parentMd.format }, ctl?.signal);
       timer.mark('format');
+      ctl?.phase?.('format');
+      ctl?.signal?.throwIfAborted();
       await this.slots.write(slot, { ...md, legality: 'LEGAL' });
       await this.lvm.lvchangeTags(this.vg, p.volUUID, { del: [INITIALIZING_TAG] });
       timer.mark('commit');
+      ctl?.phase?.('commit');
     } catch (e) {
       this.log.warn('volume create failed; removing it', { volUUID: p.volUUID, err: e });
       await removeLv(this.ctx, p.volUUID, slot).catch((err: unknown) => this.log.warn('rollback of volume create failed', { volUUID: p.volUUID, err }));
@@ -188,6 +214,24 @@ export class BlockStorageDomain extends StorageDomain {
       await removeLv(this.ctx, volUUID, rec.slot);
     });
     this.log.info('volume deleted', { imgUUID, volUUID });
+  }
+
+  async purgeVolume(imgUUID: string, volUUID: string): Promise<boolean> {
+    const existed = await this.ctx.locks.with(`domain:${this.sdUUID}`, async () => {
+      const lvs = await this.lvm.lvs(this.vg);
+      const lv = lvs.find((l) => l.name === volUUID);
+      if (!lv) return false;
+      const rec = recordOf(lv);
+      // Not one of this image's volumes (or a special LV): never ours to remove.
+      if (!rec || rec.imgUUID !== imgUUID) throw new VolumeNotFoundError(this.sdUUID, volUUID, imgUUID);
+      const children = lvs.map(recordOf).filter((r) => r?.parentUUID === volUUID).map((r) => r!.volUUID);
+      if (children.length) throw new VolumeHasChildrenError(this.sdUUID, volUUID, children);
+      // The slot named by the LV's tag is this volume's: no other volume can claim it while the tag exists.
+      await removeLv(this.ctx, volUUID, rec.slot);
+      return true;
+    });
+    if (existed) this.log.info('volume purged', { imgUUID, volUUID });
+    return existed;
   }
 
   async getVolumeInfo(imgUUID: string, volUUID: string): Promise<VolumeInfo> {

@@ -106,12 +106,13 @@ export function mapNoSpace(ctx: BlockCtx, e: unknown): unknown {
 }
 
 /** Formats a new COW volume through this host's activation of it. */
-export async function formatCow(ctx: BlockCtx, volUUID: string, capacity: number, parent?: { volUUID: string; format: 'COW' | 'RAW' }): Promise<void> {
+export async function formatCow(ctx: BlockCtx, volUUID: string, capacity: number, parent?: { volUUID: string; format: 'COW' | 'RAW' }, signal?: AbortSignal): Promise<void> {
   const path = (await ctx.driver.activate(ctx.lvm, ctx.vg, [volUUID])).get(volUUID)!;
   try {
     await ctx.qemuImg.create(path, {
       format: 'qcow2', size: capacity,
       ...(parent ? { backing: { name: parent.volUUID, format: parent.format === 'COW' ? 'qcow2' : 'raw' } } : {}),
+      ...(signal ? { signal } : {}),
     });
   } finally {
     await ctx.driver.deactivate(ctx.lvm, ctx.vg, [volUUID]);

@@ -8,7 +8,7 @@ import { buildChain, childrenOf, deletionOrder, imageVolumes } from './image.js'
 import { checkDescription } from './volume-metadata.js';
 import {
   BLANK_UUID, checkUUID, type CreateVolumeParams, type DomainInfo, type DomainMetadata, type DomainStats, type DomainType,
-  type Legality, type PreparedImage, type SpecialVolume, type VolumeInfo, type VolumeRecord, type VolumeSize,
+  type Legality, type OperationControl, type PreparedImage, type SpecialVolume, type VolumeInfo, type VolumeRecord, type VolumeSize,
 } from './types.js';
 
 /** Timeouts and plumbing every domain takes. */
@@ -38,10 +38,16 @@ export abstract class StorageDomain {
   abstract updateMetadata(change: MetadataChange): Promise<DomainMetadata>;
   /** Every volume of the domain, from the cheapest source (LV tags, or the .meta files). */
   abstract listVolumes(): Promise<VolumeRecord[]>;
-  /** SPM. */
-  abstract createVolume(p: CreateVolumeParams): Promise<VolumeInfo>;
+  /** SPM. A failed or stopped create removes what it made. */
+  abstract createVolume(p: CreateVolumeParams, ctl?: OperationControl): Promise<VolumeInfo>;
   /** SPM. Refuses a volume that has children. */
   abstract deleteVolume(imgUUID: string, volUUID: string): Promise<void>;
+  /**
+   * SPM, task recovery: removes whatever exists of a volume (data, metadata,
+   * LV, slot), whatever its state, half-created ones included. Refuses one
+   * with children. Returns whether anything was there.
+   */
+  abstract purgeVolume(imgUUID: string, volUUID: string): Promise<boolean>;
   abstract getVolumeInfo(imgUUID: string, volUUID: string): Promise<VolumeInfo>;
   abstract getVolumeSize(imgUUID: string, volUUID: string): Promise<VolumeSize>;
   /** SPM: grows the virtual size (capacity). */
@@ -102,11 +108,22 @@ export abstract class StorageDomain {
     this.log.info('image torn down', { imgUUID });
   }
 
-  /** SPM: deletes every volume of the image, children first. */
-  async deleteImage(imgUUID: string): Promise<void> {
-    checkUUID('imgUUID', imgUUID);
-    const order = deletionOrder(await this.listVolumes(), imgUUID);
-    for (const vol of order) await this.deleteVolume(imgUUID, vol);
+  /** The volumes of an image in the order deleteImage removes them (children first). */
+  async imageDeletionOrder(imgUUID: string): Promise<string[]> {
+    return deletionOrder(await this.listVolumes(), checkUUID('imgUUID', imgUUID));
+  }
+
+  /**
+   * SPM: deletes every volume of the image, children first. A stop takes
+   * effect between volumes, so what is left is always the base of the chain.
+   */
+  async deleteImage(imgUUID: string, ctl?: OperationControl): Promise<void> {
+    const order = await this.imageDeletionOrder(imgUUID);
+    for (const vol of order) {
+      ctl?.signal?.throwIfAborted();
+      await this.deleteVolume(imgUUID, vol);
+      ctl?.phase?.(`delete ${vol.slice(0, 8)}`);
+    }
     this.log.info('image deleted', { imgUUID, volumes: order });
   }
 

@@ -159,6 +159,14 @@ export class VolumeMetadataError extends StorageError {
   }
 }
 
+/** Cut short on purpose: its task was stopped (Task.stop), or the agent is giving up the SPM role. */
+export class OperationAbortedError extends StorageError {
+  override readonly name = 'OperationAbortedError';
+  constructor(message: string, opts?: Opts) {
+    super('taskAborted', message, undefined, opts);
+  }
+}
+
 export function lastLine(s: string): string {
   const lines = s.split('\n').map((l) => l.trim()).filter((l) => l && !/^WARNING: (Activation disabled|This metadata update is NOT backed up|Logical volume .* not zeroed)/.test(l));
   return lines.at(-1) ?? s.trim().slice(-200);

@@ -4,7 +4,7 @@
 // the log; a non-zero exit raises StorageCommandError with argv and rc.
 import { runProcess } from '../process.js';
 import { silentLogger, type Logger } from '../log.js';
-import { StorageCommandError, StorageCommandTimeoutError } from './errors.js';
+import { OperationAbortedError, StorageCommandError, StorageCommandTimeoutError } from './errors.js';
 
 export interface RunOptions {
   timeoutMs: number;
@@ -15,6 +15,8 @@ export interface RunOptions {
   /** Extra environment on top of process.env. */
   env?: NodeJS.ProcessEnv;
   log?: Logger;
+  /** Aborting kills the command (its process group) and raises OperationAbortedError. */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -33,7 +35,13 @@ export { resolveTool } from '../process.js';
 
 export const run: Runner = async (argv, opts) => {
   const log = opts.log ?? silentLogger;
-  const r = await runProcess(argv, { timeoutMs: opts.timeoutMs, ...(opts.input !== undefined ? { input: opts.input } : {}), ...(opts.env ? { env: opts.env } : {}) });
+  const r = await runProcess(argv, {
+    timeoutMs: opts.timeoutMs, ...(opts.input !== undefined ? { input: opts.input } : {}), ...(opts.env ? { env: opts.env } : {}), ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  if (r.aborted) {
+    log.info('storage command stopped', { argv: argv.slice(0, 3), ms: r.ms });
+    throw new OperationAbortedError(`${argv.slice(0, 2).join(' ')} was stopped after ${Math.round(r.ms)} ms`, { data: { argv: [...argv] } });
+  }
   if (r.timedOut) {
     log.warn('storage command timed out', { argv, timeoutMs: opts.timeoutMs });
     throw new StorageCommandTimeoutError(argv, opts.timeoutMs, r.stderr);

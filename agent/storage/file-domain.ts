@@ -17,13 +17,15 @@ import { KeyedLock } from './keyed-lock.js';
 import { QemuImg } from './qemu-img.js';
 import {
   BLANK_UUID, checkUUID, MiB, SPECIAL_SIZES_MIB, SPECIAL_VOLUMES, type CreateVolumeParams, type DomainClass, type DomainInfo,
-  type DomainMetadata, type DomainStats, type Legality, type SpecialVolume, type VolumeInfo, type VolumeRecord, type VolumeSize,
+  type DomainMetadata, type DomainStats, type Legality, type OperationControl, type SpecialVolume, type VolumeInfo, type VolumeRecord, type VolumeSize,
 } from './types.js';
 import { decodeVolumeMetadata, encodeVolumeMetadata, type VolumeMetadata } from './volume-metadata.js';
 
 export interface FileDomainOptions extends DomainCommon {
   /** The folder (mount point) that holds domains. */
   root: string;
+  /** How PREALLOCATED volumes are allocated: falloc (fast where the file system has fallocate), full (writes zeros). Default falloc. */
+  preallocation?: 'falloc' | 'full';
 }
 
 export interface CreateFileDomainOptions extends FileDomainOptions {
@@ -158,13 +160,18 @@ export class FileStorageDomain extends StorageDomain {
     return join(this.path, 'dom_md', name);
   }
 
+  /** Where the SPM keeps its tasks when this is the master domain (VDSM: the master file system's tasks/). */
+  get tasksDir(): string {
+    return join(this.path, 'master', 'tasks');
+  }
+
   protected async activateVolumes(imgUUID: string, volUUIDs: readonly string[]): Promise<void> {
     for (const v of volUUIDs) await access(this.volumePath(imgUUID, v)).catch(() => { throw new VolumeNotFoundError(this.sdUUID, v, imgUUID); });
   }
 
   protected async deactivateVolumes(): Promise<void> { /* files need no activation */ }
 
-  async createVolume(p: CreateVolumeParams): Promise<VolumeInfo> {
+  async createVolume(p: CreateVolumeParams, ctl?: OperationControl): Promise<VolumeInfo> {
     const timer = new PhaseTimer();
     const path = this.volumePath(p.imgUUID, p.volUUID);
     const md = await this.locks.with('domain', async () => {
@@ -182,15 +189,21 @@ export class FileStorageDomain extends StorageDomain {
       return md;
     });
     timer.mark('metadata');
+    ctl?.phase?.('metadata');
     try {
+      ctl?.signal?.throwIfAborted();
       const parentFormat = md.parent === BLANK_UUID ? undefined : (await this.readVolumeMetadata(p.imgUUID, md.parent)).format;
       await this.qemuImg.create(path, {
         format: p.format === 'COW' ? 'qcow2' : 'raw', size: p.capacity,
-        ...(p.allocation === 'PREALLOCATED' ? { preallocation: 'falloc' as const } : {}),
+        ...(p.allocation === 'PREALLOCATED' ? { preallocation: this.o.preallocation ?? 'falloc' } : {}),
         ...(parentFormat ? { backing: { name: md.parent, format: parentFormat === 'COW' ? 'qcow2' as const : 'raw' as const } } : {}),
+        ...(ctl?.signal ? { signal: ctl.signal } : {}),
       });
       timer.mark('format');
+      ctl?.phase?.('format');
+      ctl?.signal?.throwIfAborted();
       await this.writeVolumeMetadata({ ...md, legality: 'LEGAL' });
+      ctl?.phase?.('commit');
     } catch (e) {
       this.log.warn('volume create failed; removing it', { volUUID: p.volUUID, err: e });
       await rm(path, { force: true }).catch(() => {});
@@ -215,6 +228,21 @@ export class FileStorageDomain extends StorageDomain {
       await rmdir(this.imageDir(imgUUID)).catch(() => { /* other volumes left */ });
     });
     this.log.info('volume deleted', { imgUUID, volUUID });
+  }
+
+  async purgeVolume(imgUUID: string, volUUID: string): Promise<boolean> {
+    const path = this.volumePath(imgUUID, volUUID);
+    const existed = await this.locks.with('domain', async () => {
+      const children = (await this.imageRecords(imgUUID)).filter((r) => r.parentUUID === volUUID).map((r) => r.volUUID);
+      if (children.length) throw new VolumeHasChildrenError(this.sdUUID, volUUID, children);
+      const there = (await Promise.all([path, `${path}.meta`].map((f) => access(f).then(() => true, () => false)))).some(Boolean);
+      await rm(path, { force: true });
+      await rm(`${path}.meta`, { force: true });
+      await rmdir(this.imageDir(imgUUID)).catch(() => { /* other volumes left */ });
+      return there;
+    });
+    if (existed) this.log.info('volume purged', { imgUUID, volUUID });
+    return existed;
   }
 
   async getVolumeInfo(imgUUID: string, volUUID: string): Promise<VolumeInfo> {

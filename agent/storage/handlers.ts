@@ -2,19 +2,22 @@
 import type { Handler } from '../rpc/dispatcher.js';
 import type { StoragePool } from './pool.js';
 import { UnavailableError } from '../api/errors.js';
+import { createTaskHandlers, type TaskHandlers } from './tasks/handlers.js';
 
 type StorageMethod = 'StorageDomain.create' | 'StorageDomain.getInfo' | 'StorageDomain.getStats' | 'StorageDomain.getImages'
   | 'StorageDomain.getVolumes' | 'StoragePool.connect' | 'StoragePool.disconnect' | 'StoragePool.getInfo' | 'StoragePool.getSpmStatus'
-  | 'StoragePool.spmStart' | 'StoragePool.spmStop' | 'Volume.create' | 'Volume.delete' | 'Volume.getInfo' | 'Volume.getSize'
-  | 'Volume.extendSize' | 'Image.prepare' | 'Image.teardown' | 'Image.delete' | 'Host.getStorageRepoStats';
+  | 'StoragePool.spmStart' | 'StoragePool.spmStop' | 'Volume.getInfo' | 'Volume.getSize'
+  | 'Image.prepare' | 'Image.teardown' | 'Host.getStorageRepoStats';
 
-export type StorageHandlers = { [M in StorageMethod]: Handler<M> };
+// The SPM verbs (Volume.create/delete/extendSize, Image.delete) run as tasks: tasks/handlers.ts.
+export type StorageHandlers = { [M in StorageMethod]: Handler<M> } & TaskHandlers;
 
 export function createStorageHandlers(pool: StoragePool): StorageHandlers {
   const samePool = (id: string) => {
     if (pool.connected?.spUUID !== id) throw new UnavailableError(`not connected to pool ${id}`);
   };
   return {
+    ...createTaskHandlers(pool),
     'StorageDomain.create': async (p) => {
       await pool.createDomain(p.storagedomainID, p.spec, p.description);
       return { storagedomainID: p.storagedomainID };
@@ -36,35 +39,12 @@ export function createStorageHandlers(pool: StoragePool): StorageHandlers {
     'StoragePool.getSpmStatus': async (p) => { samePool(p.storagepoolID); return pool.spmStatus(); },
     'StoragePool.spmStart': async (p) => { samePool(p.storagepoolID); return { spmLver: await pool.spmStart() }; },
     'StoragePool.spmStop': async (p) => { samePool(p.storagepoolID); await pool.spmStop(); return {}; },
-    'Volume.create': async (p) => {
-      await pool.assertSpm();
-      const dom = await pool.domain(p.storagedomainID);
-      return dom.createVolume({
-        imgUUID: p.imageID, volUUID: p.volumeID, capacity: p.size, format: p.volFormat, allocation: p.preallocate,
-        ...(p.srcVolUUID ? { parentUUID: p.srcVolUUID } : {}), ...(p.description ? { description: p.description } : {}),
-        ...(p.initialSize ? { initialSize: p.initialSize } : {}),
-      });
-    },
-    'Volume.delete': async (p) => {
-      await pool.assertSpm();
-      await (await pool.domain(p.storagedomainID)).deleteVolume(p.imageID, p.volumeID);
-      return {};
-    },
     'Volume.getInfo': async (p) => (await pool.domain(p.storagedomainID)).getVolumeInfo(p.imageID, p.volumeID),
     'Volume.getSize': async (p) => (await pool.domain(p.storagedomainID)).getVolumeSize(p.imageID, p.volumeID),
-    'Volume.extendSize': async (p) => {
-      await pool.assertSpm();
-      return (await pool.domain(p.storagedomainID)).extendVolumeSize(p.imageID, p.volumeID, p.newSize);
-    },
     'Image.prepare': async (p) => {
       const r = await (await pool.domain(p.storagedomainID)).prepareImage(p.imageID, p.volumeID);
       return { path: r.path, chain: r.chain.map((v) => ({ ...v })) };
     },
     'Image.teardown': async (p) => { await (await pool.domain(p.storagedomainID)).teardownImage(p.imageID); return {}; },
-    'Image.delete': async (p) => {
-      await pool.assertSpm();
-      await (await pool.domain(p.storagedomainID)).deleteImage(p.imageID);
-      return {};
-    },
   };
 }

@@ -19,6 +19,8 @@ export interface StorageSettings {
   extentSizeMiB: number;
   thinInitialSizeMiB: number;
   maxSizeFactor: number;
+  /** File domains: how PREALLOCATED volumes are allocated (falloc, or full: write zeros). */
+  filePreallocation: 'falloc' | 'full';
 }
 
 /** Production defaults (VDSM's figures where VDSM has them). */
@@ -32,6 +34,7 @@ export const STORAGE_DEFAULTS: StorageSettings = {
   extentSizeMiB: 128,
   thinInitialSizeMiB: 2560,
   maxSizeFactor: 1.1,
+  filePreallocation: 'falloc',
 };
 
 export function createActivationDriver(s: StorageSettings, o: { log?: Logger; runner?: Runner } = {}): ActivationDriver {
@@ -51,7 +54,10 @@ export function blockDomainOptions(s: StorageSettings, driver: ActivationDriver,
 }
 
 export function fileDomainOptions(s: StorageSettings, root: string, o: { log?: Logger; runner?: Runner } = {}): FileDomainOptions {
-  return { root, qemuImgTimeoutMs: s.qemuImgTimeoutMs, ioTimeoutMs: s.ioTimeoutMs, ...(o.log ? { log: o.log } : {}), ...(o.runner ? { runner: o.runner } : {}) };
+  return {
+    root, qemuImgTimeoutMs: s.qemuImgTimeoutMs, ioTimeoutMs: s.ioTimeoutMs, preallocation: s.filePreallocation,
+    ...(o.log ? { log: o.log } : {}), ...(o.runner ? { runner: o.runner } : {}),
+  };
 }
 
 export type DomainSpec =

@@ -14,12 +14,20 @@ import type { PoolDomainInfo, PoolInfo, RepoStat } from './api-schema.js';
 import { Sanlock } from './sanlock.js';
 import { SpmRole, SPM_RESOURCE, type SpmStatus } from './spm.js';
 import { HsmMailbox, SpmMailbox } from './mailbox/index.js';
+import { randomUUID } from 'node:crypto';
+import { TaskManager } from './tasks/manager.js';
+import { FileTaskStore, type TaskStore } from './tasks/file-store.js';
+import { SlotTaskStore } from './tasks/slot-store.js';
+import { checkTaskId, type SpmTaskVerb } from './tasks/record.js';
+import { recoveryLocks, runRecoveryStep, spmOperation } from './tasks/spm-operations.js';
 
 export type AnyDomain = BlockStorageDomain | FileStorageDomain;
 
 export interface PoolSettings extends StorageSettings, MonitorSettings {
   sanlockIoTimeoutSec: number;
   spmWatchIntervalMs: number;
+  /** Agent shutdown: how long running SPM tasks may take to finish (and then, once stopped, to roll back). */
+  taskShutdownWaitMs: number;
   mailboxReplyPollMs: number;
   mailboxEventPollMs: number;
   extendTimeoutMs: number;
@@ -46,10 +54,13 @@ export class StoragePool {
   private hsm: HsmMailbox | undefined;
   private spmMailbox: SpmMailbox | undefined;
   private readonly monitors: DomainMonitors;
+  /** The SPM's tasks (attached at spmStart, from the master domain). */
+  readonly tasks: TaskManager;
 
   constructor(private readonly s: PoolSettings, private readonly log: Logger) {
     this.driver = createActivationDriver(s, { log });
     this.monitors = new DomainMonitors(s, this.sanlock, log);
+    this.tasks = new TaskManager({ log: log.child({ component: 'tasks' }), runStep: (step) => runRecoveryStep(this, step), recoveryLocks });
   }
 
   get connected(): ConnectParams | undefined { return this.conn; }
@@ -100,7 +111,7 @@ export class StoragePool {
       this.spm = new SpmRole({
         sanlock: this.sanlock, hostId: p.hostID, area, ioTimeoutSec: this.s.sanlockIoTimeoutSec,
         watchIntervalMs: this.s.spmWatchIntervalMs, log: this.log.child({ component: 'spm' }),
-        onLost: () => { void this.spmMailbox?.stop(); },
+        onLost: () => { void this.spmMailbox?.stop(); void this.tasks.abandon('SPM lease lost'); },
       });
       await this.spm.joinLockspace();
       timer.mark('lockspace');
@@ -120,6 +131,7 @@ export class StoragePool {
 
   async disconnect(): Promise<void> {
     await this.monitors.stopAll();
+    await this.tasks.shutdown(this.s.taskShutdownWaitMs).catch((e: unknown) => this.log.warn('tasks shutdown failed', { err: e }));
     await this.spmStop().catch(() => {});
     await this.hsm?.stop();
     await this.spm?.close();
@@ -198,10 +210,28 @@ export class StoragePool {
       });
       await this.spmMailbox.start();
     }
+    // VDSM's spmStart steps 6 and 10: load the persisted tasks, recover the unfinished ones.
+    if (!this.tasks.attached) await this.tasks.attach(await this.openTaskStore(), { hostId: this.conn!.hostID, lver });
     return lver;
   }
 
+  /** The master domain's task store: a tasks/ folder on a file domain, the tasks LV's slots on a block domain. */
+  private async openTaskStore(): Promise<TaskStore> {
+    const master = await this.domain(this.conn!.masterSdUUID);
+    const log = this.log.child({ component: 'tasks' });
+    return master.type === 'block' ? SlotTaskStore.open(await master.tasksArea(), log) : FileTaskStore.open(master.tasksDir, log);
+  }
+
+  /** An SPM verb as a task: answers with its id once the task is persisted; the work goes on in the background. */
+  async submitSpmTask(verb: SpmTaskVerb, params: Record<string, unknown>, taskID?: string): Promise<string> {
+    await this.assertSpm();
+    const id = taskID === undefined ? randomUUID() : checkTaskId(taskID.toLowerCase());
+    const { taskID: _id, ...rest } = params;
+    return this.tasks.submit(verb, rest, spmOperation(this, verb, rest), id);
+  }
+
   async spmStop(): Promise<void> {
+    await this.tasks.detach(); // 653 while tasks run; their records stay on the master domain
     await this.spmMailbox?.stop();
     this.spmMailbox = undefined;
     await this.spm?.spmStop();

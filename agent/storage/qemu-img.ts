@@ -39,16 +39,16 @@ export class QemuImg {
     this.runner = o.runner ?? defaultRunner;
   }
 
-  private exec(args: string[]) {
-    return this.runner(['qemu-img', ...args], { timeoutMs: this.o.timeoutMs, ...(this.o.log ? { log: this.o.log } : {}) });
+  private exec(args: string[], signal?: AbortSignal) {
+    return this.runner(['qemu-img', ...args], { timeoutMs: this.o.timeoutMs, ...(this.o.log ? { log: this.o.log } : {}), ...(signal ? { signal } : {}) });
   }
 
   /**
    * Creates an image. `backing.name` is written into the qcow2 as is (a name
    * relative to the new image's folder); the backing file is not opened (-u),
-   * so it need not be active.
+   * so it need not be active. Aborting `signal` kills qemu-img (OperationAbortedError).
    */
-  async create(path: string, o: { format: ImageFormat; size: number; backing?: { name: string; format: ImageFormat }; preallocation?: Preallocation }): Promise<void> {
+  async create(path: string, o: { format: ImageFormat; size: number; backing?: { name: string; format: ImageFormat }; preallocation?: Preallocation; signal?: AbortSignal }): Promise<void> {
     const opts: string[] = [];
     if (o.format === 'qcow2') opts.push('compat=1.1');
     if (o.preallocation && o.preallocation !== 'off') {
@@ -60,7 +60,7 @@ export class QemuImg {
     if (opts.length) args.push('-o', opts.join(','));
     if (o.backing) args.push('-u', '-b', o.backing.name, '-F', o.backing.format);
     args.push(path, String(o.size));
-    await this.exec(args);
+    await this.exec(args, o.signal);
   }
 
   async info(path: string, o: { format?: ImageFormat } = {}): Promise<ImageInfo> {

@@ -101,6 +101,14 @@ export interface CreateVolumeParams {
   initialSize?: number;
 }
 
+/** How a task drives a long SPM operation: it may stop it, and it records the time of each phase. */
+export interface OperationControl {
+  /** Aborted by Task.stop: running commands are killed and the operation undoes its own partial work. */
+  signal?: AbortSignal;
+  /** Called as each phase ends, with its name. */
+  phase?: (name: string) => void;
+}
+
 export interface PreparedVolume {
   volUUID: string;
   path: string;

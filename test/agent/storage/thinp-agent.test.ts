@@ -55,7 +55,7 @@ t.test('a thin block volume grows ahead of a guest writing 2 GiB: 0 pauses, ever
   const { spmLver } = await client.call('StoragePool.spmStart', { storagepoolID: sp });
   t.ok(spmLver >= 1, `SPM with lver ${spmLver}`);
   t.equal((await client.call('StoragePool.getSpmStatus', { storagepoolID: sp })).spmStatus, 'SPM');
-  const v = await client.call('Volume.create', { storagedomainID: sd, imageID: img, volumeID: vol, size: 4096 * MiB, volFormat: 'COW', preallocate: 'SPARSE', initialSize: 256 * MiB });
+  const v = await client.runSpmTask('Volume.create', { storagedomainID: sd, imageID: img, volumeID: vol, size: 4096 * MiB, volFormat: 'COW', preallocate: 'SPARSE', initialSize: 256 * MiB });
   t.equal(v.apparentsize, 256 * MiB, 'the thin volume starts at 256 MiB');
   t.equal(v.capacity, 4096 * MiB, 'with a 4 GiB virtual size');
 

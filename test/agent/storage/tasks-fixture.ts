@@ -1,0 +1,114 @@
+// Fixture for the SPM task tests: a sanlock daemon, a scratch storage lab
+// (loop PVs, a folder for file domains), the agent settings that go with it,
+// a pool with this agent as SPM, and small helpers to watch tasks and the
+// processes an agent left behind.
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import type { HostvisorClient } from '../../../agent/rpc/client.js';
+import type { ResultOf } from '../../../agent/api/schema.js';
+import type { Overrides } from '../harness.js';
+import { ensureSanlockDaemon, sanlockUnavailable } from './sanlock-daemon.js';
+import { storageLab, type StorageLab } from './storage-lab.js';
+
+export const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;
+
+export interface TaskLab {
+  lab: StorageLab;
+  /** Root folder for file domains. */
+  fileRoot: string;
+  /** Agent settings: loop activation in the lab, full preallocation (so a preallocated create takes seconds), 1 s sanlock io timeout. */
+  overrides: Overrides;
+}
+
+/** undefined (after t.pass) when sanlock cannot run here. Everything it makes is cleaned up by t.teardown. */
+export async function taskLab(t: Test, name: string): Promise<TaskLab | undefined> {
+  const why = await sanlockUnavailable();
+  if (why) { t.comment(`skipped: ${why}`); t.pass('skipped: sanlock cannot run here'); return undefined; }
+  const daemon = await ensureSanlockDaemon();
+  t.teardown(async () => { try { await daemon.stop(); } catch (e) { process.stderr.write(`sanlock daemon stop: ${String(e)}\n`); } });
+  const lab = await storageLab(name);
+  t.teardown(async () => { try { await lab.cleanup(); } catch (e) { process.stderr.write(`lab cleanup: ${String(e)}\n`); } });
+  lab.driver(); // so cleanup also detaches loop devices the agent attached
+  const fileRoot = join(lab.san, 'fd');
+  await mkdir(fileRoot, { recursive: true });
+  const s = lab.settings();
+  return {
+    lab, fileRoot,
+    overrides: {
+      'storage.activation': 'loop', 'storage.loopDataDir': s.loopDataDir, 'storage.loopLinkDir': s.loopLinkDir,
+      'storage.extentSizeMiB': 4, 'storage.thinInitialSizeMiB': 64, 'storage.sanlockIoTimeoutSec': 1,
+      'storage.filePreallocation': 'full', 'storage.taskShutdownWaitMs': 10_000,
+    },
+  };
+}
+
+export type DomainSpecParam = { type: 'file'; root: string } | { type: 'block'; devices: string[] };
+
+/** Creates the domain (unless it exists), connects the pool as host 1 and becomes SPM. */
+export async function becomeSpm(c: HostvisorClient, sd: string, sp: string, spec: DomainSpecParam, create: boolean): Promise<number> {
+  if (create) await c.call('StorageDomain.create', { storagedomainID: sd, spec });
+  await c.call('StoragePool.connect', { storagepoolID: sp, hostID: 1, masterSdUUID: sd, domains: { [sd]: spec } });
+  return (await c.call('StoragePool.spmStart', { storagepoolID: sp })).spmLver;
+}
+
+/** Polls Task.getStatus (every 50 ms, at most timeoutMs) until `until` holds; returns the states seen, in order, without repeats. */
+export async function watchTask(c: HostvisorClient, taskID: string, until: (s: ResultOf<'Task.getStatus'>) => boolean, timeoutMs: number): Promise<{ last: ResultOf<'Task.getStatus'>; seen: string[] }> {
+  const seen: string[] = [];
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await c.call('Task.getStatus', { taskID });
+    if (seen.at(-1) !== s.taskState) seen.push(s.taskState);
+    if (until(s)) return { last: s, seen };
+    if (Date.now() > end) throw new Error(`task ${taskID}: condition not met within ${timeoutMs} ms; states seen ${seen.join(' -> ')}; last ${JSON.stringify(s)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Waits (bounded) until a file exists with at least `bytes` allocated on disk. */
+export async function waitForAllocated(path: string, bytes: number, timeoutMs: number): Promise<number> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const st = await stat(path).catch(() => undefined);
+    const allocated = st ? st.blocks * 512 : 0;
+    if (allocated >= bytes) return allocated;
+    if (Date.now() > end) throw new Error(`${path}: ${allocated} bytes allocated after ${timeoutMs} ms, waited for ${bytes}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+
+/** Pids of processes whose command line mentions `needle` (the qemu-img a killed agent left running). */
+export async function pidsMentioning(needle: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    const cmd = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(needle)) out.push(Number(name));
+  }
+  return out;
+}
+
+/** Kills by pid (SIGKILL) each process, and waits (bounded) until it is gone. */
+export async function killPids(pids: readonly number[], timeoutMs = 10_000): Promise<void> {
+  for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end && pids.some((p) => { try { process.kill(p, 0); return true; } catch { return false; } })) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Expects the call to fail with this code; returns the error for more checks. */
+export async function rejectsWith(t: Test, p: Promise<unknown>, code: number, what: string): Promise<{ code: number; message: string; data?: unknown } | undefined> {
+  try {
+    await p;
+    t.fail(`${what}: expected error ${code}, but it succeeded`);
+    return undefined;
+  } catch (e) {
+    const err = e as { code: number; message: string; data?: unknown };
+    t.equal(err.code, code, `${what}: error ${code} (${err.message})`);
+    return err;
+  }
+}
