@@ -97,6 +97,11 @@ export class RpcServer {
     const until = Date.now() + drainMs;
     while ([...this.conns].some((c) => c.inFlight > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     for (const c of this.conns) c.ws.close(1001, 'agent stopping');
+    // A peer that cannot answer the close handshake (cut off by a network
+    // change, say) must not keep the process alive for ws's 30 s close timeout.
+    const closeBy = Date.now() + 1_000;
+    while (this.conns.size > 0 && Date.now() < closeBy) await new Promise((r) => setTimeout(r, 20));
+    for (const c of this.conns) c.ws.terminate();
     this.wss?.close();
     this.https?.closeAllConnections();
   }

@@ -9,7 +9,7 @@
 // agent. Its network settings point into the lab's folder (store, DHCP files,
 // resolv.conf), never at the machine's own.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../../../agent/config/settings.js';
@@ -181,6 +181,39 @@ export async function agentNetLab(tag: string, o: AgentNetLabOptions = {}): Prom
     await cleanup();
     throw e;
   }
+}
+
+/**
+ * Host.setupNetworks on connection CONN while the engine keeps confirming
+ * with CONFIRM_WITH every 250 ms on the same connection (as an engine polls
+ * after sending it), until the call answers.
+ */
+export async function setupConfirmed(client: PeerClient, conn: string, params: unknown, confirmWith = 'Host.confirmConnectivity'): Promise<{ result: Record<string, any>; confirms: number }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  let done = false;
+  const call = client.call<Record<string, any>>(conn, 'Host.setupNetworks', params, 60_000).finally(() => { done = true; }); // eslint-disable-line @typescript-eslint/no-explicit-any
+  call.catch(() => undefined);
+  let confirms = 0;
+  for (let i = 0; !done && i < 240; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    if (done) break;
+    await client.call(conn, confirmWith, {}, 5000).then(() => { confirms++; }, () => undefined);
+  }
+  return { result: await call, confirms };
+}
+
+/** A hook script (python, our hooking module) that appends the JSON it gets to <lab dir>/<point>.jsonl. */
+export const recordHook = (point: string): string => `#!/usr/bin/python3
+import json, os, hooking
+lab = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+with open(os.path.join(lab, '${point}.jsonl'), 'a') as f:
+    f.write(json.dumps(hooking.read_json()) + '\\n')
+`;
+
+/** What recordHook(point) saw, oldest first. */
+export function hookRecords(env: AgentNetLab, point: string): { request: Record<string, any> }[] { // eslint-disable-line @typescript-eslint/no-explicit-any
+  let text = '';
+  try { text = readFileSync(join(env.lab.dir, `${point}.jsonl`), 'utf8'); } catch { /* none yet */ }
+  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { request: Record<string, any> }); // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
 /** Calls FN every stepMs until it resolves true or timeoutMs passes; returns the ms it took, or undefined. */

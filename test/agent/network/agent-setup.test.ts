@@ -7,11 +7,9 @@
 // bad request names the field and changes nothing; a concurrent call gets 40;
 // a failed apply is rolled back, verified, and after_network_setup_fail runs.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { captureState, diff, formatDiff } from '../../../agent/network/state.js';
-import { agentNetLab, within, PeerCallError, type AgentNetLab } from './agent-lab.js';
+import { agentNetLab, hookRecords as hookRecordsOf, recordHook, setupConfirmed as setupConfirmedOn, within, PeerCallError, type AgentNetLab } from './agent-lab.js';
 import { ensureBlackhole, sh, PREFIX } from './netlab.js';
 
 const HOST = '10.250.215.1';
@@ -31,14 +29,6 @@ for name, net in data['request'].get('networks', {}).items():
         net['mtu'] = 'huge'
 hooking.write_json(data)
 `;
-// after_* hooks append what they got to <lab dir>/<point>.jsonl (the lab dir is three levels up).
-const RECORD_HOOK = (point: string) => `#!/usr/bin/python3
-import json, os, hooking
-lab = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-with open(os.path.join(lab, '${point}.jsonl'), 'a') as f:
-    f.write(json.dumps(hooking.read_json()) + '\\n')
-`;
-
 let env: AgentNetLab;
 t.before(async () => {
   env = await agentNetLab('ags', {
@@ -50,8 +40,8 @@ t.before(async () => {
     },
     hooks: {
       before_network_setup: { '50_rewrite': REWRITE_HOOK },
-      after_network_setup: { '50_record': RECORD_HOOK('after_network_setup') },
-      after_network_setup_fail: { '50_record': RECORD_HOOK('after_network_setup_fail') },
+      after_network_setup: { '50_record': recordHook('after_network_setup') },
+      after_network_setup_fail: { '50_record': recordHook('after_network_setup_fail') },
     },
   });
   await env.client.connect('engine', HOST);
@@ -59,25 +49,11 @@ t.before(async () => {
 t.teardown(async () => { await env?.cleanup(); });
 
 type Caps = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-const hookRecords = (point: string): { request: Caps }[] =>
-  (() => { try { return readFileSync(join(env.lab.dir, `${point}.jsonl`), 'utf8'); } catch { return ''; } })()
-    .split('\n').filter(Boolean).map((l) => JSON.parse(l) as { request: Caps });
+const hookRecords = (point: string) => hookRecordsOf(env, point);
 const netCaps = () => env.client.call<Caps>('engine', 'Host.getNetworkCapabilities');
 const state = () => captureState(env.lab.ip, DEVICES);
 
-/** setupNetworks while the engine keeps confirming (as an engine polls after sending it). */
-async function setupConfirmed(params: unknown, confirmWith = 'Host.confirmConnectivity'): Promise<{ result: Caps; confirms: number }> {
-  let done = false;
-  const call = env.client.call<Caps>('engine', 'Host.setupNetworks', params, 60_000).finally(() => { done = true; });
-  call.catch(() => undefined);
-  let confirms = 0;
-  for (let i = 0; !done && i < 240; i++) {
-    await sleep(250);
-    if (done) break;
-    await env.client.call('engine', confirmWith, {}, 5000).then(() => { confirms++; }, () => undefined);
-  }
-  return { result: await call, confirms };
-}
+const setupConfirmed = (params: unknown, confirmWith?: string) => setupConfirmedOn(env.client, 'engine', params, confirmWith);
 
 async function refused(params: unknown): Promise<PeerCallError> {
   const e = await env.client.call('engine', 'Host.setupNetworks', params).then(() => undefined, (x: unknown) => x);

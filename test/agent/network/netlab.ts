@@ -38,7 +38,8 @@ async function must(argv: string[]): Promise<string> {
 /** `blackhole 10.250.0.0/16` in the main namespace, added if absent and kept. */
 export async function ensureBlackhole(): Promise<void> {
   const r = await must(['ip', 'route', 'show', 'type', 'blackhole', BLACKHOLE]);
-  if (!r.trim()) await must(['ip', 'route', 'add', 'blackhole', BLACKHOLE]);
+  // Another test process may add it at the same moment ("File exists"): the check below decides.
+  if (!r.trim()) await sh(['ip', 'route', 'add', 'blackhole', BLACKHOLE]);
   const check = await must(['ip', 'route', 'show', 'type', 'blackhole', BLACKHOLE]);
   if (!check.includes('10.250.0.0/16')) throw new Error('blackhole route missing: refusing to create namespaces');
 }
