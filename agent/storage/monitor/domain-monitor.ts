@@ -160,7 +160,8 @@ export class DomainMonitor {
         this.delay = read.ms / 1000;
         const timedOut = read.kind !== 'failed' || (read.error instanceof ReadCheckError && read.error.timedOut);
         failure = { code: VDSM_STORAGE_CODES.miscFileReadException, error: describe(timedOut ? 'read check timed out' : 'read check failed', read, timeoutMs) };
-        this.o.probe.forgetPath();
+        // A read that failed may have lost its device: resolve it again. A hung one would only hang again.
+        if (!timedOut) this.o.probe.forgetPath();
       }
     }
 
