@@ -173,9 +173,12 @@ async function main(): Promise<number> {
   // Setup is bounded step by step (lab lock wait, lab.sh, agents' start, calls) and undoes itself on failure.
   const pool = await twoHostPool({ name: 'bench-thinp', pvGiB: 16, echo: ECHO });
   log(`lab, agents and pool up in ${((performance.now() - T0) / 1000).toFixed(1)} s`);
+  const measured = measure(pool, loadStart);
   try {
-    return await deadline(abortable(measure(pool, loadStart)), TIMEOUT_S * 1000, 'bench:thinp');
+    return await deadline(abortable(measured), TIMEOUT_S * 1000, 'bench:thinp');
   } finally {
+    // After an abort or timeout, let the current run's own cleanup (VM, image) finish first.
+    await deadline(measured, 60_000, 'the interrupted run').catch(() => {});
     if (LOG_DIR) {
       for (const a of pool.agents) writeFileSync(join(LOG_DIR, `agent-${a.host.name}.log`), a.logs.join('\n') + '\n');
       log(`agents' logs in ${LOG_DIR}`);
