@@ -136,10 +136,10 @@ export class HostNetworks extends EventEmitter<{ setup: [LastSetupT] }> {
         ...(this.opts.resolvConf ? { resolvConf: this.opts.resolvConf } : {}),
         ...(this.opts.probeAfterRollback ? { probeAfterRollback: this.opts.probeAfterRollback } : {}),
       });
-      Object.assign(timer.phases, tx.phasesMs);
+      const persistStart = performance.now();
       await this.store.writeRunning(desired);
       if (req.options.commitOnSuccess) await this.store.setSafe();
-      timer.mark('persist');
+      Object.assign(timer.phases, tx.phasesMs, { persist: Math.round((performance.now() - persistStart) * 10) / 10 });
       const result: SetupNetworksResult = { ...tx, phasesMs: timer.phases, request: rest, committed: req.options.commitOnSuccess };
       this.record({
         seq, startedAt, finishedAt: new Date().toISOString(), outcome: 'applied', confirmed: tx.confirmed,

@@ -11,7 +11,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readdir } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { UdhcpcClient } from '../../../agent/network/dhcp.js';
+import { Ip } from '../../../agent/network/ip.js';
 import type { Config } from '../../../agent/config/settings.js';
 import { MAIN_JS, REPO, testConfig, testPki, type Overrides } from '../harness.js';
 import { netLab, type NetLab } from './netlab.js';
@@ -138,6 +141,13 @@ export async function agentNetLab(tag: string, o: AgentNetLabOptions = {}): Prom
     peer?.stdin?.end();
     await stopChild(peer, 3000);
     await stopChild(agent, 20_000);
+    // DHCP clients the agent started (they outlive it by design, to renew): its files are named host.<dev>.*.
+    const dhcp = new UdhcpcClient({ runDir: join(lab.dir, 'run') });
+    const pidFiles = await readdir(join(lab.dir, 'run')).catch(() => [] as string[]);
+    for (const f of pidFiles) {
+      const m = /^host\.(.+)\.pid$/.exec(f);
+      if (m) await dhcp.stop(new Ip(), m[1]!).catch(() => undefined);
+    }
     await lab.cleanup();
   };
   try {
