@@ -58,9 +58,9 @@ export const HOOK_POINTS = {
   before_get_all_vm_stats: json(true, '{}'),
   after_get_all_vm_stats: json(false, 'the statsList of all VMs; may change it'),
   // networks (JSON)
-  before_network_setup: json(true, '{"request": {"networks", "bondings", "options"}}; may rewrite it'),
-  after_network_setup: json(false, '{"request": ...}'),
-  after_network_setup_fail: json(false, '{"request": ...}'),
+  before_network_setup: json(true, '{"request": {"networks", "bondings", "options"}}; may rewrite it; the rewrite is validated again (78 naming the field)'),
+  after_network_setup: json(false, '{"request": ...} as applied (after any rewrite)'),
+  after_network_setup_fail: json(false, '{"request": ...} as attempted; after the rollback, or when the request was refused'),
   // the daemon (VDSM's names, so existing hooks keep working)
   before_vdsm_start: json(false, '{}'),
   after_vdsm_stop: json(false, '{}'),

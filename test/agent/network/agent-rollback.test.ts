@@ -141,3 +141,25 @@ t.test('a move the engine confirms at the new address in time is kept', async (t
   t.ok(await env.client.reaches(NEW), 'the engine reaches the agent there');
   t.notOk(await env.client.reaches(HOST, 1000), 'not at the old one');
 });
+
+t.test('SIGTERM while a change waits for confirmation: the agent rolls it back (verified) before it exits', async (t) => {
+  const before = await state();
+  t.same(before.addrs['hvmgmt'], [`${NEW}/24`]);
+  const call = env.client.call<Caps>('new', 'Host.setupNetworks', { networks: { hvmgmt: net(MOVED) }, bondings: {}, options: { connectivityTimeout: TIMEOUT_S } }, 10_000)
+    .catch(() => undefined);
+  t.ok(await within(async () => (await state()).addrs['hvmgmt']?.includes(`${MOVED}/24`) ?? false, 10_000, 50) !== undefined, 'the change is applied');
+  const t0 = performance.now();
+  env.agent.kill('SIGTERM');
+  const exited = await new Promise<boolean>((resolve) => {
+    if (env.agent.exitCode !== null) return resolve(true);
+    const timer = setTimeout(() => resolve(false), 30_000);
+    env.agent.once('exit', () => { clearTimeout(timer); resolve(true); });
+  });
+  const ms = Math.round(performance.now() - t0);
+  t.ok(exited, `the agent exited ${ms} ms after SIGTERM`);
+  await call;
+  const order = env.logs.map((l) => (l.includes('"msg":"network rollback verified"') ? 'rollback' : l.includes('"msg":"stopped"') ? 'stopped' : '')).filter(Boolean);
+  t.same(order.slice(-2), ['rollback', 'stopped'], 'the rollback finished before the agent stopped');
+  t.same(formatDiff(diff(before, await state())), [], 'the host is as before the change');
+  t.ok(await env.lab.ping(NEW), 'and reachable');
+});
