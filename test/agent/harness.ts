@@ -1,7 +1,7 @@
 // Test harness: runs a real hostvisord (in this process, or as a child
 // process that tests may kill -9) on a free loopback port with its own
 // development PKI, and connects real mTLS clients to it.
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -17,11 +17,22 @@ import { createLogger, silentLogger, type Logger } from '../../agent/log.js';
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const MAIN_JS = join(REPO, 'dist', 'agent', 'main.js');
 
+/** A scratch folder under the temp dir, removed when this test process exits (tests never reuse them). */
+const scratchDirs: string[] = [];
+export function scratchDir(prefix: string): string {
+  if (scratchDirs.length === 0) {
+    process.once('exit', () => { for (const d of scratchDirs) rmSync(d, { recursive: true, force: true }); });
+  }
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratchDirs.push(dir);
+  return dir;
+}
+
 /** One PKI per test process (making certificates takes ~100 ms). */
 let sharedPki: string | undefined;
 export async function testPki(): Promise<string> {
   if (!sharedPki) {
-    sharedPki = mkdtempSync(join(tmpdir(), 'hv-pki-'));
+    sharedPki = scratchDir('hv-pki-');
     await ensureDevPki(sharedPki, { hostNames: ['localhost'] });
   }
   return sharedPki;
@@ -49,8 +60,8 @@ export async function testConfig(overrides: Overrides = {}): Promise<Config> {
     'stats.vmIntervalMs': 1000,
     'stats.hostIntervalMs': 1000,
     'virt.domainType': 'qemu',
-    'hooks.dir': mkdtempSync(join(tmpdir(), 'hv-hooks-')),
-    'hooks.runDir': mkdtempSync(join(tmpdir(), 'hv-run-')),
+    'hooks.dir': scratchDir('hv-hooks-'),
+    'hooks.runDir': scratchDir('hv-run-'),
     ...overrides,
   }, 'test');
 }
@@ -74,8 +85,7 @@ export async function startAgent(overrides: Overrides = {}, log: Logger = proces
 
 /** An agent as a child process, so a test can kill -9 it. Resolves once it logged "ready". */
 export async function spawnAgent(config: Config, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; logs: string[] }> {
-  const dir = mkdtempSync(join(tmpdir(), 'hv-agent-'));
-  mkdirSync(dir, { recursive: true });
+  const dir = scratchDir('hv-agent-');
   const file = join(dir, 'agent.toml');
   writeFileSync(file, Object.entries(config).map(([k, v]) => `"${k}" = ${JSON.stringify(v)}`).join('\n') + '\n');
   const child = spawn(process.execPath, [MAIN_JS, '--config', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });

@@ -1,16 +1,16 @@
 import t from 'tap';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, defaults, settingsMarkdown, settingsToml, ConfigError } from '../../../agent/config/load.js';
 import { parse } from 'smol-toml';
+import { scratchDir } from '../harness.js';
 
 t.test('a missing config file means every default', async (t) => {
   t.same(loadConfig('/nonexistent/agent.toml'), defaults());
 });
 
 t.test('the TOML file overrides defaults by table, and rejects unknown keys and wrong types', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'hv-config-'));
+  const dir = scratchDir('hv-config-');
   const file = join(dir, 'agent.toml');
   writeFileSync(file, '[libvirt]\nuri = "test:///default"\ncallTimeoutMs = 1000\n[rpc]\nport = 12345\n');
   const c = loadConfig(file);
@@ -33,7 +33,7 @@ t.test('packaging/agent.toml documents every setting at its default, and docs/co
   t.equal(shipped, settingsToml(), 'regenerate with: node dist/agent/main.js --print-settings toml');
   // Uncommented, the documented file must parse back to exactly the defaults.
   const uncommented = shipped.split('\n').map((l) => (/^# \w+ = /.test(l) ? l.slice(2) : l)).join('\n');
-  const dir = mkdtempSync(join(tmpdir(), 'hv-config-'));
+  const dir = scratchDir('hv-config-');
   writeFileSync(join(dir, 'all.toml'), uncommented);
   t.same(loadConfig(join(dir, 'all.toml')), defaults());
   t.ok(Object.keys(parse(uncommented)).length > 3);

@@ -1,10 +1,10 @@
 // Writes real hook scripts into a hook tree for tests.
-import { chmodSync, mkdirSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
+import { scratchDir } from '../harness.js';
 
 export function hookTree(): string {
-  return mkdtempSync(join(tmpdir(), 'hv-hooktree-'));
+  return scratchDir('hv-hooktree-');
 }
 
 export function addHook(root: string, point: string, name: string, body: string, mode = 0o755): string {

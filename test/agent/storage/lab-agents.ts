@@ -1,13 +1,12 @@
 // Test helper: a hostvisord running inside a multi-host lab host (its net,
 // mount and UTS namespaces), and an mTLS client to it from the main namespace.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Config } from '../../../agent/config/settings.js';
 import { pkiPaths } from '../../../agent/pki/dev-ca.js';
 import { HostvisorClient } from '../../../agent/rpc/client.js';
-import { MAIN_JS } from '../harness.js';
+import { MAIN_JS, scratchDir } from '../harness.js';
 import { assertLabRoute, type LabHost } from '../../lab/multihost/lab.js';
 
 export interface LabAgent {
@@ -33,7 +32,7 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
 
 /** Starts an agent inside `host`; resolves once it logged "ready" (60 s at most). */
 export async function spawnLabAgent(host: LabHost, config: Config, o: { readyTimeoutMs?: number; echo?: boolean } = {}): Promise<LabAgent> {
-  const dir = mkdtempSync(join(tmpdir(), `hv-agent-h${host.index}-`));
+  const dir = scratchDir(`hv-agent-h${host.index}-`);
   const file = join(dir, 'agent.toml');
   writeFileSync(file, Object.entries(config).map(([k, v]) => `"${k}" = ${JSON.stringify(v)}`).join('\n') + '\n');
   const child = host.spawn([process.execPath, MAIN_JS, '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -159,12 +159,11 @@ t.test('READY=1 (with STATUS=) only after recovery, WATCHDOG=1 every WATCHDOG_US
 
 t.test('SIGTERM while the agent is still starting (libvirt unreachable) stops it cleanly', async (t) => {
   const { spawn } = await import('node:child_process');
-  const { writeFileSync, mkdtempSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
+  const { writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
-  const { testConfig, MAIN_JS } = await import('../harness.js');
+  const { testConfig, MAIN_JS, scratchDir } = await import('../harness.js');
   const config = await testConfig({ 'libvirt.uri': 'qemu+unix:///system?socket=/nonexistent/libvirt-sock' });
-  const file = join(mkdtempSync(join(tmpdir(), 'hv-agent-')), 'agent.toml');
+  const file = join(scratchDir('hv-agent-'), 'agent.toml');
   writeFileSync(file, Object.entries(config).map(([k, v]) => `"${k}" = ${JSON.stringify(v)}`).join('\n') + '\n');
   const child = spawn(process.execPath, [MAIN_JS, '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';

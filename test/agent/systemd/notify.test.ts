@@ -2,14 +2,14 @@
 // systemd's notify socket (no systemd runs here).
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createNotifier } from '../../../agent/systemd/notify.js';
+import { scratchDir } from '../harness.js';
 
 t.test('ready and stopping reach the notify socket with our pid', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'hv-notify-'));
+  const dir = scratchDir('hv-notify-');
   const sock = join(dir, 'notify.sock');
   // A tiny datagram receiver: prints each message as one line.
   const py = spawn('/usr/bin/python3', ['-u', '-c', `
