@@ -83,6 +83,25 @@ export async function startAgent(overrides: Overrides = {}, log: Logger = proces
   return { agent, config, stop: () => agent.stop() };
 }
 
+/** Resolves true once `child` has exited, false after `ms`. */
+export function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => { child.off('exit', on); resolve(false); }, ms);
+    const on = (): void => { clearTimeout(t); resolve(true); };
+    child.once('exit', on);
+  });
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone (bounded). */
+export async function stopChild(child: ChildProcess | undefined, graceMs: number): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  if (await waitExit(child, graceMs)) return;
+  child.kill('SIGKILL');
+  await waitExit(child, 5000);
+}
+
 /** An agent as a child process, so a test can kill -9 it. Resolves once it logged "ready". */
 export async function spawnAgent(config: Config, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; logs: string[] }> {
   const dir = scratchDir('hv-agent-');

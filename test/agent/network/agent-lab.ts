@@ -16,7 +16,7 @@ import { createInterface } from 'node:readline';
 import { UdhcpcClient } from '../../../agent/network/dhcp.js';
 import { Ip } from '../../../agent/network/ip.js';
 import type { Config } from '../../../agent/config/settings.js';
-import { MAIN_JS, REPO, testConfig, testPki, type Overrides } from '../harness.js';
+import { MAIN_JS, REPO, stopChild, testConfig, testPki, type Overrides } from '../harness.js';
 import { netLab, type NetLab } from './netlab.js';
 
 export const AGENT_PORT = 54321;
@@ -116,22 +116,6 @@ export interface AgentNetLabOptions {
   overrides?: Overrides;
 }
 
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => { child.off('exit', on); resolve(false); }, ms);
-    const on = (): void => { clearTimeout(t); resolve(true); };
-    child.once('exit', on);
-  });
-}
-
-async function stopChild(child: ChildProcess | undefined, graceMs: number): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  if (await waitExit(child, graceMs)) return;
-  child.kill('SIGKILL');
-  await waitExit(child, 5000);
-}
 
 export async function agentNetLab(tag: string, o: AgentNetLabOptions = {}): Promise<AgentNetLab> {
   const lab = await netLab(tag, o.nics ?? 1);

@@ -6,7 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { Config } from '../../../agent/config/settings.js';
 import { pkiPaths } from '../../../agent/pki/dev-ca.js';
 import { HostvisorClient } from '../../../agent/rpc/client.js';
-import { MAIN_JS, scratchDir } from '../harness.js';
+import { MAIN_JS, scratchDir, stopChild, waitExit } from '../harness.js';
 import { assertLabRoute, type LabHost } from '../../lab/multihost/lab.js';
 
 export interface LabAgent {
@@ -19,15 +19,6 @@ export interface LabAgent {
   /** SIGTERM, SIGKILL after `graceMs`; resolves once the process is gone (bounded). */
   stop(graceMs?: number): Promise<void>;
   kill(): Promise<void>;
-}
-
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => { child.off('exit', on); resolve(false); }, ms);
-    const on = (): void => { clearTimeout(t); resolve(true); };
-    child.once('exit', on);
-  });
 }
 
 /** Starts an agent inside `host`; resolves once it logged "ready" (60 s at most). */
@@ -57,11 +48,7 @@ export async function spawnLabAgent(host: LabHost, config: Config, o: { readyTim
     host, config, child, logs,
     exited: () => child.exitCode !== null || child.signalCode !== null,
     async stop(graceMs = 10_000) {
-      if (agent.exited()) return;
-      child.kill('SIGTERM');
-      if (await waitExit(child, graceMs)) return;
-      child.kill('SIGKILL');
-      await waitExit(child, 5_000);
+      await stopChild(child, graceMs);
     },
     async kill() {
       if (agent.exited()) return;
