@@ -60,7 +60,8 @@ export class StoragePool {
   constructor(private readonly s: PoolSettings, private readonly log: Logger) {
     this.driver = createActivationDriver(s, { log });
     this.monitors = new DomainMonitors(s, this.sanlock, log);
-    this.tasks = new TaskManager({ log: log.child({ component: 'tasks' }), runStep: (step) => runRecoveryStep(this, step), recoveryLocks });
+    const tasksLog = log.child({ component: 'tasks' });
+    this.tasks = new TaskManager({ log: tasksLog, runStep: (step, restart) => runRecoveryStep(this, step, restart, tasksLog), recoveryLocks });
   }
 
   get connected(): ConnectParams | undefined { return this.conn; }

@@ -38,8 +38,8 @@ export interface TaskOperation {
 
 export interface TaskManagerOptions {
   log: Logger;
-  /** Runs one recovery step; returns what it did, for the task's message. */
-  runStep(step: RecoveryStep): Promise<string>;
+  /** Runs one recovery step; returns what it did, for the task's message. `restart`: the task was found unfinished at spmStart. */
+  runStep(step: RecoveryStep, restart: boolean): Promise<string>;
   /** The lock keys a loaded task needs for its recovery. */
   recoveryLocks(r: TaskRecord): string[];
 }
@@ -304,7 +304,7 @@ export class TaskManager {
   private async recoverInterrupted(t: Task): Promise<void> {
     const r = t.rec;
     r.interrupted = true;
-    t.phase('wait');
+    t.phase('recovery wait');
     if (r.state === 'init') {
       this.end(t, 'recovered', ERRORS.taskInterrupted.code, 'taskInterrupted', 'interrupted by an agent restart before it started; nothing to undo');
       await this.persist(t);
@@ -341,7 +341,7 @@ export class TaskManager {
     for (const step of steps) {
       if (!this.store) return;
       try {
-        done.push(await this.o.runStep(step));
+        done.push(await this.o.runStep(step, restart));
         t.phase(`recover ${step.kind}`);
       } catch (stepErr) {
         failure = stepErr;

@@ -110,13 +110,19 @@ export class SlotTaskStore implements TaskStore {
 
   async save(r: TaskRecord): Promise<void> {
     let slot = this.slotOf.get(r.id);
+    const fresh = slot === undefined;
     if (slot === undefined) {
       const used = new Set(this.slotOf.values());
       slot = this.heads.findIndex((_h, i) => !used.has(i));
       if (slot < 0) throw new TaskPersistError(`the task area is full (${SLOT_COUNT} tasks not cleared); clear finished tasks`);
       this.slotOf.set(r.id, slot); // claimed before the write, so two new tasks never pick the same slot
     }
-    await this.writeSlot(slot, r);
+    try {
+      await this.writeSlot(slot, r);
+    } catch (e) {
+      if (fresh) this.slotOf.delete(r.id); // nothing of it was written: the slot is free again
+      throw e;
+    }
   }
 
   async remove(taskID: string): Promise<void> {

@@ -13,6 +13,8 @@
 //                      safe (a guest may have seen the new size).
 import type { AnyDomain } from '../pool.js';
 import { VolumeExistsError, VolumeNotFoundError } from '../errors.js';
+import type { Logger } from '../../log.js';
+import { killLeftoverHelpers } from './leftovers.js';
 import type { TaskOperation } from './manager.js';
 import type { RecoveryStep, SpmTaskVerb, TaskRecord } from './record.js';
 
@@ -109,15 +111,22 @@ export function recoveryLocks(r: TaskRecord): string[] {
   return [imageLock(sd, img), ...(vol && (r.verb === 'Volume.create' || r.verb === 'Volume.delete') ? [volumeLock(sd, vol)] : [])];
 }
 
-/** Runs one recovery step as the SPM; returns what it did. Every step is idempotent. */
-export async function runRecoveryStep(pool: TaskPool, step: RecoveryStep): Promise<string> {
+/**
+ * Runs one recovery step as the SPM; returns what it did. Every step is
+ * idempotent. After a restart, helpers the dead agent left working on the
+ * volume are killed first (they would finish after the undo otherwise).
+ */
+export async function runRecoveryStep(pool: TaskPool, step: RecoveryStep, restart: boolean, log: Logger): Promise<string> {
   await pool.assertSpm();
   const dom = await pool.domain(step.sdUUID);
   switch (step.kind) {
-    case 'removeVolume':
+    case 'removeVolume': {
+      const killed = restart ? await killLeftoverHelpers(step.volUUID, log) : 0;
+      const note = killed ? ` (after killing ${killed} helper(s) the dead agent left running on it)` : '';
       return (await dom.purgeVolume(step.imgUUID, step.volUUID))
-        ? `removed the partly created volume ${step.volUUID}`
-        : `nothing of volume ${step.volUUID} was left to remove`;
+        ? `removed the partly created volume ${step.volUUID}${note}`
+        : `nothing of volume ${step.volUUID} was left to remove${note}`;
+    }
     case 'finishDeletes': {
       const removed: string[] = [];
       const kept: string[] = [];

@@ -46,11 +46,27 @@ export async function taskLab(t: Test, name: string): Promise<TaskLab | undefine
 
 export type DomainSpecParam = { type: 'file'; root: string } | { type: 'block'; devices: string[] };
 
-/** Creates the domain (unless it exists), connects the pool as host 1 and becomes SPM. */
-export async function becomeSpm(c: HostvisorClient, sd: string, sp: string, spec: DomainSpecParam, create: boolean): Promise<number> {
+/**
+ * Creates the domain (unless it exists), connects the pool as host 1 and
+ * becomes SPM. Right after an agent was killed, sanlock may not have released
+ * the dead process's lease yet: spmStart answers 40 and is retried, as an
+ * engine does (bounded; `retried` reports it).
+ */
+export async function becomeSpm(c: HostvisorClient, sd: string, sp: string, spec: DomainSpecParam, create: boolean,
+  retried: (why: string) => void = () => {}): Promise<number> {
   if (create) await c.call('StorageDomain.create', { storagedomainID: sd, spec });
   await c.call('StoragePool.connect', { storagepoolID: sp, hostID: 1, masterSdUUID: sd, domains: { [sd]: spec } });
-  return (await c.call('StoragePool.spmStart', { storagepoolID: sp })).spmLver;
+  const end = Date.now() + 30_000;
+  for (;;) {
+    try {
+      return (await c.call('StoragePool.spmStart', { storagepoolID: sp })).spmLver;
+    } catch (e) {
+      const err = e as { code?: number; message?: string };
+      if (err.code !== 40 || Date.now() > end) throw e;
+      retried(String(err.message));
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 /** Polls Task.getStatus (every 50 ms, at most timeoutMs) until `until` holds; returns the states seen, in order, without repeats. */
