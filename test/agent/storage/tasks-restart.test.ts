@@ -14,6 +14,7 @@ import { connectClient, spawnAgent, testConfig } from '../harness.js';
 import type { HostvisorClient } from '../../../agent/rpc/client.js';
 import type { Config } from '../../../agent/config/settings.js';
 import { ERRORS } from '../../../agent/api/errors.js';
+import { run } from '../../../agent/storage/exec.js';
 import {
   becomeSpm, exists, GiB, killPids, MiB, pidsMentioning, rejectsWith, taskLab, waitForAllocated, watchTask, type DomainSpecParam,
 } from './tasks-fixture.js';
@@ -119,6 +120,74 @@ t.test('kill -9 in the middle of a create on a file master: after a restart the 
   await c.call('Task.clear', { taskID: finished });
   await c.call('Task.clear', { taskID: cut });
   t.same(await readdir(tasksDir), [], 'both cleared from the master domain');
+  await c.call('StoragePool.disconnect', { storagepoolID: sp });
+  await c.close();
+  await agent.stop();
+});
+
+t.test('kill -9 during image deletions and size extensions on a block master: after a restart no image is left with a half-deleted volume, and every extended volume agrees with its image', async (t) => {
+  const tl = await taskLab(t, 'tasks-restart-delete');
+  if (!tl) return;
+  const pv = await tl.lab.makePv(8);
+  const config = await testConfig(tl.overrides);
+  const agent = agentProcess(t, config);
+  const [sd, sp] = [randomUUID(), randomUUID()];
+  const spec: DomainSpecParam = { type: 'block', devices: [pv] };
+  let c = await agent.start();
+  await becomeSpm(c, sd, sp, spec, true);
+  // Three images with a chain of three volumes each (a base and two snapshots), and two lone volumes to extend.
+  const chains = await Promise.all(Array.from({ length: 3 }, async () => {
+    const img = randomUUID();
+    const vols = [randomUUID(), randomUUID(), randomUUID()];
+    for (const [i, vol] of vols.entries()) {
+      await c.runSpmTask('Volume.create', { storagedomainID: sd, imageID: img, volumeID: vol, size: 512 * MiB, volFormat: 'COW', preallocate: 'SPARSE', ...(i ? { srcVolUUID: vols[i - 1]! } : {}) });
+    }
+    return { img, vols, taskID: '' };
+  }));
+  const grows = await Promise.all(Array.from({ length: 2 }, async () => {
+    const [img, vol] = [randomUUID(), randomUUID()];
+    await c.runSpmTask('Volume.create', { storagedomainID: sd, imageID: img, volumeID: vol, size: 512 * MiB, volFormat: 'COW', preallocate: 'SPARSE' });
+    return { img, vol, taskID: '' };
+  }));
+  for (const g of grows) g.taskID = (await c.call('Volume.extendSize', { storagedomainID: sd, imageID: g.img, volumeID: g.vol, newSize: GiB })).taskID;
+  for (const ch of chains) ch.taskID = (await c.call('Image.delete', { storagedomainID: sd, imageID: ch.img })).taskID;
+  await new Promise((r) => setTimeout(r, 150));
+  const atKill = await Promise.all([...chains, ...grows].map((x) => c.call('Task.getStatus', { taskID: x.taskID }).then((s) => s.taskState)));
+  // (The states are read after the pause; the kill comes a few ms later still.)
+  await c.close();
+  await agent.kill9();
+  t.comment(`killed with the deletions ${atKill.slice(0, 3).join(', ')} and the extensions ${atKill.slice(3).join(', ')}`);
+
+  c = await agent.start();
+  await becomeSpm(c, sd, sp, spec, false, (why) => t.comment(`spmStart retried: ${why}`));
+  const tally: string[] = [];
+  for (const ch of chains) {
+    const { last } = await watchTask(c, ch.taskID, (s) => s.taskState === 'finished', 120_000);
+    const left = (await c.call('StorageDomain.getVolumes', { storagedomainID: sd, imageID: ch.img })).volumes;
+    if (last.taskResult === 'success') {
+      t.same(left, [], `${ch.img.slice(0, 8)}: deleted before the kill, nothing left`);
+      tally.push('deleted');
+      continue;
+    }
+    t.same({ result: last.taskResult, code: last.code }, { result: 'cleanSuccess', code: ERRORS.taskInterrupted.code }, `${ch.img.slice(0, 8)} interrupted and recovered: ${last.message}`);
+    // Deletion goes children first: what is left is the base of the chain, whole and usable.
+    t.same(left.sort(), ch.vols.slice(0, left.length).sort(), `${ch.img.slice(0, 8)}: ${left.length} of 3 volumes left, the base of the chain`);
+    for (const vol of left) t.equal((await c.call('Volume.getInfo', { storagedomainID: sd, imageID: ch.img, volumeID: vol })).legality, 'LEGAL', `${vol.slice(0, 8)} is LEGAL`);
+    tally.push(`recovered with ${left.length} left`);
+  }
+  for (const g of grows) {
+    const { last } = await watchTask(c, g.taskID, (s) => s.taskState === 'finished', 120_000);
+    t.ok(last.taskResult === 'success' || (last.taskResult === 'cleanSuccess' && last.code === ERRORS.taskInterrupted.code), `extension ${g.vol.slice(0, 8)}: ${last.taskResult} ${last.message}`);
+    const info = await c.call('Volume.getInfo', { storagedomainID: sd, imageID: g.img, volumeID: g.vol });
+    t.equal(info.capacity, GiB, 'the metadata says the new size (completed on recovery if it was cut short)');
+    const prepared = await c.call('Image.prepare', { storagedomainID: sd, imageID: g.img, volumeID: g.vol });
+    const qi = JSON.parse((await run(['qemu-img', 'info', '-U', '--output', 'json', prepared.path], { timeoutMs: 30_000 })).stdout) as { 'virtual-size': number };
+    t.equal(qi['virtual-size'], GiB, 'and so does the qcow2 image');
+    await c.call('Image.teardown', { storagedomainID: sd, imageID: g.img });
+    tally.push(`extension ${last.taskResult}`);
+  }
+  t.comment(`after the restart: ${tally.join('; ')}`);
+  for (const x of [...chains, ...grows]) await c.call('Task.clear', { taskID: x.taskID });
   await c.call('StoragePool.disconnect', { storagepoolID: sp });
   await c.close();
   await agent.stop();
