@@ -54,7 +54,7 @@ export interface SetupNetworksResult extends TransactionResult {
   committed: boolean;
 }
 
-const d = <K extends keyof typeof SETTINGS>(k: K): (typeof SETTINGS)[K]['default'] => SETTINGS[k].default;
+const settingDefault = <K extends keyof typeof SETTINGS>(k: K): (typeof SETTINGS)[K]['default'] => SETTINGS[k].default;
 
 export class HostNetworks extends EventEmitter<{ setup: [LastSetupT] }> {
   readonly ip: Ip;
@@ -83,9 +83,9 @@ export class HostNetworks extends EventEmitter<{ setup: [LastSetupT] }> {
   constructor(private readonly opts: HostNetworksOptions = {}) {
     super();
     this.log = opts.log ?? silentLogger;
-    this.ip = opts.ip ?? new Ip({ timeoutMs: d('network.ipTimeoutMs'), log: this.log });
-    this.dhcp = opts.dhcp ?? new UdhcpcClient({ runDir: d('network.runDir'), log: this.log });
-    this.store = opts.store ?? new NetConfStore(d('network.confDir'));
+    this.ip = opts.ip ?? new Ip({ timeoutMs: settingDefault('network.ipTimeoutMs'), log: this.log });
+    this.dhcp = opts.dhcp ?? new UdhcpcClient({ runDir: settingDefault('network.runDir'), log: this.log });
+    this.store = opts.store ?? new NetConfStore(settingDefault('network.confDir'));
     this.connectivity = opts.connectivity ?? new ConnectivityWatch();
   }
 
@@ -130,8 +130,8 @@ export class HostNetworks extends EventEmitter<{ setup: [LastSetupT] }> {
       const running = await this.store.running();
       const tx = await runTransaction(running, desired, req.options, {
         ip: this.ip, dhcp: this.dhcp, log: this.log,
-        dhcpTimeoutMs: this.opts.dhcpTimeoutMs ?? d('network.dhcpTimeoutMs'),
-        rollbackAttempts: this.opts.rollbackAttempts ?? d('network.rollbackAttempts'),
+        dhcpTimeoutMs: this.opts.dhcpTimeoutMs ?? settingDefault('network.dhcpTimeoutMs'),
+        rollbackAttempts: this.opts.rollbackAttempts ?? settingDefault('network.rollbackAttempts'),
         waitForConfirmation: (ms) => this.connectivity.waitForConfirmation(ms),
         ...(this.opts.resolvConf ? { resolvConf: this.opts.resolvConf } : {}),
         ...(this.opts.probeAfterRollback ? { probeAfterRollback: this.opts.probeAfterRollback } : {}),
@@ -215,7 +215,7 @@ export class HostNetworks extends EventEmitter<{ setup: [LastSetupT] }> {
   restoreNetworks(markerPath?: string): Promise<RestoreReport> {
     return restoreNetworks(this.store, {
       ip: this.ip, dhcp: this.dhcp, log: this.log,
-      dhcpTimeoutMs: this.opts.dhcpTimeoutMs ?? d('network.dhcpTimeoutMs'),
+      dhcpTimeoutMs: this.opts.dhcpTimeoutMs ?? settingDefault('network.dhcpTimeoutMs'),
       ...(this.opts.resolvConf ? { resolvConf: this.opts.resolvConf } : {}),
       ...(markerPath ? { markerPath } : {}),
     });
