@@ -255,7 +255,7 @@ export class TaskManager {
   }
 
   private requireStore(): TaskStore {
-    if (!this.store) throw new HostvisorError('unavailable', 'this host is not the SPM (tasks run on the SPM)');
+    if (!this.store) throw new HostvisorError('unavailable', 'no tasks here: this host is not the SPM (or its spmStart did not finish loading them)');
     return this.store;
   }
 

@@ -11,6 +11,7 @@
 //                      capacity change is applied again (idempotent), so the
 //                      image and its metadata agree. Shrinking back is never
 //                      safe (a guest may have seen the new size).
+import { access } from 'node:fs/promises';
 import type { AnyDomain } from '../pool.js';
 import { VolumeExistsError, VolumeNotFoundError } from '../errors.js';
 import type { Logger } from '../../log.js';
@@ -44,7 +45,7 @@ export function spmOperation(pool: TaskPool, verb: SpmTaskVerb, p: P): TaskOpera
           await pool.assertSpm();
           const dom = await pool.domain(sd);
           // Under the locks, so the recovery step below can only ever remove what this task makes.
-          if ((await dom.listVolumes()).some((r) => r.volUUID === vol)) throw new VolumeExistsError(sd, vol);
+          if (await volumeIdTaken(dom, img, vol)) throw new VolumeExistsError(sd, vol);
           ctx.phase('check');
           await ctx.addRecovery({ kind: 'removeVolume', when: 'always', sdUUID: sd, imgUUID: img, volUUID: vol });
           const info = await dom.createVolume({
@@ -101,6 +102,12 @@ export function spmOperation(pool: TaskPool, verb: SpmTaskVerb, p: P): TaskOpera
       };
     }
   }
+}
+
+/** Anything by this name on the domain: a volume, or a stray LV or data file that is not one. */
+async function volumeIdTaken(dom: AnyDomain, img: string, vol: string): Promise<boolean> {
+  if ((await dom.listVolumes()).some((r) => r.volUUID === vol)) return true;
+  return dom.type === 'file' ? access(dom.volumePath(img, vol)).then(() => true, () => false) : (await dom.lvm.lvs(dom.vg, vol)).length > 0;
 }
 
 /** The locks recovery of a loaded task takes: the same as the task's own. */

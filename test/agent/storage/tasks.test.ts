@@ -87,6 +87,16 @@ t.test('SPM tasks on a file master domain', async (t) => {
     const refused = await rejectsWith(t, c.call('Task.clear', { taskID }), ERRORS.taskStateError.code, 'Task.clear of a running task');
     t.match(refused?.message ?? '', /running; only a finished task can be cleared/, 'the refusal says why');
 
+    // A second task on the same image waits for the image lock (init); stopped there, it ends at once with nothing done.
+    const queuedVol = randomUUID();
+    const queued = (await c.call('Volume.create', { storagedomainID: sd, imageID: img, volumeID: queuedVol, size: 64 * MiB, volFormat: 'COW', preallocate: 'SPARSE' })).taskID;
+    t.equal((await c.call('Task.getStatus', { taskID: queued })).taskState, 'init', 'a task on the same image waits for the first (init)');
+    await c.call('Task.stop', { taskID: queued });
+    const q = await watchTask(c, queued, (s) => s.taskState === 'finished', 5_000);
+    t.same({ result: q.last.taskResult, code: q.last.code }, { result: 'cleanSuccess', code: 411 }, `stopped while waiting: ${q.last.message}`);
+    t.equal((await c.call('Task.getStatus', { taskID })).taskState, 'running', 'the first task runs on');
+    await c.call('Task.clear', { taskID: queued });
+
     const tStop = performance.now();
     t.same(await c.call('Task.stop', { taskID }), {});
     const { last, seen } = await watchTask(c, taskID, (s) => s.taskState === 'finished', 60_000);
