@@ -63,7 +63,7 @@ export const ERRORS = {
   taskAborted: { code: 411, message: 'Task is aborted', fault: 'client' },
   taskPersistError: { code: 413, message: 'Cannot persist the task', fault: 'server' },
   spmStopError: { code: 653, message: 'Cannot stop the SPM: it has unfinished tasks', fault: 'client' },
-  taskInterrupted: { code: 1011, message: 'Task interrupted by an agent restart; recovered', fault: 'server' },
+  taskInterrupted: { code: 1011, message: 'Task interrupted by an agent restart or SPM failover; recovered', fault: 'server' },
 } as const satisfies Record<string, ErrorInfo>;
 
 export type ErrorName = keyof typeof ERRORS;

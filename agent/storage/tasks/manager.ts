@@ -306,14 +306,15 @@ export class TaskManager {
     r.interrupted = true;
     t.phase('recovery wait');
     if (r.state === 'init') {
-      this.end(t, 'recovered', ERRORS.taskInterrupted.code, 'taskInterrupted', 'interrupted by an agent restart before it started; nothing to undo');
+      this.end(t, 'recovered', ERRORS.taskInterrupted.code, 'taskInterrupted', `interrupted by ${r.hostId === this.owner.hostId ? 'an agent restart' : `the loss of its SPM (host ${r.hostId})`} before it started; nothing to undo`);
       await this.persist(t);
       return;
     }
     const was = r.state;
+    const by = r.hostId === this.owner.hostId ? 'an agent restart' : `the loss of its SPM (host ${r.hostId}); recovered by host ${this.owner.hostId}`;
     const cause = was === 'running'
-      ? new HostvisorError('taskInterrupted', `interrupted by an agent restart while running ${r.verb}`)
-      : new HostvisorError((errorName(r.error) ?? 'taskInterrupted'), `${r.message} (its recovery was interrupted by an agent restart)`);
+      ? new HostvisorError('taskInterrupted', `interrupted by ${by} while running ${r.verb}`)
+      : new HostvisorError((errorName(r.error) ?? 'taskInterrupted'), `${r.message} (its recovery was interrupted by ${by})`);
     await this.recover(t, cause, true);
   }
 
