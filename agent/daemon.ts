@@ -201,8 +201,12 @@ export class Hostvisord {
     this.accepting = false;
     await this.notify.stopping('stopping').catch(() => {});
     this.server?.stopAccepting();
-    // A setupNetworks in flight ends (committed or rolled back) before the agent goes.
-    if (!(await this.networks.idle(this.config['rpc.requestTimeoutMs']))) this.log.error('setupNetworks still running at stop');
+    // A setupNetworks in flight ends before the agent goes: one waiting for a
+    // confirmation (engines send 120 s; systemd kills us after 60) is rolled
+    // back now, so the wait is the rollback's bound, not the request timeout.
+    this.networks.connectivity.abort('the agent is stopping');
+    const settleMs = this.networks.settleBoundMs();
+    if (!(await this.networks.idle(settleMs))) this.log.error('setupNetworks still running at stop', { waitedMs: settleMs });
     await this.server?.close();
     timer.mark('drain');
     for (const t of this.timers) clearInterval(t);

@@ -239,6 +239,10 @@ export const SETTINGS = {
     default: 2,
     why: 'A second convergence pass fixes what the kernel changed under the first (routes dropped with their addresses); more would hide a real problem.',
   },
+  'network.rollbackTimeoutMs': {
+    default: 20_000,
+    why: 'A rollback is tens of ip commands (ms each) and perhaps a DHCP restart; past this it starts nothing new and reports what still differs. It bounds how long a stopping agent waits for a setupNetworks in flight, well within the unit\'s TimeoutStopSec=60.',
+  },
   'network.restoreTimeoutMs': {
     default: 120_000,
     why: '`hostvisor restore-networks` at boot gives up (exit 1, no marker) after this: room for tens of ip commands and a DHCP lease or two, within the unit\'s TimeoutStartSec.',

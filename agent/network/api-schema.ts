@@ -60,7 +60,9 @@ export const LastSetup = Type.Object({
   outcome: SetupOutcome,
   code: Type.Optional(Type.Integer({ description: 'the error code the call answered with' })),
   message: Type.Optional(Str),
-  reason: Type.Optional(Type.Union([Type.Literal('applyFailed'), Type.Literal('connectivityLost')])),
+  reason: Type.Optional(Type.Union([Type.Literal('applyFailed'), Type.Literal('connectivityLost'), Type.Literal('persistFailed')], {
+    description: 'why the change was rolled back: the apply failed; no confirmation came in time (or the agent stopped first); or it was applied but recording it (running.json, and safe.json with commitOnSuccess) failed',
+  })),
   confirmed: Type.Optional(Type.Union([Type.Boolean(), Type.Null()])),
   rollback: Type.Optional(RollbackReport),
   networks: Type.Optional(Changes),

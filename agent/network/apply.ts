@@ -7,6 +7,7 @@
 import { writeFile, rename, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { silentLogger, type Logger, PhaseTimer } from '../log.js';
+import { abortReason } from './connectivity.js';
 import type { DhcpClient, DhcpLease } from './dhcp.js';
 import { NetworkCommandError, NetworkSetupError, NetworkVerifyError } from './errors.js';
 import type { Ip } from './ip.js';
@@ -26,6 +27,8 @@ export interface ApplyDeps {
   dhcpTimeoutMs: number;
   /** Where nameservers go; default /etc/resolv.conf, or /etc/netns/NS/resolv.conf in a namespace. */
   resolvConf?: string;
+  /** Aborted when the agent stops: apply runs no further step (and a DHCP wait ends), so the caller rolls back now. */
+  signal?: AbortSignal;
 }
 
 export interface ApplyReport {
@@ -74,6 +77,12 @@ export async function applyConfig(from: NetConfigT, to: NetConfigT, deps: ApplyD
   timer.mark('plan');
   const leases: Record<string, DhcpLease> = {};
   for (const [i, s] of steps.entries()) {
+    const stopping = abortReason(deps.signal);
+    if (stopping !== undefined) {
+      throw new NetworkSetupError(`step ${i + 1}/${steps.length} (${describeStep(s)}) not run: ${stopping}`, {
+        data: { failedStep: describeStep(s), stepsDone: steps.slice(0, i).map(describeStep) },
+      });
+    }
     try {
       await runStep(s, deps, leases);
     } catch (e) {
@@ -116,7 +125,7 @@ async function runStep(s: Step, deps: ApplyDeps, leases: Record<string, DhcpLeas
     case 'sysctl': return deps.ip.exec(['/bin/sh', '-c', '[ -e "$2" ] || exit 0; echo "$1" > "$2"', 'sh', s.value, s.path]);
     case 'dhcp-stop': return deps.dhcp.stop(deps.ip, s.dev);
     case 'dhcp-start': {
-      leases[s.dev] = await deps.dhcp.start(deps.ip, s.dev, { defaultRoute: s.defaultRoute, timeoutMs: deps.dhcpTimeoutMs });
+      leases[s.dev] = await deps.dhcp.start(deps.ip, s.dev, { defaultRoute: s.defaultRoute, timeoutMs: deps.dhcpTimeoutMs, signal: deps.signal });
       return;
     }
     case 'resolv': return writeResolvConf(resolvConfPath(deps.ip, deps.resolvConf), s.nameservers);

@@ -18,6 +18,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger, type Logger } from '../log.js';
+import { abortReason } from './connectivity.js';
 import { DhcpError } from './errors.js';
 import { resolveTool } from './exec.js';
 import type { Ip } from './ip.js';
@@ -34,6 +35,8 @@ export interface DhcpLease {
 export interface DhcpStartOptions {
   defaultRoute: boolean;
   timeoutMs: number;
+  /** Stops waiting for the lease (the client is stopped, start() throws): the agent is stopping. */
+  signal?: AbortSignal;
 }
 
 export interface DhcpClient {
@@ -117,7 +120,7 @@ export class UdhcpcClient implements DhcpClient {
     if (child.pid !== undefined) await writeFile(`${b}.pid`, `${child.pid}\n`); // udhcpc rewrites it with the same pid
     this.log.info('dhcp client started', { dev, netns: ip.netns, pid: child.pid });
     const deadline = Date.now() + opts.timeoutMs;
-    while (Date.now() < deadline) {
+    while (Date.now() < deadline && !opts.signal?.aborted) {
       const lease = await this.lease(ip, dev);
       if (lease) return lease;
       if (exited !== undefined) break;
@@ -126,9 +129,11 @@ export class UdhcpcClient implements DhcpClient {
     const exitedEarly = exited; // read before stop(), whose SIGTERM makes the client exit too
     const tail = (await readFile(`${b}.log`, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ');
     await this.stop(ip, dev);
+    const abandoned = exitedEarly === undefined ? abortReason(opts.signal) : undefined;
     throw new DhcpError(exitedEarly !== undefined
       ? `DHCP client on ${dev} exited (${exitedEarly}) without a lease: ${tail}`
-      : `no DHCP lease on ${dev} within ${opts.timeoutMs} ms: ${tail}`, { data: { dev } });
+      : abandoned !== undefined ? `no DHCP lease on ${dev}: stopped waiting (${abandoned})`
+        : `no DHCP lease on ${dev} within ${opts.timeoutMs} ms: ${tail}`, { data: { dev } });
   }
 
   async running(ip: Ip, dev: string): Promise<{ pid: number; defaultRoute: boolean } | undefined> {

@@ -1,7 +1,8 @@
 // Host networking service: what the Host.* network verbs call.
 //   setupNetworks   canonicalize + validate → before_network_setup (may rewrite; re-validated)
-//                   → transaction (apply, verify, confirm or roll back + verify the rollback)
-//                   → running config → after_network_setup / after_network_setup_fail
+//                   → transaction (apply, verify, confirm, record running.json; any failure,
+//                     a failed record included, rolls back + verifies the rollback)
+//                   → after_network_setup / after_network_setup_fail
 //   confirmConnectivity / any engine request → connectivity.touch()
 //   setSafeNetworkConfig → store.setSafe()
 //   getNetworkCapabilities → capabilities() (live state, netConfigDirty, lastSetup)
@@ -11,7 +12,7 @@
 // reply lost) learns after reconnecting what happened: applied, rolled back
 // and verified, or a rollback that could not be verified.
 import { EventEmitter } from 'node:events';
-import { HookError, HostvisorError, InvalidParamsError, UnavailableError } from '../api/errors.js';
+import { HookError, HostvisorError, InvalidParamsError, ShuttingDownError, UnavailableError } from '../api/errors.js';
 import { ConfigError } from '../config/load.js';
 import { SETTINGS, type Config } from '../config/settings.js';
 import { PhaseTimer, silentLogger, type Logger } from '../log.js';
@@ -23,7 +24,8 @@ import { UdhcpcClient, type DhcpClient } from './dhcp.js';
 import { NetworkLostConnectionError, NetworkRollbackError, NetworkSetupError } from './errors.js';
 import { Ip, linkKind } from './ip.js';
 import { NetConfStore, restoreNetworks, type RestoreReport } from './persist.js';
-import { runTransaction, type TransactionResult } from './rollback.js';
+import { emptyConfig, sameConfig, type NetConfigT } from './model.js';
+import { runTransaction, settleBoundMs, type TransactionResult } from './rollback.js';
 
 export { SetupNetworksParams, NetConfig, NETWORK_DEFAULTS } from './model.js';
 export type { NetConfigT, SetupNetworksRequest } from './model.js';
@@ -37,6 +39,7 @@ export interface HostNetworksOptions {
   log?: Logger;
   dhcpTimeoutMs?: number;
   rollbackAttempts?: number;
+  rollbackTimeoutMs?: number;
   resolvConf?: string;
   probeAfterRollback?: () => Promise<boolean>;
 }
@@ -65,6 +68,12 @@ export class HostNetworks extends EventEmitter<{ setup: [LastSetupT] }> {
   private inFlight: Promise<unknown> | undefined;
   private seq = 0;
   private last: LastSetupT | undefined;
+  /**
+   * The running config when running.json could not be put back after a
+   * failed record was rolled back (it names a change the host no longer
+   * runs); used instead of the file until a write succeeds.
+   */
+  private unrecordedRunning: NetConfigT | undefined;
 
   /** From the agent's settings (network.*); used by the daemon and by `hostvisor restore-networks`. */
   static fromConfig(c: Pick<Config, Extract<keyof Config, `network.${string}`>>, log: Logger = silentLogger): HostNetworks {
@@ -76,6 +85,7 @@ export class HostNetworks extends EventEmitter<{ setup: [LastSetupT] }> {
       store: new NetConfStore(c['network.confDir']),
       dhcpTimeoutMs: c['network.dhcpTimeoutMs'],
       rollbackAttempts: c['network.rollbackAttempts'],
+      rollbackTimeoutMs: c['network.rollbackTimeoutMs'],
       resolvConf: c['network.resolvConf'],
     });
   }
@@ -93,9 +103,14 @@ export class HostNetworks extends EventEmitter<{ setup: [LastSetupT] }> {
     return (await this.ip.links()).map((l) => ({ name: l.ifname, kind: linkKind(l), ...(l.master ? { master: l.master } : {}) }));
   }
 
+  /** The config the host runs: running.json, unless it could not be corrected (see unrecordedRunning). */
+  async runningConfig(): Promise<NetConfigT> {
+    return this.unrecordedRunning ?? this.store.running();
+  }
+
   /** Validates without applying (also what setupNetworks does first). */
   async validate(params: unknown): Promise<CanonicalRequest> {
-    return canonicalize(params, await this.store.running(), await this.hostLinks());
+    return canonicalize(params, await this.runningConfig(), await this.hostLinks());
   }
 
   /** Runs one setupNetworks; throws 40 at once if one is already running. */
@@ -127,19 +142,31 @@ export class HostNetworks extends EventEmitter<{ setup: [LastSetupT] }> {
       }
       const { desired, ...rest } = req;
       summary = rest;
-      const running = await this.store.running();
-      const tx = await runTransaction(running, desired, req.options, {
-        ip: this.ip, dhcp: this.dhcp, log: this.log,
-        dhcpTimeoutMs: this.opts.dhcpTimeoutMs ?? settingDefault('network.dhcpTimeoutMs'),
-        rollbackAttempts: this.opts.rollbackAttempts ?? settingDefault('network.rollbackAttempts'),
-        waitForConfirmation: (ms) => this.connectivity.waitForConfirmation(ms),
-        ...(this.opts.resolvConf ? { resolvConf: this.opts.resolvConf } : {}),
-        ...(this.opts.probeAfterRollback ? { probeAfterRollback: this.opts.probeAfterRollback } : {}),
-      });
-      const persistStart = performance.now();
-      await this.store.writeRunning(desired);
-      if (req.options.commitOnSuccess) await this.store.setSafe();
-      Object.assign(timer.phases, tx.phasesMs, { persist: Math.round((performance.now() - persistStart) * 10) / 10 });
+      // A stopping agent starts no change (one already applying is rolled back: see ConnectivityWatch.abort).
+      if (this.connectivity.signal.aborted) throw new ShuttingDownError({ data: { reason: 'the agent is stopping' } });
+      const running = await this.runningConfig();
+      let tx: TransactionResult;
+      try {
+        tx = await runTransaction(running, desired, req.options, {
+          ip: this.ip, dhcp: this.dhcp, log: this.log,
+          dhcpTimeoutMs: this.opts.dhcpTimeoutMs ?? settingDefault('network.dhcpTimeoutMs'),
+          rollbackAttempts: this.opts.rollbackAttempts ?? settingDefault('network.rollbackAttempts'),
+          rollbackTimeoutMs: this.rollbackTimeoutMs,
+          waitForConfirmation: (ms) => this.connectivity.waitForConfirmation(ms),
+          signal: this.connectivity.signal,
+          persist: async () => {
+            await this.store.writeRunning(desired);
+            this.unrecordedRunning = undefined;
+            if (req.options.commitOnSuccess) await this.store.setSafe();
+          },
+          ...(this.opts.resolvConf ? { resolvConf: this.opts.resolvConf } : {}),
+          ...(this.opts.probeAfterRollback ? { probeAfterRollback: this.opts.probeAfterRollback } : {}),
+        });
+      } catch (e) {
+        if (e instanceof HostvisorError && e.data?.['reason'] === 'persistFailed') await this.recordRunning(running, e);
+        throw e;
+      }
+      Object.assign(timer.phases, tx.phasesMs);
       const result: SetupNetworksResult = { ...tx, phasesMs: timer.phases, request: rest, committed: req.options.commitOnSuccess };
       this.record({
         seq, startedAt, finishedAt: new Date().toISOString(), outcome: 'applied', confirmed: tx.confirmed,
@@ -161,7 +188,7 @@ export class HostNetworks extends EventEmitter<{ setup: [LastSetupT] }> {
         seq, startedAt, finishedAt: new Date().toISOString(), outcome,
         ...(e instanceof HostvisorError ? { code: e.code } : {}),
         message: (e as Error)?.message ?? String(e),
-        ...(reason === 'applyFailed' || reason === 'connectivityLost' ? { reason } : {}),
+        ...(reason === 'applyFailed' || reason === 'connectivityLost' || reason === 'persistFailed' ? { reason } : {}),
         ...(rollback ? { rollback } : {}),
         ...(summary ? { networks: summary.networks, bondings: summary.bondings } : {}),
         phasesMs: (data?.['phasesMs'] as Record<string, number> | undefined) ?? timer.phases,
@@ -169,6 +196,27 @@ export class HostNetworks extends EventEmitter<{ setup: [LastSetupT] }> {
       this.log[outcome === 'refused' ? 'info' : 'warn']('setupNetworks failed', { seq, outcome, code: (e as HostvisorError)?.code, error: (e as Error)?.message });
       await hooks.after?.(false, request);
       throw e;
+    }
+  }
+
+  /**
+   * After a change whose record failed was rolled back, running.json must
+   * name RUNNING again (writeRunning may have succeeded before setSafe
+   * failed). If it cannot be written either, the agent keeps RUNNING in
+   * memory and says so in the error's message and data.
+   */
+  private async recordRunning(running: NetConfigT, e: HostvisorError): Promise<void> {
+    const recorded = await this.store.running().catch(() => undefined);
+    if (recorded && sameConfig(recorded, running)) return;
+    try {
+      await this.store.writeRunning(running);
+      this.unrecordedRunning = undefined;
+    } catch (writeError) {
+      this.unrecordedRunning = running;
+      const note = `running.json could not be put back (${(writeError as Error).message}); the agent keeps the running config in memory`;
+      this.log.error('running config not recorded', { path: this.store.runningPath, err: writeError });
+      e.message = `${e.message}; ${note}`;
+      if (e.data) e.data['runningRecorded'] = false;
     }
   }
 
@@ -186,6 +234,15 @@ export class HostNetworks extends EventEmitter<{ setup: [LastSetupT] }> {
     return this.inFlight !== undefined;
   }
 
+  private get rollbackTimeoutMs(): number {
+    return this.opts.rollbackTimeoutMs ?? settingDefault('network.rollbackTimeoutMs');
+  }
+
+  /** How long a setupNetworks in flight can still take once connectivity.abort() was called (a stopping agent waits this long). */
+  settleBoundMs(): number {
+    return settleBoundMs(this.ip.timeoutMs, this.rollbackTimeoutMs);
+  }
+
   /** Resolves once no setupNetworks runs (at most timeoutMs): a stopping agent lets a transaction finish or roll back. */
   async idle(timeoutMs: number): Promise<boolean> {
     if (!this.inFlight) return true;
@@ -198,17 +255,22 @@ export class HostNetworks extends EventEmitter<{ setup: [LastSetupT] }> {
     }
   }
 
-  setSafeNetworkConfig(): Promise<void> {
-    return this.store.setSafe();
+  async setSafeNetworkConfig(): Promise<void> {
+    if (this.unrecordedRunning) {
+      await this.store.writeRunning(this.unrecordedRunning);
+      this.unrecordedRunning = undefined;
+    }
+    await this.store.setSafe();
   }
 
-  netConfigDirty(): Promise<boolean> {
-    return this.store.isDirty();
+  async netConfigDirty(): Promise<boolean> {
+    if (!this.unrecordedRunning) return this.store.isDirty();
+    return !sameConfig(this.unrecordedRunning, (await this.store.safe()) ?? emptyConfig());
   }
 
   /** getNetworkCapabilities (also folded into getCapabilities). */
   async capabilities(): Promise<NetworkCapabilities & { lastSetup?: LastSetupT }> {
-    const caps = await networkCapabilities(this.ip, this.dhcp, await this.store.running(), await this.store.isDirty());
+    const caps = await networkCapabilities(this.ip, this.dhcp, await this.runningConfig(), await this.netConfigDirty());
     return this.last ? { ...caps, lastSetup: this.last } : caps;
   }
 

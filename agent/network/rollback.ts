@@ -1,5 +1,8 @@
-// The setupNetworks transaction: snapshot, apply, wait for confirmation, and
-// on any failure roll back to the snapshot and VERIFY the rollback.
+// The setupNetworks transaction: snapshot, apply, wait for confirmation,
+// record the result (running.json), and on any failure roll back to the
+// snapshot and VERIFY the rollback. The rollback has its own deadline; a
+// stopping agent aborts the wait (and any further apply step) so the
+// rollback runs before it exits.
 //
 // What kubernetes-nmstate taught (peers.md #23):
 // - #482: post-rollback probes were skipped because the rollback returned
@@ -20,6 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger, PhaseTimer } from '../log.js';
 import { applyConfig, describeStep, devicesOf, dhcpView, GONE_RE, resolvConfPath, type ApplyDeps, type ApplyReport, type Step } from './apply.js';
 import { planLinksAndAddrs, planRoutes } from './converge.js';
+import { abortReason } from './connectivity.js';
 import { NetworkCommandError, NetworkLostConnectionError, NetworkRollbackError, NetworkSetupError } from './errors.js';
 import type { NetConfigT, SetupOptionsCanonical } from './model.js';
 import { captureState, diff, formatDiff, type Snapshot } from './state.js';
@@ -32,6 +36,31 @@ export interface TransactionDeps extends ApplyDeps {
   probeAfterRollback?: () => Promise<boolean>;
   /** Convergence passes before giving up (default 2). */
   rollbackAttempts?: number;
+  /**
+   * The rollback starts no pass, command or DHCP wait after this long (its
+   * DHCP waits get what is left); what is then still different is reported
+   * as not verified. Default ROLLBACK_TIMEOUT_MS.
+   */
+  rollbackTimeoutMs?: number;
+  /**
+   * Records the committed change (running config, and the safe one with
+   * commitOnSuccess). If it throws, the change is rolled back like any other
+   * failure (reason persistFailed): a host running a config its record does
+   * not know is the lie this prevents.
+   */
+  persist?: () => Promise<void>;
+}
+
+/** rollbackTimeoutMs when none is given (the agent passes network.rollbackTimeoutMs). */
+export const ROLLBACK_TIMEOUT_MS = 20_000;
+
+/**
+ * The longest a transaction can still run once its signal is aborted: the
+ * step in flight (an ip command; a DHCP wait ends at the abort), then the
+ * rollback, which may overrun its deadline by the command in flight.
+ */
+export function settleBoundMs(ipTimeoutMs: number, rollbackTimeoutMs: number): number {
+  return ipTimeoutMs + rollbackTimeoutMs + ipTimeoutMs;
 }
 
 export interface RollbackReport {
@@ -55,7 +84,7 @@ export interface TransactionResult {
   phasesMs: Record<string, number>;
 }
 
-export type FailureReason = 'applyFailed' | 'connectivityLost';
+export type FailureReason = 'applyFailed' | 'connectivityLost' | 'persistFailed';
 
 /** Runs FROM → TO as a transaction. Throws NetworkSetupError / NetworkLostConnectionError (rolled back, verified) or NetworkRollbackError. */
 export async function runTransaction(from: NetConfigT, to: NetConfigT, options: SetupOptionsCanonical, deps: TransactionDeps): Promise<TransactionResult> {
@@ -81,14 +110,25 @@ export async function runTransaction(from: NetConfigT, to: NetConfigT, options: 
     timer.mark('confirm');
     if (!confirmed) failure = { reason: 'connectivityLost' };
   }
+  if (!failure && apply && deps.persist) {
+    try {
+      await deps.persist();
+    } catch (e) {
+      failure = { reason: 'persistFailed', error: e };
+    }
+    timer.mark('persist');
+  }
   if (!failure && apply) {
     log.info('setupNetworks committed', { confirmed, ...timer.fields() });
     return { apply, confirmed, phasesMs: timer.phases };
   }
 
+  const stopping = abortReason(deps.signal);
+  const message = (e: unknown) => (e as Error)?.message ?? String(e);
   const why = failure!.reason === 'connectivityLost'
-    ? `no connectivity confirmation within ${options.connectivityTimeoutMs} ms`
-    : `apply failed: ${(failure!.error as Error)?.message ?? String(failure!.error)}`;
+    ? (stopping !== undefined ? `not confirmed: ${stopping} (connectivityTimeout ${options.connectivityTimeoutMs} ms)` : `no connectivity confirmation within ${options.connectivityTimeoutMs} ms`)
+    : failure!.reason === 'persistFailed' ? `applied, but recording it failed: ${message(failure!.error)}`
+      : `apply failed: ${message(failure!.error)}`;
   log.warn('setupNetworks failed; rolling back', { reason: failure!.reason, why });
   const rollback = await rollbackTo(before, from, deps, { attempted: to, resolvPath, resolvBefore });
   timer.mark('rollback');
@@ -129,8 +169,18 @@ export async function rollbackTo(before: Snapshot, config: NetConfigT, deps: Tra
   const log = deps.log ?? silentLogger;
   const t0 = performance.now();
   const report: RollbackReport = { verified: false, diff: [], steps: [], errors: [], impossible: [], attempts: 0, ms: 0 };
+  const budgetMs = deps.rollbackTimeoutMs ?? ROLLBACK_TIMEOUT_MS;
+  const leftMs = () => budgetMs - (performance.now() - t0);
+  let outOfTime = false;
+  const late = (what: string): boolean => {
+    if (leftMs() > 0) return false;
+    if (!outOfTime) report.errors.push(`rollback deadline (${budgetMs} ms) passed: ${what} and what follows not run`);
+    outOfTime = true;
+    return true;
+  };
   const run = async (steps: Step[]) => {
     for (const s of steps) {
+      if (late(describeStep(s))) return;
       report.steps.push(describeStep(s));
       try {
         if (s.op === 'ip') await deps.ip.run(s.args);
@@ -144,6 +194,7 @@ export async function rollbackTo(before: Snapshot, config: NetConfigT, deps: Tra
   const t = topology(config);
   const wantDhcp = new Map(Object.entries(config.networks).filter(([, n]) => n.ipv4.bootproto === 'dhcp').map(([name, n]) => [t.ipDev[name]!, n.defaultRoute]));
   for (let i = 1; i <= attempts; i++) {
+    if (i > 1 && late(`pass ${i}`)) break;
     report.attempts = i;
     try {
       // DHCP clients the failed change started (or reconfigured) go first.
@@ -156,9 +207,10 @@ export async function rollbackTo(before: Snapshot, config: NetConfigT, deps: Tra
       await run(planRoutes(before, await captureState(deps.ip, before.devices)));
       for (const [dev, defaultRoute] of wantDhcp) {
         if (await deps.dhcp.running(deps.ip, dev)) continue;
+        if (late(`dhcp start on ${dev}`)) break;
         report.steps.push(`dhcp start on ${dev}`);
         try {
-          await deps.dhcp.start(deps.ip, dev, { defaultRoute, timeoutMs: deps.dhcpTimeoutMs });
+          await deps.dhcp.start(deps.ip, dev, { defaultRoute, timeoutMs: Math.min(deps.dhcpTimeoutMs, Math.max(1, Math.round(leftMs()))) });
         } catch (e) {
           report.errors.push(`dhcp start on ${dev}: ${(e as Error).message}`);
         }

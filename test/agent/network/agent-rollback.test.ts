@@ -142,24 +142,37 @@ t.test('a move the engine confirms at the new address in time is kept', async (t
   t.notOk(await env.client.reaches(HOST, 1000), 'not at the old one');
 });
 
-t.test('SIGTERM while a change waits for confirmation: the agent rolls it back (verified) before it exits', async (t) => {
+t.test('SIGTERM while a change waits for a long confirmation (120 s): the agent rolls it back (verified) at once, then exits', async (t) => {
+  const LONG_S = 120; // what engines commonly send; systemd kills a stopping agent after TimeoutStopSec=60
   const before = await state();
   t.same(before.addrs['hvmgmt'], [`${NEW}/24`]);
-  const call = env.client.call<Caps>('new', 'Host.setupNetworks', { networks: { hvmgmt: net(MOVED) }, bondings: {}, options: { connectivityTimeout: TIMEOUT_S } }, 10_000)
+  const callMark = env.logs.length;
+  const call = env.client.call<Caps>('new', 'Host.setupNetworks', { networks: { hvmgmt: net(MOVED) }, bondings: {}, options: { connectivityTimeout: LONG_S } }, 10_000)
     .catch(() => undefined);
   t.ok(await within(async () => (await state()).addrs['hvmgmt']?.includes(`${MOVED}/24`) ?? false, 10_000, 50) !== undefined, 'the change is applied');
+  // Inside the confirmation wait (it starts right after apply's own verification).
+  t.ok(await within(async () => env.logs.slice(callMark).some((l) => l.includes('"msg":"network config applied"')), 10_000, 50) !== undefined, 'the apply finished: the agent waits for a confirmation');
+  await sleep(500);
   const t0 = performance.now();
+  const mark = env.logs.length; // what the agent logs from the SIGTERM on
   env.agent.kill('SIGTERM');
+  // Bounded well past the old behaviour (a 60 s wait, then an exit without any rollback), so that one fails here rather than hanging.
   const exited = await new Promise<boolean>((resolve) => {
     if (env.agent.exitCode !== null) return resolve(true);
-    const timer = setTimeout(() => resolve(false), 30_000);
+    const timer = setTimeout(() => resolve(false), 90_000);
     env.agent.once('exit', () => { clearTimeout(timer); resolve(true); });
   });
   const ms = Math.round(performance.now() - t0);
   t.ok(exited, `the agent exited ${ms} ms after SIGTERM`);
+  t.ok(ms < 15_000, `within a few seconds, not after the connectivity timeout or the request timeout (${ms} ms)`);
   await call;
-  const order = env.logs.map((l) => (l.includes('"msg":"network rollback verified"') ? 'rollback' : l.includes('"msg":"stopped"') ? 'stopped' : '')).filter(Boolean);
-  t.same(order.slice(-2), ['rollback', 'stopped'], 'the rollback finished before the agent stopped');
+  const since = env.logs.slice(mark).map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return {}; } });
+  const order = since.map((l) => l['msg']).filter((m) => m === 'network rollback verified' || m === 'stopped');
+  t.same(order, ['network rollback verified', 'stopped'], 'after the SIGTERM: the rollback, verified, then the agent stopped');
+  t.match(since.find((l) => l['msg'] === 'setupNetworks failed'), { outcome: 'rolledBack', code: 10, error: /not confirmed: the agent is stopping.*rolled back and verified/ },
+    'the record says why: the agent stopped before a confirmation');
+  const confirmMs = Number((since.find((l) => l['msg'] === 'network rollback verified')?.['phasesMs'] as Record<string, number> | undefined)?.['confirm']);
+  t.ok(confirmMs < 15_000, `the confirmation wait ended at the SIGTERM, not after ${LONG_S} s (${confirmMs} ms)`);
   t.same(formatDiff(diff(before, await state())), [], 'the host is as before the change');
   t.ok(await env.lab.ping(NEW), 'and reachable');
 });

@@ -142,3 +142,56 @@ t.test('a rollback that cannot restore everything is reported as NOT verified, w
   await fixed.setupNetworks({ networks: { hvnet1: net('10.250.204.2') }, bondings: {}, options: { connectivityCheck: false } });
   t.ok(await lab.ping('10.250.204.2'), 'repaired');
 });
+
+t.test('the agent stopping while a change applies: no further step runs, the change is rolled back (verified), and no new change starts', async (t) => {
+  // The first step of this change sets the MTU; the agent "receives SIGTERM" (the daemon's stop() aborts the watch) right then.
+  let nets: HostNetworks | undefined;
+  const stopsMidway: NetRunner = async (argv, opts) => {
+    if (argv.includes('mtu') && argv.includes('1400')) nets?.connectivity.abort('the agent is stopping');
+    return runCommand(argv, opts);
+  };
+  nets = lab.networks({ ip: new Ip({ netns: lab.host, runner: stopsMidway, log: testLog }) });
+  const before = await captureState(lab.ip, DEVICES);
+  const t0 = performance.now();
+  const err = await nets.setupNetworks({ networks: { hvnet1: net('10.250.204.9', 1400) }, bondings: {}, options: { connectivityTimeout: 120 } })
+    .catch((e: unknown) => e);
+  const ms = Math.round(performance.now() - t0);
+  t.type(err, NetworkSetupError);
+  const e = err as NetworkSetupError;
+  t.comment(`message: ${e.message} (${ms} ms)`);
+  t.equal(e.code, 29);
+  t.match(e.message, /not run: the agent is stopping.*rolled back and verified/, 'the steps after the abort did not run');
+  t.equal((e.data?.['rollback'] as RollbackReport).verified, true);
+  t.ok(ms < 10_000, `no wait for the 120 s confirmation (${ms} ms)`);
+  t.same(formatDiff(diff(before, await captureState(lab.ip, DEVICES))), [], 'state as before');
+  t.match(nets.lastSetup, { outcome: 'rolledBack', code: 29, reason: 'applyFailed' });
+  const refused = await nets.setupNetworks({ networks: { hvnet1: net('10.250.204.9') }, bondings: {}, options: { connectivityCheck: false } }).catch((x: unknown) => x);
+  t.equal((refused as { code?: number }).code, 1006, 'a stopping agent starts no new change (1006)');
+  t.match(nets.lastSetup, { outcome: 'refused', code: 1006 });
+  t.same(formatDiff(diff(before, await captureState(lab.ip, DEVICES))), [], 'nothing changed');
+});
+
+t.test('a rollback past its deadline starts nothing more and is reported NOT verified, within its bound', async (t) => {
+  // The rollback re-adds the old address slowly (1.5 s, as a wedged driver would); its deadline is 0.5 s.
+  const slow: NetRunner = async (argv, opts) => {
+    if (argv.includes('addr') && argv.includes('add') && argv.includes('10.250.204.2/24')) await sleep(1500);
+    return runCommand(argv, opts);
+  };
+  const nets = lab.networks({ ip: new Ip({ netns: lab.host, runner: slow, log: testLog }), rollbackTimeoutMs: 500 });
+  const t0 = performance.now();
+  const err = await nets.setupNetworks({ networks: { hvnet1: net('10.250.204.11') }, bondings: {}, options: { connectivityTimeout: 0 } })
+    .catch((e: unknown) => e);
+  const ms = Math.round(performance.now() - t0);
+  t.type(err, NetworkRollbackError, 'never reported as verified');
+  const rb = (err as NetworkRollbackError).data?.['rollback'] as RollbackReport;
+  t.comment(`rollback ${rb.ms} ms: ${rb.steps.join('; ')}; errors: ${rb.errors.join('; ')}; diff: ${rb.diff.join('; ')}`);
+  t.ok(rb.errors.some((x) => /rollback deadline \(500 ms\) passed: ip .*route.* and what follows not run/.test(x)), 'the deadline is reported with the first step it skipped');
+  t.equal(rb.attempts, 1, 'no second pass after the deadline');
+  t.ok(rb.diff.some((d) => d.includes('default')), 'the default route the rollback did not get to is in the diff');
+  t.ok(rb.ms < 500 + 1500 + 2000, `the rollback stopped near its deadline plus the command in flight (${rb.ms} ms)`);
+  t.ok(nets.settleBoundMs() >= 500, 'the stop wait covers the rollback deadline');
+  t.comment(`whole call ${ms} ms`);
+  // Repair with a working runner.
+  await lab.networks().setupNetworks({ networks: { hvnet1: net('10.250.204.2') }, bondings: {}, options: { connectivityCheck: false } });
+  t.ok(await lab.ping('10.250.204.2'), 'repaired');
+});

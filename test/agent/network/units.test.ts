@@ -5,7 +5,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { planLinksAndAddrs, planRoutes } from '../../../agent/network/converge.js';
-import { ConnectivityWatch } from '../../../agent/network/connectivity.js';
+import { abortReason, ConnectivityWatch } from '../../../agent/network/connectivity.js';
 import { verifyConfig } from '../../../agent/network/apply.js';
 import { inSubnet4, netmaskToPrefix, normalizeIpv6, parseIpv6Cidr, prefixToNetmask, subnetBounds4 } from '../../../agent/network/inet.js';
 import { atomicWriteFile, NetConfStore } from '../../../agent/network/persist.js';
@@ -129,6 +129,23 @@ t.test('connectivity watch', async (t) => {
   t.equal(await p, true);
   t.ok(performance.now() - t1 < 1000, 'wakes at once');
   t.ok(w.sinceLastMs() < 1000);
+});
+
+t.test('connectivity watch: abort() ends every wait unconfirmed at once, and every later one', async (t) => {
+  const w = new ConnectivityWatch();
+  const t0 = performance.now();
+  const waits = [w.waitForConfirmation(120_000), w.waitForConfirmation(60_000)];
+  setTimeout(() => w.abort('the agent is stopping'), 50);
+  t.same(await Promise.all(waits), [false, false], 'not confirmed');
+  t.ok(performance.now() - t0 < 5000, `at the abort, not after the timeout (${Math.round(performance.now() - t0)} ms)`);
+  t.ok(w.signal.aborted, 'the signal tells a change still applying to stop');
+  t.equal(abortReason(w.signal), 'the agent is stopping');
+  const t1 = performance.now();
+  t.equal(await w.waitForConfirmation(120_000), false, 'a wait that starts after the abort');
+  t.ok(performance.now() - t1 < 1000, 'ends at once');
+  w.touch();
+  t.equal(await w.waitForConfirmation(50), false, 'a touch does not undo the abort');
+  t.equal(abortReason(new ConnectivityWatch().signal), undefined, 'a watch never aborted has no reason');
 });
 
 t.test('address helpers', async (t) => {
