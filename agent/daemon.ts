@@ -125,6 +125,7 @@ export class Hostvisord {
     await this.hostStats.sample();
     this.timers.push(setInterval(() => { void this.hostStats.sample().catch(() => {}); }, c['stats.hostIntervalMs']).unref());
 
+    const setupNetworksCallMs = (request: unknown) => setupNetworksTimeoutMs(request, c['rpc.requestTimeoutMs'], c['network.dhcpTimeoutMs']);
     const dispatcher = new Dispatcher(createHandlers({
       manager: this.manager, ops,
       vmSample: (uuid) => this.vmStats?.stats(uuid),
@@ -141,11 +142,11 @@ export class Hostvisord {
       confirmConnectivity: () => this.networks.connectivity.touch(),
       hooks: this.hooks,
       storage: createStorageHandlers(this.pool),
-      network: createNetworkHandlers(this.networks, this.hooks),
+      network: createNetworkHandlers(this.networks, this.hooks, setupNetworksCallMs),
     }), {
       log: this.log.child({ component: 'rpc' }),
       requestTimeoutMs: c['rpc.requestTimeoutMs'],
-      timeoutFor: (m, p) => (m === 'Host.setupNetworks' ? setupNetworksTimeoutMs(p, c['rpc.requestTimeoutMs'], c['network.dhcpTimeoutMs']) : undefined),
+      timeoutFor: (m, p) => (m === 'Host.setupNetworks' ? setupNetworksCallMs(p) : undefined),
       gate: (m) => (!this.accepting ? new ShuttingDownError()
         : this.manager.recovering && !(Methods[m] as MethodDef).duringRecovery ? new RecoveryError() : undefined),
       // Any engine request proves the engine still reaches us (setupNetworks' connectivity check).

@@ -8,16 +8,33 @@ import type { SetupNetworksResultT } from './api-schema.js';
 import { describeStep } from './apply.js';
 import { networkSetupHooks } from './hooks.js';
 import type { HostNetworks, SetupNetworksResult } from './index.js';
+import { CONNECTIVITY_TIMEOUT_MAX_SEC } from './canonicalize.js';
 import { NETWORK_DEFAULTS } from './model.js';
 
 type NetworkMethod = 'Host.setupNetworks' | 'Host.setSafeNetworkConfig' | 'Host.getNetworkCapabilities';
 export type NetworkHandlers = { [M in NetworkMethod]: Handler<M> };
 
-export function createNetworkHandlers(networks: HostNetworks, hooks: Hooks): NetworkHandlers {
+/**
+ * CALL_TIMEOUT_MS(request) is how long a setupNetworks call may run
+ * (setupNetworksTimeoutMs with the agent's settings): the dispatcher applies
+ * it to the request as sent, and the handler raises it again for the request
+ * before_network_setup left, whose connectivityTimeout may be longer.
+ */
+export function createNetworkHandlers(networks: HostNetworks, hooks: Hooks, callTimeoutMs: (request: unknown) => number): NetworkHandlers {
   return {
     'Host.setupNetworks': async (p, ctx) => {
+      const setupHooks = networkSetupHooks(hooks, ctx.log);
+      const before = setupHooks.before;
+      const extend = ctx.extendTimeout;
+      if (before && extend) {
+        setupHooks.before = async (request) => {
+          const rewritten = await before(request);
+          extend(callTimeoutMs(rewritten));
+          return rewritten;
+        };
+      }
       try {
-        const r = await networks.setupNetworks(p, networkSetupHooks(hooks, ctx.log));
+        const r = await networks.setupNetworks(p, setupHooks);
         return setupResult(r, await networks.netConfigDirty());
       } catch (e) {
         throw withParamsField(e);
@@ -64,5 +81,5 @@ export function setupResult(r: SetupNetworksResult, netConfigDirty: boolean): Se
 export function setupNetworksTimeoutMs(params: unknown, requestTimeoutMs: number, dhcpTimeoutMs: number): number {
   const raw = (params as { options?: { connectivityTimeout?: unknown } } | undefined)?.options?.connectivityTimeout;
   const sec = Number(raw ?? NETWORK_DEFAULTS.connectivityTimeoutSec);
-  return requestTimeoutMs + (Number.isFinite(sec) ? Math.min(sec, 3600) * 1000 : 0) + 2 * dhcpTimeoutMs;
+  return requestTimeoutMs + (Number.isFinite(sec) ? Math.min(sec, CONNECTIVITY_TIMEOUT_MAX_SEC) * 1000 : 0) + 2 * dhcpTimeoutMs;
 }

@@ -13,6 +13,12 @@ export interface CallContext {
   peer: string;
   correlationId: string | undefined;
   log: Logger;
+  /**
+   * Raises this call's timeout to totalMs from its start (never lowers it):
+   * for a handler that learns only while running how long it may take
+   * (setupNetworks after a hook rewrote its connectivityTimeout).
+   */
+  extendTimeout?: (totalMs: number) => void;
 }
 
 export type Handler<M extends MethodName> = (params: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>;
@@ -114,7 +120,7 @@ export class Dispatcher {
         if (refused) throw refused;
       }
       const ms = this.opts.timeoutFor?.(name, typed) ?? this.opts.requestTimeoutMs;
-      const result = await this.withTimeout(name, ms, Promise.resolve(handler(typed as never, ctx)));
+      const result = await this.withTimeout(name, ms, (extendTimeout) => handler(typed as never, { ...ctx, extendTimeout }));
       const took = performance.now() - t0;
       if (took > (this.opts.slowCallMs ?? 1000)) ctx.log.info('slow call', { method: name, ms: Math.round(took) });
       else ctx.log.debug('call', { method: name, ms: Math.round(took * 10) / 10 });
@@ -124,10 +130,33 @@ export class Dispatcher {
     }
   }
 
-  private withTimeout<T>(name: string, ms: number, p: Promise<T>): Promise<T> {
+  /** Runs RUN with a timeout of ms from now, which RUN may raise through the function it gets. */
+  private withTimeout<T>(name: string, ms: number, run: (extend: (totalMs: number) => void) => Promise<T> | T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const t = setTimeout(() => reject(new HostvisorError('requestTimeout', `${name} did not finish within ${ms} ms; it may still complete`)), ms);
-      p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
+      const t0 = performance.now();
+      let limitMs = ms;
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const arm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          settled = true;
+          reject(new HostvisorError('requestTimeout', `${name} did not finish within ${limitMs} ms; it may still complete`));
+        }, Math.max(0, limitMs - (performance.now() - t0)));
+      };
+      const extend = (totalMs: number) => {
+        if (settled || !(totalMs > limitMs)) return;
+        limitMs = totalMs;
+        arm();
+      };
+      arm();
+      let p: Promise<T>;
+      try {
+        p = Promise.resolve(run(extend));
+      } catch (e) {
+        p = Promise.reject(e);
+      }
+      p.then((v) => { settled = true; clearTimeout(timer); resolve(v); }, (e) => { settled = true; clearTimeout(timer); reject(e); });
     });
   }
 

@@ -60,3 +60,21 @@ t.test("a caller's mistake is logged at info, a server fault at error; correlati
   t.equal(rejected?.correlationId, 'flow-42');
   t.equal(lines.find((l) => l.msg === 'call failed unexpectedly')?.level, 'error');
 });
+
+t.test('a handler may raise its own timeout while it runs (never lower it); the 1007 names the raised bound', async (t) => {
+  const slow = (ms: number, extendTo?: number): Handlers['Host.ping2'] => (_p, ctx) => {
+    if (extendTo !== undefined) ctx.extendTimeout?.(extendTo);
+    return new Promise((r) => setTimeout(() => r({}), ms));
+  };
+  const raised = makeDispatcher({ 'Host.ping2': slow(300, 1000) }, { timeoutMs: 100 });
+  t.same((await raised.call({ jsonrpc: '2.0', id: 1, method: 'Host.ping2' })).result, {}, 'raised to 1 s: a 300 ms call answers');
+  const lowered = makeDispatcher({ 'Host.ping2': slow(300, 10) }, { timeoutMs: 1000 });
+  t.same((await lowered.call({ jsonrpc: '2.0', id: 1, method: 'Host.ping2' })).result, {}, 'a lower value is ignored');
+  const tooSlow = makeDispatcher({ 'Host.ping2': slow(1500, 400) }, { timeoutMs: 100 });
+  const t0 = performance.now();
+  const r = await tooSlow.call({ jsonrpc: '2.0', id: 1, method: 'Host.ping2' });
+  const ms = performance.now() - t0;
+  t.equal(r.error.code, 1007);
+  t.match(r.error.message, /within 400 ms/);
+  t.ok(ms >= 390 && ms < 1400, `answered at the raised bound, counted from the call's start (${Math.round(ms)} ms)`);
+});
