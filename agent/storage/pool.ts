@@ -75,6 +75,8 @@ export class StoragePool {
     const leases = await dom.specialPath('leases');
     await this.sanlock.directInitLockspace(sdUUID, ids, 0, { ioTimeoutSec: this.s.sanlockIoTimeoutSec });
     await this.sanlock.directInitResource(sdUUID, SPM_RESOURCE, leases, SPM_LEASE_OFFSET);
+    // The new domain is in no pool: keep no loop device (or dm device) for it. Connect and the monitor activate what they use.
+    if (dom.type === 'block') await this.driver.deactivate(dom.lvm, dom.vg, ['ids', 'leases']);
     this.domains.set(sdUUID, dom);
     return dom;
   }
@@ -212,7 +214,7 @@ export class StoragePool {
       await this.spmMailbox.start();
     }
     // VDSM's spmStart steps 6 and 10: load the persisted tasks, recover the unfinished ones.
-    if (!this.tasks.attached) await this.tasks.attach(await this.openTaskStore(), { hostId: this.conn!.hostID, lver });
+    if (!this.tasks.attached) await this.tasks.attach(() => this.openTaskStore(), { hostId: this.conn!.hostID, lver });
     return lver;
   }
 

@@ -57,6 +57,8 @@ class Task {
   shown: TaskRecord;
   /** Cleared: nothing may write its record again. */
   cleared = false;
+  /** Loaded unfinished at spmStart: only its recovery runs (a stop has nothing to stop). */
+  loadedUnfinished = false;
   private saving: Promise<void> = Promise.resolve();
   private phaseStart = performance.now();
   constructor(readonly rec: TaskRecord) {
@@ -94,6 +96,7 @@ export class TaskManager {
   private readonly tasks = new Map<string, Task>();
   private readonly locks = new KeyedLock();
   private store: TaskStore | undefined;
+  private attaching: Promise<{ loaded: number; recovering: number }> | undefined;
   private owner = { hostId: 0, lver: -1 };
 
   constructor(private readonly o: TaskManagerOptions) {}
@@ -106,9 +109,22 @@ export class TaskManager {
    * them) are recovered in the background, under their locks, which are
    * taken before this returns so no new task can slip in first.
    */
-  async attach(store: TaskStore, owner: { hostId: number; lver: number }): Promise<{ loaded: number; recovering: number }> {
-    if (this.store) return { loaded: this.tasks.size, recovering: 0 };
-    const records = await store.load();
+  attach(openStore: () => Promise<TaskStore>, owner: { hostId: number; lver: number }): Promise<{ loaded: number; recovering: number }> {
+    if (this.store) return Promise.resolve({ loaded: this.tasks.size, recovering: 0 });
+    // Two spmStart calls at once load the tasks once.
+    this.attaching ??= this.load(openStore, owner).finally(() => { this.attaching = undefined; });
+    return this.attaching;
+  }
+
+  private async load(openStore: () => Promise<TaskStore>, owner: { hostId: number; lver: number }): Promise<{ loaded: number; recovering: number }> {
+    const store = await openStore();
+    let records: TaskRecord[];
+    try {
+      records = await store.load();
+    } catch (e) {
+      await store.close().catch(() => {});
+      throw e;
+    }
     this.store = store;
     this.owner = owner;
     let recovering = 0;
@@ -117,6 +133,7 @@ export class TaskManager {
       this.tasks.set(rec.id, t);
       if (isDone(rec.state)) continue;
       recovering++;
+      t.loadedUnfinished = true;
       t.done = this.locks.withAll(this.o.recoveryLocks(rec), () => this.recoverInterrupted(t));
     }
     this.o.log.info('tasks loaded', { store: store.location, loaded: records.length, recovering });
@@ -164,7 +181,7 @@ export class TaskManager {
 
   /** Starts a task; resolves with its id once its first record is persisted. */
   async submit(verb: SpmTaskVerb, params: Record<string, unknown>, op: TaskOperation, taskID: string): Promise<string> {
-    const store = this.requireStore();
+    this.requireStore();
     if (this.tasks.has(taskID)) throw new TaskIdInUseError(taskID);
     const t = new Task({
       v: 1, id: taskID, verb, params, state: 'init', code: 0, message: 'Task is initializing',
@@ -172,7 +189,7 @@ export class TaskManager {
     });
     this.tasks.set(taskID, t);
     try {
-      await t.save((r) => store.save(r));
+      await t.save((r) => this.requireStore().save(r)); // not written at all if the role ended meanwhile
     } catch (e) {
       this.tasks.delete(taskID);
       throw e;
@@ -221,7 +238,7 @@ export class TaskManager {
   stop(taskID: string): void {
     const t = this.get(taskID);
     const r = t.rec;
-    if (isDone(r.state) || r.state === 'aborting' || r.state === 'recovering') return;
+    if (isDone(r.state) || r.state === 'aborting' || r.state === 'recovering' || t.loadedUnfinished) return;
     r.stopRequested = true;
     t.controller.abort(new OperationAbortedError(`Task ${taskID} stopped by Task.stop`));
     if (r.state === 'init') {
