@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { HostvisorClient, RpcCallError } from '../rpc/client.js';
 import { pkiPaths } from '../pki/dev-ca.js';
+import { isMainModule } from './main-module.js';
 
 export function parseParamArgs(args: string[], readFile: (p: string) => string = (p) => readFileSync(p, 'utf8')): Record<string, unknown> {
   const params: Record<string, unknown> = {};
@@ -78,7 +79,7 @@ async function main(): Promise<number> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   main().then((code) => { process.exitCode = code; }, (e: unknown) => {
     process.stderr.write(`hostvisor-client: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exitCode = 1;

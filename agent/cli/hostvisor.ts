@@ -8,6 +8,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
+import { isMainModule } from './main-module.js';
 import { DEFAULT_MARKER, restoreNetworksCommand } from './restore-networks.js';
 
 const USAGE = `usage: hostvisor <command> [options]
@@ -52,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
   return report.ok ? 0 : 1;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMainModule(import.meta.url)) {
   main(process.argv.slice(2)).then(
     // exit() rather than exitCode: a restore that timed out may still hold
     // pending work (an ip command inside its own timeout); the report is out.
