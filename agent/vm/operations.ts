@@ -46,6 +46,13 @@ export interface VmOperationsOptions {
 const AFFECT_LIVE = enums.DomainModificationImpact.LIVE;
 
 export class VmOperations {
+  /**
+   * vmIDs whose create is between its "exists" check and the VM's
+   * registration (NIC and disk resolution await in between): a second
+   * create of one of them gets 4 instead of also passing the check.
+   */
+  private readonly creating = new Set<string>();
+
   constructor(private readonly o: VmOperationsOptions) {}
 
   private get m(): VmManager { return this.o.manager; }
@@ -58,7 +65,17 @@ export class VmOperations {
   async create(p: ParamsOf<'VM.create'>): Promise<{ vmId: string; status: 'WaitForLaunch' }> {
     if (!this.o.accepting()) throw new ShuttingDownError();
     if (this.m.recovering) this.m.managed(p.vmID); // throws RecoveryError
-    if (this.m.vms.has(p.vmID)) throw new VmExistsError(p.vmID);
+    if (this.m.vms.has(p.vmID) || this.creating.has(p.vmID)) throw new VmExistsError(p.vmID);
+    // Reserved before the first await; released once the VM is registered (vms.has covers it from then on) or the create failed.
+    this.creating.add(p.vmID);
+    try {
+      return await this.createReserved(p);
+    } finally {
+      this.creating.delete(p.vmID);
+    }
+  }
+
+  private async createReserved(p: ParamsOf<'VM.create'>): Promise<{ vmId: string; status: 'WaitForLaunch' }> {
     this.m.requireLibvirt(); // refuse now rather than accept and fail the launch
     if ((p.xml === undefined) === (p.spec === undefined)) {
       throw new InvalidParamsError('params: exactly one of xml and spec is required', { data: { field: 'params.xml' } });
