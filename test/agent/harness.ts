@@ -102,6 +102,17 @@ export async function stopChild(child: ChildProcess | undefined, graceMs: number
   await waitExit(child, 5000);
 }
 
+/** Teardown step: resolves when `p` settles or after `ms`; a failure or timeout is said on stderr, never thrown. */
+export async function bounded(what: string, p: Promise<unknown>, ms = 30_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const r = await Promise.race([
+    p.then(() => 'ok', (e: unknown) => `failed: ${String(e)}`),
+    new Promise((res) => { timer = setTimeout(() => res('timed out'), ms); }),
+  ]);
+  clearTimeout(timer);
+  if (r !== 'ok') process.stderr.write(`teardown ${what}: ${String(r)}\n`);
+}
+
 /** An agent as a child process, so a test can kill -9 it. Resolves once it logged "ready". */
 export async function spawnAgent(config: Config, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; logs: string[] }> {
   const dir = scratchDir('hv-agent-');

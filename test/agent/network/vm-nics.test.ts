@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { testConfig, StatusWatch, tinyGuest } from '../harness.js';
+import { bounded, testConfig, StatusWatch, tinyGuest } from '../harness.js';
 import { waitForSerialMarker } from '../../lab/guest.js';
 import { labDown, labUp, type LabHost } from '../../lab/multihost/lab.js';
 import { RpcCallError, type HostvisorClient } from '../../../agent/rpc/client.js';
@@ -27,14 +27,6 @@ const NET = 'hvvmnet';
 const RAW = 'hvvmraw';
 const GUEST_MAC = '52:54:00:61:00:10';
 const PLUG_MAC = '52:54:00:61:00:11';
-
-/** Bounded teardown step: reports, never throws. */
-async function bounded(what: string, p: Promise<unknown>, ms = 30_000): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const r = await Promise.race([p.then(() => 'ok', (e: unknown) => `failed: ${String(e)}`), new Promise((res) => { timer = setTimeout(() => res('timed out'), ms); })]);
-  clearTimeout(timer);
-  if (r !== 'ok') process.stderr.write(`teardown ${what}: ${String(r)}\n`);
-}
 
 async function must(argv: string[]): Promise<string> {
   const r = await sh(argv);

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { ParamsOf, ResultOf } from '../../../agent/api/schema.js';
 import type { HostvisorClient } from '../../../agent/rpc/client.js';
 import { labUp, labDown, type LabHost } from '../../lab/multihost/lab.js';
-import { testConfig, type Overrides, type VmSpecParam } from '../harness.js';
+import { bounded, testConfig, type Overrides, type VmSpecParam } from '../harness.js';
 import { spawnLabAgent, connectLabClient, type LabAgent } from './lab-agents.js';
 import { storageLab, type StorageLab } from './storage-lab.js';
 
@@ -38,17 +38,6 @@ export interface TwoHostPool {
   trackVm(client: HostvisorClient, vmID: string): { destroyed: boolean };
   /** Bounded, never rejects: VMs, pool disconnect, clients, agents, storage lab, labDown. */
   close(): Promise<void>;
-}
-
-/** Resolves when `p` settles or after `ms`; a failure or timeout is said on stderr, never thrown. */
-export async function bounded(what: string, p: Promise<unknown>, ms = 30_000): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const r = await Promise.race([
-    p.then(() => 'ok', (e: unknown) => `failed: ${String(e)}`),
-    new Promise((res) => { timer = setTimeout(() => res('timed out'), ms); }),
-  ]);
-  clearTimeout(timer);
-  if (r !== 'ok') process.stderr.write(`teardown ${what}: ${String(r)}\n`);
 }
 
 export async function twoHostPool(o: { name: string; pvGiB: number; settings?: Overrides; echo?: boolean }): Promise<TwoHostPool> {
