@@ -6,16 +6,17 @@
 // fails with 27 naming the NIC's field, before libvirt is asked for anything.
 import { NetworkBadBridgeError, NetworkCommandError } from './errors.js';
 import { linkKind, type Ip, type IpLinkJson } from './ip.js';
-import type { NetConfStore } from './persist.js';
+import type { NetConfigT } from './model.js';
 
 export interface NetworkBridgeDeps {
-  store: NetConfStore;
+  /** The running config (HostNetworks.runningConfig: running.json, or the truth kept in memory when it could not be written). */
+  runningConfig(): Promise<NetConfigT>;
   ip: Ip;
 }
 
 /** The bridge a VM NIC on NETWORK attaches to. FIELD names the NIC's network field in the request. */
 export async function networkBridge(deps: NetworkBridgeDeps, network: string, field: string): Promise<string> {
-  const net = (await deps.store.running()).networks[network];
+  const net = (await deps.runningConfig()).networks[network];
   if (!net) {
     throw new NetworkBadBridgeError(`${field}: there is no network "${network}" on this host`, { data: { field, network, reason: 'noNetwork' } });
   }
