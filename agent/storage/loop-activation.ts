@@ -66,7 +66,21 @@ export class LoopActivationDriver implements ActivationDriver {
 
   async removed(lvm: Lvm, vg: string, lvs: readonly string[]): Promise<void> {
     await this.deactivate(lvm, vg, lvs);
+    // A loop device with no link (an agent killed between losetup and the link) would keep the file's space forever.
+    for (const lv of lvs) await this.detachUnlinked(vg, lv);
     await Promise.all(lvs.map((lv) => rm(this.dataFile(vg, lv), { force: true })));
+  }
+
+  /** Detaches every loop device still backed by the LV's data file (the LV is gone: nothing may use it). */
+  private async detachUnlinked(vg: string, lv: string): Promise<void> {
+    const file = this.dataFile(vg, lv);
+    const names = new Set([file, await realpath(file).catch(() => file), join(await realpath(this.o.dataDir).catch(() => this.o.dataDir), vg, lv)]);
+    for (const dev of (await readdir('/sys/block').catch(() => [] as string[])).filter((d) => /^loop\d+$/.test(d))) {
+      const backing = (await readFile(`/sys/block/${dev}/loop/backing_file`, 'utf8').catch(() => '')).trim().replace(/ \(deleted\)$/, '');
+      if (!names.has(backing)) continue;
+      await this.exec(['losetup', '-d', `/dev/${dev}`]).catch((e: unknown) => this.log.warn('stray loop device not detached', { vg, lv, dev, err: e }));
+      this.log.warn('stray loop device of a removed LV detached', { vg, lv, dev });
+    }
   }
 
   async activate(lvm: Lvm, vg: string, lvs: readonly string[]): Promise<Map<string, string>> {

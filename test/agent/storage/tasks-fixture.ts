@@ -107,6 +107,16 @@ export async function pidsMentioning(needle: string): Promise<number[]> {
   return out;
 }
 
+/** Loop devices whose backing file starts with `prefix` (deleted files included). */
+export async function loopsBacking(prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const dev of (await readdir('/sys/block').catch(() => [] as string[])).filter((d) => /^loop\d+$/.test(d))) {
+    const backing = (await readFile(`/sys/block/${dev}/loop/backing_file`, 'utf8').catch(() => '')).trim();
+    if (backing.startsWith(prefix)) out.push(`/dev/${dev} (${backing})`);
+  }
+  return out;
+}
+
 /** Kills by pid (SIGKILL) each process, and waits (bounded) until it is gone. */
 export async function killPids(pids: readonly number[], timeoutMs = 10_000): Promise<void> {
   for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }

@@ -16,7 +16,7 @@ import type { Config } from '../../../agent/config/settings.js';
 import { ERRORS } from '../../../agent/api/errors.js';
 import { run } from '../../../agent/storage/exec.js';
 import {
-  becomeSpm, exists, GiB, killPids, MiB, pidsMentioning, rejectsWith, taskLab, waitForAllocated, watchTask, type DomainSpecParam,
+  becomeSpm, exists, GiB, killPids, loopsBacking, MiB, pidsMentioning, rejectsWith, taskLab, waitForAllocated, watchTask, type DomainSpecParam,
 } from './tasks-fixture.js';
 
 /** One agent process at a time, restartable; teardown leaves none running. */
@@ -233,10 +233,13 @@ t.test('kill -9 during a burst of creates on a block master: after a restart eve
       recovered++;
       t.same({ result: last.taskResult, code: last.code }, { result: 'cleanSuccess', code: ERRORS.taskInterrupted.code }, `${b.taskID.slice(0, 8)} was interrupted and recovered: ${last.message}`);
       await rejectsWith(t, c.call('Volume.getInfo', { storagedomainID: sd, imageID: b.img, volumeID: b.vol }), 201, `${b.taskID.slice(0, 8)}: its volume is gone`);
+      t.same(await loopsBacking(join(tl.lab.settings().loopDataDir, sd, b.vol)), [], `${b.taskID.slice(0, 8)}: no loop device left on its data`);
     }
     await c.call('Task.clear', { taskID: b.taskID });
   }
-  t.comment(`after the restart: ${done} finished before the kill, ${recovered} recovered`);
+  const strays = agent.logs.filter((l) => l.includes('stray loop device of a removed LV detached')).length;
+  const killed = agent.logs.filter((l) => l.includes('killed storage helpers a previous agent left running')).length;
+  t.comment(`after the restart: ${done} finished before the kill, ${recovered} recovered (${killed} with helpers killed, ${strays} unlinked loop devices detached)`);
   const left = (await c.call('StorageDomain.getVolumes', { storagedomainID: sd })).volumes;
   const expected = [volF, ...burst.filter((b) => left.includes(b.vol)).map((b) => b.vol)];
   t.equal(left.length, 1 + done, 'the domain holds exactly the volumes of the tasks that finished');
