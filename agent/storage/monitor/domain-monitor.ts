@@ -83,7 +83,6 @@ export class DomainMonitor {
   private readonly probes = new BoundedProbes();
   private readonly startedAt = performance.now();
   private timer: NodeJS.Timeout | undefined;
-  private cycle: Promise<void> | undefined;
   private stopping = false;
   private checkedAt: number | undefined;
   private refreshedAt: number | undefined;
@@ -118,11 +117,17 @@ export class DomainMonitor {
     };
   }
 
-  /** Stops checking (waiting for a running check only as long as its steps are bounded), then leaves the lockspace if asked. */
+  /**
+   * Stops checking, then leaves the lockspace if asked and drops the monitor's
+   * activations. A running check starts no further step once it sees
+   * `stopping`; the step under way (and any still stuck from an earlier check)
+   * is waited for, bounded as a step is, so that none of them activates an LV
+   * after close(). One that outlives even that is undone by the probe itself.
+   */
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.timer);
-    if (this.cycle) await Promise.race([this.cycle, sleep(this.o.readTimeoutMs + PROBE_GRACE_MS)]);
+    await this.probes.drain(this.o.readTimeoutMs + PROBE_GRACE_MS);
     const released = this.o.releaseHostId && await this.releaseHostId();
     await this.o.probe.close({ ids: released }).catch((e: unknown) => this.o.log.warn('monitor activations not dropped', { err: e }));
   }
@@ -130,9 +135,9 @@ export class DomainMonitor {
   private schedule(ms: number): void {
     if (this.stopping) return;
     this.timer = setTimeout(() => {
-      this.cycle = this.check()
+      void this.check()
         .catch((e: unknown) => this.o.log.error('domain check failed unexpectedly', { err: e }))
-        .finally(() => { this.cycle = undefined; this.schedule(this.o.intervalMs); });
+        .finally(() => this.schedule(this.o.intervalMs));
     }, ms);
     this.timer.unref();
   }
@@ -141,11 +146,14 @@ export class DomainMonitor {
     const timeoutMs = this.o.readTimeoutMs;
     let failure: Failure | undefined;
 
+    // Before every step: a stopping monitor starts nothing more (a step may activate an LV that stop() has just dropped).
+    if (this.stopping) return;
     const path = await this.probes.run('path', timeoutMs, () => this.o.probe.metadataPath());
     if (path.kind !== 'ok') {
       failure = { code: VDSM_STORAGE_CODES.storageDomainAccessError, error: describe('the domain metadata cannot be reached', path, timeoutMs) };
       if (path.kind === 'failed') this.o.probe.forgetPath();
     } else {
+      if (this.stopping) return;
       const read = await this.probes.run('read', timeoutMs, () => readHeadDirect(path.value, READ_CHECK_BYTES, timeoutMs));
       if (read.kind === 'ok') {
         this.delay = read.value.seconds;
@@ -165,6 +173,7 @@ export class DomainMonitor {
       }
     }
 
+    if (this.stopping) return;
     if (!failure && (this.refreshedAt === undefined || performance.now() - this.refreshedAt >= this.o.refreshIntervalMs)) {
       const r = await this.probes.run('refresh', timeoutMs, () => this.o.probe.refresh(timeoutMs));
       if (r.kind === 'ok') {
@@ -179,7 +188,9 @@ export class DomainMonitor {
       }
     }
 
+    if (this.stopping) return;
     await this.updateHostId(failure === undefined);
+    if (this.stopping) return;
     this.commit(failure);
   }
 
@@ -198,6 +209,7 @@ export class DomainMonitor {
 
   private async updateHostId(reachable: boolean): Promise<void> {
     const r = await this.probes.run('hostId', this.o.readTimeoutMs, async () => {
+      if (this.stopping) return this.acquired;
       const ids = await this.o.probe.idsPath();
       const state = await this.o.sanlock.inqLockspace(this.o.sdUUID, this.o.hostId, ids, 0);
       if (state === 'absent' && reachable && !this.stopping) {

@@ -7,6 +7,7 @@
 // Every file system call on the domain runs in a child process (dd, stat), so
 // a hung mount costs a killable process, never a libuv thread.
 import { join } from 'node:path';
+import type { Logger } from '../../log.js';
 import { runProcess } from '../../process.js';
 import type { BlockStorageDomain } from '../block-domain.js';
 import { decodeFileDomainMetadata, decodeVgTags } from '../domain-metadata.js';
@@ -64,14 +65,18 @@ export class FileDomainProbe implements DomainProbe {
 export class BlockDomainProbe implements DomainProbe {
   private path: string | undefined;
   private ids: string | undefined;
+  /** Set by close(): what it dropped. */
+  private closed: { ids: boolean } | undefined;
 
-  constructor(private readonly dom: BlockStorageDomain) {}
+  constructor(private readonly dom: BlockStorageDomain, private readonly log: Logger) {}
 
   async metadataPath(): Promise<string> {
     // Checking the activation is local and cheap (a link and sysfs, or /dev); activating runs lvs.
     if (this.path && await this.dom.o.driver.isActive(this.dom.vg, 'metadata')) return this.path;
-    this.path = await this.dom.specialPath('metadata');
-    return this.path;
+    const path = await this.dom.specialPath('metadata');
+    if (this.closed) return this.undoLate('metadata');
+    this.path = path;
+    return path;
   }
 
   forgetPath(): void { this.path = undefined; }
@@ -92,18 +97,33 @@ export class BlockDomainProbe implements DomainProbe {
 
   async idsPath(): Promise<string> {
     if (this.ids && await this.dom.o.driver.isActive(this.dom.vg, 'ids')) return this.ids;
-    this.ids = await this.dom.specialPath('ids');
-    return this.ids;
+    const ids = await this.dom.specialPath('ids');
+    if (this.closed?.ids) return this.undoLate('ids');
+    this.ids = ids;
+    return ids;
   }
 
   async close(o: { ids: boolean }): Promise<void> {
+    this.closed = { ids: o.ids };
     const lvs = [...(this.path ? ['metadata'] : []), ...(o.ids && this.ids ? ['ids'] : [])];
     this.path = undefined;
     if (o.ids) this.ids = undefined;
     if (lvs.length) await this.dom.o.driver.deactivate(this.dom.lvm, this.dom.vg, lvs);
   }
+
+  /**
+   * An activation that was still running when the monitor stopped and closed
+   * this probe (stuck past every bound, e.g. lvs waiting on the VG lock)
+   * finished after close(): drop it as close() would have, so no loop device
+   * stays attached for a pool this host has left.
+   */
+  private async undoLate(lv: 'metadata' | 'ids'): Promise<never> {
+    await this.dom.o.driver.deactivate(this.dom.lvm, this.dom.vg, [lv]);
+    this.log.info('an activation that finished after the monitor stopped was dropped', { lv });
+    throw new StorageError('unavailable', `the monitor of ${this.dom.sdUUID} stopped while its ${lv} LV was being activated; dropped again`);
+  }
 }
 
-export function domainProbe(dom: FileStorageDomain | BlockStorageDomain): DomainProbe {
-  return dom.type === 'file' ? new FileDomainProbe(dom) : new BlockDomainProbe(dom);
+export function domainProbe(dom: FileStorageDomain | BlockStorageDomain, log: Logger): DomainProbe {
+  return dom.type === 'file' ? new FileDomainProbe(dom) : new BlockDomainProbe(dom, log);
 }

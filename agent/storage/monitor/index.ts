@@ -25,11 +25,11 @@ export class DomainMonitors {
   /** Starts monitoring the domain (no-op if already monitored). */
   add(dom: FileStorageDomain | BlockStorageDomain, o: { hostId: number; isMaster: boolean }): void {
     if (this.monitors.has(dom.sdUUID)) return;
+    const log = this.log.child({ component: 'domain-monitor', sdUUID: dom.sdUUID });
     const m = new DomainMonitor({
-      sdUUID: dom.sdUUID, probe: domainProbe(dom), hostId: o.hostId, sanlock: this.sanlock,
+      sdUUID: dom.sdUUID, probe: domainProbe(dom, log), hostId: o.hostId, sanlock: this.sanlock,
       intervalMs: this.s.monitorIntervalMs, readTimeoutMs: this.s.monitorReadTimeoutMs, refreshIntervalMs: this.s.monitorRefreshIntervalMs,
-      sanlockIoTimeoutSec: this.s.sanlockIoTimeoutSec, releaseHostId: !o.isMaster,
-      log: this.log.child({ component: 'domain-monitor', sdUUID: dom.sdUUID }),
+      sanlockIoTimeoutSec: this.s.sanlockIoTimeoutSec, releaseHostId: !o.isMaster, log,
     });
     this.monitors.set(dom.sdUUID, m);
     m.start();

@@ -8,17 +8,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BoundedProbes } from '../../../../agent/storage/monitor/bounded-probe.js';
 import { readHeadDirect, ReadCheckError } from '../../../../agent/storage/monitor/read-delay.js';
+import { readersOf } from './processes.js';
 
 // /var/tmp: O_DIRECT needs a real file system (tmpfs refuses it).
 const scratch = await mkdtemp('/var/tmp/hv-read-check-');
 t.teardown(() => rm(scratch, { recursive: true, force: true }));
-
-/** dd processes reading `path` right now. */
-function readersOf(path: string): number {
-  // dd runs by its absolute path (/usr/bin/dd).
-  const out = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
-  return out.split('\n').filter((l) => /^(\S*\/)?dd /.test(l) && l.includes(`if=${path} `)).length;
-}
 
 t.test('an O_DIRECT read of a small metadata file returns its bytes and dd\'s delay', async (t) => {
   const f = join(scratch, 'metadata');
