@@ -76,25 +76,29 @@ const STORAGE_METHODS = {
     result: Empty, errors: ['unavailable', 'storageDomainDoesNotExist', 'invalidParams'], since: '0.3', mutating: true,
   }),
   'StoragePool.disconnect': method({
-    summary: 'Leaves the pool (stops being SPM first).', params: Type.Object({ storagepoolID: Uuid }), result: Empty,
-    errors: [], since: '0.3', mutating: true,
+    summary: 'Leaves the pool (stops being SPM first). 309 unless connected to this pool.', params: Type.Object({ storagepoolID: Uuid }), result: Empty,
+    errors: ['storagePoolUnknown'], since: '0.3', mutating: true,
   }),
   'StoragePool.getInfo': method({
     summary: "The pool as this host sees it: master domain and version, this host's id, the SPM lease holder and version, each domain's status from its monitor, with sizes. Refused with 309 unless connected to this pool.",
     params: Type.Object({ storagepoolID: Uuid }), result: PoolInfo, errors: ['storagePoolUnknown'], since: '0.3', mutating: false,
   }),
   'StoragePool.getSpmStatus': method({
-    summary: 'Who holds the SPM lease, from the lease itself.', params: Type.Object({ storagepoolID: Uuid }),
+    summary: "Who holds the SPM lease, from the lease itself (read within storage.monitorReadTimeoutMs). spmStatus is this host's role: SPM, Contend "
+      + '(its spmStart is running) or Free; spmId/spmLver name the holder (-1 when nobody holds it). A lease that cannot be read is an error (379, or 1002 '
+      + 'when it did not answer in time), never Free, unless this host is the SPM. 309 unless connected to this pool.',
+    params: Type.Object({ storagepoolID: Uuid }),
     result: Type.Object({ spmStatus: Type.Union([Type.Literal('Free'), Type.Literal('SPM'), Type.Literal('Contend')]), spmId: Type.Integer(), spmLver: Type.Integer() }),
-    errors: ['unavailable'], since: '0.3', mutating: false,
+    errors: ['storagePoolUnknown', 'storageDomainAccessError', 'timeout'], since: '0.3', mutating: false,
   }),
   'StoragePool.spmStart': method({
-    summary: 'Takes the SPM lease (fails with 40 when another host holds it); the lease version grows by one.',
+    summary: 'Takes the SPM lease (fails with 40 when another host holds it); the lease version grows by one. 309 unless connected to this pool.',
     params: Type.Object({ storagepoolID: Uuid }), result: Type.Object({ spmLver: Type.Integer() }),
-    errors: ['unavailable'], since: '0.3', mutating: true,
+    errors: ['unavailable', 'storagePoolUnknown'], since: '0.3', mutating: true,
   }),
   'StoragePool.spmStop': method({
-    summary: 'Releases the SPM lease.', params: Type.Object({ storagepoolID: Uuid }), result: Empty, errors: [], since: '0.3', mutating: true,
+    summary: 'Releases the SPM lease. 309 unless connected to this pool.', params: Type.Object({ storagepoolID: Uuid }), result: Empty,
+    errors: ['storagePoolUnknown'], since: '0.3', mutating: true,
   }),
   'Volume.create': method({
     summary: 'SPM only, a task. Creates a volume: COW (qcow2) or RAW, sparse or preallocated, optionally on a parent (a snapshot). A failed, stopped or '

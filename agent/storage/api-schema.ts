@@ -39,9 +39,13 @@ export const PoolInfo = Type.Object({
     master_uuid: Uuid,
     master_ver: Type.Integer({ description: 'as given to StoragePool.connect' }),
     hostID: Type.Integer({ description: "this host's id in the pool" }),
-    spmStatus: Type.Union([Type.Literal('Free'), Type.Literal('SPM'), Type.Literal('Contend')], { description: "this host's role" }),
-    spm_id: Type.Integer({ description: 'host id of the SPM lease holder, -1 when free or unknown' }),
-    lver: Type.Integer({ description: 'SPM lease version, -1 when free or unknown' }),
+    spmStatus: Type.Union([Type.Literal('Free'), Type.Literal('SPM'), Type.Literal('Contend'), Type.Literal('Unknown')], {
+      description: "this host's role: SPM; Contend (its spmStart is running); Free (not SPM: spm_id names the lease holder, -1 when nobody holds it); "
+        + 'Unknown (not SPM, and the lease could not be read within storage.monitorReadTimeoutMs, so whether another host holds it is not known; '
+        + 'spm_id and lver are -1). Free is never reported for a lease that was not read',
+    }),
+    spm_id: Type.Integer({ description: 'host id of the SPM lease holder; -1 when nobody holds it, or when spmStatus is Unknown' }),
+    lver: Type.Integer({ description: 'SPM lease version; -1 when nobody holds it, or when spmStatus is Unknown' }),
   }),
   dominfo: Type.Record(Uuid, PoolDomainInfo, {
     description: 'sdUUID → {status: Active (the monitor reads it) | Unknown (not checked yet) | Inactive (the last check failed, see alerts), role: Master | Regular, type: file | block, version (-1 until read), alerts: [{code, message}], disktotal, diskfree (bytes, from the last refresh)}',

@@ -1,7 +1,7 @@
 // The storage verbs' handlers, over the pool.
 import type { Handler } from '../rpc/dispatcher.js';
 import type { StoragePool } from './pool.js';
-import { UnavailableError } from '../api/errors.js';
+import { PoolNotConnectedError } from './errors.js';
 import { createTaskHandlers, type TaskHandlers } from './tasks/handlers.js';
 
 type StorageMethod = 'StorageDomain.create' | 'StorageDomain.getInfo' | 'StorageDomain.getStats' | 'StorageDomain.getImages'
@@ -13,8 +13,9 @@ type StorageMethod = 'StorageDomain.create' | 'StorageDomain.getInfo' | 'Storage
 export type StorageHandlers = { [M in StorageMethod]: Handler<M> } & TaskHandlers;
 
 export function createStorageHandlers(pool: StoragePool): StorageHandlers {
+  // VDSM's StoragePoolUnknown (309), as StoragePool.getInfo answers.
   const samePool = (id: string) => {
-    if (pool.connected?.spUUID !== id) throw new UnavailableError(`not connected to pool ${id}`);
+    if (pool.connected?.spUUID !== id) throw new PoolNotConnectedError(id, pool.connected?.spUUID);
   };
   return {
     ...createTaskHandlers(pool),

@@ -8,12 +8,12 @@ import { createActivationDriver, createDomain, openDomain, type DomainSpec, type
 import type { ActivationDriver } from './activation.js';
 import type { BlockStorageDomain } from './block-domain.js';
 import type { FileStorageDomain } from './file-domain.js';
-import { DomainNotFoundError, PoolNotConnectedError } from './errors.js';
+import { DomainNotFoundError, PoolNotConnectedError, StorageError } from './errors.js';
 import { DomainMonitors, type MonitorSettings } from './monitor/index.js';
 import type { PoolDomainInfo, PoolInfo, RepoStat } from './api-schema.js';
 import { Sanlock } from './sanlock.js';
 import { SpmRole, SPM_RESOURCE, type SpmStatus } from './spm.js';
-import { HsmMailbox, SpmMailbox } from './mailbox/index.js';
+import { HsmMailbox, SpmMailbox, type ExtendReply } from './mailbox/index.js';
 import { randomUUID } from 'node:crypto';
 import { TaskManager } from './tasks/manager.js';
 import { FileTaskStore, type TaskStore } from './tasks/file-store.js';
@@ -150,7 +150,31 @@ export class StoragePool {
     return this.spm;
   }
 
-  spmStatus(): Promise<SpmStatus> { return this.role().status(); }
+  /**
+   * StoragePool.getSpmStatus, from the lease. A lease that cannot be read in
+   * time is an error (379, or 1002 when it did not answer), never "Free": only
+   * this host's own role is known without reading it.
+   */
+  async spmStatus(): Promise<SpmStatus> {
+    const role = this.role();
+    const holder = await this.leaseHolder(role);
+    if (!(holder instanceof Error)) return holder;
+    if (role.isSpm) return { spmStatus: 'SPM', spmId: this.conn!.hostID, spmLver: role.currentLver };
+    throw new StorageError(holder instanceof StorageError && holder.errorName === 'timeout' ? 'timeout' : 'storageDomainAccessError',
+      `the SPM lease on master domain ${this.conn!.masterSdUUID} cannot be read: ${holder.message}`, 'storageDomainAccessError', { cause: holder });
+  }
+
+  /** Who holds the SPM lease, read from storage within storage.monitorReadTimeoutMs (storage may be what is failing); the error otherwise. */
+  private async leaseHolder(role: SpmRole): Promise<SpmStatus | Error> {
+    const ms = this.s.monitorReadTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<Error>((r) => { timer = setTimeout(() => r(new StorageError('timeout', `no answer in ${ms} ms`)), ms); });
+    try {
+      return await Promise.race([role.status().catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 
   /** The domain monitors' view (Host.getStorageRepoStats): any connected host, SPM or not; {} when not connected. */
   repoStats(sdUUIDs?: readonly string[]): Record<string, RepoStat> {
@@ -166,14 +190,15 @@ export class StoragePool {
   async info(spUUID: string): Promise<PoolInfo> {
     const c = this.conn;
     if (!c || c.spUUID !== spUUID || !this.spm) throw new PoolNotConnectedError(spUUID, c?.spUUID);
-    // The lease holder, read from storage; bounded, as storage may be what is failing.
-    let timer: NodeJS.Timeout | undefined;
-    const unknown = { spmStatus: this.spm.isSpm ? 'SPM' as const : 'Free' as const, spmId: -1, spmLver: -1 };
-    const spm = await Promise.race([
-      this.spm.status().catch((e: unknown) => { this.log.warn('SPM lease unreadable for getInfo', { err: e }); return unknown; }),
-      new Promise<SpmStatus>((r) => { timer = setTimeout(() => r(unknown), this.s.monitorReadTimeoutMs); }),
-    ]);
-    clearTimeout(timer);
+    // The lease holder, read from storage. Unread, it is Unknown, never Free (which says nobody holds the lease);
+    // only this host's own role is known without it.
+    const holder = await this.leaseHolder(this.spm);
+    let spm: Omit<SpmStatus, 'spmStatus'> & { spmStatus: PoolInfo['info']['spmStatus'] };
+    if (!(holder instanceof Error)) spm = holder;
+    else {
+      this.log.warn('SPM lease unreadable for getInfo', { err: holder });
+      spm = this.spm.isSpm ? { spmStatus: 'SPM', spmId: c.hostID, spmLver: this.spm.currentLver } : { spmStatus: 'Unknown', spmId: -1, spmLver: -1 };
+    }
     const dominfo: Record<string, PoolDomainInfo> = {};
     for (const [sd, spec] of Object.entries(c.domains)) {
       const st = this.monitors.status(sd);
@@ -245,11 +270,12 @@ export class StoragePool {
     await this.role().assertSpm();
   }
 
-  /** The host side of thin provisioning: ask the SPM (through the mailbox) to grow a volume. */
-  async requestExtend(sdUUID: string, volUUID: string, sizeMiB: number): Promise<void> {
+  /** The host side of thin provisioning: ask the SPM (through the mailbox) to grow a volume. Returns the SPM's reply (its request id names the request in both hosts' logs). */
+  async requestExtend(sdUUID: string, volUUID: string, sizeMiB: number): Promise<ExtendReply> {
     if (!this.hsm) throw new UnavailableError('not connected to a storage pool');
     const r = await this.hsm.requestExtend({ domainId: sdUUID, volumeId: volUUID, sizeMiB });
-    if (r.status !== 'ok') throw new UnavailableError(`SPM could not extend ${volUUID}: ${r.reasonText || r.reason}`, { data: { reason: r.reason } });
+    if (r.status !== 'ok') throw new UnavailableError(`SPM could not extend ${volUUID}: ${r.reasonText || r.reason}`, { data: { reason: r.reason, requestId: r.requestId } });
+    return r;
   }
 
   async refreshVolume(sdUUID: string, volUUID: string): Promise<number> {

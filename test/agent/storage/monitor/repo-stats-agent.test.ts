@@ -19,6 +19,7 @@ import { Sanlock } from '../../../../agent/storage/sanlock.js';
 import type { RepoStat } from '../../../../agent/storage/api-schema.js';
 import { ensureSanlockDaemon, sanlockUnavailable } from '../sanlock-daemon.js';
 import { storageLab } from '../storage-lab.js';
+import { readersOf } from './processes.js';
 
 const INTERVAL_MS = 500;
 const READ_TIMEOUT_MS = 1_500;
@@ -36,15 +37,9 @@ async function waitFor(client: HostvisorClient, what: string, ok: (s: Stats) => 
   throw new Error(`timed out waiting for ${what}; last stats: ${JSON.stringify(last)}`);
 }
 
-/** dd processes reading `path` right now. */
-function readersOf(path: string): number {
-  // dd runs by its absolute path (/usr/bin/dd).
-  return execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => /^(\S*\/)?dd /.test(l) && l.includes(`if=${path} `)).length;
-}
+const why = await sanlockUnavailable();
 
-t.test('domain monitor: repo stats and pool info through a real agent, while one domain\'s storage breaks and comes back', async (t) => {
-  const why = await sanlockUnavailable();
-  if (why) { t.comment(`skipped: ${why}`); t.pass('skipped: sanlock cannot run here'); return; }
+t.test('domain monitor: repo stats and pool info through a real agent, while one domain\'s storage breaks and comes back', { skip: why ?? false }, async (t) => {
   const daemon = await ensureSanlockDaemon();
   t.teardown(async () => { try { await daemon.stop(); } catch (e) { process.stderr.write(`sanlock daemon stop: ${String(e)}\n`); } });
   const lab = await storageLab('monitor-agent');
@@ -67,8 +62,8 @@ t.test('domain monitor: repo stats and pool info through a real agent, while one
   t.teardown(async () => {
     try {
       if (pvHeader) await directWrite(pv, 0, pvHeader, { timeoutMs: 10_000 });
-      // Already disconnected when the test got to its end (40).
-      await client.call('StoragePool.disconnect', { storagepoolID: sp }).catch((e: unknown) => { if ((e as RpcCallError).code !== 40) process.stderr.write(`disconnect: ${String(e)}\n`); });
+      // Already disconnected when the test got to its end (309).
+      await client.call('StoragePool.disconnect', { storagepoolID: sp }).catch((e: unknown) => { if ((e as RpcCallError).code !== 309) process.stderr.write(`disconnect: ${String(e)}\n`); });
       await client.close();
       await stop();
     } catch (e) { process.stderr.write(`teardown: ${String(e)}\n`); }
@@ -135,8 +130,33 @@ t.test('domain monitor: repo stats and pool info through a real agent, while one
   info = await client.call('StoragePool.getInfo', { storagepoolID: sp });
   t.match(info.info, { spmStatus: 'SPM', spm_id: 1, lver: spmLver }, `SPM id and lease version (${spmLver}) from the lease`);
   await client.call('StoragePool.spmStop', { storagepoolID: sp });
-  const other = await client.call('StoragePool.getInfo', { storagepoolID: randomUUID() }).then(() => undefined, (e: unknown) => e);
-  t.ok(other instanceof RpcCallError && other.code === 309, 'getInfo of another pool: 309');
+  // Another pool's id: 309 (VDSM's StoragePoolUnknown) from every pool verb alike.
+  const otherPool = randomUUID();
+  for (const [verb, call] of [
+    ['getInfo', () => client.call('StoragePool.getInfo', { storagepoolID: otherPool })],
+    ['getSpmStatus', () => client.call('StoragePool.getSpmStatus', { storagepoolID: otherPool })],
+    ['spmStart', () => client.call('StoragePool.spmStart', { storagepoolID: otherPool })],
+    ['spmStop', () => client.call('StoragePool.spmStop', { storagepoolID: otherPool })],
+    ['disconnect', () => client.call('StoragePool.disconnect', { storagepoolID: otherPool })],
+  ] as const) {
+    const e = await call().then(() => undefined, (err: unknown) => err);
+    t.ok(e instanceof RpcCallError && e.code === 309 && e.message.includes(sp), `${verb} of another pool: 309 naming the connected pool (${String(e)})`);
+  }
+
+  // ---- the SPM lease unreadable (the master's leases file moved away): not SPM, so the holder is Unknown, never Free
+  const leasesFile = join(fileRoot, fileSd, 'dom_md', 'leases');
+  await rename(leasesFile, `${leasesFile}.aside`);
+  try {
+    info = await client.call('StoragePool.getInfo', { storagepoolID: sp });
+    t.match(info.info, { spmStatus: 'Unknown', spm_id: -1, lver: -1 }, `getInfo with the lease unreadable: ${JSON.stringify(info.info)}`);
+    t.match(info.dominfo[blockSd], { status: 'Active' }, 'and still reports the domains');
+    const st = await client.call('StoragePool.getSpmStatus', { storagepoolID: sp }).then((r) => r, (err: unknown) => err);
+    t.ok(st instanceof RpcCallError && st.code === 379, `getSpmStatus with the lease unreadable is an error, 379, not Free (${st instanceof Error ? st.message : JSON.stringify(st)})`);
+  } finally {
+    await rename(`${leasesFile}.aside`, leasesFile);
+  }
+  info = await client.call('StoragePool.getInfo', { storagepoolID: sp });
+  t.match(info.info, { spmStatus: 'Free', spm_id: -1, lver: -1 }, 'the lease read again: Free, nobody holds it');
 
   // ---- file domain: metadata removed
   const md = join(fileRoot, fileSd, 'dom_md', 'metadata');
