@@ -16,6 +16,7 @@ import type { HostvisorClient } from '../agent/rpc/client.js';
 import type { LabAgent } from '../test/agent/storage/lab-agents.js';
 import { sanlockUnavailable } from '../test/agent/storage/sanlock-daemon.js';
 import { MiB, createVolume, deleteImage, logRecords, twoHostPool, type TwoHostPool } from '../test/agent/storage/two-host-pool.js';
+import { auditExtensions, describeUnmatched } from '../test/agent/storage/extension-audit.js';
 import { aborted, checkAborted, deadline, envInt, fmt, log, printTable, round, runBench } from './bench-util.js';
 import { PHASE_ROWS, addRunSamples, summarizePhases, type PhaseSamples } from './thinp-phases.js';
 
@@ -34,6 +35,8 @@ type Kind = 'thin' | 'prealloc';
 interface Run {
   kind: Kind; round: number; guestSecs: number; hostSecs: number; mibPerSec: number; pauses: number;
   extensions: number; servedByA: number; servedByB: number; finalMiB: number;
+  /** Extensions that no request A served ok for B (same request id, volume, at least the size) accounts for; 0 expected. */
+  unmatched: number;
   /** Extensions to a size an earlier one of the run already reached (a second extension joined to the first's request). */
   repeated: number;
 }
@@ -84,10 +87,13 @@ async function runOnce(c: Ctx, kind: Kind, r: number): Promise<Run> {
     const served = logRecords(agentA.logs, 'extend request served', aFrom).filter(ofVol);
     const servedOkForB = served.filter((x) => x['hostId'] === 2 && x['status'] === 'ok');
     const servedByB = logRecords(agentB.logs, 'extend request served', bFrom).filter(ofVol).length;
+    // Each extension on its own: matched by its request id to a request A served ok for B (host id 2), this volume, at least its size.
+    const audit = auditExtensions(extended, servedOkForB, 2);
+    if (audit.unmatched.length) log(`${kind} round ${r}: ${audit.unmatched.length} extension(s) not accounted for by A's log: ${describeUnmatched(audit)}`);
     if (kind === 'thin') addRunSamples(c.samples, extended, logRecords(agentB.logs, 'extend request answered', bFrom).filter(ofVol), servedOkForB);
     const run: Run = {
       kind, round: r, guestSecs, hostSecs, mibPerSec: WRITE_MIB / guestSecs, pauses,
-      extensions: extended.length, servedByA: servedOkForB.length, servedByB, finalMiB,
+      extensions: extended.length, servedByA: servedOkForB.length, servedByB, finalMiB, unmatched: audit.unmatched.length,
       repeated: extended.length - new Set(extended.map((x) => x['toMiB'])).size,
     };
     log(`${kind} round ${r}: ${WRITE_MIB} MiB in ${guestSecs} s in the guest (${run.mibPerSec.toFixed(0)} MiB/s; ${hostSecs.toFixed(1)} s seen from the host), `
@@ -150,7 +156,8 @@ async function measure(pool: TwoHostPool, loadStart: number): Promise<number> {
     served_by_spm: sum(thin, (x) => x.servedByA),
     repeated_extensions: sum(thin, (x) => x.repeated),
     served_by_vm_host: sum(runs, (x) => x.servedByB),
-    all_via_mailbox_to_spm: thin.every((x) => x.servedByA >= x.extensions) && runs.every((x) => x.servedByB === 0),
+    unmatched_extensions: sum(runs, (x) => x.unmatched),
+    all_via_mailbox_to_spm: runs.every((x) => x.unmatched === 0 && x.servedByB === 0),
     vdsm_roundtrip_avg_s: VDSM_ROUNDTRIP.avg_s, vdsm_roundtrip_min_s: VDSM_ROUNDTRIP.min_s, vdsm_roundtrip_max_s: VDSM_ROUNDTRIP.max_s,
     write_mib: WRITE_MIB, initial_mib: INITIAL_MIB, capacity_mib: CAPACITY_MIB, rounds: ROUNDS, hosts: 2,
     spm_host: agentA.host.name, vm_host: agentB.host.name,

@@ -26,8 +26,12 @@ interface Tracked extends ChunkedDrive {
 export interface DriveMonitorOptions {
   getConnection: () => Connection;
   policy: ThinpPolicy;
-  /** Asks the SPM to extend the volume to sizeMiB and waits for its answer (through the mailbox). */
-  requestExtend: (drive: ChunkedDrive, sizeMiB: number) => Promise<void>;
+  /**
+   * Asks the SPM to extend the volume to sizeMiB and waits for its answer (through the mailbox).
+   * The answer's request id (and the SPM that served it) go into the "drive extended" record,
+   * so each extension can be matched to the SPM's "extend request served".
+   */
+  requestExtend: (drive: ChunkedDrive, sizeMiB: number) => Promise<ExtendAnswer | void>;
   /** Makes this host see the new size (lvchange --refresh / losetup -c); returns the new size in bytes. */
   refresh: (drive: ChunkedDrive) => Promise<number>;
   /** Resumes a VM paused on ENOSPC (through the VM layer, so its status follows). */
@@ -38,8 +42,15 @@ export interface DriveMonitorOptions {
   log: Logger;
 }
 
+/** What the SPM's reply says about the request (the mailbox's request id, as both hosts log it). */
+export interface ExtendAnswer {
+  requestId: string;
+  spmHostId?: number;
+}
+
 export interface ExtensionRecord {
   vmId: string; target: string; fromMiB: number; toMiB: number; phasesMs: Record<string, number>; totalMs: number; trigger: string;
+  requestId?: string; spmHostId?: number;
 }
 
 /** Extending or at its maximum: nothing for a check to do. */
@@ -153,7 +164,7 @@ export class DriveMonitor {
         await this.o.resumeIfEnospc(d.vmId);
         return;
       }
-      await this.o.requestExtend(d, size);
+      const answer = await this.o.requestExtend(d, size);
       timer.mark('request');
       const now = await this.o.refresh(d);
       timer.mark('refresh');
@@ -164,10 +175,11 @@ export class DriveMonitor {
       timer.mark('rearm');
       await this.o.resumeIfEnospc(d.vmId);
       timer.mark('resume');
-      const rec: ExtensionRecord = { vmId: d.vmId, target: d.target, fromMiB: Math.round(phys / 1048576), toMiB: size, trigger, ...timer.fields() } as ExtensionRecord;
+      const served = answer ? { requestId: answer.requestId, ...(answer.spmHostId !== undefined ? { spmHostId: answer.spmHostId } : {}) } : {};
+      const rec: ExtensionRecord = { vmId: d.vmId, target: d.target, fromMiB: Math.round(phys / 1048576), toMiB: size, trigger, ...served, ...timer.fields() } as ExtensionRecord;
       this.history.push(rec);
       if (this.history.length > 1000) this.history.shift();
-      log.info('drive extended', { fromMiB: rec.fromMiB, toMiB: size, trigger, ...timer.fields() });
+      log.info('drive extended', { fromMiB: rec.fromMiB, toMiB: size, trigger, ...served, ...timer.fields() });
       // Writes may already have passed the new threshold: look again at once.
       void this.check(this.key(d.vmId, d.target), 'after-extend');
     } catch (e) {
