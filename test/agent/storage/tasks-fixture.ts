@@ -22,10 +22,14 @@ export interface TaskLab {
   overrides: Overrides;
 }
 
-/** undefined (after t.pass) when sanlock cannot run here. Everything it makes is cleaned up by t.teardown. */
+/**
+ * undefined when sanlock cannot run here: the test is then marked skipped
+ * (plan 0 with the reason; the caller returns at once). Everything it makes
+ * is cleaned up by t.teardown.
+ */
 export async function taskLab(t: Test, name: string): Promise<TaskLab | undefined> {
   const why = await sanlockUnavailable();
-  if (why) { t.comment(`skipped: ${why}`); t.pass('skipped: sanlock cannot run here'); return undefined; }
+  if (why) { t.plan(0, `sanlock cannot run here: ${why}`); return undefined; }
   const daemon = await ensureSanlockDaemon();
   t.teardown(async () => { try { await daemon.stop(); } catch (e) { process.stderr.write(`sanlock daemon stop: ${String(e)}\n`); } });
   const lab = await storageLab(name);
