@@ -254,16 +254,21 @@ export class SpmMailbox {
       state: reason === ReasonCode.none ? 'ok' : 'failed', opcode, requestId: job.req.requestId, attempt: job.attempt,
       domainId, volumeId, sizeMiB: Number.isSafeInteger(sizeMiB) ? sizeMiB : 0, reason, reasonText, spmHostId: this.spmHostId, extendMs,
     };
-    try {
-      await this.writeReplies(job.hostId);
-    } catch (err) {
+    // "extend request served" is logged by the write that puts the reply on disk: this one, or a retry by the poll loop.
+    await this.writeReplies(job.hostId).catch((err: unknown) => {
       this.log.warn('writing a reply failed; retried by the poll loop', { ...this.describe(job), err });
-      return;
-    }
+    });
+  }
+
+  /** Once per job, when its reply first reached the disk: counts it and logs "extend request served". */
+  private served(job: Job): void {
+    if (job.replied || !job.reply) return;
+    job.replied = true;
     job.timer.mark('reply');
+    const { state, reason, reasonText } = job.reply;
     if (reason === ReasonCode.none) this.stats.served++; else this.stats.failed++;
     this.log.info('extend request served', {
-      ...this.describe(job), status: job.reply.state, reason: reasonName(reason), ...(reasonText ? { reasonText } : {}), ...job.timer.fields(),
+      ...this.describe(job), status: state, reason: reasonName(reason), ...(reasonText ? { reasonText } : {}), ...job.timer.fields(),
     });
   }
 
@@ -273,7 +278,11 @@ export class SpmMailbox {
     if (!w) {
       w = new CoalescedWriter(async () => {
         if (!(await this.guard())) throw new MailboxUnavailableError('not writing replies: no longer the SPM, or stopped', { hostId });
-        await this.repFile!.write(blockOffset(hostId), this.table.replyBlock(hostId));
+        // The block and the jobs it answers, taken together (no await in between).
+        const block = this.table.replyBlock(hostId);
+        const answered = this.table.answered(hostId);
+        await this.repFile!.write(blockOffset(hostId), block);
+        for (const job of answered) this.served(job);
       });
       this.writers.set(hostId, w);
     }

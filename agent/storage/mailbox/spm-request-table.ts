@@ -17,6 +17,8 @@ export interface Job {
   reply?: ReplySlot;
   /** Phases from when the SPM saw the request. */
   timer: PhaseTimer;
+  /** Its reply reached the disk once ("extend request served" is logged then, and only then). */
+  replied?: boolean;
 }
 
 export interface ApplyResult {
@@ -96,6 +98,11 @@ export class RequestTable {
   /** Hosts the SPM has state for. */
   hostIds(): number[] {
     return [...this.hosts.keys()];
+  }
+
+  /** The host's answered jobs: those replyBlock() puts in its block. */
+  answered(hostId: number): Job[] {
+    return this.host(hostId).jobs.filter((j): j is Job => j?.phase === 'done' && j.reply !== undefined);
   }
 
   /** The host's reply block as it should be on disk now (answered jobs only), with a new generation. */
