@@ -305,6 +305,24 @@ export class BlockStorageDomain extends StorageDomain {
     return maxLvSize(this.ctx, capacity);
   }
 
+  /**
+   * Leaving the pool (master domain): drops this host's activations of the
+   * mailbox and tasks LVs, and of ids and leases when sanlock has left the
+   * lockspace (it holds them open while joined). Run once the mailboxes and
+   * the task store are closed. LVs not active here are skipped (lvchange
+   * would refuse a tasks LV that an old domain does not have).
+   */
+  async dropPoolActivations(o: { lockspaceLeft: boolean }): Promise<void> {
+    const lvs: string[] = ['inbox', 'outbox', TASKS_LV, ...(o.lockspaceLeft ? ['leases', 'ids'] : [])];
+    const active = await Promise.all(lvs.map((lv) => this.o.driver.isActive(this.vg, lv)));
+    await this.o.driver.deactivate(this.lvm, this.vg, lvs.filter((_lv, i) => active[i]));
+  }
+
+  /** spmStop: the tasks LV is the SPM's alone; drops this host's activation of it (the task store is closed). */
+  async dropTasksArea(): Promise<void> {
+    if (await this.o.driver.isActive(this.vg, TASKS_LV)) await this.o.driver.deactivate(this.lvm, this.vg, [TASKS_LV]);
+  }
+
   /** Drops this host's activation of the metadata LV (used for slot I/O). Special LVs others asked for stay. */
   override async close(): Promise<void> {
     await this.slots.close();

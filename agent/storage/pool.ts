@@ -132,12 +132,24 @@ export class StoragePool {
     }
   }
 
+  /**
+   * Leaves the pool: stops the monitors, the SPM role and its tasks, the
+   * mailboxes, leaves the lockspace, and then drops every activation it made
+   * on the master domain (on a block master: mailbox, tasks, and, once the
+   * lockspace is left, ids and leases).
+   */
   async disconnect(): Promise<void> {
     await this.monitors.stopAll();
     await this.tasks.shutdown(this.s.taskShutdownWaitMs).catch((e: unknown) => this.log.warn('tasks shutdown failed', { err: e }));
-    await this.spmStop().catch(() => {});
-    await this.hsm?.stop();
-    await this.spm?.close();
+    await this.spmStop().catch((e: unknown) => this.log.warn('spmStop at disconnect failed', { err: e }));
+    await this.spmMailbox?.stop().catch((e: unknown) => this.log.warn('SPM mailbox stop failed', { err: e }));
+    this.spmMailbox = undefined;
+    await this.hsm?.stop().catch((e: unknown) => this.log.warn('mailbox stop failed', { err: e }));
+    const lockspaceLeft = (await this.spm?.close()) ?? true; // no SpmRole: connect never joined it
+    const master = this.conn && this.domains.get(this.conn.masterSdUUID);
+    if (master?.type === 'block') {
+      await master.dropPoolActivations({ lockspaceLeft }).catch((e: unknown) => this.log.warn('master domain activations not dropped', { err: e }));
+    }
     for (const d of this.domains.values()) await d.close().catch(() => {});
     this.domains.clear();
     this.hsm = undefined;
@@ -263,6 +275,9 @@ export class StoragePool {
     await this.spmMailbox?.stop();
     this.spmMailbox = undefined;
     await this.spm?.spmStop();
+    // The task store is closed: its LV is the SPM's alone (ids, leases, inbox, outbox stay: a connected host uses them).
+    const master = this.conn && this.domains.get(this.conn.masterSdUUID);
+    if (master?.type === 'block' && !this.tasks.attached) await master.dropTasksArea().catch((e: unknown) => this.log.warn('tasks LV not deactivated', { err: e }));
   }
 
   /** For SPM-only verbs: throws 40 unless this host holds the lease at its lver. */

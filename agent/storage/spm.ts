@@ -156,13 +156,23 @@ export class SpmRole {
     return this.lver;
   }
 
-  /** Leaving the pool: release the lease, the registration, and this host's id in the lockspace. */
-  async close(): Promise<void> {
-    await this.spmStop().catch(() => {});
+  /**
+   * Leaving the pool: release the lease, the registration, and this host's id
+   * in the lockspace. True when the lockspace is left (by us, or already by
+   * the domain monitor): only then may the ids and leases LVs be deactivated,
+   * as sanlock keeps them open while it is joined.
+   */
+  async close(): Promise<boolean> {
+    await this.spmStop().catch((e: unknown) => this.o.log.warn('SPM lease not released', { err: e }));
     if (this.fd !== undefined) await this.o.sanlock.unregister(this.fd).catch(() => {});
     this.fd = undefined;
+    const a = this.o.area;
+    const state = () => this.o.sanlock.inqLockspace(a.lockspace, this.o.hostId, a.idsPath, 0).catch(() => 'unknown' as const);
+    if (await state() === 'absent') return true;
     // UNUSED: never take the lockspace away from leases something else still holds.
-    await this.o.sanlock.remLockspace(this.o.area.lockspace, this.o.hostId, this.o.area.idsPath, 0, { unused: true })
-      .catch((e: unknown) => this.o.log.info('host id kept in the lockspace', { err: e }));
+    const err = await this.o.sanlock.remLockspace(a.lockspace, this.o.hostId, a.idsPath, 0, { unused: true }).then(() => undefined, (e: unknown) => e);
+    const left = await state() === 'absent';
+    if (!left) this.o.log.info('host id kept in the lockspace', { lockspace: a.lockspace, hostId: this.o.hostId, ...(err === undefined ? {} : { err }) });
+    return left;
   }
 }
