@@ -14,17 +14,41 @@ type Disk = Static<typeof DiskSpec>;
 export class VmDisks {
   constructor(private readonly pool: StoragePool, private readonly monitor: DriveMonitor, private readonly hooks: Hooks, private readonly log: Logger) {}
 
+  /**
+   * Prepares a VM's disks (at once). If any fails, the images the others
+   * prepared are torn down again and the first failure (in disk order) is
+   * thrown. `release` tears down what was prepared, for a create that fails
+   * later on, before the VM exists.
+   */
+  async prepareAll(vmId: string, disks: readonly Disk[], customProperties: Record<string, string>): Promise<{ disks: Disk[]; release: () => Promise<void> }> {
+    const results = await Promise.allSettled(disks.map((d) => this.prepare(vmId, d, customProperties)));
+    const preparedHere = disks.filter((d, i) => needsPrepare(d) && results[i]!.status === 'fulfilled');
+    const release = () => this.teardown(vmId, preparedHere);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      if (preparedHere.length) this.log.info('a disk could not be prepared; tearing down the ones that were', { vm: vmId, images: preparedHere.map((d) => d.storage!.imageID) });
+      await release();
+      throw failed.reason;
+    }
+    return { disks: results.map((r) => (r as PromiseFulfilledResult<Disk>).value), release };
+  }
+
   /** Resolves a disk with storage ids to a path on this host; disks with a path pass through. */
   async prepare(vmId: string, disk: Disk, customProperties: Record<string, string>): Promise<Disk> {
-    if (!disk.storage || disk.path) return disk;
-    const s = disk.storage;
+    if (!needsPrepare(disk)) return disk;
+    const s = disk.storage!;
     const dom = await this.pool.domain(s.domainID);
-    const prepared = await dom.prepareImage(s.imageID, s.volumeID);
-    const info = await dom.getVolumeInfo(s.imageID, s.volumeID);
-    const block = 'extendLV' in dom;
-    const drive = { path: prepared.path, diskType: block ? 'block' : 'file', format: info.format === 'COW' ? 'qcow2' : 'raw', ...s };
-    const out = await this.hooks.filterJson('after_disk_prepare', drive, { vmId, customProperties });
-    return { ...disk, path: out.path, type: out.diskType === 'block' ? 'block' : 'file', format: out.format === 'raw' ? 'raw' : 'qcow2' };
+    const prepared = await dom.prepareImage(s.imageID, s.volumeID); // undoes itself when it fails
+    try {
+      const info = await dom.getVolumeInfo(s.imageID, s.volumeID);
+      const block = 'extendLV' in dom;
+      const drive = { path: prepared.path, diskType: block ? 'block' : 'file', format: info.format === 'COW' ? 'qcow2' : 'raw', ...s };
+      const out = await this.hooks.filterJson('after_disk_prepare', drive, { vmId, customProperties });
+      return { ...disk, path: out.path, type: out.diskType === 'block' ? 'block' : 'file', format: out.format === 'raw' ? 'raw' : 'qcow2' };
+    } catch (e) {
+      await this.teardown(vmId, [disk]);
+      throw e;
+    }
   }
 
   /** After launch: thin qcow2 volumes on block storage go under the drive monitor. */
@@ -38,6 +62,11 @@ export class VmDisks {
   /** The VM is gone: stop watching and deactivate its images. */
   async released(vmId: string, disks: Disk[]): Promise<void> {
     this.monitor.removeVm(vmId);
+    await this.teardown(vmId, disks);
+  }
+
+  /** Deactivates the images of the disks that refer to storage ids; a failure is logged, never thrown. */
+  private async teardown(vmId: string, disks: readonly Disk[]): Promise<void> {
     for (const d of disks) {
       if (!d.storage) continue;
       try {
@@ -47,4 +76,9 @@ export class VmDisks {
       }
     }
   }
+}
+
+/** A disk given by storage ids, whose path this host resolves (a disk with a path is used as given). */
+function needsPrepare(d: Disk): boolean {
+  return !!d.storage && !d.path;
 }

@@ -95,9 +95,21 @@ export class VmOperations {
     }
     if (spec?.disks?.some((d) => d.storage && !d.path)) {
       if (!this.o.disks) throw new InvalidParamsError('disks with storage ids need a connected storage pool', { data: { field: 'params.spec.disks' } });
-      const disks = this.o.disks;
-      spec = { ...spec, disks: await Promise.all(spec.disks!.map((d) => disks.prepare(p.vmID, d, meta.customProperties))) };
+      const prepared = await this.o.disks.prepareAll(p.vmID, spec.disks!, meta.customProperties); // all or none
+      spec = { ...spec, disks: prepared.disks };
+      try {
+        return await this.register(p, spec, meta);
+      } catch (e) {
+        // No VM took the disks (before_vm_start failed, bad XML...): their images go down again.
+        await prepared.release();
+        throw e;
+      }
     }
+    return this.register(p, spec, meta);
+  }
+
+  /** Registers the VM as WaitForLaunch, runs before_vm_start, and launches in the background. */
+  private async register(p: ParamsOf<'VM.create'>, spec: ParamsOf<'VM.create'>['spec'], meta: VmMetadata): Promise<{ vmId: string; status: 'WaitForLaunch' }> {
     let xml = p.xml ? prepareEngineXml(p.vmID, p.xml, meta) : specToDomainXml(p.vmID, spec!, this.o.domainType(), meta);
     const vm = new Vm(p.vmID, parseDomainDevices(xml).name, false);
     vm.meta = meta;
