@@ -12,6 +12,9 @@ import { Connection } from '../../../agent/libvirt/index.js';
 import {
   cpuTotals, formatLibvirtVersion, hostCapabilities, parseCapabilitiesXml, toMiB,
 } from '../../../agent/host/capabilities.js';
+import { HostNetworks } from '../../../agent/network/index.js';
+import { NetConfStore } from '../../../agent/network/persist.js';
+import { scratchDir } from '../harness.js';
 
 // Two NUMA cells, 2 sockets x 2 cores x 2 threads, CPU 7 offline; an i686 guest that must be
 // ignored, and two x86_64 guests (the second only for kvm, with its own machines).
@@ -176,10 +179,14 @@ t.test('on the real libvirtd, hostCapabilities reports a sane host consistent wi
   // libvirtd is part of the lab: failing to reach it is a failure, not a skip.
   const conn = await Connection.open('qemu:///system', { callTimeoutMs: 30_000 });
   t.teardown(() => conn.close());
-  const [caps, nodeInfo] = await Promise.all([
-    hostCapabilities(conn, { softwareVersion: '0.1.0', defaultDomainType: 'qemu' }), conn.nodeInfo(),
+  // The agent folds in the host's network capabilities (read-only here) and its hook inventory.
+  const networks = new HostNetworks({ store: new NetConfStore(scratchDir('hv-netconf-')) });
+  const [caps, nodeInfo, net] = await Promise.all([
+    hostCapabilities(conn, { softwareVersion: '0.1.0', defaultDomainType: 'qemu' }), conn.nodeInfo(), networks.capabilities(),
   ]);
-  t.ok(Value.Check(Methods['Host.getCapabilities'].result, { ...caps, hooks: {} }), 'the result (with the hook inventory the agent adds) matches the API schema');
+  const full = { ...caps, ...net, hooks: {} };
+  t.ok(Value.Check(Methods['Host.getCapabilities'].result, full),
+    `the result (with the networks and hook inventory the agent adds) matches the API schema ${JSON.stringify([...Value.Errors(Methods['Host.getCapabilities'].result, full)].slice(0, 3).map((e) => `${e.path}: ${e.message}`))}`);
   t.match(caps.uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'uuid is a UUID');
   t.ok(caps.hostname.length > 0, 'hostname is not empty');
   t.ok(caps.cpuModel.length > 0 && caps.cpuVendor.length > 0, `cpu ${caps.cpuVendor} ${caps.cpuModel}`);
