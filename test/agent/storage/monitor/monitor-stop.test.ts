@@ -17,26 +17,14 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectClient, spawnAgent, stopChild, testConfig, waitExit } from '../../harness.js';
 import type { HostvisorClient } from '../../../../agent/rpc/client.js';
-import type { RepoStat } from '../../../../agent/storage/api-schema.js';
 import { ensureSanlockDaemon, sanlockUnavailable } from '../sanlock-daemon.js';
 import { storageLab, type StorageLab } from '../storage-lab.js';
 import { lvmCommandsOn, readersOf } from './processes.js';
+import { waitForRepoStats, type RepoStats } from './repo-stats-wait.js';
 
 const INTERVAL_MS = 300;
 const READ_TIMEOUT_MS = 1_500;
 
-type Stats = Record<string, RepoStat>;
-
-async function waitFor(client: HostvisorClient, what: string, ok: (s: Stats) => boolean, timeoutMs: number): Promise<Stats> {
-  const end = Date.now() + timeoutMs;
-  let last: Stats = {};
-  while (Date.now() < end) {
-    last = await client.call('Host.getStorageRepoStats', {});
-    if (ok(last)) return last;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}; last stats: ${JSON.stringify(last)}`);
-}
 
 async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -117,7 +105,7 @@ async function connectedAgent(t: Test, name: string, extra: Record<string, numbe
   await client.call('StorageDomain.create', { storagedomainID: blockSd, spec: blockSpec });
   await client.call('StorageDomain.create', { storagedomainID: fileSd, spec: fileSpec });
   await client.call('StoragePool.connect', { storagepoolID: sp, hostID: 1, masterSdUUID: fileSd, masterVersion: 1, domains: { [blockSd]: blockSpec, [fileSd]: fileSpec } });
-  await waitFor(client, 'both domains valid, host id acquired on both', (st) => !!st[blockSd]?.valid && !!st[fileSd]?.valid && !!st[blockSd]?.acquired && !!st[fileSd]?.acquired && !!st[blockSd]?.actual, 30_000);
+  await waitForRepoStats(client, 'both domains valid, host id acquired on both', (st) => !!st[blockSd]?.valid && !!st[fileSd]?.valid && !!st[blockSd]?.acquired && !!st[fileSd]?.acquired && !!st[blockSd]?.actual, 30_000);
   return { lab, client, child, logs, blockSd, fileSd, sp, fileRoot };
 }
 
@@ -134,7 +122,7 @@ t.test('disconnect while the block domain\'s metadata activation is stuck on the
   t.teardown(async () => { holder.kill('SIGKILL'); await waitExit(holder, 5_000); });
   const mdDev = await driver.attached(blockSd, 'metadata');
   execFileSync('losetup', ['-d', mdDev!], { timeout: 10_000 });
-  await waitFor(client, 'block domain invalid', (st) => !st[blockSd]!.valid, 10_000);
+  await waitForRepoStats(client, 'block domain invalid', (st) => !st[blockSd]!.valid, 10_000);
   await until('the monitor\'s re-activation (lvm lvs) stuck on the lock', () => lvmCommandsOn(blockSd, 'lvs').length > 0, 10_000);
   t.pass(`the metadata re-activation is stuck: ${lvmCommandsOn(blockSd, 'lvs').length} lvs waiting for the lock`);
 

@@ -16,26 +16,14 @@ import { createLogger } from '../../../../agent/log.js';
 import { RpcCallError, type HostvisorClient } from '../../../../agent/rpc/client.js';
 import { directRead, directWrite } from '../../../../agent/storage/direct-io.js';
 import { Sanlock } from '../../../../agent/storage/sanlock.js';
-import type { RepoStat } from '../../../../agent/storage/api-schema.js';
 import { ensureSanlockDaemon, sanlockUnavailable } from '../sanlock-daemon.js';
 import { storageLab } from '../storage-lab.js';
 import { readersOf } from './processes.js';
+import { waitForRepoStats, type RepoStats } from './repo-stats-wait.js';
 
 const INTERVAL_MS = 500;
 const READ_TIMEOUT_MS = 1_500;
 
-type Stats = Record<string, RepoStat>;
-
-async function waitFor(client: HostvisorClient, what: string, ok: (s: Stats) => boolean, timeoutMs: number): Promise<Stats> {
-  const end = Date.now() + timeoutMs;
-  let last: Stats = {};
-  while (Date.now() < end) {
-    last = await client.call('Host.getStorageRepoStats', {});
-    if (ok(last)) return last;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}; last stats: ${JSON.stringify(last)}`);
-}
 
 const why = await sanlockUnavailable();
 
@@ -80,7 +68,7 @@ t.test('domain monitor: repo stats and pool info through a real agent, while one
   await client.call('StorageDomain.create', { storagedomainID: blockSd, spec: blockSpec });
   await client.call('StorageDomain.create', { storagedomainID: fileSd, spec: fileSpec });
   await client.call('StoragePool.connect', { storagepoolID: sp, hostID: 1, masterSdUUID: fileSd, masterVersion: 3, domains: { [blockSd]: blockSpec, [fileSd]: fileSpec } });
-  const first = await waitFor(client, 'both domains checked and valid', (st) => !!st[blockSd]?.actual && !!st[fileSd]?.actual && st[blockSd]!.valid && st[fileSd]!.valid, 15_000);
+  const first = await waitForRepoStats(client, 'both domains checked and valid', (st) => !!st[blockSd]?.actual && !!st[fileSd]?.actual && st[blockSd]!.valid && st[fileSd]!.valid, 15_000);
   for (const [name, sd] of [['block', blockSd], ['file', fileSd]] as const) {
     const st = first[sd]!;
     t.equal(st.code, 0, `${name}: code 0`);
@@ -91,15 +79,15 @@ t.test('domain monitor: repo stats and pool info through a real agent, while one
   t.same(await client.call('Host.getStorageRepoStats', { domains: [randomUUID()] }), {}, 'an unmonitored domain is left out');
 
   // ---- host ids: the master's was joined by connect; the monitor joins the block domain's (on its ids LV)
-  const acquired = await waitFor(client, 'host id acquired on both domains', (st) => st[blockSd]!.acquired && st[fileSd]!.acquired, 20_000);
+  const acquired = await waitForRepoStats(client, 'host id acquired on both domains', (st) => st[blockSd]!.acquired && st[fileSd]!.acquired, 20_000);
   t.ok(acquired[blockSd]!.acquired && acquired[fileSd]!.acquired, 'host id acquired on the master (file) and on the regular (block) domain');
   const sanlock = new Sanlock();
   const blockIds = driver.path(blockSd, 'ids'); // the agent's activation of the ids LV
   t.equal(await sanlock.inqLockspace(blockSd, 1, blockIds, 0), 'joined', 'sanlock agrees: host 1 is in the block domain\'s lockspace');
   await sanlock.remLockspace(blockSd, 1, blockIds, 0);
-  await waitFor(client, 'acquired false after the host id was removed behind the monitor\'s back', (st) => !st[blockSd]!.acquired, 5_000);
+  await waitForRepoStats(client, 'acquired false after the host id was removed behind the monitor\'s back', (st) => !st[blockSd]!.acquired, 5_000);
   t.pass('acquired follows the lockspace: false once the host id is gone');
-  await waitFor(client, 'the monitor acquires the host id again', (st) => st[blockSd]!.acquired, 20_000);
+  await waitForRepoStats(client, 'the monitor acquires the host id again', (st) => st[blockSd]!.acquired, 20_000);
   t.pass('and true again after the monitor re-acquired it');
 
   // ---- lastCheck grows between checks and resets at each one
@@ -161,7 +149,7 @@ t.test('domain monitor: repo stats and pool info through a real agent, while one
   // ---- file domain: metadata removed
   const md = join(fileRoot, fileSd, 'dom_md', 'metadata');
   await rename(md, `${md}.aside`);
-  let st = await waitFor(client, 'file domain invalid', (x) => !x[fileSd]!.valid, 5_000);
+  let st = await waitForRepoStats(client, 'file domain invalid', (x) => !x[fileSd]!.valid, 5_000);
   t.equal(st[fileSd]!.code, 2001, `file domain invalid with 2001 (${st[fileSd]!.error})`);
   t.match(st[fileSd]!.error, /No such file/);
   t.ok(st[blockSd]!.valid, 'the block domain stays valid');
@@ -169,7 +157,7 @@ t.test('domain monitor: repo stats and pool info through a real agent, while one
   t.match(info.dominfo[fileSd], { status: 'Inactive', alerts: [{ code: 2001 }] }, 'getInfo shows the file domain Inactive with an alert');
   t.match(info.dominfo[blockSd], { status: 'Active' });
   await rename(`${md}.aside`, md);
-  await waitFor(client, 'file domain valid again', (x) => x[fileSd]!.valid, 5_000);
+  await waitForRepoStats(client, 'file domain valid again', (x) => x[fileSd]!.valid, 5_000);
   t.pass('the file domain is valid again once its metadata is back');
 
   // ---- file domain: a read that hangs (a fifo in place of the metadata)
@@ -180,7 +168,7 @@ t.test('domain monitor: repo stats and pool info through a real agent, while one
   let maxBlockLastCheck = 0;
   let maxPingMs = 0;
   let blockInvalid = 0;
-  let timedOut: Stats | undefined;
+  let timedOut: RepoStats | undefined;
   while (Date.now() - hangStart < 8_000) {
     const p0 = performance.now();
     await client.call('Host.ping2', {});
@@ -203,7 +191,7 @@ t.test('domain monitor: repo stats and pool info through a real agent, while one
   t.ok(maxPingMs < 1_000, `the agent kept answering during the hang (ping2 max ${Math.round(maxPingMs)} ms)`);
   await rm(md);
   await rename(`${md}.aside`, md);
-  await waitFor(client, 'file domain valid after the hang', (x) => x[fileSd]!.valid, 10_000);
+  await waitForRepoStats(client, 'file domain valid after the hang', (x) => x[fileSd]!.valid, 10_000);
   t.pass('valid again once the metadata reads');
   await sleep(300);
   t.equal(readersOf(md), 0, 'no reader left behind');
@@ -214,7 +202,7 @@ t.test('domain monitor: repo stats and pool info through a real agent, while one
   const mdDev = await driver.attached(blockSd, 'metadata');
   t.ok(mdDev, `the agent had the metadata LV on ${mdDev}`);
   if (mdDev) execFileSync('losetup', ['-d', mdDev]);
-  st = await waitFor(client, 'block domain invalid', (x) => !x[blockSd]!.valid, 10_000);
+  st = await waitForRepoStats(client, 'block domain invalid', (x) => !x[blockSd]!.valid, 10_000);
   t.equal(st[blockSd]!.code, 379, `block domain invalid with 379 (${st[blockSd]!.error})`);
   t.ok(st[fileSd]!.valid, 'the file domain stays valid');
   await sleep(3 * INTERVAL_MS);
@@ -222,7 +210,7 @@ t.test('domain monitor: repo stats and pool info through a real agent, while one
   t.ok(!st[blockSd]!.valid && st[blockSd]!.lastCheck < 2.5, 'it stays invalid while the LUN is gone, still being checked');
   await directWrite(pv, 0, pvHeader, { timeoutMs: 10_000 });
   pvHeader = undefined;
-  await waitFor(client, 'block domain valid again', (x) => x[blockSd]!.valid, 15_000);
+  await waitForRepoStats(client, 'block domain valid again', (x) => x[blockSd]!.valid, 15_000);
   t.pass('valid again once the LUN is back (the metadata LV re-activated)');
   t.ok(await driver.attached(blockSd, 'metadata'), 'on a new loop device');
 
