@@ -125,16 +125,24 @@ t.test('kill -9 in the middle of a create on a file master: after a restart the 
   await agent.stop();
 });
 
-t.test('kill -9 during image deletions and size extensions on a block master: after a restart no image is left with a half-deleted volume, and every extended volume agrees with its image', async (t) => {
-  const tl = await taskLab(t, 'tasks-restart-delete');
-  if (!tl) return;
+/** A task lab with a block master domain on an 8 GiB loop PV, and an agent process that is its SPM. */
+async function blockMasterSpm(t: Test, tag: string) {
+  const tl = await taskLab(t, tag);
+  if (!tl) return undefined;
   const pv = await tl.lab.makePv(8);
-  const config = await testConfig(tl.overrides);
-  const agent = agentProcess(t, config);
+  const agent = agentProcess(t, await testConfig(tl.overrides));
   const [sd, sp] = [randomUUID(), randomUUID()];
   const spec: DomainSpecParam = { type: 'block', devices: [pv] };
-  let c = await agent.start();
-  await becomeSpm(c, sd, sp, spec, true);
+  const client = await agent.start();
+  await becomeSpm(client, sd, sp, spec, true);
+  return { tl, agent, sd, sp, spec, client };
+}
+
+t.test('kill -9 during image deletions and size extensions on a block master: after a restart no image is left with a half-deleted volume, and every extended volume agrees with its image', async (t) => {
+  const lab = await blockMasterSpm(t, 'tasks-restart-delete');
+  if (!lab) return;
+  const { agent, sd, sp, spec } = lab;
+  let c = lab.client;
   // Three images with a chain of three volumes each (a base and two snapshots), and two lone volumes to extend.
   const chains = await Promise.all(Array.from({ length: 3 }, async () => {
     const img = randomUUID();
@@ -194,16 +202,10 @@ t.test('kill -9 during image deletions and size extensions on a block master: af
 });
 
 t.test('kill -9 during a burst of creates on a block master: after a restart every task either finished (its volume LEGAL) or was recovered (its volume gone); none is left half-made', async (t) => {
-  const tl = await taskLab(t, 'tasks-restart-block');
-  if (!tl) return;
-  const pv = await tl.lab.makePv(8);
-  const config = await testConfig(tl.overrides);
-  const agent = agentProcess(t, config);
-  const [sd, sp] = [randomUUID(), randomUUID()];
-  const spec: DomainSpecParam = { type: 'block', devices: [pv] };
-
-  let c = await agent.start();
-  await becomeSpm(c, sd, sp, spec, true);
+  const lab = await blockMasterSpm(t, 'tasks-restart-block');
+  if (!lab) return;
+  const { tl, agent, sd, sp, spec } = lab;
+  let c = lab.client;
   const [imgF, volF] = [randomUUID(), randomUUID()];
   const { taskID: finished } = await c.call('Volume.create', { storagedomainID: sd, imageID: imgF, volumeID: volF, size: GiB, volFormat: 'COW', preallocate: 'SPARSE' });
   t.equal((await c.waitForTask(finished, { timeoutMs: 60_000 })).taskResult, 'success', 'a first task finished (kept in the tasks LV)');
