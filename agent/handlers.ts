@@ -3,7 +3,7 @@ import type { Handlers } from './rpc/dispatcher.js';
 import type { VmManager } from './vm/manager.js';
 import type { VmOperations } from './vm/operations.js';
 import type { Vm } from './vm/vm.js';
-import type { ResultOf } from './api/schema.js';
+import type { ResultOf } from '../api/schema.js';
 import { api } from './vm/libvirt-errors.js';
 import type { Hooks } from './hooks/hooks.js';
 import type { StorageHandlers } from './storage/handlers.js';

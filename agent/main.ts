@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, settingsMarkdown, settingsToml, ConfigError } from './config/load.js';
 import { Hostvisord } from './daemon.js';
 import { VERSION } from './version.js';
-import { apiMarkdown } from './api/docs.js';
+import { apiMarkdown } from '../api/docs.js';
 import { hookPointsMarkdown } from './hooks/points.js';
 
 async function main(): Promise<number> {

@@ -6,7 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '../agent/libvirt/index.js';
-import type { HostvisorClient } from '../agent/rpc/client.js';
+import type { HostvisorClient } from '../api/client/client.js';
 import type { Config } from '../agent/config/settings.js';
 import { MAIN_JS, spawnAgent, testConfig, type Overrides } from '../test/agent/harness.js';
 

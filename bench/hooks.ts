@@ -30,7 +30,7 @@ import { HookRunner } from '../agent/hooks/runner.js';
 import { silentLogger } from '../agent/log.js';
 import { specToDomainXml } from '../agent/vm/domain-xml.js';
 import { emptyMetadata } from '../agent/vm/metadata.js';
-import type { HostvisorClient } from '../agent/rpc/client.js';
+import type { HostvisorClient } from '../api/client/client.js';
 import { connectClient, REPO, StatusWatch, tinyGuest } from '../test/agent/harness.js';
 import {
   type BenchAgent, checkAborted, deadline, dumpAgent, envInt, fmt, log, openWithRetry,

@@ -31,7 +31,7 @@
 import { rm } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { type Connection, native } from '../agent/libvirt/index.js';
-import type { HostvisorClient } from '../agent/rpc/client.js';
+import type { HostvisorClient } from '../api/client/client.js';
 import { VM_STATS_FLAGS, VM_STATS_GROUPS } from '../agent/stats/vm-stats-sampler.js';
 import { connectClient, StatusWatch, tinyGuest } from '../test/agent/harness.js';
 import { waitForSerialMarker } from '../test/lab/guest.js';

@@ -12,7 +12,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { StatusWatch, tinyGuest } from '../test/agent/harness.js';
 import { waitForSerialMarker } from '../test/lab/guest.js';
-import type { HostvisorClient } from '../agent/rpc/client.js';
+import type { HostvisorClient } from '../api/client/client.js';
 import type { LabAgent } from '../test/agent/storage/lab-agents.js';
 import { sanlockUnavailable } from '../test/agent/storage/sanlock-daemon.js';
 import { MiB, createVolume, deleteImage, logRecords, twoHostPool, type TwoHostPool } from '../test/agent/storage/two-host-pool.js';

@@ -29,7 +29,7 @@ import { loadavg } from 'node:os';
 import { type Connection, type DomainEvent, enums, native } from '../agent/libvirt/index.js';
 import { specToDomainXml } from '../agent/vm/domain-xml.js';
 import { emptyMetadata } from '../agent/vm/metadata.js';
-import type { HostvisorClient } from '../agent/rpc/client.js';
+import type { HostvisorClient } from '../api/client/client.js';
 import { connectClient, StatusWatch, tinyGuest } from '../test/agent/harness.js';
 import {
   NAME_PREFIX, type BenchAgent, dumpAgent, whenClosed, checkAborted, deadline, destroyBenchGuests, envInt, fmt, log,

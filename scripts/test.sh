@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash test/lab/setup.sh
 bash scripts/build.sh
+# The one-way dependency rule (.dependency-cruiser.cjs): api/ imports neither side, the controller
+# never imports the agent. A violation stops the run before any test.
+npx --no-install depcruise api agent controller --config .dependency-cruiser.cjs
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 set +e

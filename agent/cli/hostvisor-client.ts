@@ -11,7 +11,7 @@
 // Output is JSON; an error prints {"error":{code,name,message,data}} and exits 2.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { HostvisorClient, RpcCallError } from '../rpc/client.js';
+import { HostvisorClient, RpcCallError } from '../../api/client/client.js';
 import { pkiPaths } from '../pki/dev-ca.js';
 import { isMainModule } from './main-module.js';
 

@@ -15,7 +15,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Config } from '../config/settings.js';
-import { HostvisorError } from '../api/errors.js';
+import { HostvisorError } from '../../api/errors.js';
 import type { Logger } from '../log.js';
 import { describeStep } from '../network/apply.js';
 import { HostNetworks } from '../network/index.js';

@@ -3,7 +3,7 @@
 import { HookInventoryWatcher, type HookInventory } from './inventory.js';
 import { HookRunner, hookError, type HookCall, type HookResult, type HookRunnerOptions } from './runner.js';
 import { HOOK_POINTS, type HookPoint } from './points.js';
-import { HookError } from '../api/errors.js';
+import { HookError } from '../../api/errors.js';
 
 export class Hooks {
   readonly runner: HookRunner;

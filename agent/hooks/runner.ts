@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { Logger } from '../log.js';
 import { PhaseTimer } from '../log.js';
-import { HookError } from '../api/errors.js';
+import { HookError } from '../../api/errors.js';
 import { HOOK_POINTS, type HookPoint } from './points.js';
 import { checkHookFile } from './security.js';
 import { native } from '../libvirt/native.js';

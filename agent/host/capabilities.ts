@@ -3,7 +3,7 @@
 // the arithmetic are pure functions so that they are tested without libvirt.
 import { stat } from 'node:fs/promises';
 import { XMLParser } from 'fast-xml-parser';
-import type { ResultOf } from '../api/schema.js';
+import type { ResultOf } from '../../api/schema.js';
 import type { Connection, NodeInfo } from '../libvirt/index.js';
 
 /** Everything but `hooks`, which the hook inventory adds. */

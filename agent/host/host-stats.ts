@@ -3,7 +3,7 @@
 // NIC rates over the interval between the two. The parsers are pure.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ResultOf } from '../api/schema.js';
+import type { ResultOf } from '../../api/schema.js';
 
 export type HostStats = ResultOf<'Host.getStats'>;
 

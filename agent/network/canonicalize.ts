@@ -8,7 +8,7 @@
 // request is defined entirely by its attributes, as in VDSM).
 import { isIP, isIPv4 } from 'node:net';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { InvalidParamsError } from '../api/errors.js';
+import { InvalidParamsError } from '../../api/errors.js';
 import {
   MANAGEMENT_NETWORKS, NETWORK_DEFAULTS, SetupNetworksParams, sortedConfig,
   type BondAttrsT, type NetConfigT, type NetworkAttrsT, type NetworkConfigT, type SetupOptionsCanonical,

@@ -2,7 +2,7 @@
 // live state, the managed networks (running config joined with live state),
 // and netConfigDirty. Shapes follow VDSM's caps (ipv4addrs, gateway, ports…)
 // where they exist. The shapes are declared once, in api-schema.ts.
-import type { DeviceCapsT, NetworkCapabilitiesT, NetworkCapsT } from './api-schema.js';
+import type { DeviceCapsT, NetworkCapabilitiesT, NetworkCapsT } from '../../api/network.js';
 import { NIC_KINDS } from './canonicalize.js';
 import type { DhcpClient } from './dhcp.js';
 import { isUp, linkKind, type Ip, type IpAddrJson, type IpLinkJson } from './ip.js';

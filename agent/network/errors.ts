@@ -7,7 +7,7 @@
 // VDSM's codes where VDSM has them: ERR_LOST_CONNECTION (10) for "no
 // confirmation in time", ERR_FAILED_IFUP (29) for a failed apply; a rollback
 // that could not be verified (VDSM's RollbackIncomplete) is our 1009.
-import { HostvisorError, type ErrorName } from '../api/errors.js';
+import { HostvisorError, type ErrorName } from '../../api/errors.js';
 
 const LOST_CONNECTION: ErrorName = 'networkLostConnection';
 const SETUP_FAILED: ErrorName = 'networkSetupFailed';

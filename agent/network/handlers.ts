@@ -1,10 +1,10 @@
 // The network verbs' handlers (Host.setupNetworks, Host.setSafeNetworkConfig,
 // Host.getNetworkCapabilities) over HostNetworks. Host.confirmConnectivity is
 // not here: every engine request confirms connectivity in the dispatcher.
-import { HookError, HostvisorError, InvalidParamsError } from '../api/errors.js';
+import { HookError, HostvisorError, InvalidParamsError } from '../../api/errors.js';
 import type { Handler } from '../rpc/dispatcher.js';
 import type { Hooks } from '../hooks/hooks.js';
-import type { SetupNetworksResultT } from './api-schema.js';
+import type { SetupNetworksResultT } from '../../api/network.js';
 import { describeStep } from './apply.js';
 import { networkSetupHooks } from './hooks.js';
 import type { HostNetworks, SetupNetworksResult } from './index.js';

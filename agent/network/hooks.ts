@@ -5,7 +5,7 @@
 //   before anything changed.
 // - after_network_setup or after_network_setup_fail gets the request as it
 //   was applied (or attempted); its failures are logged only.
-import { HookError } from '../api/errors.js';
+import { HookError } from '../../api/errors.js';
 import type { Hooks } from '../hooks/hooks.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { SetupHooks } from './index.js';

@@ -12,11 +12,11 @@
 // reply lost) learns after reconnecting what happened: applied, rolled back
 // and verified, or a rollback that could not be verified.
 import { EventEmitter } from 'node:events';
-import { HookError, HostvisorError, InvalidParamsError, ShuttingDownError, UnavailableError } from '../api/errors.js';
+import { HookError, HostvisorError, InvalidParamsError, ShuttingDownError, UnavailableError } from '../../api/errors.js';
 import { ConfigError } from '../config/load.js';
 import { SETTINGS, type Config } from '../config/settings.js';
 import { PhaseTimer, silentLogger, type Logger } from '../log.js';
-import type { LastSetupT, RollbackReportT } from './api-schema.js';
+import type { LastSetupT, RollbackReportT } from '../../api/network.js';
 import { canonicalize, type CanonicalRequest, type HostLink } from './canonicalize.js';
 import { networkCapabilities, type NetworkCapabilities } from './caps.js';
 import { ConnectivityWatch } from './connectivity.js';

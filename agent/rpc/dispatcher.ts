@@ -3,9 +3,9 @@
 // then dispatched through json-rpc-2.0's server with params validated
 // against the schema, a timeout per request, and structured logs.
 import { JSONRPCServer, JSONRPCErrorException, type JSONRPCRequest, type JSONRPCResponse } from 'json-rpc-2.0';
-import { Methods, type MethodName, type ParamsOf, type ResultOf } from '../api/schema.js';
-import { validateParams, compileAll } from '../api/validate.js';
-import { ERRORS, HostvisorError } from '../api/errors.js';
+import { Methods, type MethodName, type ParamsOf, type ResultOf } from '../../api/schema.js';
+import { validateParams, compileAll } from '../../api/validate.js';
+import { ERRORS, HostvisorError } from '../../api/errors.js';
 import type { Logger } from '../log.js';
 
 export interface CallContext {

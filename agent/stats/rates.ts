@@ -3,7 +3,7 @@
 // sample, rates and latencies from the difference with the sample before.
 // No I/O here, so it is unit-testable on hand-made samples.
 import type { Static } from '@sinclair/typebox';
-import type { DiskStats, NicStats, VmStats } from '../api/types.js';
+import type { DiskStats, NicStats, VmStats } from '../../api/types.js';
 
 /** One domain's typed parameters as returned by the bulk call (64-bit values as number or bigint). */
 export type RawStats = Readonly<Record<string, number | bigint | string | boolean>>;

@@ -1,7 +1,7 @@
 // Storage errors. Each answers with VDSM's storage exception number as its
-// API code where VDSM has the error (agent/api/errors.ts lists them), else
+// API code where VDSM has the error (api/errors.ts lists them), else
 // with one of the agent's general codes; `data.storageCode` repeats it.
-import { HostvisorError, type ErrorName } from '../api/errors.js';
+import { HostvisorError, type ErrorName } from '../../api/errors.js';
 
 type Opts = { cause?: unknown; data?: Record<string, unknown> };
 

@@ -3,14 +3,14 @@
 // host's side of thin provisioning (extension requests through the mailbox).
 import type { Logger } from '../log.js';
 import { PhaseTimer } from '../log.js';
-import { UnavailableError, InvalidParamsError } from '../api/errors.js';
+import { UnavailableError, InvalidParamsError } from '../../api/errors.js';
 import { createActivationDriver, createDomain, openDomain, type DomainSpec, type StorageSettings } from './index.js';
 import type { ActivationDriver } from './activation.js';
 import type { BlockStorageDomain } from './block-domain.js';
 import type { FileStorageDomain } from './file-domain.js';
 import { DomainNotFoundError, PoolNotConnectedError, StorageError } from './errors.js';
 import { DomainMonitors, type MonitorSettings } from './monitor/index.js';
-import type { PoolDomainInfo, PoolInfo, RepoStat } from './api-schema.js';
+import type { PoolDomainInfo, PoolInfo, RepoStat } from '../../api/storage.js';
 import { Sanlock } from './sanlock.js';
 import { SpmRole, SPM_RESOURCE, type SpmStatus } from './spm.js';
 import { HsmMailbox, SpmMailbox, type ExtendReply } from './mailbox/index.js';

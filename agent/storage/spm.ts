@@ -6,7 +6,7 @@
 // lease ends the role at once.
 import type { Logger } from '../log.js';
 import { PhaseTimer } from '../log.js';
-import { UnavailableError } from '../api/errors.js';
+import { UnavailableError } from '../../api/errors.js';
 import { isSanlockError, type LeaseWatch, type Sanlock } from './sanlock.js';
 
 export interface SpmLeaseArea {

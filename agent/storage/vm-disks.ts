@@ -3,7 +3,7 @@
 // the drive monitor while the VM runs when they are thin qcow2 on block
 // storage, and torn down after the VM is gone.
 import type { Static } from '@sinclair/typebox';
-import type { DiskSpec } from '../api/types.js';
+import type { DiskSpec } from '../../api/types.js';
 import type { Logger } from '../log.js';
 import type { Hooks } from '../hooks/hooks.js';
 import type { StoragePool } from './pool.js';

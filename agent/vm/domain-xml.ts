@@ -2,8 +2,8 @@
 // given our uuid and metadata; plus device XML for hotplug.
 import { randomBytes } from 'node:crypto';
 import type { Static } from '@sinclair/typebox';
-import type { DiskSpec, NicSpec, VmSpec } from '../api/types.js';
-import { InvalidParamsError } from '../api/errors.js';
+import type { DiskSpec, NicSpec, VmSpec } from '../../api/types.js';
+import { InvalidParamsError } from '../../api/errors.js';
 import { metadataBlock, metadataFromDomainXml, METADATA_NS, type VmMetadata } from './metadata.js';
 import { attr, child, children, esc, parseXml } from './xml.js';
 

@@ -1,6 +1,6 @@
 // Maps libvirt facade errors to API errors with stable codes.
 import { LibvirtError, LibvirtTimeoutError, LibvirtUnavailableError, enums } from '../libvirt/index.js';
-import { HostvisorError, LibvirtCallError, LibvirtUnavailableApiError, NoVmError, OperationTimeoutError } from '../api/errors.js';
+import { HostvisorError, LibvirtCallError, LibvirtUnavailableApiError, NoVmError, OperationTimeoutError } from '../../api/errors.js';
 
 export function toApiError(e: unknown, vmId?: string): unknown {
   if (e instanceof HostvisorError) return e;

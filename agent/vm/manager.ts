@@ -5,7 +5,7 @@
 // domains (those without our metadata).
 import { EventEmitter } from 'node:events';
 import type { ReconnectingLibvirtClient, Connection, Domain } from '../libvirt/index.js';
-import { NoVmError, ExternalVmError, RecoveryError, LibvirtUnavailableApiError } from '../api/errors.js';
+import { NoVmError, ExternalVmError, RecoveryError, LibvirtUnavailableApiError } from '../../api/errors.js';
 import type { Logger } from '../log.js';
 import { PhaseTimer } from '../log.js';
 import { Vm } from './vm.js';

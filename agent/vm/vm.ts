@@ -2,7 +2,7 @@
 import { OpQueue } from './op-queue.js';
 import type { ExitInfo, PauseCodeT, VmStatusT } from './status.js';
 import { emptyMetadata, type VmMetadata } from './metadata.js';
-import type { VmStatusEventBody } from '../api/schema.js';
+import type { VmStatusEventBody } from '../../api/schema.js';
 
 export class Vm {
   status: VmStatusT = 'Unknown';

@@ -11,7 +11,7 @@ import { Hostvisord } from '../../agent/daemon.js';
 import { applyOverrides, defaults } from '../../agent/config/load.js';
 import type { Config } from '../../agent/config/settings.js';
 import { ensureDevPki, pkiPaths } from '../../agent/pki/dev-ca.js';
-import { HostvisorClient } from '../../agent/rpc/client.js';
+import { HostvisorClient } from '../../api/client/client.js';
 import { createLogger, silentLogger, type Logger } from '../../agent/log.js';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -179,7 +179,7 @@ export class StatusWatch {
 
 import { randomUUID } from 'node:crypto';
 import { GUEST_DIR, serialPathFor, ensureRunDir } from '../lab/guest.js';
-import type { ParamsOf } from '../../agent/api/schema.js';
+import type { ParamsOf } from '../../api/schema.js';
 
 export type VmSpecParam = NonNullable<ParamsOf<'VM.create'>['spec']>;
 

@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { spawnAgent, testConfig, connectClient, StatusWatch, tinyGuest, MAIN_JS } from './harness.js';
 import { ensureRunDir, guestDomainXml } from '../lab/guest.js';
 import { Connection, enums } from '../../agent/libvirt/index.js';
-import { RpcCallError, type HostvisorClient } from '../../agent/rpc/client.js';
+import { RpcCallError, type HostvisorClient } from '../../api/client/client.js';
 import type { Config } from '../../agent/config/settings.js';
 
 const SYSTEM_URI = 'qemu:///system';

@@ -12,7 +12,7 @@
 // readTimeoutMs ends the check as failed; a step still stuck from an earlier
 // check is not started again. A failed read or path marks the domain invalid
 // with VDSM's code; the next good check makes it valid again.
-import type { HostvisorError } from '../../api/errors.js';
+import type { HostvisorError } from '../../../api/errors.js';
 import type { Logger } from '../../log.js';
 import { VDSM_STORAGE_CODES } from '../errors.js';
 import type { Sanlock } from '../sanlock.js';

@@ -1,5 +1,5 @@
-// Errors of the SPM task verbs, with VDSM's task error numbers (agent/api/errors.ts).
-import { HostvisorError } from '../../api/errors.js';
+// Errors of the SPM task verbs, with VDSM's task error numbers (api/errors.ts).
+import { HostvisorError } from '../../../api/errors.js';
 
 type Opts = { cause?: unknown; data?: Record<string, unknown> };
 

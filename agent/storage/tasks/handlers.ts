@@ -1,7 +1,7 @@
 // The SPM verbs that run as tasks, and the Task verbs, over the pool.
 import type { Handler } from '../../rpc/dispatcher.js';
 import type { StoragePool } from '../pool.js';
-import type { TaskInfo } from './api-schema.js';
+import type { TaskInfo } from '../../../api/tasks.js';
 import type { TaskRecord } from './record.js';
 import { legacyStatus } from './record.js';
 

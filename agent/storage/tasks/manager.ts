@@ -10,7 +10,7 @@
 // the operation registers a recovery step (persisted first); a failure, a
 // Task.stop or a restart runs the steps, last first.
 import type { Logger } from '../../log.js';
-import { ERRORS, HostvisorError, type ErrorName } from '../../api/errors.js';
+import { ERRORS, HostvisorError, type ErrorName } from '../../../api/errors.js';
 import { KeyedLock } from '../keyed-lock.js';
 import { OperationAbortedError } from '../errors.js';
 import { SpmHasTasksError, TaskIdInUseError, TaskStateError, UnknownTaskError } from './errors.js';

@@ -16,11 +16,8 @@
 // cleanFailure, exactly as VDSM maps them.
 import { StorageParamsError } from '../errors.js';
 
-export const SPM_TASK_VERBS = ['Volume.create', 'Volume.delete', 'Volume.extendSize', 'Image.delete'] as const;
-export type SpmTaskVerb = (typeof SPM_TASK_VERBS)[number];
-
-export const TASK_STATES = ['init', 'running', 'aborting', 'recovering', 'finished', 'recovered', 'failed'] as const;
-export type TaskState = (typeof TASK_STATES)[number];
+import { SPM_TASK_VERBS, TASK_STATES, type SpmTaskVerb, type TaskState } from '../../../api/tasks.js';
+export { SPM_TASK_VERBS, TASK_STATES, type SpmTaskVerb, type TaskState };
 
 const DONE: readonly TaskState[] = ['finished', 'recovered', 'failed'];
 export const isDone = (s: TaskState): boolean => DONE.includes(s);

@@ -1,10 +1,10 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { Methods, type MethodName } from '../../../agent/api/schema.js';
-import { validateParams } from '../../../agent/api/validate.js';
-import { openRpcDocument } from '../../../agent/api/openrpc.js';
-import { apiMarkdown } from '../../../agent/api/docs.js';
-import { ERRORS, InvalidParamsError } from '../../../agent/api/errors.js';
+import { Methods, type MethodName } from '../../../api/schema.js';
+import { validateParams } from '../../../api/validate.js';
+import { openRpcDocument } from '../../../api/openrpc.js';
+import { apiMarkdown } from '../../../api/docs.js';
+import { ERRORS, InvalidParamsError } from '../../../api/errors.js';
 
 t.test('invalid params are refused with -32602 naming the field', async (t) => {
   const err = (name: MethodName, p: unknown) => { try { validateParams(name, p); return undefined; } catch (e) { return e as InvalidParamsError; } };

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startAgent, connectClient, StatusWatch, tinyGuest } from '../harness.js';
 import { addHook } from './hook-fixtures.js';
-import type { RpcCallError } from '../../../agent/rpc/client.js';
+import type { RpcCallError } from '../../../api/client/client.js';
 
 t.test('before_vm_start rewrites the XML (adds a <description>) and the running domain shows it; after_vm_destroy sees vmId and custom properties', async (t) => {
   const { config, stop, agent } = await startAgent();

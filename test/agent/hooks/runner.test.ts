@@ -5,7 +5,7 @@ import { join, dirname } from 'node:path';
 import { HookRunner } from '../../../agent/hooks/runner.js';
 import { silentLogger } from '../../../agent/log.js';
 import { addHook, hookTree } from './hook-fixtures.js';
-import { HookError } from '../../../agent/api/errors.js';
+import { HookError } from '../../../api/errors.js';
 
 function runner(root: string, timeoutMs = 5000): HookRunner {
   return new HookRunner({ dir: root, timeoutMs, outputCapBytes: 1024, pythonPath: '/nonexistent', runDir: join(root, 'run'), log: silentLogger });

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { connectClient, REPO, startAgent, StatusWatch, tinyGuest, type VmSpecParam } from '../harness.js';
 import { LAB_DIR, waitForSerialMarker } from '../../lab/guest.js';
-import type { HostvisorClient } from '../../../agent/rpc/client.js';
+import type { HostvisorClient } from '../../../api/client/client.js';
 import type { Hostvisord } from '../../../agent/daemon.js';
 
 const run = promisify(execFile);

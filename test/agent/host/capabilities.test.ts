@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Value } from '@sinclair/typebox/value';
-import { Methods } from '../../../agent/api/schema.js';
+import { Methods } from '../../../api/schema.js';
 import { Connection } from '../../../agent/libvirt/index.js';
 import {
   cpuTotals, formatLibvirtVersion, hostCapabilities, parseCapabilitiesXml, toMiB,

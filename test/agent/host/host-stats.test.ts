@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Value } from '@sinclair/typebox/value';
-import { Methods } from '../../../agent/api/schema.js';
+import { Methods } from '../../../api/schema.js';
 import { HostStatsSampler, parseNetDev, parseProcStat, parseMeminfo } from '../../../agent/host/host-stats.js';
 
 interface Fixture { stat: string; meminfo: string; loadavg: string; netdev: string; uptime: string }

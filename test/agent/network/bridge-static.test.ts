@@ -2,7 +2,7 @@
 // route: created, verified, reachable from the peer namespace. A bad request
 // changes nothing.
 import t from 'tap';
-import { InvalidParamsError } from '../../../agent/api/errors.js';
+import { InvalidParamsError } from '../../../api/errors.js';
 import { captureState, diff, formatDiff } from '../../../agent/network/state.js';
 import { netLab, type NetLab } from './netlab.js';
 

@@ -1,6 +1,6 @@
 // canonicalize(): defaults, VDSM's flat names, and errors that name the field.
 import t from 'tap';
-import { InvalidParamsError } from '../../../agent/api/errors.js';
+import { InvalidParamsError } from '../../../api/errors.js';
 import { canonicalize, type HostLink } from '../../../agent/network/canonicalize.js';
 import type { NetConfigT } from '../../../agent/network/model.js';
 

@@ -11,8 +11,8 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { pkiPaths } from '../../../agent/pki/dev-ca.js';
-import { HostvisorClient, RpcCallError } from '../../../agent/rpc/client.js';
-import type { MethodName } from '../../../agent/api/schema.js';
+import { HostvisorClient, RpcCallError } from '../../../api/client/client.js';
+import type { MethodName } from '../../../api/schema.js';
 
 interface Command {
   id: number;

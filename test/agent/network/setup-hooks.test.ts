@@ -8,7 +8,7 @@ import { Hooks } from '../../../agent/hooks/hooks.js';
 import { silentLogger } from '../../../agent/log.js';
 import { networkSetupHooks } from '../../../agent/network/hooks.js';
 import { setupNetworksTimeoutMs } from '../../../agent/network/handlers.js';
-import { HookError } from '../../../agent/api/errors.js';
+import { HookError } from '../../../api/errors.js';
 
 async function hooksWith(scripts: Record<string, string>): Promise<{ hooks: Hooks; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'hv-nethook-'));

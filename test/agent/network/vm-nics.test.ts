@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { bounded, testConfig, StatusWatch, tinyGuest } from '../harness.js';
 import { waitForSerialMarker } from '../../lab/guest.js';
 import { labDown, labUp, type LabHost } from '../../lab/multihost/lab.js';
-import { RpcCallError, type HostvisorClient } from '../../../agent/rpc/client.js';
+import { RpcCallError, type HostvisorClient } from '../../../api/client/client.js';
 import { connectLabClient, spawnLabAgent, type LabAgent } from '../storage/lab-agents.js';
 import { ensureBlackhole, PREFIX, sh } from './netlab.js';
 

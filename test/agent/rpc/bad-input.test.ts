@@ -10,7 +10,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startAgent, connectClient } from '../harness.js';
 import { createLogger } from '../../../agent/log.js';
-import type { HostvisorClient } from '../../../agent/rpc/client.js';
+import type { HostvisorClient } from '../../../api/client/client.js';
 
 const MAX_MESSAGE_BYTES = 64 * 1024;
 const FLOOD = 10_000;

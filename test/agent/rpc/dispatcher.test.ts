@@ -3,8 +3,8 @@
 import t from 'tap';
 import { Dispatcher, type Handlers } from '../../../agent/rpc/dispatcher.js';
 import { createLogger } from '../../../agent/log.js';
-import { RecoveryError, NoVmError } from '../../../agent/api/errors.js';
-import { Methods, type MethodName } from '../../../agent/api/schema.js';
+import { RecoveryError, NoVmError } from '../../../api/errors.js';
+import { Methods, type MethodName } from '../../../api/schema.js';
 
 function makeDispatcher(over: Partial<Handlers>, opts: { timeoutMs?: number; recovering?: boolean } = {}) {
   const lines: Record<string, unknown>[] = [];

@@ -1,7 +1,7 @@
 // Unit: the pure stats computation (rates.ts) on hand-made raw bulk-stats samples.
 import t from 'tap';
 import { Value } from '@sinclair/typebox/value';
-import { DiskStats, NicStats } from '../../../agent/api/types.js';
+import { DiskStats, NicStats } from '../../../api/types.js';
 import {
   advanceHistory, computeAllStats, computeVmStats, devicePrefixes, type RawSample, type RawStats,
 } from '../../../agent/stats/rates.js';

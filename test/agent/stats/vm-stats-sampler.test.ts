@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Value } from '@sinclair/typebox/value';
-import { DiskStats } from '../../../agent/api/types.js';
+import { DiskStats } from '../../../api/types.js';
 import { createLogger } from '../../../agent/log.js';
 import { VmStatsSampler } from '../../../agent/stats/vm-stats-sampler.js';
 import { ensureRunDir, guestDomainXml, waitForSerialMarker } from '../../lab/guest.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Config } from '../../../agent/config/settings.js';
 import { pkiPaths } from '../../../agent/pki/dev-ca.js';
-import { HostvisorClient } from '../../../agent/rpc/client.js';
+import { HostvisorClient } from '../../../api/client/client.js';
 import { MAIN_JS, scratchDir, stopChild, waitExit } from '../harness.js';
 import { assertLabRoute, type LabHost } from '../../lab/multihost/lab.js';
 

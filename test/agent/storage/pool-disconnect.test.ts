@@ -11,8 +11,8 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { connectClient, spawnAgent, stopChild, testConfig, waitExit } from '../harness.js';
-import type { HostvisorClient } from '../../../agent/rpc/client.js';
-import type { RepoStat } from '../../../agent/storage/api-schema.js';
+import type { HostvisorClient } from '../../../api/client/client.js';
+import type { RepoStat } from '../../../api/storage.js';
 import { Sanlock } from '../../../agent/storage/sanlock.js';
 import { GiB, loopsBacking, taskLab, type TaskLab } from './tasks-fixture.js';
 

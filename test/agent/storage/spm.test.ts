@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Sanlock } from '../../../agent/storage/sanlock.js';
 import { SpmRole } from '../../../agent/storage/spm.js';
 import { silentLogger } from '../../../agent/log.js';
-import { UnavailableError } from '../../../agent/api/errors.js';
+import { UnavailableError } from '../../../api/errors.js';
 import { ensureSanlockDaemon, sanlockUnavailable } from './sanlock-daemon.js';
 
 const MiB = 1024 * 1024;

@@ -5,8 +5,8 @@
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import type { HostvisorClient } from '../../../agent/rpc/client.js';
-import type { ResultOf } from '../../../agent/api/schema.js';
+import type { HostvisorClient } from '../../../api/client/client.js';
+import type { ResultOf } from '../../../api/schema.js';
 import type { Overrides } from '../harness.js';
 import { ensureSanlockDaemon, sanlockUnavailable } from './sanlock-daemon.js';
 import { storageLab, type StorageLab } from './storage-lab.js';

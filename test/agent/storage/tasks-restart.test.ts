@@ -11,9 +11,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { connectClient, spawnAgent, testConfig } from '../harness.js';
-import type { HostvisorClient } from '../../../agent/rpc/client.js';
+import type { HostvisorClient } from '../../../api/client/client.js';
 import type { Config } from '../../../agent/config/settings.js';
-import { ERRORS } from '../../../agent/api/errors.js';
+import { ERRORS } from '../../../api/errors.js';
 import { run } from '../../../agent/storage/exec.js';
 import {
   becomeSpm, exists, GiB, killPids, loopsBacking, MiB, pidsMentioning, rejectsWith, taskLab, waitForAllocated, watchTask, type DomainSpecParam,

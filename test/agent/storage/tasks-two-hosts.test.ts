@@ -6,8 +6,8 @@
 // is LEGAL.
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
-import { ERRORS } from '../../../agent/api/errors.js';
-import type { HostvisorClient } from '../../../agent/rpc/client.js';
+import { ERRORS } from '../../../api/errors.js';
+import type { HostvisorClient } from '../../../api/client/client.js';
 import { sanlockUnavailable } from './sanlock-daemon.js';
 import { twoHostPool, MiB } from './two-host-pool.js';
 import { rejectsWith, watchTask } from './tasks-fixture.js';

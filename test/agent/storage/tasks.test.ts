@@ -10,7 +10,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connectClient, startAgent } from '../harness.js';
 import { createLogger } from '../../../agent/log.js';
-import { ERRORS } from '../../../agent/api/errors.js';
+import { ERRORS } from '../../../api/errors.js';
 import {
   becomeSpm, exists, GiB, MiB, pidsMentioning, rejectsWith, taskLab, waitForAllocated, watchTask,
 } from './tasks-fixture.js';

@@ -7,7 +7,7 @@ import t, { type Test } from 'tap';
 import { randomUUID } from 'node:crypto';
 import { StatusWatch, tinyGuest } from '../harness.js';
 import { waitForSerialMarker } from '../../lab/guest.js';
-import { RpcCallError, type HostvisorClient } from '../../../agent/rpc/client.js';
+import { RpcCallError, type HostvisorClient } from '../../../api/client/client.js';
 import { sanlockUnavailable } from './sanlock-daemon.js';
 import type { LabAgent } from './lab-agents.js';
 import { MiB, createVolume, logRecords, parseLogLine as parse, twoHostPool, waitLog } from './two-host-pool.js';

@@ -5,8 +5,8 @@
 // undoes everything that was set up, in reverse order and each step bounded,
 // also when setup failed half-way.
 import { randomUUID } from 'node:crypto';
-import type { ParamsOf, ResultOf } from '../../../agent/api/schema.js';
-import type { HostvisorClient } from '../../../agent/rpc/client.js';
+import type { ParamsOf, ResultOf } from '../../../api/schema.js';
+import type { HostvisorClient } from '../../../api/client/client.js';
 import { labUp, labDown, type LabHost } from '../../lab/multihost/lab.js';
 import { bounded, testConfig, type Overrides, type VmSpecParam } from '../harness.js';
 import { spawnLabAgent, connectLabClient, type LabAgent } from './lab-agents.js';

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectClient, scratchDir, startAgent } from '../harness.js';
 import { addHook } from '../hooks/hook-fixtures.js';
-import type { HostvisorClient, RpcCallError } from '../../../agent/rpc/client.js';
-import type { ParamsOf } from '../../../agent/api/schema.js';
+import type { HostvisorClient, RpcCallError } from '../../../api/client/client.js';
+import type { ParamsOf } from '../../../api/schema.js';
 import { exists, GiB, loopsBacking, taskLab } from './tasks-fixture.js';
 
 type VmSpec = NonNullable<ParamsOf<'VM.create'>['spec']>;

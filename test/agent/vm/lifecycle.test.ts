@@ -2,7 +2,7 @@
 import t from 'tap';
 import { startAgent, connectClient, StatusWatch, tinyGuest } from '../harness.js';
 import { waitForSerialMarker } from '../../lab/guest.js';
-import { RpcCallError } from '../../../agent/rpc/client.js';
+import { RpcCallError } from '../../../api/client/client.js';
 import { ExitReason } from '../../../agent/vm/status.js';
 
 t.test('create -> Up event, pause/cont, ACPI shutdown -> Down with exitReason, destroy', async (t) => {

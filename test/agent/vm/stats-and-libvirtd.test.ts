@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startAgent, connectClient, StatusWatch, tinyGuest } from '../harness.js';
 import { LAB_DIR, ensureRunDir, waitForSerialMarker, libvirtdCtl } from '../../lab/guest.js';
-import { RpcCallError } from '../../../agent/rpc/client.js';
+import { RpcCallError } from '../../../api/client/client.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

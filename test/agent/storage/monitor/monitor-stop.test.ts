@@ -16,7 +16,7 @@ import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectClient, spawnAgent, stopChild, testConfig, waitExit } from '../../harness.js';
-import type { HostvisorClient } from '../../../../agent/rpc/client.js';
+import type { HostvisorClient } from '../../../../api/client/client.js';
 import { ensureSanlockDaemon, sanlockUnavailable } from '../sanlock-daemon.js';
 import { storageLab, type StorageLab } from '../storage-lab.js';
 import { lvmCommandsOn, readersOf } from './processes.js';

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectClient, startAgent } from '../../harness.js';
 import { createLogger } from '../../../../agent/log.js';
-import { RpcCallError, type HostvisorClient } from '../../../../agent/rpc/client.js';
+import { RpcCallError, type HostvisorClient } from '../../../../api/client/client.js';
 import { directRead, directWrite } from '../../../../agent/storage/direct-io.js';
 import { Sanlock } from '../../../../agent/storage/sanlock.js';
 import { ensureSanlockDaemon, sanlockUnavailable } from '../sanlock-daemon.js';

@@ -1,7 +1,7 @@
 // Polls Host.getStorageRepoStats until a condition holds (bounded), for the monitor tests.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { HostvisorClient } from '../../../../agent/rpc/client.js';
-import type { RepoStat } from '../../../../agent/storage/api-schema.js';
+import type { HostvisorClient } from '../../../../api/client/client.js';
+import type { RepoStat } from '../../../../api/storage.js';
 
 export type RepoStats = Record<string, RepoStat>;
 

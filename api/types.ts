@@ -121,3 +121,16 @@ export const Empty = Type.Object({});
 export function withVmId<T extends Record<string, TSchema>>(props: T) {
   return Type.Object({ vmID: Uuid, ...props });
 }
+
+/** Why a VM went Down. Our own stable numbers (documented in docs/api.md). */
+export enum ExitReason {
+  SUCCEEDED = 0,
+  GENERIC_ERROR = 1,
+  LIBVIRT_START_FAILED = 2,
+  HOOK_ERROR = 3,
+  ADMIN_SHUTDOWN = 4,
+  USER_SHUTDOWN = 5,
+  DESTROYED = 6,
+  CRASHED = 7,
+  DOMAIN_MISSING = 8,
+}

@@ -3,8 +3,8 @@
 // the controller, tests and benchmarks.
 import WebSocket from 'ws';
 import { JSONRPCClient, type JSONRPCRequest } from 'json-rpc-2.0';
-import type { MethodName, ParamsOf, ResultOf, SpmTaskMethod, SpmTaskResultOf } from '../api/schema.js';
-import { ERRORS } from '../api/errors.js';
+import type { MethodName, ParamsOf, ResultOf, SpmTaskMethod, SpmTaskResultOf } from '../schema.js';
+import { ERRORS } from '../errors.js';
 
 export interface ClientOptions {
   url: string;

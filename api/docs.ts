@@ -1,7 +1,7 @@
 // docs/api.md, generated from the schema (node dist/agent/main.js --print-api-doc).
 import { Methods, Events, API_VERSION, type MethodDef, type MethodName } from './schema.js';
 import { ERRORS } from './errors.js';
-import { ExitReason } from '../vm/status.js';
+import { ExitReason } from './types.js';
 
 type Schema = { type?: string; anyOf?: Schema[]; patternProperties?: Record<string, Schema>; const?: unknown; items?: Schema; properties?: Record<string, Schema>; required?: string[]; description?: string; pattern?: string; minimum?: number; maximum?: number; default?: unknown };
 
@@ -39,7 +39,7 @@ function fields(obj: Schema, prefix = '', records = false): string[] {
 export function apiMarkdown(): string {
   const out: string[] = [
     `# Hostvisor agent API (version ${API_VERSION})`, '',
-    'Generated from `agent/api/schema.ts`; do not edit. JSON-RPC 2.0 over WebSocket with mutual TLS',
+    'Generated from `api/schema.ts`; do not edit. JSON-RPC 2.0 over WebSocket with mutual TLS',
     '(port 54321). Params are by name. The OpenRPC document is served by the `rpc.discover` method.',
     'A request may carry a top-level `correlationId` string (an extension); it is logged with the call.', '',
     '## Errors', '', '| code | name | meaning | whose fault |', '| --- | --- | --- | --- |',

@@ -1,10 +1,15 @@
-// Shapes (TypeBox) of the Task verbs' results, used by agent/api/schema.ts
+// Shapes (TypeBox) of the Task verbs' results, used by api/methods/
 // and, as static types, by the handlers and the client. Task.getStatus is
 // VDSM's TaskStatus; Task.getInfo is VDSM's {id, verb} with the detail VDSM
 // keeps in its task files (state, result, recovery) and the phase timings.
 import { Type, type Static } from '@sinclair/typebox';
-import { Uuid } from '../../api/types.js';
-import { SPM_TASK_VERBS, TASK_STATES } from './record.js';
+import { Uuid } from './types.js';
+
+export const SPM_TASK_VERBS = ['Volume.create', 'Volume.delete', 'Volume.extendSize', 'Image.delete'] as const;
+export type SpmTaskVerb = (typeof SPM_TASK_VERBS)[number];
+
+export const TASK_STATES = ['init', 'running', 'aborting', 'recovering', 'finished', 'recovered', 'failed'] as const;
+export type TaskState = (typeof TASK_STATES)[number];
 
 const lit = <T extends string>(xs: readonly T[]) => Type.Union(xs.map((x) => Type.Literal(x)));
 

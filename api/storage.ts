@@ -1,9 +1,9 @@
 // Result shapes (TypeBox) of Host.getStorageRepoStats and StoragePool.getInfo,
-// used by agent/api/schema.ts and, as static types, by the pool, so the wire
+// used by api/methods/ and, as static types, by the pool, so the wire
 // format and the code cannot drift apart. Field names are VDSM's; numbers
 // are numbers (VDSM sends delay, lastCheck and the disk sizes as strings).
 import { Type, type Static } from '@sinclair/typebox';
-import { Uuid } from '../api/types.js';
+import { Uuid } from './types.js';
 
 export const RepoStat = Type.Object({
   valid: Type.Boolean({ description: 'the last check could read the domain metadata (true before the first check, as in VDSM)' }),

@@ -1,4 +1,4 @@
-// The network verbs' result shapes (TypeBox), used by agent/api/schema.ts
+// The network verbs' result shapes (TypeBox), used by api/methods/
 // (Host.setupNetworks, Host.getNetworkCapabilities, and the network part of
 // Host.getCapabilities) and, as static types, by caps.ts and index.ts, so the
 // wire format and the code cannot drift apart. Field names follow VDSM's caps

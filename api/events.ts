@@ -1,0 +1,37 @@
+// The events the agent sends (JSON-RPC notifications), with their params.
+import { Type, type Static } from '@sinclair/typebox';
+import type { EventDef } from './method.js';
+import { ExitInfo, PauseCode, VmStatus } from './types.js';
+import { LastSetup } from './network.js';
+
+const VmStatusEventBody = Type.Object({
+  status: VmStatus,
+  pauseCode: Type.Optional(PauseCode),
+  ...ExitInfo,
+  elapsedTime: Type.Optional(Type.Number()),
+  ioerror: Type.Optional(Type.Object({ alias: Type.String(), path: Type.String(), reason: Type.String() })),
+});
+
+export const Events = {
+  VM_status: {
+    method: '|virt|VM_status|<vmId>',
+    summary: "A VM's status changed. params: {<vmId>: {status, ...}, notify_time}.",
+    params: Type.Object({ notify_time: Type.Number({ description: 'monotonic ms' }) }, { additionalProperties: VmStatusEventBody }),
+    since: '0.1',
+  },
+  hooks_changed: {
+    method: '|hooks|changed|no_id',
+    summary: 'The installed hooks changed. params: {hooks: {point: {script: {checksum}}}, notify_time}.',
+    params: Type.Object({ hooks: Type.Record(Type.String(), Type.Unknown()), notify_time: Type.Number() }),
+    since: '0.2',
+  },
+  network_setup: {
+    method: '|net|setupNetworks|no_id',
+    summary: 'A setupNetworks call ended: applied, rolledBack (verified), rollbackUnverified or refused. params: the lastSetup record of Host.getNetworkCapabilities, and notify_time.',
+    params: Type.Object({ ...LastSetup.properties, notify_time: Type.Number() }),
+    since: '0.4',
+  },
+} as const satisfies Record<string, EventDef>;
+
+export type VmStatusEventBody = Static<typeof VmStatusEventBody>;
+export type EventName = keyof typeof Events;

@@ -1,0 +1,31 @@
+// The API schema: every method and event the agent serves, with params,
+// result, errors and the version it was added in. It is the single source of
+// parameter validation, the TypeScript types shared with the controller and
+// the client, the error codes a method may return, the OpenRPC document at
+// rpc.discover, and docs/api.md.
+import type { Static } from '@sinclair/typebox';
+import type { MethodDef } from './method.js';
+import { HOST_METHODS } from './methods/host.js';
+import { VM_METHODS } from './methods/vm.js';
+import { NETWORK_METHODS } from './methods/network.js';
+import { STORAGE_HOST_METHODS, STORAGE_METHODS } from './methods/storage.js';
+import { TASK_METHODS } from './methods/tasks.js';
+
+export type { MethodDef, EventDef } from './method.js';
+export { SpmTaskResults, type SpmTaskMethod, type SpmTaskResultOf } from './methods/tasks.js';
+export { Events, type EventName, type VmStatusEventBody } from './events.js';
+
+export const Methods = {
+  ...HOST_METHODS,
+  ...VM_METHODS,
+  ...NETWORK_METHODS,
+  ...STORAGE_METHODS,
+  ...TASK_METHODS,
+  ...STORAGE_HOST_METHODS,
+} as const satisfies Record<string, MethodDef>;
+
+export type MethodName = keyof typeof Methods;
+export type ParamsOf<M extends MethodName> = Static<(typeof Methods)[M]['params']>;
+export type ResultOf<M extends MethodName> = Static<(typeof Methods)[M]['result']>;
+
+export const API_VERSION = '0.4';
