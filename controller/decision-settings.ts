@@ -1,0 +1,98 @@
+// Every tunable of the controller's decisions (health, SPM, placement, reconcile) in one table:
+// its default, unit, allowed range and why. The controller's config file takes its values from
+// here; the decision functions take a resolved DecisionSettings, never a global.
+
+export interface SettingDef {
+  default: number;
+  unit: 'ms' | 'count' | 'MiB' | '%';
+  min: number;
+  max: number;
+  reason: string;
+}
+
+export const DECISION_SETTINGS = {
+  pollIntervalMs: {
+    default: 3_000, unit: 'ms', min: 500, max: 60_000,
+    reason: "Host.getStats poll period (oVirt's VdsRefreshRate, 3 s): fast enough that a lost host is Connecting within two polls",
+  },
+  nonResponsiveAttempts: {
+    default: 2, unit: 'count', min: 0, max: 100,
+    reason: "a host turns NonResponsive only after MORE than this many failed polls (oVirt's VDSAttemptsToResetCount); one lost reply is a blip, not a dead host",
+  },
+  nonResponsiveGraceMs: {
+    default: 60_000, unit: 'ms', min: 0, max: 3_600_000,
+    reason: "and only after MORE than this since the last good poll (oVirt's TimeoutToResetVdsInSeconds): a restarting agent or a network hiccup must not make its VMs Unknown",
+  },
+  spmExtraGraceMs: {
+    default: 20_000, unit: 'ms', min: 0, max: 3_600_000,
+    reason: "added to the grace when the host is the SPM (oVirt's DelayResetForSpmInSeconds): losing the SPM stops storage changes cluster-wide, so be surer first",
+  },
+  perVmGraceMs: {
+    default: 500, unit: 'ms', min: 0, max: 60_000,
+    reason: "added to the grace per VM on the host (oVirt's DelayResetPerVmInSeconds): a busy host answers slower, and declaring it lost affects more VMs",
+  },
+  recoveryTimeoutMs: {
+    default: 180_000, unit: 'ms', min: 1_000, max: 3_600_000,
+    reason: "a host still Initializing (agent answers 99, recovering) after this is NonOperational (oVirt's VdsRecoveryTimeoutInMinutes, 3 min): recovery that never ends needs a person",
+  },
+  storageUnreachableGraceMs: {
+    default: 300_000, unit: 'ms', min: 0, max: 86_400_000,
+    reason: "a pool domain must be unreachable from a host this long before the host is NonOperational (oVirt's StorageDomainFailureTimeoutInMinutes, 5 min): a storage blip must not make hosts unfit",
+  },
+  spmRetryIntervalMs: {
+    default: 10_000, unit: 'ms', min: 500, max: 600_000,
+    reason: 'after a failed spmStart a host is tried again only after this; the old SPM lease frees 140 s after its last renewal (sanlock host_dead_seconds), so trying every 10 s finds it free within one interval without flooding the agents',
+  },
+  spmOpTimeoutMs: {
+    default: 90_000, unit: 'ms', min: 1_000, max: 3_600_000,
+    reason: 'an spmStart/spmStop with no result after this (a controller restart lost the call) is given up; safe because the sanlock lease, not the controller, decides who is SPM',
+  },
+  spmReportMaxAgeMs: {
+    default: 9_000, unit: 'ms', min: 1_000, max: 600_000,
+    reason: "a host's getSpmStatus answer older than this (three polls) is not used to adopt or drop an SPM: a stale report must not move the role",
+  },
+  startInFlightTimeoutMs: {
+    default: 120_000, unit: 'ms', min: 1_000, max: 3_600_000,
+    reason: "a VM start whose host is reachable but does not list the VM after this has failed (VM.create's own timeout is shorter); until then, and while the host is unreachable, no second start is allowed",
+  },
+  hostReservedMemoryMiB: {
+    default: 512, unit: 'MiB', min: 0, max: 1_048_576,
+    reason: "memory kept for the host itself (kernel, agent, QEMU overhead) and never given to VM reservations, so a fully booked host does not swap or OOM",
+  },
+  highUtilizationPct: {
+    default: 80, unit: '%', min: 50, max: 99,
+    reason: "default of a cluster policy's HighUtilization (oVirt's evenly_distributed and power_saving, 80 %): power_saving packs hosts only up to this",
+  },
+} as const satisfies Record<string, SettingDef>;
+
+export type DecisionSettingName = keyof typeof DECISION_SETTINGS;
+export type DecisionSettings = { readonly [K in DecisionSettingName]: number };
+
+/** A setting out of its range or unknown: the operator's mistake (a config error), never a fault. */
+export class DecisionSettingError extends Error {
+  override readonly name = 'DecisionSettingError';
+  readonly code = 1201;
+  constructor(readonly setting: string, message: string, options?: { cause?: unknown }) {
+    super(`${setting}: ${message}`, options);
+  }
+}
+
+export function defaultDecisionSettings(): DecisionSettings {
+  const out: Partial<Record<DecisionSettingName, number>> = {};
+  for (const [name, def] of Object.entries(DECISION_SETTINGS)) out[name as DecisionSettingName] = def.default;
+  return Object.freeze(out as Record<DecisionSettingName, number>);
+}
+
+/** The defaults with the given overrides, each checked against its range. */
+export function resolveDecisionSettings(overrides: Readonly<Record<string, unknown>> = {}): DecisionSettings {
+  const out: Record<string, number> = { ...defaultDecisionSettings() };
+  for (const [name, value] of Object.entries(overrides)) {
+    const def: SettingDef | undefined = (DECISION_SETTINGS as Record<string, SettingDef>)[name];
+    if (def === undefined) throw new DecisionSettingError(name, 'unknown setting');
+    if (typeof value !== 'number' || !Number.isFinite(value)) throw new DecisionSettingError(name, `must be a number (${def.unit})`);
+    if (value < def.min || value > def.max) throw new DecisionSettingError(name, `must be within ${def.min}..${def.max} ${def.unit}, got ${value}`);
+    if (def.unit === 'count' && !Number.isInteger(value)) throw new DecisionSettingError(name, 'must be a whole number');
+    out[name] = value;
+  }
+  return Object.freeze(out as Record<DecisionSettingName, number>);
+}

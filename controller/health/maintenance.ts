@@ -1,0 +1,54 @@
+// An admin's maintenance and activate requests on a host's health record. The migration issue
+// drains the VMs; here only the states move: PreparingForMaintenance until the host runs no VM
+// (nextHostHealth then moves it to Maintenance), and back through Initializing on activate.
+
+import { decisionEvent, type DecisionEvent } from '../decision-event.js';
+import type { HostHealth } from './host-status.js';
+
+/** The request does not fit the host's state (the REST API answers 409 with the message). */
+export class HostStateError extends Error {
+  override readonly name = 'HostStateError';
+  readonly code = 1202;
+  constructor(readonly hostId: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export interface AdminStep {
+  host: HostHealth;
+  events: DecisionEvent[];
+}
+
+export function requestMaintenance(prev: HostHealth, now: number, why: string): AdminStep {
+  switch (prev.status) {
+    case 'Maintenance':
+    case 'PreparingForMaintenance':
+      throw new HostStateError(prev.hostId, `host ${prev.hostId} is already ${prev.status}`);
+    case 'Up':
+    case 'NonOperational':
+    case 'Initializing':
+      return to(prev, 'PreparingForMaintenance', now, why);
+    default:
+      // Unreachable: its VMs may still run, so it cannot be said to be drained.
+      if (prev.vmCount > 0) {
+        throw new HostStateError(prev.hostId,
+          `host ${prev.hostId} is ${prev.status} with ${prev.vmCount} VM(s) whose state is unknown; it cannot enter maintenance until it answers`);
+      }
+      return to(prev, 'Maintenance', now, why);
+  }
+}
+
+export function activate(prev: HostHealth, now: number, why: string): AdminStep {
+  if (prev.status !== 'Maintenance' && prev.status !== 'PreparingForMaintenance') {
+    throw new HostStateError(prev.hostId, `host ${prev.hostId} is ${prev.status}, not in maintenance`);
+  }
+  // Initializing until the next good poll decides Up or NonOperational; failures count afresh.
+  return to({ ...prev, failedPolls: 0, lastContactAt: null }, 'Initializing', now, why);
+}
+
+function to(prev: HostHealth, status: HostHealth['status'], now: number, why: string): AdminStep {
+  return {
+    host: { ...prev, status, statusSince: now, reasons: [] },
+    events: [decisionEvent(now, 'host.status', 'info', why, { host: prev.hostId, data: { from: prev.status, to: status } })],
+  };
+}
