@@ -7,7 +7,8 @@
 //   1. a fresh lease report naming a holder with a newer lease version -> adopt it
 //   2. an spmStart/spmStop with no result after spmOpTimeoutMs -> abandon it (the call was lost)
 //   3. a call in flight -> wait for its result
-//   4. the recorded SPM answers and reports the lease Free -> forget it (it lost the lease)
+//   4. the recorded SPM answers and reports itself Free, or another host reads the lease free
+//      (holder -1 at the recorded lver or newer) -> forget it: it lost the lease
 //   5. the recorded SPM is Up -> keep; Connecting/Initializing -> wait (within its grace);
 //      reachable but unfit (NonOperational, maintenance) -> spmStop on it;
 //      NonResponsive or gone -> fail over: try the candidates (the lease decides)
@@ -53,9 +54,14 @@ export function nextSpmStep(prev: SpmRecord, hosts: readonly SpmHostView[], now:
   let exclude: string | null = null;
   if (rec.spmHostId !== null) {
     const spm = byId.get(rec.spmHostId);
-    const report = spm !== undefined ? freshLease(spm, now, s) : undefined;
-    if (spm !== undefined && report?.role === 'Free' && agentAnswering(spm.status)) {
+    const own = spm !== undefined && agentAnswering(spm.status) ? freshLease(spm, now, s) : undefined;
+    const freeBy = own?.role === 'SPM' ? undefined : reportedFree(hosts, rec.lver, now, s);
+    if (spm !== undefined && own?.role === 'Free') {
       events.push(decisionEvent(now, 'spm.lost', 'warning', `${spm.hostId} reports it no longer holds the SPM lease (lver ${rec.lver})`, { host: spm.hostId }));
+      rec = { ...rec, spmHostId: null };
+    } else if (freeBy !== undefined) {
+      // The lease reads free: the SPM's agent died (sanlock released its lease) or it stopped.
+      events.push(decisionEvent(now, 'spm.lost', 'warning', `${freeBy} reads the SPM lease free: ${rec.spmHostId} no longer holds it (lver ${rec.lver})`, { host: rec.spmHostId }));
       rec = { ...rec, spmHostId: null };
     } else if (spm === undefined || spm.status === 'NonResponsive' || spm.status === 'Installing') {
       exclude = rec.spmHostId; // lost: fail over below; its lease frees by itself at most host_dead_seconds after its last renewal
@@ -93,6 +99,14 @@ function elect(rec: SpmRecord, hosts: readonly SpmHostView[], exclude: string | 
     record: { ...rec, inFlight: { op: 'start', hostId: first.hostId, since: now } },
     events,
   };
+}
+
+/** An answering host whose fresh report reads the lease held by nobody at lver >= the recorded one. */
+function reportedFree(hosts: readonly SpmHostView[], lver: number, now: number, s: DecisionSettings): string | undefined {
+  return hosts.find((h) => {
+    const lease = agentAnswering(h.status) ? freshLease(h, now, s) : undefined;
+    return lease !== undefined && lease.holder < 0 && lease.lver >= lver;
+  })?.hostId;
 }
 
 function freshLease(h: SpmHostView, now: number, s: DecisionSettings) {

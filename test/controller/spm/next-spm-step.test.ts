@@ -128,3 +128,14 @@ t.test('no candidate (all priority -1, not connected, or not Up): wait, saying w
   t.match(step.action, { kind: 'wait', reason: /no candidate/ });
   t.same(step.events, []);
 });
+
+t.test('another host reading the lease free (holder -1) shows the SPM lost it: elected at once, without waiting the grace', async (t) => {
+  const b = host('b', 2, 'Up', 5, { lease: { role: 'Free', holder: -1, lver: 3, at: 1000 } });
+  const step = nextSpmStep(spmIs('a', 3), [host('a', 1, 'Connecting'), b], 2000, S, rnd());
+  t.match(step.events, [{ kind: 'spm.lost', host: 'a', reason: /b reads the SPM lease free/ }, { kind: 'spm.contend', host: 'b' }]);
+  t.match(step.action, { kind: 'start', hostId: 'b' });
+  const older = host('b', 2, 'Up', 5, { lease: { role: 'Free', holder: -1, lver: 2, at: 1000 } });
+  t.match(nextSpmStep(spmIs('a', 3), [host('a', 1, 'Connecting'), older], 2000, S, rnd()).action, { kind: 'wait' }, 'a read of an older lease version proves nothing');
+  const selfSpm = host('a', 1, 'Up', 5, { lease: { role: 'SPM', holder: 1, lver: 3, at: 1500 } });
+  t.match(nextSpmStep(spmIs('a', 3), [selfSpm, b], 2000, S, rnd()).action, { kind: 'keep', hostId: 'a' }, 'the holder saying SPM outweighs a racing read');
+});
