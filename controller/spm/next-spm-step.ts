@@ -8,7 +8,7 @@
 //   2. an spmStart/spmStop with no result after spmOpTimeoutMs -> abandon it (the call was lost)
 //   3. a call in flight -> wait for its result
 //   4. the recorded SPM answers and reports itself Free, or another host reads the lease free
-//      (holder -1 at the recorded lver or newer) -> forget it: it lost the lease
+//      (holder -1), in a read begun after the SPM was recorded -> forget it: it lost the lease
 //   5. the recorded SPM is Up -> keep; Connecting/Initializing -> wait (within its grace);
 //      reachable but unfit (NonOperational, maintenance) -> spmStop on it;
 //      NonResponsive or gone -> fail over: try the candidates (the lease decides)
@@ -54,15 +54,15 @@ export function nextSpmStep(prev: SpmRecord, hosts: readonly SpmHostView[], now:
   let exclude: string | null = null;
   if (rec.spmHostId !== null) {
     const spm = byId.get(rec.spmHostId);
-    const own = spm !== undefined && agentAnswering(spm.status) ? freshLease(spm, now, s) : undefined;
-    const freeBy = own?.role === 'SPM' ? undefined : reportedFree(hosts, rec.lver, now, s);
+    const own = spm !== undefined && agentAnswering(spm.status) ? newerLease(spm, rec.since, now, s) : undefined;
+    const freeBy = own?.role === 'SPM' ? undefined : reportedFree(hosts, rec.since, now, s);
     if (spm !== undefined && own?.role === 'Free') {
       events.push(decisionEvent(now, 'spm.lost', 'warning', `${spm.hostId} reports it no longer holds the SPM lease (lver ${rec.lver})`, { host: spm.hostId }));
-      rec = { ...rec, spmHostId: null };
+      rec = { ...rec, spmHostId: null, since: now };
     } else if (freeBy !== undefined) {
       // The lease reads free: the SPM's agent died (sanlock released its lease) or it stopped.
       events.push(decisionEvent(now, 'spm.lost', 'warning', `${freeBy} reads the SPM lease free: ${rec.spmHostId} no longer holds it (lver ${rec.lver})`, { host: rec.spmHostId }));
-      rec = { ...rec, spmHostId: null };
+      rec = { ...rec, spmHostId: null, since: now };
     } else if (spm === undefined || spm.status === 'NonResponsive' || spm.status === 'Installing') {
       exclude = rec.spmHostId; // lost: fail over below; its lease frees by itself at most host_dead_seconds after its last renewal
     } else if (spm.status === 'Up') {
@@ -101,12 +101,18 @@ function elect(rec: SpmRecord, hosts: readonly SpmHostView[], exclude: string | 
   };
 }
 
-/** An answering host whose fresh report reads the lease held by nobody at lver >= the recorded one. */
-function reportedFree(hosts: readonly SpmHostView[], lver: number, now: number, s: DecisionSettings): string | undefined {
+/** An answering host whose fresh report, read after `since`, finds the lease held by nobody. */
+function reportedFree(hosts: readonly SpmHostView[], since: number, now: number, s: DecisionSettings): string | undefined {
   return hosts.find((h) => {
-    const lease = agentAnswering(h.status) ? freshLease(h, now, s) : undefined;
-    return lease !== undefined && lease.holder < 0 && lease.lver >= lver;
+    const lease = agentAnswering(h.status) ? newerLease(h, since, now, s) : undefined;
+    return lease !== undefined && lease.holder < 0;
   })?.hostId;
+}
+
+/** The host's lease report if fresh and begun after `since`. */
+function newerLease(h: SpmHostView, since: number, now: number, s: DecisionSettings) {
+  const lease = freshLease(h, now, s);
+  return lease !== undefined && lease.at > since ? lease : undefined;
 }
 
 function freshLease(h: SpmHostView, now: number, s: DecisionSettings) {
@@ -132,5 +138,5 @@ function adoptReportedHolder(rec: SpmRecord, hosts: readonly SpmHostView[], now:
     `${best.by} reports the SPM lease held by ${best.hostId} at lver ${best.lver} (recorded: ${rec.spmHostId ?? 'none'} at ${rec.lver})`,
     { host: best.hostId, data: { lver: best.lver, previous: rec.spmHostId } }));
   const inFlight = rec.inFlight?.op === 'start' && rec.inFlight.hostId === best.hostId ? null : rec.inFlight;
-  return { ...rec, spmHostId: best.hostId, lver: best.lver, inFlight };
+  return { ...rec, spmHostId: best.hostId, lver: best.lver, since: now, inFlight };
 }

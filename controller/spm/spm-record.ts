@@ -10,8 +10,9 @@ export interface SpmLeaseReport {
   role: 'SPM' | 'Contend' | 'Free';
   /** pool host id (1..250) holding the lease, -1 when nobody does */
   holder: number;
+  /** the holder's lease version; -1 when nobody holds it (the agent's LVER_INVALID) */
   lver: number;
-  /** when the answer was received (ms since the epoch) */
+  /** when the getSpmStatus call was SENT (ms since the epoch): a read begun before an SPM was recorded says nothing against it */
   at: number;
 }
 
@@ -38,12 +39,14 @@ export interface SpmRecord {
   spmHostId: string | null;
   /** the lease version it holds; -1 before any SPM */
   lver: number;
+  /** when spmHostId/lver were last set (elected, adopted or forgotten) */
+  since: number;
   inFlight: SpmInFlight | null;
   /** host -> when its last spmStart/spmStop failed: it is tried again after spmRetryIntervalMs */
   failedAt: Readonly<Record<string, number>>;
 }
 
-export const NO_SPM: SpmRecord = Object.freeze({ spmHostId: null, lver: -1, inFlight: null, failedAt: Object.freeze({}) });
+export const NO_SPM: SpmRecord = Object.freeze({ spmHostId: null, lver: -1, since: 0, inFlight: null, failedAt: Object.freeze({}) });
 
 /** A source of numbers in [0, 1): injected so that tie breaks are reproducible in tests. */
 export type RandomSource = () => number;

@@ -25,13 +25,13 @@ export function recordSpmResult(prev: SpmRecord, r: SpmCallResult, now: number):
     delete failedAt[r.hostId];
     const was = prev.spmHostId !== null && prev.spmHostId !== r.hostId ? ` (was ${prev.spmHostId} at lver ${prev.lver})` : '';
     return {
-      record: { ...base, spmHostId: r.hostId, lver: r.lver, failedAt },
+      record: { ...base, spmHostId: r.hostId, lver: r.lver, since: now, failedAt },
       events: [decisionEvent(now, 'spm.elected', 'info', `${r.hostId} took the SPM lease at lver ${r.lver}${was}`,
         { host: r.hostId, data: { lver: r.lver, previous: prev.spmHostId, late: !expected } })],
     };
   }
   if (r.op === 'stop' && r.ok) {
-    const record = base.spmHostId === r.hostId ? { ...base, spmHostId: null } : base;
+    const record = base.spmHostId === r.hostId ? { ...base, spmHostId: null, since: now } : base;
     return { record, events: [decisionEvent(now, 'spm.stopped', 'info', `${r.hostId} released the SPM lease`, { host: r.hostId })] };
   }
   // A failure: retry this host only after the backoff. A late failure (its in-flight record was

@@ -90,7 +90,8 @@ export class World {
     const view: PollView = { kind: 'answered', vms, requiredNetUp: h.requiredNetUp, storage: h.storage };
     if (h.storage) {
       const owner = this.lease.holder === null ? -1 : this.host(this.lease.holder).no;
-      view.lease = { role: this.roleHolder() === id ? 'SPM' : 'Free', holder: owner, lver: this.lease.lver };
+      // As the agent: spmId and spmLver are -1 / -1 when nobody holds the lease.
+      view.lease = { role: this.roleHolder() === id ? 'SPM' : 'Free', holder: owner, lver: owner < 0 ? -1 : this.lease.lver };
     }
     return view;
   }

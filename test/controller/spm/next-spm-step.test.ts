@@ -27,7 +27,7 @@ t.test('a successful spmStart records the SPM and its lver; the next step keeps 
   t.equal(s1.action.kind, 'start');
   const chosen = (s1.action as { hostId: string }).hostId;
   const r = recordSpmResult(s1.record, { op: 'start', hostId: chosen, ok: true, lver: 4 }, 500);
-  t.same(r.record, { spmHostId: chosen, lver: 4, inFlight: null, failedAt: {} });
+  t.same(r.record, { spmHostId: chosen, lver: 4, since: 500, inFlight: null, failedAt: {} });
   t.match(r.events, [{ kind: 'spm.elected', at: 500, data: { lver: 4 } }]);
   t.match(nextSpmStep(r.record, hosts, 3000, S, rnd()).action, { kind: 'keep', hostId: chosen });
 });
@@ -90,11 +90,11 @@ t.test('a reachable but unfit SPM (NonOperational, maintenance) gets spmStop; on
 });
 
 t.test('a recorded SPM that answers and reports the lease Free is forgotten and another elected', async (t) => {
-  const a = host('a', 1, 'Up', 5, { lease: { role: 'Free', holder: -1, lver: 3, at: 1000 } });
+  const a = host('a', 1, 'Up', 5, { lease: { role: 'Free', holder: -1, lver: -1, at: 1000 } });
   const step = nextSpmStep(spmIs('a', 3), [a, host('b', 2, 'Up', 1)], 2000, S, rnd());
   t.match(step.events, [{ kind: 'spm.lost', host: 'a' }, { kind: 'spm.contend' }]);
   t.match(step.action, { kind: 'start', hostId: 'a' }, 'it may take the lease again: it is the best candidate');
-  const stale = host('a', 1, 'Up', 5, { lease: { role: 'Free', holder: -1, lver: 3, at: 1000 } });
+  const stale = host('a', 1, 'Up', 5, { lease: { role: 'Free', holder: -1, lver: -1, at: 1000 } });
   t.match(nextSpmStep(spmIs('a', 3), [stale], 1000 + S.spmReportMaxAgeMs + 1, S, rnd()).action, { kind: 'keep' }, 'a stale report is not used');
 });
 
@@ -105,6 +105,7 @@ t.test('a controller that lost its record adopts the holder a host reports, with
   t.match(step.record, { spmHostId: 'b', lver: 12 });
   t.match(step.events, [{ kind: 'spm.adopted', host: 'b', data: { lver: 12 } }]);
   const viaOther = nextSpmStep(NO_SPM, [host('a', 1, 'Up', 5, { lease: { role: 'Free', holder: 2, lver: 12, at: 900 } }), host('b', 2, 'NonResponsive')], 1000, S, rnd());
+  t.match(viaOther.record, { since: 1000 });
   t.match(viaOther.record, { spmHostId: 'b', lver: 12 }, 'a lost holder named by another host is adopted too');
   t.match(viaOther.action, { kind: 'start', hostId: 'a' }, '... and then failed over from');
 });
@@ -130,12 +131,12 @@ t.test('no candidate (all priority -1, not connected, or not Up): wait, saying w
 });
 
 t.test('another host reading the lease free (holder -1) shows the SPM lost it: elected at once, without waiting the grace', async (t) => {
-  const b = host('b', 2, 'Up', 5, { lease: { role: 'Free', holder: -1, lver: 3, at: 1000 } });
+  const b = host('b', 2, 'Up', 5, { lease: { role: 'Free', holder: -1, lver: -1, at: 1000 } });
   const step = nextSpmStep(spmIs('a', 3), [host('a', 1, 'Connecting'), b], 2000, S, rnd());
   t.match(step.events, [{ kind: 'spm.lost', host: 'a', reason: /b reads the SPM lease free/ }, { kind: 'spm.contend', host: 'b' }]);
   t.match(step.action, { kind: 'start', hostId: 'b' });
-  const older = host('b', 2, 'Up', 5, { lease: { role: 'Free', holder: -1, lver: 2, at: 1000 } });
-  t.match(nextSpmStep(spmIs('a', 3), [host('a', 1, 'Connecting'), older], 2000, S, rnd()).action, { kind: 'wait' }, 'a read of an older lease version proves nothing');
+  const recordedLater = { ...spmIs('a', 3), since: 1000 };
+  t.match(nextSpmStep(recordedLater, [host('a', 1, 'Connecting'), b], 2000, S, rnd()).action, { kind: 'wait' }, 'a read begun before the SPM was recorded proves nothing');
   const selfSpm = host('a', 1, 'Up', 5, { lease: { role: 'SPM', holder: 1, lver: 3, at: 1500 } });
   t.match(nextSpmStep(spmIs('a', 3), [selfSpm, b], 2000, S, rnd()).action, { kind: 'keep', hostId: 'a' }, 'the holder saying SPM outweighs a racing read');
 });
