@@ -1,10 +1,12 @@
 // The store's record of a VM's runtime (what it last learned from the agents) and what each
 // host's agent reports. The agents hold the truth about running VMs; the record follows them.
 
+import type { Static } from '@sinclair/typebox';
+import type { VmStatus } from '../../api/types.js';
 import type { HostStatus } from '../health/host-status.js';
 
-/** VDSM's VM statuses as the agent reports them; Unknown when nobody can tell (never Down then). */
-export type VmRuntimeStatus = 'WaitForLaunch' | 'Powering up' | 'Up' | 'Paused' | 'Powering down' | 'Down' | 'Unknown';
+/** VDSM's VM statuses as the agent reports them (the API's VmStatus); Unknown when nobody can tell (never Down then). */
+export type VmRuntimeStatus = Static<typeof VmStatus>;
 
 export interface StartInFlight {
   hostId: string;
