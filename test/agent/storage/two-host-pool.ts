@@ -36,6 +36,14 @@ export interface TwoHostPool {
   disk(imageID: string, volumeID: string): VmDisk;
   /** Destroyed by close() unless marked destroyed. */
   trackVm(client: HostvisorClient, vmID: string): { destroyed: boolean };
+  /**
+   * After agents[i] died: starts a new agent in hosts[i] with the same config,
+   * and puts it and a new client in agents[i] and clients[i] (tracked VMs move
+   * to the new client).
+   */
+  respawn(i: number): Promise<{ agent: LabAgent; client: HostvisorClient }>;
+  /** What an engine does after an agent restart: StoragePool.connect on clients[i] again, with the same parameters. */
+  reconnectPool(i: number): Promise<void>;
   /** Bounded, never rejects: VMs, pool disconnect, clients, agents, storage lab, labDown. */
   close(): Promise<void>;
 }
@@ -83,10 +91,26 @@ export async function twoHostPool(o: { name: string; pvGiB: number; settings?: O
     });
     clients.push(...await Promise.all([connectLabClient(a0), connectLabClient(a1)]));
     const domains = { [sd]: { type: 'block' as const, devices: [pv] } };
+    const connectPool = async (i: number): Promise<void> => {
+      await clients[i]!.call('StoragePool.connect', { storagepoolID: sp, hostID: i + 1, masterSdUUID: sd, domains });
+    };
     await clients[0]!.call('StorageDomain.create', { storagedomainID: sd, spec: { type: 'block', devices: [pv] } });
-    await Promise.all(clients.map((c, i) => c.call('StoragePool.connect', { storagepoolID: sp, hostID: i + 1, masterSdUUID: sd, domains })));
+    await Promise.all(clients.map((_c, i) => connectPool(i)));
     return {
       hosts, lab, pv, agents, clients, sd, sp, close,
+      reconnectPool: connectPool,
+      async respawn(i) {
+        const old = agents[i]!;
+        if (!old.exited()) throw new Error(`the agent in ${old.host.name} is still running`);
+        const agent = await spawnLabAgent(old.host, old.config, { echo: !!o.echo });
+        agents[i] = agent;
+        const oldClient = clients[i]!;
+        await bounded('old client close', oldClient.close(), 5_000);
+        const client = await connectLabClient(agent);
+        clients[i] = client;
+        for (const v of vms) if (v.client === oldClient) v.client = client;
+        return { agent, client };
+      },
       disk: (imageID, volumeID) => ({ name: 'vda', storage: { poolID: sp, domainID: sd, imageID, volumeID }, type: 'block', format: 'qcow2' }),
       trackVm(client, vmID) {
         const rec = { client, vmID, destroyed: false };
