@@ -1,7 +1,7 @@
 // A libvirt domain. Methods are thin, typed and timed wrappers over the addon;
 // long calls (shutdown, reboot, migration, snapshots, guest agent) run on
 // their own native threads and take their own timeouts.
-import { native, type BlockInfo, type DomHandle, type DomainInfo, type InterfaceAddresses, type Int64, type TypedParamsRecord } from './native.js';
+import { native, type BlockInfo, type DiskErrors, type DomHandle, type DomainInfo, type InterfaceAddresses, type Int64, type TypedParamsRecord } from './native.js';
 import type { Connection } from './connection.js';
 import { LibvirtError } from './errors.js';
 import { DomainMetadataType, DomainState, ErrorNumber, DomainInterfaceAddressesSource } from './generated/enums.js';
@@ -77,6 +77,10 @@ export class Domain {
   }
   blockInfo(disk: string, flags = 0): Promise<BlockInfo> {
     return this.run('domainGetBlockInfo', () => native.domainGetBlockInfo(this.h(), disk, flags));
+  }
+  /** The disks with an I/O error pending (a domain paused on I/O error: which disk, and whether it is ENOSPC). */
+  diskErrors(flags = 0): Promise<DiskErrors> {
+    return this.run('domainGetDiskErrors', () => native.domainGetDiskErrors(this.h(), flags));
   }
 
   attachDevice(xml: string, flags = 0): Promise<void> { return this.run('domainAttachDevice', () => native.domainAttachDevice(this.h(), xml, flags)); }

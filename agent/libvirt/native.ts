@@ -64,6 +64,7 @@ export interface NativeBinding {
   getAllDomainStats(c: ConnHandle, stats: number, flags: number): Promise<RawDomainStats[]>;
   domainSetBlockThreshold(d: DomHandle, dev: string, threshold: Int64, flags: number): Promise<void>;
   domainGetBlockInfo(d: DomHandle, disk: string, flags: number): Promise<BlockInfo>;
+  domainGetDiskErrors(d: DomHandle, flags: number): Promise<DiskErrors>;
   domainAttachDevice(d: DomHandle, xml: string, flags: number): Promise<void>;
   domainDetachDevice(d: DomHandle, xml: string, flags: number): Promise<void>;
   domainUpdateDevice(d: DomHandle, xml: string, flags: number): Promise<void>;
@@ -90,6 +91,8 @@ export interface NodeInfo {
 }
 export interface DomainInfo { state: number; maxMemKiB: Int64; memoryKiB: Int64; nrVirtCpu: number; cpuTimeNs: Int64 }
 export interface BlockInfo { capacity: Int64; allocation: Int64; physical: Int64 }
+/** Disk target → its pending I/O error, a DomainDiskErrorCode (NO_SPACE is ENOSPC). */
+export type DiskErrors = Record<string, number>;
 export interface RawDomainStats { name: string; uuid: string; stats: TypedParamsRecord }
 export interface InterfaceAddresses {
   name: string; hwaddr: string; addrs: { type: number; addr: string; prefix: number }[];

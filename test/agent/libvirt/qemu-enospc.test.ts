@@ -1,6 +1,7 @@
 // Integration: a qcow2 written directly on a small loop device (standing in for an LV) runs out of
 // space under a guest write. With error_policy='stop' libvirt pauses the guest and reports an
-// 'io-error-reason' event with reason 'enospc'; growing the device and resuming lets the guest finish.
+// 'io-error-reason' event with reason 'enospc', and diskErrors() says NO_SPACE for the disk; growing
+// the device and resuming lets the guest finish.
 import t from 'tap';
 import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -64,6 +65,8 @@ t.test('a qcow2 on a full 64 MiB loop device pauses the guest with io-error-reas
   const st = await dom.state();
   t.equal(st.state, DomainState.PAUSED, 'domain.state() is PAUSED');
   t.equal(st.reason, DomainPausedReason.IOERROR, 'with reason IOERROR');
+  // What a restarted agent reads to tell an ENOSPC pause from another I/O error (no event to go by).
+  t.same(await dom.diskErrors(), { vda: enums.DomainDiskErrorCode.NO_SPACE }, 'diskErrors() names vda with NO_SPACE');
   const before = await readFile(serial, 'latin1');
   t.notMatch(before, /LAB-DD-DONE/, 'the guest write has not completed while paused');
 

@@ -78,6 +78,29 @@ Napi::Value GetBlockInfo(const Napi::CallbackInfo& info) {
   });
 }
 
+// The disks with an I/O error pending (why a domain paused on an I/O error: NO_SPACE is ENOSPC).
+Napi::Value GetDiskErrors(const Napi::CallbackInfo& info) {
+  unsigned flags = ArgFlags(info, 1);
+  return DomainCall(info, Lane::Pool, [flags](virDomainPtr d) -> Builder {
+    int n = virDomainGetDiskErrors(d, nullptr, 0, flags);
+    if (n < 0) Fail("virDomainGetDiskErrors failed");
+    std::vector<virDomainDiskError> errors(n > 0 ? n : 1);
+    int got = n > 0 ? virDomainGetDiskErrors(d, errors.data(), n, flags) : 0;
+    if (got < 0) Fail("virDomainGetDiskErrors failed");
+    std::vector<std::pair<std::string, int>> out;
+    for (int k = 0; k < got; k++) {
+      out.emplace_back(errors[k].disk ? errors[k].disk : "", errors[k].error);
+      free(errors[k].disk);
+    }
+    // One property per disk: its DomainDiskErrorCode.
+    return [out = std::move(out)](Napi::Env env) {
+      Napi::Object byDisk = Napi::Object::New(env);
+      for (const auto& [disk, code] : out) byDisk.Set(disk, code);
+      return byDisk;
+    };
+  });
+}
+
 // ---------- devices ----------
 
 #define DEVICE_CALL(NAME, FN)                                                                     \
@@ -249,6 +272,7 @@ void RegisterDomainOps(Napi::Env env, Napi::Object exports) {
   exports.Set("getAllDomainStats", Napi::Function::New(env, GetAllDomainStats));
   exports.Set("domainSetBlockThreshold", Napi::Function::New(env, SetBlockThreshold));
   exports.Set("domainGetBlockInfo", Napi::Function::New(env, GetBlockInfo));
+  exports.Set("domainGetDiskErrors", Napi::Function::New(env, GetDiskErrors));
   exports.Set("domainAttachDevice", Napi::Function::New(env, AttachDevice));
   exports.Set("domainDetachDevice", Napi::Function::New(env, DetachDevice));
   exports.Set("domainUpdateDevice", Napi::Function::New(env, UpdateDevice));
