@@ -11,7 +11,7 @@ import { VERSION, PACKAGE_ROOT } from './version.js';
 import { Hooks } from './hooks/hooks.js';
 import { StoragePool } from './storage/pool.js';
 import { createStorageHandlers } from './storage/handlers.js';
-import { DriveMonitor } from './storage/thinp/drive-monitor.js';
+import { ThinProvisioning } from './storage/thinp/thin-provisioning.js';
 import { VmDisks } from './storage/vm-disks.js';
 import { isHookPoint, type HookPoint } from './hooks/points.js';
 import { ConfigError } from './config/load.js';
@@ -45,7 +45,7 @@ export class Hostvisord {
   private domainType: DomainType = 'qemu';
   readonly hooks: Hooks;
   readonly pool: StoragePool;
-  readonly driveMonitor: DriveMonitor;
+  readonly thinp: ThinProvisioning;
   /** Host networks (setupNetworks, capabilities, restore); VM NICs find their network's bridge here. */
   readonly networks: HostNetworks;
 
@@ -80,25 +80,12 @@ export class Hostvisord {
       monitorRefreshIntervalMs: config['storage.monitorRefreshIntervalMs'],
       mailboxReplyPollMs: config['mailbox.replyPollMs'], mailboxEventPollMs: config['mailbox.eventPollMs'], extendTimeoutMs: config['thinp.extendTimeoutMs'],
     }, this.log.child({ component: 'storage' }));
-    this.driveMonitor = new DriveMonitor({
-      getConnection: () => this.client.connection,
+    this.thinp = new ThinProvisioning({
+      libvirt: this.client, storage: this.pool, vms: this.manager,
       policy: { chunkMiB: config['thinp.chunkMiB'], percent: config['thinp.percent'], maxFactor: config['storage.maxSizeFactor'] },
-      requestExtend: (d, sizeMiB) => this.pool.requestExtend(d.domainId, d.volumeId, sizeMiB),
-      refresh: (d) => this.pool.refreshVolume(d.domainId, d.volumeId),
-      resumeIfEnospc: (vmId) => this.resumeIfEnospc(vmId),
       pollMs: config['thinp.pollMs'], retryAfterMs: config['thinp.retryAfterMs'],
       log: this.log.child({ component: 'thinp' }),
     });
-  }
-
-  /** After an extension: a VM paused because its disk was full goes on. */
-  private async resumeIfEnospc(vmId: string): Promise<void> {
-    const vm = this.manager.vms.get(vmId);
-    if (!vm || vm.status !== 'Paused' || vm.pauseCode !== 'ENOSPC') return;
-    const dom = await this.manager.domain(vm);
-    await dom.resume();
-    this.manager.setStatus(vm, 'Up');
-    this.log.info('VM resumed after extension', { vm: vmId });
   }
 
   async start(): Promise<AddressInfo> {
@@ -112,13 +99,14 @@ export class Hostvisord {
     await this.hooks.run('before_vdsm_start', { data: '{}' });
     timer.mark('hooks');
 
+    const disks = new VmDisks(this.pool, this.thinp.monitor, this.hooks, this.log.child({ component: 'storage' }));
     const ops = new VmOperations({
       manager: this.manager, log: this.log.child({ component: 'vm' }),
       domainType: () => this.domainType,
       timeouts: { destroyMs: c['vm.destroyTimeoutMs'], shutdownStepMs: c['vm.shutdownStepTimeoutMs'], hotunplugMs: c['vm.hotunplugTimeoutMs'] },
       accepting: () => this.accepting,
       hooks: this.hooks,
-      disks: new VmDisks(this.pool, this.driveMonitor, this.hooks, this.log.child({ component: 'storage' })),
+      disks,
       networkBridge: (network, field) => networkBridge(this.networks, network, field),
     });
     this.vmStats = new VmStatsSampler({ getConnection: () => this.client.connection, intervalMs: c['stats.vmIntervalMs'], log: this.log.child({ component: 'stats' }) });
@@ -178,10 +166,7 @@ export class Hostvisord {
     });
     this.client.on('disconnected', () => { void this.notify.status('libvirt unavailable; reconnecting').catch(() => {}); });
     await this.manager.start();
-    // Thin provisioning reacts at once to libvirt's signals; the poll is the fallback.
-    await this.client.subscribe('block-threshold', (ev) => this.driveMonitor.onThreshold(ev.domain.uuid, ev.dev));
-    await this.client.subscribe('io-error-reason', (ev) => { if (ev.reason === 'enospc') this.driveMonitor.onEnospc(ev.domain.uuid); });
-    this.driveMonitor.start();
+    await this.thinp.start();
     const address = await this.server.listen();
     timer.mark('listen');
     await this.client.start();
@@ -212,7 +197,7 @@ export class Hostvisord {
     timer.mark('drain');
     for (const t of this.timers) clearInterval(t);
     this.vmStats?.stop();
-    this.driveMonitor.stop();
+    await this.thinp.stop();
     await this.pool.disconnect().catch((e) => this.log.warn('pool disconnect failed', { err: e }));
     await this.client.stop();
     timer.mark('libvirt');

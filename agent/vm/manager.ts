@@ -168,6 +168,19 @@ export class VmManager extends EventEmitter<ManagerEvents> {
     }
   }
 
+  /**
+   * After a thin drive was extended: a VM paused because its disk was full
+   * goes on (never one paused for another reason, or by the engine).
+   */
+  async resumeIfEnospc(vmId: string): Promise<void> {
+    const vm = this.vms.get(vmId);
+    if (!vm || vm.status !== 'Paused' || vm.pauseCode !== 'ENOSPC') return;
+    const dom = await this.domain(vm);
+    await api(() => dom.resume(), vm.id);
+    this.setStatus(vm, 'Up');
+    this.log.info('VM resumed after extension', { vm: vmId });
+  }
+
   forget(vm: Vm): void {
     this.vms.delete(vm.id);
   }
