@@ -10,7 +10,6 @@
 // B's libvirtd directly, so they are seen also while B's agent is dead.
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
 import { Connection, enums } from '../../../agent/libvirt/index.js';
 import { StatusWatch, tinyGuest } from '../harness.js';
 import { waitForSerialMarker } from '../../lab/guest.js';
@@ -19,21 +18,12 @@ import { sanlockUnavailable } from './sanlock-daemon.js';
 import type { LabAgent } from './lab-agents.js';
 import { MiB, createVolume, logRecords, twoHostPool, waitLog } from './two-host-pool.js';
 import { auditExtensions, describeUnmatched } from './extension-audit.js';
+import { loopsBacking } from './tasks-fixture.js';
 
 const echo = !!process.env['HV_TEST_LOG'];
 const E = enums.DomainEventType;
 
 const why = await sanlockUnavailable();
-
-/** Loop devices (any host: they are the kernel's) whose backing file is `file`. */
-async function loopsBacking(file: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const dev of (await readdir('/sys/block').catch(() => [] as string[])).filter((d) => /^loop\d+$/.test(d))) {
-    const backing = (await readFile(`/sys/block/${dev}/loop/backing_file`, 'utf8').catch(() => '')).trim().replace(/ \(deleted\)$/, '');
-    if (backing === file) out.push(`/dev/${dev}`);
-  }
-  return out;
-}
 
 const at = (r: Record<string, unknown> | undefined): number => (r && typeof r['ts'] === 'string' ? Date.parse(r['ts']) : NaN);
 
