@@ -13,6 +13,7 @@ import { StoragePool } from './storage/pool.js';
 import { createStorageHandlers } from './storage/handlers.js';
 import { ThinProvisioning } from './storage/thinp/thin-provisioning.js';
 import { VmDisks } from './storage/vm-disks.js';
+import { DiskRecovery } from './vm/disk-recovery.js';
 import { isHookPoint, type HookPoint } from './hooks/points.js';
 import { ConfigError } from './config/load.js';
 import { join } from 'node:path';
@@ -46,6 +47,7 @@ export class Hostvisord {
   readonly hooks: Hooks;
   readonly pool: StoragePool;
   readonly thinp: ThinProvisioning;
+  private diskRecovery: DiskRecovery | undefined;
   /** Host networks (setupNetworks, capabilities, restore); VM NICs find their network's bridge here. */
   readonly networks: HostNetworks;
 
@@ -100,6 +102,9 @@ export class Hostvisord {
     timer.mark('hooks');
 
     const disks = new VmDisks(this.pool, this.thinp.monitor, this.hooks, this.log.child({ component: 'storage' }));
+    // After a restart: the disks of the VMs found running are prepared and watched again once the pool is connected.
+    this.diskRecovery = new DiskRecovery({ vms: this.manager, disks, pool: this.pool, log: this.log.child({ component: 'vm' }) });
+    this.diskRecovery.start();
     const ops = new VmOperations({
       manager: this.manager, log: this.log.child({ component: 'vm' }),
       domainType: () => this.domainType,
@@ -197,6 +202,7 @@ export class Hostvisord {
     timer.mark('drain');
     for (const t of this.timers) clearInterval(t);
     this.vmStats?.stop();
+    this.diskRecovery?.stop();
     await this.thinp.stop();
     await this.pool.disconnect().catch((e) => this.log.warn('pool disconnect failed', { err: e }));
     await this.client.stop();

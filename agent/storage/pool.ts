@@ -1,6 +1,7 @@
 // The storage pool as one host sees it: its domains, the master domain's
 // lease area (host ids and the SPM lease) and mailbox, the SPM role, and the
 // host's side of thin provisioning (extension requests through the mailbox).
+import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import { PhaseTimer } from '../log.js';
 import { UnavailableError, InvalidParamsError } from '../../api/errors.js';
@@ -45,7 +46,10 @@ export interface ConnectParams {
   domains: Record<string, DomainSpec>;
 }
 
-export class StoragePool {
+/** 'connected': this host joined a pool (what waits for storage, such as the recovery of VMs' disks, may go on). */
+type PoolEvents = { connected: [ConnectParams] };
+
+export class StoragePool extends EventEmitter<PoolEvents> {
   readonly driver: ActivationDriver;
   readonly sanlock = new Sanlock();
   private readonly domains = new Map<string, AnyDomain>();
@@ -58,6 +62,7 @@ export class StoragePool {
   readonly tasks: TaskManager;
 
   constructor(private readonly s: PoolSettings, private readonly log: Logger) {
+    super();
     this.driver = createActivationDriver(s, { log });
     this.monitors = new DomainMonitors(s, this.sanlock, log);
     const tasksLog = log.child({ component: 'tasks' });
@@ -130,6 +135,7 @@ export class StoragePool {
       await this.disconnect().catch(() => {});
       throw e;
     }
+    this.emit('connected', p);
   }
 
   /**

@@ -1,7 +1,8 @@
 // Disks that refer to pool/domain/image/volume ids: prepared on this host
 // before the VM starts (after_disk_prepare may change the result), watched by
 // the drive monitor while the VM runs when they are thin qcow2 on block
-// storage, and torn down after the VM is gone.
+// storage, and torn down after the VM is gone. After an agent restart, the
+// disks of a VM found running are prepared again and watched again.
 import type { Static } from '@sinclair/typebox';
 import type { DiskSpec } from '../../api/types.js';
 import type { Logger } from '../log.js';
@@ -10,6 +11,9 @@ import type { StoragePool } from './pool.js';
 import type { DriveMonitor } from './thinp/drive-monitor.js';
 
 type Disk = Static<typeof DiskSpec>;
+
+/** A disk as the running domain has it (its live XML). */
+export interface LiveDisk { target: string; source?: string; type?: string; format?: string; readonly: boolean }
 
 export class VmDisks {
   constructor(private readonly pool: StoragePool, private readonly monitor: DriveMonitor, private readonly hooks: Hooks, private readonly log: Logger) {}
@@ -57,6 +61,38 @@ export class VmDisks {
       if (!d.storage || d.readonly || d.type !== 'block' || (d.format ?? 'qcow2') !== 'qcow2') continue;
       this.monitor.add({ vmId, target: d.name, domainId: d.storage.domainID, volumeId: d.storage.volumeID });
     }
+  }
+
+  /**
+   * After an agent restart, for a VM found running: its storage disks, known
+   * by their ids (metadata), are prepared again (activation is idempotent:
+   * they are in use) and resolved to what the domain really uses (its live
+   * XML; no hooks run again), and its thin drives go back under the drive
+   * monitor; a VM paused because a disk was full has them extended at once.
+   * Throws when a disk cannot be prepared (the caller retries; what is
+   * prepared stays: the VM uses it).
+   */
+  async recovered(vmId: string, disks: readonly Disk[], live: readonly LiveDisk[], o: { pausedOnEnospc: boolean }): Promise<Disk[]> {
+    const out: Disk[] = [];
+    const watch: Disk[] = [];
+    for (const d of disks) {
+      const l = live.find((x) => x.target === d.name);
+      if (!d.storage || !l?.source) {
+        if (d.storage) this.log.warn('disk in the metadata but not in the running domain; not prepared', { vm: vmId, disk: d.name, image: d.storage.imageID });
+        out.push(d);
+        continue;
+      }
+      const s = d.storage;
+      const prepared = await (await this.pool.domain(s.domainID)).prepareImage(s.imageID, s.volumeID);
+      const r: Disk = { ...d, path: l.source, type: l.type === 'block' ? 'block' : 'file', format: l.format === 'raw' ? 'raw' : 'qcow2', ...(l.readonly ? { readonly: true } : {}) };
+      out.push(r);
+      // after_disk_prepare may have put something else in the volume's place at launch: that is not the volume to watch.
+      if (prepared.path === l.source) watch.push(r);
+      else this.log.info('disk runs on another path than its volume; not watched', { vm: vmId, disk: d.name, volumePath: prepared.path, path: l.source });
+    }
+    this.launched(vmId, watch);
+    if (o.pausedOnEnospc) this.monitor.onEnospc(vmId);
+    return out;
   }
 
   /** The VM is gone: stop watching and deactivate its images. */

@@ -102,7 +102,8 @@ export function prepareEngineXml(vmId: string, xml: string, meta: VmMetadata): s
 export { metadataFromDomainXml };
 
 export interface DomainDevices {
-  disks: { target: string; source?: string; alias?: string }[];
+  /** type: file or block; format: the driver's (qcow2, raw). */
+  disks: { target: string; source?: string; alias?: string; type?: string; format?: string; readonly: boolean }[];
   nics: { mac: string; bridge?: string; alias?: string }[];
   hasGraphics: boolean;
   hasGuestAgentChannel: boolean;
@@ -114,7 +115,10 @@ export function parseDomainDevices(xml: string): DomainDevices {
   const devices = child(dom, 'devices');
   const disks = children(devices, 'disk').map((d) => {
     const src = child(d, 'source');
-    return { target: attr(child(d, 'target'), 'dev') ?? '', source: attr(src, 'file') ?? attr(src, 'dev'), alias: attr(child(d, 'alias'), 'name') };
+    return {
+      target: attr(child(d, 'target'), 'dev') ?? '', source: attr(src, 'file') ?? attr(src, 'dev'), alias: attr(child(d, 'alias'), 'name'),
+      type: attr(d, 'type'), format: attr(child(d, 'driver'), 'type'), readonly: child(d, 'readonly') !== undefined,
+    };
   });
   const nics = children(devices, 'interface').map((n) => ({
     mac: (attr(child(n, 'mac'), 'address') ?? '').toLowerCase(),

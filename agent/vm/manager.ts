@@ -12,7 +12,7 @@ import { Vm } from './vm.js';
 import { metadataFromDomainXml } from './metadata.js';
 import { parseDomainDevices } from './domain-xml.js';
 import { applyIoError, applyLifecycle } from './lifecycle-events.js';
-import { ExitReason, type VmStatusT } from './status.js';
+import { ExitReason, type PauseCodeT, type VmStatusT } from './status.js';
 import { enums, LibvirtError } from '../libvirt/index.js';
 import { api } from './libvirt-errors.js';
 
@@ -95,16 +95,17 @@ export class VmManager extends EventEmitter<ManagerEvents> {
       const seen = new Set<string>();
       let managed = 0, external = 0;
       await Promise.all(domains.map(async (d) => {
-        let xml: string, state: { state: number; reason: number };
+        let xml: string, state: DomainStateT, ioPause: PauseCodeT | undefined;
         try {
           [xml, state] = await Promise.all([d.xml(), d.state()]);
+          ioPause = await ioPauseCode(d, state);
         } catch (e) {
           // Gone between the listing and now: it is simply not there.
           if (e instanceof LibvirtError && e.code === enums.ErrorNumber.ERR_NO_DOMAIN) return;
           throw e;
         }
         seen.add(d.uuid);
-        this.rebuild(d, xml, state);
+        this.rebuild(d, xml, state, ioPause);
         if (this.vms.get(d.uuid)?.external) external++; else managed++;
       }));
       timer.mark('rebuild');
@@ -126,11 +127,14 @@ export class VmManager extends EventEmitter<ManagerEvents> {
     }
   }
 
-  private rebuild(d: Domain, xml: string, state: { state: number; reason: number }): void {
+  /** ioPause: why a domain paused on an I/O error is paused (ENOSPC or EIO; see ioPauseCode). */
+  private rebuild(d: Domain, xml: string, state: DomainStateT, ioPause?: PauseCodeT): void {
     const meta = metadataFromDomainXml(xml);
     let vm = this.vms.get(d.uuid);
     if (!vm || vm.external !== (meta === undefined)) {
       vm = new Vm(d.uuid, d.name, meta === undefined);
+      // Found running, not launched by this agent: its storage disks are known by their ids only, until recovered.
+      if (meta) vm.storageFromMetadata(meta);
       this.vms.set(d.uuid, vm);
     }
     if (meta) vm.meta = meta;
@@ -144,7 +148,7 @@ export class VmManager extends EventEmitter<ManagerEvents> {
         break;
       case S.PAUSED: {
         const io = state.reason === enums.DomainPausedReason.IOERROR;
-        this.setStatus(vm, 'Paused', { pauseCode: io ? 'EIO' : 'NOERR' });
+        this.setStatus(vm, 'Paused', { pauseCode: io ? ioPause ?? 'EIO' : 'NOERR' });
         break;
       }
       case S.SHUTDOWN:
@@ -162,7 +166,8 @@ export class VmManager extends EventEmitter<ManagerEvents> {
     try {
       const d = await this.conn().lookupByUUID(uuid);
       const [xml, state] = await Promise.all([d.xml(), d.state()]);
-      if (!this.vms.has(uuid)) this.rebuild(d, xml, state);
+      const ioPause = await ioPauseCode(d, state);
+      if (!this.vms.has(uuid)) this.rebuild(d, xml, state, ioPause);
     } catch (e) {
       this.log.debug('could not adopt new domain', { vm: uuid, err: e });
     }
@@ -188,4 +193,17 @@ export class VmManager extends EventEmitter<ManagerEvents> {
   list(): Vm[] {
     return [...this.vms.values()];
   }
+}
+
+type DomainStateT = { state: number; reason: number };
+
+/**
+ * For a domain paused on an I/O error, the pause code libvirt's disk errors
+ * give (as VDSM reads it at recovery): ENOSPC when a disk is full, else EIO.
+ * Undefined for any other state. Unreadable errors are EIO, never a guess of ENOSPC.
+ */
+async function ioPauseCode(d: Domain, state: DomainStateT): Promise<PauseCodeT | undefined> {
+  if (state.state !== enums.DomainState.PAUSED || state.reason !== enums.DomainPausedReason.IOERROR) return undefined;
+  const errors = await d.diskErrors().catch(() => ({}));
+  return Object.values(errors).includes(enums.DomainDiskErrorCode.NO_SPACE) ? 'ENOSPC' : 'EIO';
 }

@@ -19,10 +19,22 @@ export class Vm {
   destroying = false;
   /** The disks the agent launched it with (storage-backed ones resolved to paths). */
   disks: import('../vm/domain-xml.js').DiskSpecT[] = [];
+  /**
+   * True for a VM found running (after an agent restart) with storage disks
+   * known only by their ids from the metadata: not yet prepared on this host
+   * again nor watched. The disk recovery clears it.
+   */
+  storagePending = false;
   readonly queue = new OpQueue();
   private waiters: { want: (s: VmStatusT) => boolean; resolve: () => void }[] = [];
 
   constructor(readonly id: string, public name: string, readonly external: boolean) {}
+
+  /** Disks from the metadata's storage ids alone (no paths yet): enough to tear their images down. */
+  storageFromMetadata(meta: VmMetadata): void {
+    this.disks = meta.devices.flatMap((d) => (d.devtype === 'disk' && d.storage ? [{ name: d.name, storage: { ...d.storage } }] : []));
+    this.storagePending = this.disks.length > 0;
+  }
 
   /** Changes status; returns true if it changed (so an event is due). */
   setStatus(status: VmStatusT, extra: { pauseCode?: PauseCodeT; exit?: ExitInfo } = {}): boolean {
