@@ -17,6 +17,7 @@ export const Events = {
     method: '|virt|VM_status|<vmId>',
     summary: "A VM's status changed. params: {<vmId>: {status, ...}, notify_time}.",
     params: Type.Object({ notify_time: Type.Number({ description: 'monotonic ms' }) }, { additionalProperties: VmStatusEventBody }),
+    body: VmStatusEventBody,
     since: '0.1',
   },
   hooks_changed: {

@@ -25,6 +25,8 @@ export interface EventDef<P extends TSchema = TSchema> {
   method: string;
   summary: string;
   params: P;
+  /** For a method ending in <vmId>: the schema of params[<vmId>], so a client can type the per-VM body. */
+  body?: TSchema;
   since: string;
 }
 

@@ -171,10 +171,10 @@ export async function otherDomains(c: Connection): Promise<number> {
   return (await c.listAllDomains()).filter((d) => d.id >= 0 && !d.name.startsWith(NAME_PREFIX)).length;
 }
 
-/** Rejects once the client's WebSocket closes (race it against event waits, so a dead agent fails fast). */
+/** Rejects once the client's connection ends (race it against event waits, so a dead agent fails fast). */
 export function whenClosed(client: HostvisorClient): Promise<never> {
-  const p = new Promise<never>((_, reject) => {
-    client.socket.once('close', (code: number) => reject(new Error(`the API connection to the agent closed (code ${code})`)));
+  const p = client.disconnected.then((d): never => {
+    throw new Error(`the API connection to the agent closed (code ${d.code ?? '?'}: ${d.error.message})`, { cause: d.error });
   });
   p.catch(() => {});
   return p;

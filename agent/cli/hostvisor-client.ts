@@ -60,7 +60,7 @@ async function main(): Promise<number> {
   try {
     if (positionals[0] === 'events') {
       client.onEvent((method, params) => process.stdout.write(JSON.stringify({ method, params }) + '\n'));
-      await new Promise<void>((resolve) => { client.socket.once('close', () => resolve()); process.once('SIGINT', () => resolve()); });
+      await new Promise<void>((resolve) => { void client.disconnected.then(() => resolve()); process.once('SIGINT', () => resolve()); });
       return 0;
     }
     const [ns, verb, ...rest] = positionals;

@@ -1,178 +1,172 @@
 // A typed client for the agent's API, derived from the schema: call('VM.create', ...)
-// checks the params and result types at compile time. Used by hostvisor-client,
-// the controller, tests and benchmarks.
-import WebSocket from 'ws';
-import { JSONRPCClient, type JSONRPCRequest } from 'json-rpc-2.0';
+// checks the params and result types at compile time, and on('VM_status', ...)
+// the events'. One client is one connection: `disconnected` says when and why
+// it ended, and every call still waiting is rejected then with a named error.
+// ReconnectingClient (reconnecting.ts) is what a long-running caller holds.
+// The JSON-RPC logic here knows only the Transport interface; WebSocket over
+// mutual TLS (ws-transport.ts) is the default.
 import type { MethodName, ParamsOf, ResultOf, SpmTaskMethod, SpmTaskResultOf } from '../schema.js';
-import { ERRORS } from '../errors.js';
+import type { EventName } from '../events.js';
+import type { Transport, TransportClosed } from './transport.js';
+import { WsTransport, type WsTlsOptions } from './ws-transport.js';
+import { EventHub, type EventListenerOf, type RawEventListener } from './event-hub.js';
+import { CallTimeoutError, ClientClosedError, ConnectionLostError, NotConnectedError, RpcCallError } from './errors.js';
+import { runSpmTask, waitForTask, type CallOptions, type TaskWaitOptions } from './tasks.js';
 
-export interface ClientOptions {
-  url: string;
-  key: Buffer | string;
-  cert: Buffer | string;
-  ca: Buffer | string;
-  /** Per-call timeout, ms. */
+export * from './errors.js';
+export { TaskFailedError, TaskWaitTimeoutError, type CallOptions, type Caller, type TaskWaitOptions } from './tasks.js';
+export type { Transport, TransportClosed } from './transport.js';
+export { WsTransport, type WsTlsOptions } from './ws-transport.js';
+export { parseEvent, type EventListenerOf, type RawEventListener, type VmEventName, type HostEventName, type EventParamsOf, type EventBodyOf } from './event-hub.js';
+
+export interface ClientOptions extends WsTlsOptions {
+  /** Default bound on waiting for a call's answer, ms (default 60 s). */
   timeoutMs?: number;
-  connectTimeoutMs?: number;
-  /** Checked against the agent certificate's name; default: the URL's host. */
-  servername?: string;
 }
 
-/** An error answer from the agent, with its stable numeric code. */
-export class RpcCallError extends Error {
-  override readonly name = 'RpcCallError';
-  readonly errorName: string | undefined;
-  constructor(message: string, readonly code: number, readonly data?: unknown) {
-    super(message);
-    this.errorName = Object.entries(ERRORS).find(([, v]) => v.code === code)?.[0];
-  }
+/** How a connection ended. */
+export interface Disconnect {
+  /** ConnectionLostError when the agent or the network ended it (its cause says how); ClientClosedError when close() did. */
+  error: ConnectionLostError | ClientClosedError;
+  /** The transport's close code (WebSocket: 1006 dropped, 1001 agent stopping, 1009 frame too big). */
+  code?: number;
+  reason: string;
 }
 
-/** An SPM task that ended without success: its code (411 stopped, 1011 interrupted, or the verb's) and message, and the task's info as data. */
-export class TaskFailedError extends RpcCallError {
-  constructor(readonly task: ResultOf<'Task.getInfo'>) {
-    super(`${task.verb} task ${task.id} ${task.taskResult === 'cleanFailure' ? 'failed and its rollback failed' : 'failed'}: ${task.message}`, task.code, task);
-  }
+interface Pending {
+  method: string;
+  resolve: (result: unknown) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
 }
 
-export interface TaskWaitOptions {
-  /** Overall bound on waiting for the task to finish (default 10 min). */
-  timeoutMs?: number;
-  /** Longest pause between two Task.getStatus polls (default 500 ms; the first polls are quicker). */
-  pollMs?: number;
+interface Answer {
+  id?: unknown;
+  method?: unknown;
+  params?: unknown;
+  result?: unknown;
+  error?: { code?: unknown; message?: unknown; data?: unknown };
 }
-
-export type EventListener = (method: string, params: Record<string, unknown>) => void;
 
 export class HostvisorClient {
-  private readonly rpc: JSONRPCClient;
-  private readonly listeners = new Set<EventListener>();
+  /** Resolves once, when the connection has ended, with the cause; never rejects. */
+  readonly disconnected: Promise<Disconnect>;
+  private readonly hub = new EventHub();
+  private readonly pending = new Map<number, Pending>();
   private readonly timeoutMs: number;
   private nextId = 1;
+  private closing = false;
+  private ended: TransportClosed | undefined;
 
-  private constructor(private readonly ws: WebSocket, timeoutMs: number) {
-    this.timeoutMs = timeoutMs;
-    this.rpc = new JSONRPCClient((payload: JSONRPCRequest) => new Promise<void>((resolve, reject) => {
-      ws.send(JSON.stringify(payload), (err) => (err ? reject(err) : resolve()));
-    }));
-    ws.on('message', (data) => this.onMessage(data.toString()));
-    ws.on('close', () => this.rpc.rejectAllPendingRequests('connection closed'));
+  /** Connects over WebSocket with mutual TLS; rejects with ConnectFailedError within connectTimeoutMs. */
+  static async connect(o: ClientOptions): Promise<HostvisorClient> {
+    return new HostvisorClient(await WsTransport.connect(o), o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs });
   }
 
-  static connect(o: ClientOptions): Promise<HostvisorClient> {
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(o.url, {
-        key: o.key, cert: o.cert, ca: o.ca,
-        perMessageDeflate: false,
-        handshakeTimeout: o.connectTimeoutMs ?? 10_000,
-        ...(o.servername ? { servername: o.servername } : {}),
-        maxPayload: 256 * 1024 * 1024,
-      });
-      ws.once('open', () => resolve(new HostvisorClient(ws, o.timeoutMs ?? 60_000)));
-      ws.once('error', reject);
-    });
+  /** A client over any open transport. */
+  constructor(readonly transport: Transport, o: { timeoutMs?: number } = {}) {
+    this.timeoutMs = o.timeoutMs ?? 60_000;
+    transport.onFrame((text) => this.onFrame(text));
+    this.disconnected = transport.closed.then((c) => this.onClosed(c));
   }
 
-  onEvent(listener: EventListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  /** True until the connection ends or close() is called. */
+  get isConnected(): boolean {
+    return !this.closing && !this.ended && this.transport.isOpen;
   }
 
-  async call<M extends MethodName>(method: M, params: ParamsOf<M>, opts: { correlationId?: string; timeoutMs?: number } = {}): Promise<ResultOf<M>> {
-    const requester = this.rpc.timeout(opts.timeoutMs ?? this.timeoutMs, (id) => ({
-      jsonrpc: '2.0', id, error: { code: ERRORS.requestTimeout.code, message: `${method}: no answer within ${opts.timeoutMs ?? this.timeoutMs} ms` },
-    }));
-    this.assertOpen();
-    const request: JSONRPCRequest & { correlationId?: string } = {
-      jsonrpc: '2.0', id: this.nextId++, method, params: params as JSONRPCRequest['params'],
-    };
-    if (opts.correlationId) request.correlationId = opts.correlationId;
-    const response = await requester.requestAdvanced(request);
-    if (response.error) throw new RpcCallError(response.error.message, response.error.code, response.error.data);
-    return response.result as ResultOf<M>;
+  /** Typed listener for one of the schema's events: (vmId, body, params) for per-VM events, (params) for host events. */
+  on<E extends EventName>(name: E, listener: EventListenerOf<E>): () => void {
+    return this.hub.on(name, listener);
   }
 
-  /**
-   * Polls Task.getStatus until the task is finished (taskState 'finished'),
-   * then returns Task.getInfo: state, result, phase times. Throws an
-   * RpcCallError with code 1002 (timeout) if it is not done in time.
-   */
-  async waitForTask(taskID: string, o: TaskWaitOptions = {}): Promise<ResultOf<'Task.getInfo'>> {
-    const deadline = Date.now() + (o.timeoutMs ?? 600_000);
-    let pause = 20;
-    for (;;) {
-      const st = await this.call('Task.getStatus', { taskID });
-      if (st.taskState === 'finished') return this.call('Task.getInfo', { taskID });
-      if (Date.now() >= deadline) throw new RpcCallError(`task ${taskID} not finished within ${o.timeoutMs ?? 600_000} ms (${st.taskState}: ${st.message})`, ERRORS.timeout.code, st);
-      await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(1, deadline - Date.now()))));
-      pause = Math.min(pause * 2, o.pollMs ?? 500);
-    }
+  /** Every notification as received, including methods the schema does not know. */
+  onEvent(listener: RawEventListener): () => void {
+    return this.hub.onEvent(listener);
   }
 
-  /**
-   * Runs an SPM verb as the engine does: call it, wait for its task, clear
-   * the task, return the verb's result (Volume.create: the volume's info).
-   * A task that does not succeed is cleared too and thrown as TaskFailedError.
-   * `onDone` sees the task's info (phase times) before it is cleared.
-   */
-  async runSpmTask<M extends SpmTaskMethod>(method: M, params: ParamsOf<M>,
+  call<M extends MethodName>(method: M, params: ParamsOf<M>, opts: CallOptions = {}): Promise<ResultOf<M>> {
+    return this.request(method, params, opts) as Promise<ResultOf<M>>;
+  }
+
+  /** Any method by name, unchecked (for the CLI, which takes the method from its command line). */
+  callRaw(method: string, params: unknown, opts: CallOptions = {}): Promise<unknown> {
+    return this.request(method, params, opts);
+  }
+
+  waitForTask(taskID: string, o: TaskWaitOptions = {}): Promise<ResultOf<'Task.getInfo'>> {
+    return waitForTask(this, taskID, o);
+  }
+
+  runSpmTask<M extends SpmTaskMethod>(method: M, params: ParamsOf<M>,
     o: TaskWaitOptions & { onDone?: (task: ResultOf<'Task.getInfo'>) => void } = {}): Promise<SpmTaskResultOf<M>> {
-    const { taskID } = (await this.call(method, params)) as { taskID: string };
-    const task = await this.waitForTask(taskID, o);
-    o.onDone?.(task);
-    await this.call('Task.clear', { taskID });
-    if (task.taskResult !== 'success') throw new TaskFailedError(task);
-    return task.result as SpmTaskResultOf<M>;
+    return runSpmTask(this, method, params, o);
   }
 
-  /** Any method by name, unchecked (for the CLI and for hostile-input tests). */
-  async callRaw(method: string, params: unknown): Promise<unknown> {
-    this.assertOpen();
-    const response = await this.rpc.timeout(this.timeoutMs).requestAdvanced({
-      jsonrpc: '2.0', id: this.nextId++, method, params: params as JSONRPCRequest['params'],
-    });
-    if (response.error) throw new RpcCallError(response.error.message, response.error.code, response.error.data);
-    return response.result;
+  /**
+   * Closes the connection (abruptly after graceMs, default 2 s; 0 at once).
+   * Calls still waiting are rejected with ClientClosedError.
+   */
+  async close(o: { graceMs?: number } = {}): Promise<void> {
+    this.closing = true;
+    await this.transport.close(o);
+    await this.disconnected;
   }
 
-  /** Sends raw text (tests of malformed input); the reply comes back through onRaw. */
-  sendRaw(text: string | Buffer): Promise<void> {
-    return new Promise((resolve, reject) => this.ws.send(text, (err) => (err ? reject(err) : resolve())));
-  }
-
-  private rawListeners = new Set<(text: string) => void>();
-  onRaw(listener: (text: string) => void): () => void {
-    this.rawListeners.add(listener);
-    return () => this.rawListeners.delete(listener);
-  }
-
-  private assertOpen(): void {
-    if (this.ws.readyState !== WebSocket.OPEN) throw new Error('hostvisor client: the connection is closed');
-  }
-
-  get socket(): WebSocket {
-    return this.ws;
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.ws.readyState === WebSocket.CLOSED) return resolve();
-      this.ws.once('close', () => resolve());
-      this.ws.close(1000);
+  private request(method: string, params: unknown, opts: CallOptions): Promise<unknown> {
+    if (!this.isConnected) {
+      return Promise.reject(new NotConnectedError(method, this.ended ? { data: this.ended } : {}));
+    }
+    const id = this.nextId++;
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    const frame: Record<string, unknown> = { jsonrpc: '2.0', id, method, params };
+    if (opts.correlationId) frame.correlationId = opts.correlationId;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new CallTimeoutError(method, timeoutMs));
+      }, timeoutMs);
+      this.pending.set(id, { method, resolve, reject, timer });
+      this.transport.send(JSON.stringify(frame)).catch((err: unknown) => {
+        if (!this.pending.delete(id)) return; // already answered or timed out
+        clearTimeout(timer);
+        reject(new ConnectionLostError(`${method}: could not be sent to the agent`, { cause: err }));
+      });
     });
   }
 
-  private onMessage(text: string): void {
-    for (const l of this.rawListeners) l(text);
+  private onFrame(text: string): void {
     let msg: unknown;
     try { msg = JSON.parse(text); } catch { return; }
-    const items = Array.isArray(msg) ? msg : [msg];
-    for (const m of items as Record<string, unknown>[]) {
-      if (m && typeof m === 'object' && typeof m.method === 'string' && m.id === undefined) {
-        for (const l of this.listeners) l(m.method, (m.params ?? {}) as Record<string, unknown>);
-      } else if (m && typeof m === 'object' && 'id' in m && m.id !== null) {
-        this.rpc.receive(m as never);
+    for (const m of (Array.isArray(msg) ? msg : [msg]) as Answer[]) {
+      if (!m || typeof m !== 'object') continue;
+      if (typeof m.method === 'string' && m.id === undefined) {
+        this.hub.dispatch(m.method, m.params);
+        continue;
       }
+      // Not ours: id null (the agent could not read a frame), or an answer after its call timed out.
+      const p = typeof m.id === 'number' ? this.pending.get(m.id) : undefined;
+      if (!p) continue;
+      this.pending.delete(m.id as number);
+      clearTimeout(p.timer);
+      if (m.error && typeof m.error === 'object') p.reject(new RpcCallError(String(m.error.message), Number(m.error.code), m.error.data));
+      else p.resolve(m.result);
     }
+  }
+
+  private onClosed(c: TransportClosed): Disconnect {
+    this.ended = c;
+    const byUs = this.closing || c.local;
+    const how = `${c.error?.message ?? c.reason}${c.code === undefined ? '' : ` (code ${c.code})`}`;
+    const cause = c.error ?? new Error(how);
+    const lost = (what: string): ConnectionLostError | ClientClosedError => (byUs
+      ? new ClientClosedError(what)
+      : new ConnectionLostError(`${what}: the connection to the agent was lost: ${how}`, { cause, data: c }));
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(lost(p.method));
+    }
+    this.pending.clear();
+    return { error: lost('connection'), ...(c.code === undefined ? {} : { code: c.code }), reason: c.reason };
   }
 }

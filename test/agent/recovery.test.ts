@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { spawnAgent, testConfig, connectClient, StatusWatch, tinyGuest, MAIN_JS } from './harness.js';
 import { ensureRunDir, guestDomainXml } from '../lab/guest.js';
 import { Connection, enums } from '../../agent/libvirt/index.js';
-import { RpcCallError, type HostvisorClient } from '../../api/client/client.js';
+import { CLIENT_ERRORS, HostvisorClientError, RpcCallError, type HostvisorClient } from '../../api/client/client.js';
 import type { Config } from '../../agent/config/settings.js';
 
 const SYSTEM_URI = 'qemu:///system';
@@ -108,7 +108,6 @@ async function spawnWatching(config: Config, ours: Set<string>): Promise<{ child
       }
     }
     if (!client) return;
-    client.socket.on('error', () => {});
     client.onEvent((method, params) => {
       const m = method.match(/^\|virt\|VM_status\|(.+)$/);
       if (!m || !ours.has(m[1]!)) return;
@@ -179,7 +178,6 @@ t.test('kill -9 during 20 concurrent operations: all VMs recovered with their id
 
   first = await spawnAgent(config);
   client = await connectClient(config, { timeoutMs: 30_000 });
-  client.socket.on('error', () => {});
   const watch = new StatusWatch(client);
   const tBoot = performance.now();
   for (const g of guests) await client.call('VM.create', { vmID: g.vmID, spec: g.spec });
@@ -204,7 +202,7 @@ t.test('kill -9 during 20 concurrent operations: all VMs recovered with their id
     const p = method === 'Host.getAllVmStats' ? client!.call(method, {}) : client!.call(method, { vmID: ids[vm]! });
     calls.push(p.then(
       (r) => { op.outcome = 'ok'; op.result = r; },
-      (e: unknown) => { op.outcome = 'err'; op.code = e instanceof RpcCallError ? e.code : undefined; op.message = (e as Error).message; },
+      (e: unknown) => { op.outcome = 'err'; op.code = e instanceof HostvisorClientError ? e.code : undefined; op.message = (e as Error).message; },
     ).finally(() => {
       op.atMs = killedAt ? Math.round(performance.now() - killedAt) : -Math.round(performance.now() - tFire);
       if (method === 'VM.pause' || method === 'VM.cont') kill(); // the first libvirt-backed answer: the rest are in flight
@@ -230,12 +228,13 @@ t.test('kill -9 during 20 concurrent operations: all VMs recovered with their id
   t.same(unsettled, [], 'no operation left unsettled');
   for (const o of ops) {
     if (o.outcome === 'ok') continue;
-    // Failed because the connection closed (code 0 from the client), or an error answer from the agent; never a client-side timeout.
+    // Failed because the connection was lost (ConnectionLostError from the client), or an error answer from the agent; never a client-side timeout.
     t.ok(o.code !== undefined && o.code !== 1007, `${o.method} on vm ${o.vm} reported failed (${o.code}: ${o.message})`);
   }
   const okCount = ops.filter((o) => o.outcome === 'ok').length;
-  const closed = ops.filter((o) => o.outcome === 'err' && o.code === 0).length;
-  const other = ops.filter((o) => o.outcome === 'err' && o.code !== 0);
+  const lost = CLIENT_ERRORS.connectionLost.code;
+  const closed = ops.filter((o) => o.outcome === 'err' && o.code === lost).length;
+  const other = ops.filter((o) => o.outcome === 'err' && o.code !== lost);
   t.comment(`operations: ${okCount} completed, ${closed} failed with 'connection closed', ${other.length} other errors ${JSON.stringify(other.map((o) => [o.method, o.vm, o.code, o.message]))}`);
   t.ok(Math.max(...ops.filter((o) => o.outcome === 'err').map((o) => o.atMs ?? 0), 0) < 5_000, 'failed operations were failed promptly after the kill');
   await client.close().catch(() => {});
@@ -286,7 +285,6 @@ t.test('kill -9 during 20 concurrent operations: all VMs recovered with their id
   t.ok(readyLine && (readyLine.phasesMs as Record<string, number>).recovery !== undefined, 'the ready line reports the recovery phase');
 
   client2 = await connectClient(config, { timeoutMs: 30_000 });
-  client2.socket.on('error', () => {});
   const list = (await client2.call('Host.getVMList', {})).vmList;
   for (const [i, id] of ids.entries()) {
     const v = list.find((x) => x.vmId === id);
@@ -347,7 +345,6 @@ t.test('a domain without our metadata is reported external, and VM.destroy on it
   const config = await testConfig();
   agent = await spawnAgent(config);
   client = await connectClient(config, { timeoutMs: 30_000 });
-  client.socket.on('error', () => {});
   const v = (await client.call('Host.getVMList', {})).vmList.find((x) => x.vmId === uuid);
   t.match(v, { vmId: uuid, vmName: name, external: true, status: 'Up', id: domId }, 'listed as external, Up, with its runtime id');
   const full = (await client.call('Host.getVMFullList', {})).vmList;

@@ -33,8 +33,8 @@ const out = (o: unknown): void => { process.stdout.write(JSON.stringify(o) + '\n
 function drop(name: string): void {
   const c = conns.get(name);
   conns.delete(name);
-  // terminate, not close: a cut-off peer would never answer the close handshake.
-  if (c) c.socket.terminate();
+  // At once, not politely: a cut-off peer would never answer the close handshake.
+  if (c) void c.close({ graceMs: 0 });
 }
 
 async function handle(m: Command): Promise<Record<string, unknown>> {
@@ -44,8 +44,7 @@ async function handle(m: Command): Promise<Record<string, unknown>> {
       const c = await HostvisorClient.connect({
         url: m.url!, servername: 'localhost', ...tls, timeoutMs: m.timeoutMs ?? 30_000, connectTimeoutMs: m.connectTimeoutMs ?? 3_000,
       });
-      c.socket.on('error', () => { /* a dead connection shows up as failed calls */ });
-      c.socket.on('close', () => { if (conns.get(m.conn) === c) conns.delete(m.conn); });
+      void c.disconnected.then(() => { if (conns.get(m.conn) === c) conns.delete(m.conn); });
       c.onEvent((event, params) => out({ event, conn: m.conn, params }));
       conns.set(m.conn, c);
       return {};

@@ -11,6 +11,7 @@ import { runInNewContext } from 'node:vm';
 import { startAgent, connectClient } from '../harness.js';
 import { createLogger } from '../../../agent/log.js';
 import type { HostvisorClient } from '../../../api/client/client.js';
+import { closeCode, onRaw, sendRaw } from '../../api/client/raw-frames.js';
 
 const MAX_MESSAGE_BYTES = 64 * 1024;
 const FLOOD = 10_000;
@@ -276,7 +277,7 @@ class Flood {
   readonly detach: () => void;
 
   constructor(private readonly client: HostvisorClient) {
-    this.detach = client.onRaw((text) => {
+    this.detach = onRaw(client, (text) => {
       let msg: unknown;
       try { msg = JSON.parse(text); } catch { this.received++; this.problems.push({ text: text.slice(0, 300), why: 'reply is not JSON' }); return; }
       // The agent's own notifications (VM_status events about whatever else runs on
@@ -304,7 +305,7 @@ class Flood {
       }
       this.kinds.set(c.kind, (this.kinds.get(c.kind) ?? 0) + 1);
       this.bytesSent += Buffer.byteLength(c.frame);
-      writes.push(this.client.sendRaw(c.frame));
+      writes.push(sendRaw(this.client, c.frame));
     }
     await Promise.all(writes);
     if (this.received >= this.owed) return;
@@ -346,16 +347,6 @@ async function settledMemory(): Promise<NodeJS.MemoryUsage> {
 }
 const mib = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
 
-/** Waits (bounded) for a connection to close; resolves to its close code. */
-function closeCode(client: HostvisorClient, ms: number): Promise<number | 'timeout'> {
-  const ws = client.socket;
-  if (ws.readyState === ws.CLOSED) return Promise.resolve(-1);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve('timeout'), ms);
-    ws.once('close', (code: number) => { clearTimeout(timer); resolve(code); });
-  });
-}
-
 t.test('hostile input over mTLS WebSocket', async (t) => {
   const faults: string[] = [];
   // warn and error lines only: a client's bad input must never be logged as a server fault.
@@ -365,7 +356,7 @@ t.test('hostile input over mTLS WebSocket', async (t) => {
   const client = await connectClient(config, { timeoutMs: 10_000 });
   t.teardown(() => client.close());
   let floodClosed: number | undefined;
-  client.socket.on('close', (code: number) => { floodClosed = code; });
+  void client.disconnected.then((d) => { floodClosed = d.code ?? -1; });
 
   await t.test('10,000 malformed or hostile frames each get the spec error with the right id, notifications get nothing, and memory does not grow with the flood', async (t) => {
     const flood = new Flood(client);
@@ -411,9 +402,9 @@ t.test('hostile input over mTLS WebSocket', async (t) => {
     t.teardown(() => c0.close());
     const edgeReply = new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no reply to the frame of exactly the limit within 5 s')), 5_000);
-      c0.onRaw((text) => { if (text.includes('"edge"')) { clearTimeout(timer); resolve(text); } });
+      onRaw(c0, (text) => { if (text.includes('"edge"')) { clearTimeout(timer); resolve(text); } });
     });
-    await c0.sendRaw(exact);
+    await sendRaw(c0, exact);
     const edge = JSON.parse(await edgeReply) as { id: unknown; error?: { code: number; data?: { field?: string } } };
     t.same([edge.id, edge.error?.code, edge.error?.data?.field], ['edge', -32602, 'params.pad'], 'a frame of exactly rpc.maxMessageBytes is read and answered');
 
@@ -427,9 +418,9 @@ t.test('hostile input over mTLS WebSocket', async (t) => {
       t.ok(Buffer.byteLength(o.frame) > MAX_MESSAGE_BYTES, `${o.what}: over the limit`);
       const c = await connectClient(config, { timeoutMs: 5_000 });
       let replies = 0;
-      c.onRaw((text) => { if (!isEvent(JSON.parse(text))) replies++; });
+      onRaw(c, (text) => { if (!isEvent(JSON.parse(text))) replies++; });
       const closed = closeCode(c, 5_000);
-      await c.sendRaw(o.frame).catch(() => {}); // the agent may close while we are still writing
+      await sendRaw(c, o.frame).catch(() => {}); // the agent may close while we are still writing
       t.equal(await closed, 1009, `${o.what}: the agent closes the connection with 1009 (message too big)`);
       t.equal(replies, 0, `${o.what}: and sends no JSON-RPC answer for it`);
       await c.close();
@@ -452,9 +443,9 @@ t.test('hostile input over mTLS WebSocket', async (t) => {
       const id = `proto-${++n}`;
       const reply = new Promise<string>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('no reply within 5 s')), 5_000);
-        const off = client.onRaw((text) => { if (text.includes(`"${id}"`)) { clearTimeout(timer); off(); resolve(text); } });
+        const off = onRaw(client, (text) => { if (text.includes(`"${id}"`)) { clearTimeout(timer); off(); resolve(text); } });
       });
-      await client.sendRaw(`{"jsonrpc":"2.0","id":"${id}","method":"Host.ping2","params":{"${key}":1}}`);
+      await sendRaw(client, `{"jsonrpc":"2.0","id":"${id}","method":"Host.ping2","params":{"${key}":1}}`);
       const r = JSON.parse(await reply) as { error?: { code: number; data?: { field?: string } } };
       t.same([r.error?.code, r.error?.data?.field], [-32602, `params.${key}`], `Host.ping2 {"${key}":1} is refused with -32602 naming params.${key}`);
     }

@@ -1,0 +1,116 @@
+// Typed events, derived from the schema's events (../events.ts). A
+// notification whose method matches an event's template (the `<vmId>` part
+// parsed out) and whose params pass that event's schema goes to the typed
+// listeners of that event; every notification, known or not, goes to the raw
+// listeners.
+import type { Static, TSchema } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { Events, type EventName } from '../events.js';
+
+type Def<E extends EventName> = (typeof Events)[E];
+
+/** Events sent once per VM: the method ends in `<vmId>`, and params[vmId] is the body. */
+export type VmEventName = { [E in EventName]: Def<E>['method'] extends `${string}<vmId>` ? E : never }[EventName];
+/** Events about the host as a whole. */
+export type HostEventName = Exclude<EventName, VmEventName>;
+
+export type EventParamsOf<E extends EventName> = Static<Def<E>['params']>;
+export type EventBodyOf<E extends VmEventName> = Def<E> extends { body: infer B extends TSchema } ? Static<B> : never;
+
+/** A per-VM event gives (vmId, body, params); a host event gives (params). */
+export type EventListenerOf<E extends EventName> = E extends VmEventName
+  ? (vmId: string, body: EventBodyOf<E>, params: EventParamsOf<E>) => void
+  : (params: EventParamsOf<E>) => void;
+
+/** Every notification as received: the method as sent and its params. */
+export type RawEventListener = (method: string, params: Record<string, unknown>) => void;
+
+/** A notification parsed against the schema. */
+export interface ParsedEvent {
+  name: EventName;
+  /** The `<vmId>` part of the method; undefined for host events. */
+  vmId: string | undefined;
+  params: Record<string, unknown>;
+}
+
+interface Matcher {
+  name: EventName;
+  /** The exact method, or for a per-VM event the method up to `<vmId>`. */
+  prefix: string;
+  perVm: boolean;
+  check: TypeCheck<TSchema>;
+}
+
+const VM_ID = '<vmId>';
+let matchers: Matcher[] | undefined;
+
+function allMatchers(): Matcher[] {
+  matchers ??= (Object.entries(Events) as [EventName, Def<EventName>][]).map(([name, def]) => {
+    const at = def.method.indexOf(VM_ID);
+    return { name, prefix: at < 0 ? def.method : def.method.slice(0, at), perVm: at >= 0, check: TypeCompiler.Compile(def.params) };
+  });
+  return matchers;
+}
+
+/** The event a method belongs to, by its name alone, with the `<vmId>` part. */
+function matchMethod(method: string): { m: Matcher; vmId: string | undefined } | undefined {
+  for (const m of allMatchers()) {
+    if (!m.perVm) {
+      if (method === m.prefix) return { m, vmId: undefined };
+    } else if (method.startsWith(m.prefix) && method.length > m.prefix.length) {
+      return { m, vmId: method.slice(m.prefix.length) };
+    }
+  }
+  return undefined;
+}
+
+/** Parses a notification against the schema; undefined when the method is unknown or the params do not fit. */
+export function parseEvent(method: string, params: unknown): ParsedEvent | undefined {
+  const hit = matchMethod(method);
+  if (!hit || !hit.m.check.Check(params)) return undefined;
+  const p = params as Record<string, unknown>;
+  if (hit.vmId !== undefined && (typeof p[hit.vmId] !== 'object' || p[hit.vmId] === null)) return undefined;
+  return { name: hit.m.name, vmId: hit.vmId, params: p };
+}
+
+type AnyTyped = (...args: never[]) => void;
+
+export class EventHub {
+  private readonly typed = new Map<EventName, Set<AnyTyped>>();
+  private readonly raw = new Set<RawEventListener>();
+
+  on<E extends EventName>(name: E, listener: EventListenerOf<E>): () => void {
+    let set = this.typed.get(name);
+    if (!set) this.typed.set(name, set = new Set());
+    set.add(listener as AnyTyped);
+    return () => { set.delete(listener as AnyTyped); };
+  }
+
+  onEvent(listener: RawEventListener): () => void {
+    this.raw.add(listener);
+    return () => { this.raw.delete(listener); };
+  }
+
+  /** Delivers one notification. A listener that throws does not keep the others from it; its error is rethrown afterwards. */
+  dispatch(method: string, params: unknown): void {
+    const p = (params && typeof params === 'object' ? params : {}) as Record<string, unknown>;
+    const calls: (() => void)[] = [];
+    for (const l of this.raw) calls.push(() => l(method, p));
+    const name = this.typed.size > 0 ? matchMethod(method)?.m.name : undefined;
+    const set = name === undefined ? undefined : this.typed.get(name);
+    if (set && set.size > 0) {
+      const ev = parseEvent(method, params);
+      if (ev) {
+        for (const l of set) {
+          const f = l as (...a: unknown[]) => void;
+          calls.push(ev.vmId === undefined ? () => f(ev.params) : () => f(ev.vmId, ev.params[ev.vmId!], ev.params));
+        }
+      }
+    }
+    let failed: unknown;
+    for (const c of calls) {
+      try { c(); } catch (e) { failed ??= e; }
+    }
+    if (failed !== undefined) queueMicrotask(() => { throw failed; });
+  }
+}
