@@ -5,24 +5,28 @@
 // ReconnectingClient (reconnecting.ts) is what a long-running caller holds.
 // The JSON-RPC logic here knows only the Transport interface; WebSocket over
 // mutual TLS (ws-transport.ts) is the default.
-import type { MethodName, ParamsOf, ResultOf, SpmTaskMethod, SpmTaskResultOf } from '../schema.js';
-import type { EventName } from '../events.js';
+import type { MethodName, ParamsOf, ResultOf } from '../schema.js';
 import type { Transport, TransportClosed } from './transport.js';
 import { WsTransport, type WsTlsOptions } from './ws-transport.js';
-import { EventHub, type EventListenerOf, type RawEventListener } from './event-hub.js';
+import type { ListenerErrorHandler } from './event-hub.js';
+import { ClientBase } from './client-base.js';
 import { CallTimeoutError, ClientClosedError, ConnectionLostError, NotConnectedError, RpcCallError } from './errors.js';
-import { runSpmTask, waitForTask, type CallOptions, type TaskWaitOptions } from './tasks.js';
+import type { CallOptions } from './tasks.js';
 
 export * from './errors.js';
 export { TaskFailedError, TaskWaitTimeoutError, type CallOptions, type Caller, type TaskWaitOptions } from './tasks.js';
 export type { Transport, TransportClosed } from './transport.js';
 export { WsTransport, type WsTlsOptions } from './ws-transport.js';
-export { parseEvent, type EventListenerOf, type RawEventListener, type VmEventName, type HostEventName, type EventParamsOf, type EventBodyOf } from './event-hub.js';
+export { parseEvent, type EventListenerOf, type RawEventListener, type VmEventName, type HostEventName, type EventParamsOf, type EventBodyOf, type ListenerErrorHandler } from './event-hub.js';
 
-export interface ClientOptions extends WsTlsOptions {
+export interface CommonOptions {
   /** Default bound on waiting for a call's answer, ms (default 60 s). */
   timeoutMs?: number;
+  /** Gets what an event listener throws (e.g. to log it); default: raised as an uncaught exception. */
+  onListenerError?: ListenerErrorHandler;
 }
+
+export interface ClientOptions extends WsTlsOptions, CommonOptions {}
 
 /** How a connection ended. */
 export interface Disconnect {
@@ -48,10 +52,9 @@ interface Answer {
   error?: { code?: unknown; message?: unknown; data?: unknown };
 }
 
-export class HostvisorClient {
+export class HostvisorClient extends ClientBase {
   /** Resolves once, when the connection has ended, with the cause; never rejects. */
   readonly disconnected: Promise<Disconnect>;
-  private readonly hub = new EventHub();
   private readonly pending = new Map<number, Pending>();
   private readonly timeoutMs: number;
   private nextId = 1;
@@ -60,11 +63,13 @@ export class HostvisorClient {
 
   /** Connects over WebSocket with mutual TLS; rejects with ConnectFailedError within connectTimeoutMs. */
   static async connect(o: ClientOptions): Promise<HostvisorClient> {
-    return new HostvisorClient(await WsTransport.connect(o), o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs });
+    const { timeoutMs, onListenerError } = o;
+    return new HostvisorClient(await WsTransport.connect(o), { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(onListenerError ? { onListenerError } : {}) });
   }
 
   /** A client over any open transport. */
-  constructor(readonly transport: Transport, o: { timeoutMs?: number } = {}) {
+  constructor(readonly transport: Transport, o: CommonOptions = {}) {
+    super(o.onListenerError);
     this.timeoutMs = o.timeoutMs ?? 60_000;
     transport.onFrame((text) => this.onFrame(text));
     this.disconnected = transport.closed.then((c) => this.onClosed(c));
@@ -75,32 +80,12 @@ export class HostvisorClient {
     return !this.closing && !this.ended && this.transport.isOpen;
   }
 
-  /** Typed listener for one of the schema's events: (vmId, body, params) for per-VM events, (params) for host events. */
-  on<E extends EventName>(name: E, listener: EventListenerOf<E>): () => void {
-    return this.hub.on(name, listener);
-  }
-
-  /** Every notification as received, including methods the schema does not know. */
-  onEvent(listener: RawEventListener): () => void {
-    return this.hub.onEvent(listener);
-  }
-
   call<M extends MethodName>(method: M, params: ParamsOf<M>, opts: CallOptions = {}): Promise<ResultOf<M>> {
     return this.request(method, params, opts) as Promise<ResultOf<M>>;
   }
 
-  /** Any method by name, unchecked (for the CLI, which takes the method from its command line). */
   callRaw(method: string, params: unknown, opts: CallOptions = {}): Promise<unknown> {
     return this.request(method, params, opts);
-  }
-
-  waitForTask(taskID: string, o: TaskWaitOptions = {}): Promise<ResultOf<'Task.getInfo'>> {
-    return waitForTask(this, taskID, o);
-  }
-
-  runSpmTask<M extends SpmTaskMethod>(method: M, params: ParamsOf<M>,
-    o: TaskWaitOptions & { onDone?: (task: ResultOf<'Task.getInfo'>) => void } = {}): Promise<SpmTaskResultOf<M>> {
-    return runSpmTask(this, method, params, o);
   }
 
   /**

@@ -75,9 +75,25 @@ export function parseEvent(method: string, params: unknown): ParsedEvent | undef
 
 type AnyTyped = (...args: never[]) => void;
 
+/** What happens to an error thrown by an event or state listener; the default raises it as an uncaught exception, as an EventEmitter would. */
+export type ListenerErrorHandler = (err: unknown) => void;
+
+export const raiseListenerError: ListenerErrorHandler = (err) => queueMicrotask(() => { throw err; });
+
+/** Calls each listener; one that throws keeps no other from being called, and its error goes to `onError` afterwards. */
+export function callEach(calls: Iterable<() => void>, onError: ListenerErrorHandler): void {
+  let failed: { err: unknown } | undefined;
+  for (const c of calls) {
+    try { c(); } catch (err) { failed ??= { err }; }
+  }
+  if (failed) onError(failed.err);
+}
+
 export class EventHub {
   private readonly typed = new Map<EventName, Set<AnyTyped>>();
   private readonly raw = new Set<RawEventListener>();
+
+  constructor(private readonly onListenerError: ListenerErrorHandler = raiseListenerError) {}
 
   on<E extends EventName>(name: E, listener: EventListenerOf<E>): () => void {
     let set = this.typed.get(name);
@@ -91,7 +107,7 @@ export class EventHub {
     return () => { this.raw.delete(listener); };
   }
 
-  /** Delivers one notification. A listener that throws does not keep the others from it; its error is rethrown afterwards. */
+  /** Delivers one notification to the raw listeners, then, if it fits the schema, to its event's typed listeners. */
   dispatch(method: string, params: unknown): void {
     const p = (params && typeof params === 'object' ? params : {}) as Record<string, unknown>;
     const calls: (() => void)[] = [];
@@ -107,10 +123,6 @@ export class EventHub {
         }
       }
     }
-    let failed: unknown;
-    for (const c of calls) {
-      try { c(); } catch (e) { failed ??= e; }
-    }
-    if (failed !== undefined) queueMicrotask(() => { throw failed; });
+    callEach(calls, this.onListenerError);
   }
 }

@@ -4,13 +4,13 @@
 // so they hear every connection's events. Calls fail fast with
 // NotConnectedError while there is no connection; a caller that wants to wait
 // says for how long (whenConnected). close() leaves no timer or socket behind.
-import type { MethodName, ParamsOf, ResultOf, SpmTaskMethod, SpmTaskResultOf } from '../schema.js';
-import type { EventName } from '../events.js';
+import type { MethodName, ParamsOf, ResultOf } from '../schema.js';
 import { HostvisorClient, type ClientOptions } from './client.js';
-import { EventHub, type EventListenerOf, type RawEventListener } from './event-hub.js';
+import { callEach, raiseListenerError, type ListenerErrorHandler } from './event-hub.js';
+import { ClientBase } from './client-base.js';
 import { ClientClosedError, ConnectFailedError, NotConnectedError, WaitTimeoutError } from './errors.js';
 import { backoffDelay, backoffSettings, NODE_TIMERS, type BackoffOptions, type Timers } from './backoff.js';
-import { runSpmTask, waitForTask, type Caller, type CallOptions, type TaskWaitOptions } from './tasks.js';
+import type { CallOptions } from './tasks.js';
 
 export type ConnectionPhase = 'connecting' | 'connected' | 'disconnected' | 'closed';
 
@@ -37,12 +37,13 @@ export interface ReconnectingOptions {
   timers?: Timers;
   /** In [0, 1), like Math.random (the default). */
   random?: () => number;
+  /** Gets what an event or state listener throws; default: raised as an uncaught exception. */
+  onListenerError?: ListenerErrorHandler;
 }
 
 interface Waiter { resolve: () => void; reject: (e: Error) => void; timer: unknown }
 
-export class ReconnectingClient implements Caller {
-  private readonly hub = new EventHub();
+export class ReconnectingClient extends ClientBase {
   private readonly stateListeners = new Set<(s: ConnectionState) => void>();
   private readonly waiters = new Set<Waiter>();
   private readonly backoff: Required<BackoffOptions>;
@@ -64,6 +65,7 @@ export class ReconnectingClient implements Caller {
 
   /** Starts connecting at once. */
   constructor(private readonly o: ReconnectingOptions) {
+    super(o.onListenerError);
     this.backoff = backoffSettings(o.backoff);
     this.timers = o.timers ?? NODE_TIMERS;
     this.random = o.random ?? Math.random;
@@ -81,14 +83,6 @@ export class ReconnectingClient implements Caller {
     return () => { this.stateListeners.delete(listener); };
   }
 
-  on<E extends EventName>(name: E, listener: EventListenerOf<E>): () => void {
-    return this.hub.on(name, listener);
-  }
-
-  onEvent(listener: RawEventListener): () => void {
-    return this.hub.onEvent(listener);
-  }
-
   /** On the current connection; NotConnectedError at once while there is none. */
   call<M extends MethodName>(method: M, params: ParamsOf<M>, opts: CallOptions = {}): Promise<ResultOf<M>> {
     const c = this.current;
@@ -100,15 +94,6 @@ export class ReconnectingClient implements Caller {
     const c = this.current;
     if (!c?.isConnected) return Promise.reject(this.notConnected(method));
     return c.callRaw(method, params, opts);
-  }
-
-  waitForTask(taskID: string, o: TaskWaitOptions = {}): Promise<ResultOf<'Task.getInfo'>> {
-    return waitForTask(this, taskID, o);
-  }
-
-  runSpmTask<M extends SpmTaskMethod>(method: M, params: ParamsOf<M>,
-    o: TaskWaitOptions & { onDone?: (task: ResultOf<'Task.getInfo'>) => void } = {}): Promise<SpmTaskResultOf<M>> {
-    return runSpmTask(this, method, params, o);
   }
 
   /** Resolves once connected; WaitTimeoutError (its cause: the last error) after timeoutMs, ClientClosedError if closed first. */
@@ -220,10 +205,6 @@ export class ReconnectingClient implements Caller {
     if (lastError) next.lastError = lastError;
     if (s.retryInMs !== undefined) next.retryInMs = s.retryInMs;
     this.st = next;
-    let failed: unknown;
-    for (const l of this.stateListeners) {
-      try { l({ ...next }); } catch (e) { failed ??= e; }
-    }
-    if (failed !== undefined) queueMicrotask(() => { throw failed; });
+    callEach([...this.stateListeners].map((l) => () => l({ ...next })), this.o.onListenerError ?? raiseListenerError);
   }
 }

@@ -75,7 +75,7 @@ export class WsTransport implements Transport {
         clearInterval(this.keepalive);
         resolve({
           code,
-          reason: reason.toString() || `closed with code ${code}`,
+          reason: reason.toString() || describeClose(code),
           local: this.closeRequested,
           ...(this.firstError ? { error: this.firstError } : {}),
         });
@@ -138,5 +138,16 @@ export class WsTransport implements Transport {
       this.ws.ping();
     }, ms);
     this.keepalive.unref(); // the socket itself keeps the process alive while it is open
+  }
+}
+
+/** Words for a close that came without a reason (RFC 6455 section 7.4.1). */
+function describeClose(code: number): string {
+  switch (code) {
+    case 1000: return 'closed normally';
+    case 1001: return 'going away';
+    case 1006: return 'dropped without a close frame';
+    case 1009: return 'message too big';
+    default: return 'closed';
   }
 }

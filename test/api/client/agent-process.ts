@@ -1,0 +1,57 @@
+// A real hostvisord as a child process (libvirt's in-process test:///default
+// driver: these tests need events and restarts, not guests) on a loopback
+// port, with the mTLS options a client needs to reach it. It can be killed
+// with -9, stopped and continued, and started again on the same port.
+import { readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { spawnAgent, stopChild, testConfig, waitExit } from '../../agent/harness.js';
+import { pkiPaths } from '../../../agent/pki/dev-ca.js';
+import type { Config } from '../../../agent/config/settings.js';
+
+export interface TlsTarget { url: string; key: Buffer; cert: Buffer; ca: Buffer }
+
+export class AgentProcess {
+  private child: ChildProcess | undefined;
+
+  private constructor(readonly config: Config, readonly target: TlsTarget) {}
+
+  static async start(): Promise<AgentProcess> {
+    const config = await testConfig({ 'libvirt.uri': 'test:///default' });
+    const p = pkiPaths(config['pki.dir']);
+    const a = new AgentProcess(config, {
+      url: `wss://localhost:${config['rpc.port']}/`,
+      key: readFileSync(p.clientKey), cert: readFileSync(p.clientCert), ca: readFileSync(p.caCert),
+    });
+    await a.restart();
+    return a;
+  }
+
+  get pid(): number {
+    return this.child?.pid ?? -1;
+  }
+
+  /** Starts the agent (again) on the same port and PKI; resolves once it logged "ready". */
+  async restart(): Promise<void> {
+    this.child = (await spawnAgent(this.config)).child;
+  }
+
+  /** kill -9, and waits (bounded) until it is gone. */
+  async kill9(): Promise<void> {
+    const c = this.child;
+    if (!c) return;
+    c.kill('SIGCONT'); // a stopped process dies of SIGKILL too, but its exit is reported sooner this way
+    c.kill('SIGKILL');
+    if (!(await waitExit(c, 10_000))) throw new Error(`agent ${c.pid} still there 10 s after SIGKILL`);
+    this.child = undefined;
+  }
+
+  signal(sig: 'SIGSTOP' | 'SIGCONT'): void {
+    this.child?.kill(sig);
+  }
+
+  async stop(): Promise<void> {
+    this.child?.kill('SIGCONT');
+    await stopChild(this.child, 5_000);
+    this.child = undefined;
+  }
+}
