@@ -235,7 +235,7 @@ t.test('kill -9 during 20 concurrent operations: all VMs recovered with their id
   const lost = CLIENT_ERRORS.connectionLost.code;
   const closed = ops.filter((o) => o.outcome === 'err' && o.code === lost).length;
   const other = ops.filter((o) => o.outcome === 'err' && o.code !== lost);
-  t.comment(`operations: ${okCount} completed, ${closed} failed with 'connection closed', ${other.length} other errors ${JSON.stringify(other.map((o) => [o.method, o.vm, o.code, o.message]))}`);
+  t.comment(`operations: ${okCount} completed, ${closed} failed with ConnectionLostError (1102), ${other.length} other errors ${JSON.stringify(other.map((o) => [o.method, o.vm, o.code, o.message]))}`);
   t.ok(Math.max(...ops.filter((o) => o.outcome === 'err').map((o) => o.atMs ?? 0), 0) < 5_000, 'failed operations were failed promptly after the kill');
   await client.close().catch(() => {});
   client = undefined;
