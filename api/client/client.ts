@@ -63,8 +63,7 @@ export class HostvisorClient extends ClientBase {
 
   /** Connects over WebSocket with mutual TLS; rejects with ConnectFailedError within connectTimeoutMs. */
   static async connect(o: ClientOptions): Promise<HostvisorClient> {
-    const { timeoutMs, onListenerError } = o;
-    return new HostvisorClient(await WsTransport.connect(o), { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(onListenerError ? { onListenerError } : {}) });
+    return new HostvisorClient(await WsTransport.connect(o), o);
   }
 
   /** A client over any open transport. */

@@ -172,7 +172,9 @@ export class ReconnectingClient extends ClientBase {
       };
       const timer = this.timers.setTimeout(() => end(new ConnectFailedError(this.peer, { cause: new Error(`no connection within ${limitMs} ms`) })), limitMs);
       this.abortAttempt = () => end(new ClientClosedError('connect'));
-      this.o.connect(abort.signal).then((c) => {
+      let started: Promise<HostvisorClient>;
+      try { started = this.o.connect(abort.signal); } catch (e) { started = Promise.reject(e); } // a throw is a failed attempt too
+      started.then((c) => {
         if (over) { void c.close({ graceMs: 0 }); return; } // too late: nobody holds it
         over = true;
         this.timers.clearTimeout(timer);

@@ -45,8 +45,17 @@ export class AgentProcess {
     this.child = undefined;
   }
 
-  signal(sig: 'SIGSTOP' | 'SIGCONT'): void {
-    this.child?.kill(sig);
+  /** SIGSTOP resolves once the kernel shows the process stopped (state T), so nothing sent afterwards is answered. */
+  async signal(sig: 'SIGSTOP' | 'SIGCONT'): Promise<void> {
+    const c = this.child;
+    if (!c) return;
+    c.kill(sig);
+    if (sig !== 'SIGSTOP') return;
+    for (let i = 0; i < 200; i++) {
+      if (/^\d+ \(.*\) T /.test(readFileSync(`/proc/${c.pid}/stat`, 'utf8'))) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`agent ${c.pid} not stopped 2 s after SIGSTOP`);
   }
 
   async stop(): Promise<void> {

@@ -19,12 +19,12 @@ t.test('with a keepalive, an agent that stops answering (SIGSTOP) is declared lo
   t.teardown(() => client.close({ graceMs: 0 }));
   await new Promise((r) => setTimeout(r, 1_000));
   t.ok(client.isConnected, 'a healthy agent answers the pings: still connected after 1 s (three intervals)');
-  const waiting = client.call('Host.getVMList', {}).catch((e: unknown) => e);
-  agent.signal('SIGSTOP');
   const t0 = performance.now();
+  await agent.signal('SIGSTOP');
+  const waiting = client.call('Host.getVMList', {}).catch((e: unknown) => e); // sent to a stopped agent: never answered
   const d = await within('disconnected after SIGSTOP', client.disconnected, 5_000);
   const ms = performance.now() - t0;
-  agent.signal('SIGCONT');
+  await agent.signal('SIGCONT');
   t.ok(ms < 1_500, `disconnected ${Math.round(ms)} ms after the agent stopped (keepalive 300 ms: at most two intervals and a bit)`);
   t.equal(d.error.name, 'ConnectionLostError');
   t.match((d.error.cause as Error).message, /keepalive/, 'its cause names the keepalive');
@@ -40,7 +40,7 @@ t.test('kill -9 of the agent: disconnected at once, waiting calls rejected with 
   t.teardown(() => client.close());
   t.same(await client.call('Host.ping2', {}), {}, 'connected and served');
   // Stopped first, so the calls are surely in flight (sent, not answered) when it dies.
-  agent.signal('SIGSTOP');
+  await agent.signal('SIGSTOP');
   const waiting = [client.call('Host.getVMList', {}), client.call('Host.getCapabilities', {}), client.callRaw('Host.ping2', {})]
     .map((p) => p.then(() => 'answered', (e: unknown) => e));
   await new Promise((r) => setTimeout(r, 100));

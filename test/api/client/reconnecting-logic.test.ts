@@ -152,3 +152,14 @@ t.test('an attempt that hangs is cut off at attemptTimeoutMs, its signal aborted
   t.equal(rc.state.phase, 'closed');
   t.rejects(rc.call('Host.ping2', {}), NotConnectedError, 'calls after close() fail with NotConnectedError');
 });
+
+t.test('a connect function that throws instead of rejecting counts as a failed attempt, and leaves no attempt timer', async (t) => {
+  const timers = new FakeTimers();
+  const bug = new Error('bad options');
+  const rc = new ReconnectingClient({ connect: () => { throw bug; }, backoff: BACKOFF, attemptTimeoutMs: ATTEMPT_MS, timers, random: () => 0 });
+  await settle();
+  t.same([rc.state.phase, rc.state.attempt, rc.state.lastError], ['disconnected', 1, bug], 'disconnected, attempt 1, the thrown error');
+  t.same([...timers.pending.values()].map((x) => x.ms), [200], 'only the retry timer is pending (100 ms doubled once, no jitter drawn)');
+  await rc.close();
+  t.equal(timers.pending.size, 0);
+});
