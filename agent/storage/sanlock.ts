@@ -35,45 +35,7 @@
 //    reporting 'absent' confirms that the lockspace is gone (after release).
 import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { native, type Int64 } from '../libvirt/native.js';
-
-// ---------- raw addon shape ----------
-
-interface RawHost { hostId: Int64; generation: Int64; timestamp: Int64; ioTimeout: number; flags: number }
-interface RawHeld { lockspace: string; resource: string; path: string; offset: Int64; lver: Int64; flags: number }
-interface RawLockspace { name: string; hostId: Int64; path: string; offset: Int64; flags: number }
-
-/** The sanlock functions of the libvirt addon (agent/libvirt/native/src/sanlock.cc). */
-interface SanlockNative {
-  sanlockStrerror(rc: number): string;
-  sanlockDirectInitLockspace(name: string, path: string, offset: Int64, flags: number, ioTimeoutSec: number): Promise<void>;
-  sanlockDirectInitResource(lockspace: string, name: string, path: string, offset: Int64, flags: number,
-    numHosts: number, clear: boolean): Promise<void>;
-  sanlockVersion(): Promise<{ version: number; proto: number }>;
-  sanlockAddLockspace(name: string, hostId: Int64, path: string, offset: Int64, ioTimeoutSec: number,
-    flags: number): Promise<void>;
-  sanlockRemLockspace(name: string, hostId: Int64, path: string, offset: Int64, flags: number): Promise<void>;
-  /** 0 joined, -ENOENT absent, -EINPROGRESS being added/removed. */
-  sanlockInqLockspace(name: string, hostId: Int64, path: string, offset: Int64): Promise<number>;
-  sanlockGetLockspaces(): Promise<RawLockspace[]>;
-  sanlockGetHosts(name: string, hostId: Int64): Promise<RawHost[]>;
-  sanlockReadResourceOwners(lockspace: string, name: string, path: string, offset: Int64,
-    flags: number): Promise<{ lver: Int64; flags: number; owners: RawHost[] }>;
-  sanlockRegister(): Promise<number>;
-  sanlockUnregister(fd: number): Promise<void>;
-  sanlockRestrict(fd: number, flags: number): Promise<void>;
-  sanlockKillpath(fd: number, path: string, args: string, flags: number): Promise<void>;
-  sanlockAcquire(fd: number, lockspace: string, name: string, path: string, offset: Int64, flags: number,
-    resFlags: number, lver: Int64 | null): Promise<RawHeld>;
-  sanlockRelease(fd: number, lockspace: string | null, name: string | null, path: string | null, offset: Int64,
-    flags: number): Promise<void>;
-  sanlockInquire(fd: number): Promise<RawHeld[]>;
-}
-
-const raw = native as unknown as SanlockNative;
-
-/** CapturedError.domain the addon uses for sanlock failures. */
-export const SANLOCK_ERROR_DOMAIN = -2;
+import { sanlockBinding as raw, SANLOCK_ERROR_DOMAIN, type Int64, type RawSanlockHeld as RawHeld, type RawSanlockHost as RawHost } from '../libvirt/index.js';
 
 // ---------- constants (sanlock.h, sanlock_admin.h, sanlock_resource.h, sanlock_rv.h) ----------
 
