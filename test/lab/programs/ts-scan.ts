@@ -21,7 +21,7 @@ const CP_PROGRAM = new Set(['spawn', 'spawnSync', 'execFile', 'execFileSync']);
 /** child_process functions whose first argument is a shell command line. */
 const CP_SHELL = new Set(['exec', 'execSync']);
 /** Names of argv runners when imported from a module of ours. */
-const RUNNER_IMPORTS = new Set(['run', 'runProcess', 'runCommand', 'runArgv']);
+const RUNNER_IMPORTS = new Set(['run', 'runProcess', 'runCommand', 'startDetached']);
 /** Method names that take an argv array: spawn*, exec*, and these. */
 const ARGV_METHODS = new Set(['runner', 'runProcess', 'runCommand', 'inHost', 'inPeer']);
 const isArgvMethod = (name: string): boolean => ARGV_METHODS.has(name) || /^(spawn|exec)([A-Z]\w*)?$/.test(name);
