@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, closeSync, constants, openSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { HostvisorError } from './api/errors.js';
+import { HostvisorError } from '../api/errors.js';
 import { silentLogger, type Logger } from './log.js';
 
 export interface ProcessOptions {

@@ -19,7 +19,7 @@ export interface Use extends FoundProgram {
 }
 
 /** The folders the scan reads, relative to the repository. */
-export const SCANNED = ['agent', 'controller', 'test', 'scripts', 'bench', 'hooks', 'bin', 'packaging', '.ci'];
+export const SCANNED = ['agent', 'api', 'controller', 'test', 'scripts', 'bench', 'hooks', 'bin', 'packaging', '.ci'];
 const SKIPPED_DIRS = new Set(['node_modules', 'build', 'dist', '.git', '__pycache__']);
 /**
  * Files the scan leaves out, with the reason. Nothing else is left out: a
