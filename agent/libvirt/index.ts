@@ -11,7 +11,10 @@ export type { DurableSubscription, ReconnectingClientOptions } from './reconnect
 export { domainStatsFlags } from './domain-stats.js';
 export type { DomainStatsQuery, StatsGroup, StatsDomainState } from './domain-stats.js';
 export { closeInheritedFdsOnExec } from './inherited-fds.js';
-export { sanlockBinding, SANLOCK_ERROR_DOMAIN } from './sanlock.js';
+export {
+  sanlockBinding, SANLOCK_ERROR_DOMAIN, AcquireFlags, AddLockspaceFlags, HostState, KillpathFlags, LockspaceStateFlags, ReleaseFlags,
+  RemLockspaceFlags, ResourceFlags, RestrictFlags, SanlockRc, sanlockRcName,
+} from './sanlock.js';
 export type { SanlockBinding, RawSanlockHost, RawSanlockHeld, RawSanlockLockspace } from './sanlock.js';
 export { native } from './native.js';
 export type { NodeInfo, DomainInfo, BlockInfo, RawDomainStats, InterfaceAddresses, Int64, TypedParamsRecord } from './native.js';
