@@ -3,7 +3,6 @@
 // same temp file; the file is read back after the last script. Beyond VDSM:
 // a timeout per hook (the whole process group is killed), stdin /dev/null,
 // no descriptors beyond 0-2, capped output, and a security check per file.
-import { spawn } from 'node:child_process';
 import { access, constants, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -12,7 +11,8 @@ import { PhaseTimer } from '../log.js';
 import { HookError } from '../../api/errors.js';
 import { HOOK_POINTS, type HookPoint } from './points.js';
 import { checkHookFile } from './security.js';
-import { native } from '../libvirt/native.js';
+import { runProcess } from '../process.js';
+import { closeInheritedFdsOnExec } from '../libvirt/index.js';
 
 export interface HookRunnerOptions {
   dir: string;
@@ -60,7 +60,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export class HookRunner {
   constructor(private readonly o: HookRunnerOptions) {
     // Nothing the agent inherited may reach a hook: only 0-2 cross exec.
-    native.markInheritedFdsCloexec();
+    closeInheritedFdsOnExec();
   }
 
   /** Executable regular files of a point, sorted (missing directory = none). */
@@ -140,8 +140,9 @@ export class HookRunner {
     return result;
   }
 
+  /** What a hook's environment adds to the agent's own. */
   private environment(varName: string, dataFile: string, call: HookCall, flagsFile: string | undefined): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = { ...process.env };
+    const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(call.customProperties ?? {})) if (ENV_NAME.test(k)) env[k] = v;
     for (const [k, v] of Object.entries(call.params ?? {})) if (ENV_NAME.test(k)) env[k] = String(v);
     if (call.vmId) env.vmId = call.vmId;
@@ -151,31 +152,16 @@ export class HookRunner {
     return env;
   }
 
-  private exec(script: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<ScriptRun> {
-    const t0 = performance.now();
-    return new Promise((resolve) => {
-      // detached: its own process group, so a timeout kills everything it started.
-      const child = spawn(script, [], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-      let stderr = '';
-      let stdout = '';
-      let timedOut = false;
-      const cap = this.o.outputCapBytes;
-      // Both are read to the end (a hook never blocks on a full pipe) and kept up to the cap, for the log.
-      child.stderr.on('data', (d: Buffer) => { if (stderr.length < cap) stderr += d.toString('utf8', 0, Math.min(d.length, cap - stderr.length)); });
-      child.stdout.on('data', (d: Buffer) => { if (stdout.length < cap) stdout += d.toString('utf8', 0, Math.min(d.length, cap - stdout.length)); });
-      const timer = setTimeout(() => {
-        timedOut = true;
-        try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
-      }, timeoutMs);
-      const finish = (rc: number | null) => {
-        clearTimeout(timer);
-        // A daemon the hook left behind may hold our pipes open: stop reading them.
-        setTimeout(() => { child.stdout.destroy(); child.stderr.destroy(); }, 50).unref();
-        resolve({ script, rc: timedOut ? null : rc, ms: Math.round(performance.now() - t0), timedOut, stderr: stderr.trim(), stdout: stdout.trim() });
-      };
-      child.once('exit', (code, signal) => finish(code ?? (signal ? 128 : null)));
-      child.once('error', (err) => { stderr += String(err); finish(127); });
-    });
+  /**
+   * One hook, through the agent's runner: its own process group (killed at the
+   * timeout), stdin /dev/null, output capped, and done when it exits even if a
+   * daemon it started keeps its stdout open.
+   */
+  private async exec(script: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<ScriptRun> {
+    const cap = this.o.outputCapBytes;
+    const r = await runProcess([script], { timeoutMs, env, locale: 'inherit', stdoutCapBytes: cap, stderrCapBytes: cap, pipeGraceMs: 50 });
+    const stderr = r.spawnError ? `${r.stderr}${String(r.spawnError)}` : r.stderr;
+    return { script, rc: r.timedOut ? null : r.rc, ms: Math.round(r.ms), timedOut: r.timedOut, stderr: stderr.trim(), stdout: r.stdout.toString('utf8').trim() };
   }
 }
 

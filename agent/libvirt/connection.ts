@@ -6,6 +6,7 @@ import { LibvirtError, LibvirtTimeoutError, LibvirtUnavailableError } from './er
 import { ConnectCloseReason } from './generated/enums.js';
 import { Domain } from './domain.js';
 import { DOMAIN_EVENT_IDS, toDomainEvent, type DomainEvent, type DomainEventKind } from './events.js';
+import { domainStatsFlags, type DomainStatsQuery } from './domain-stats.js';
 
 export interface ConnectionOptions {
   readOnly?: boolean;
@@ -177,6 +178,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** One bulk call for every domain (virConnectGetAllDomainStats). stats = DomainStatsTypes bits, 0 = all. */
   getAllDomainStats(stats = 0, flags = 0): Promise<RawDomainStats[]> {
     return this.run('getAllDomainStats', () => native.getAllDomainStats(this.h(), stats, flags));
+  }
+
+  /** The same bulk call, asked for by stats group and domain state names. */
+  domainStats(q: DomainStatsQuery): Promise<RawDomainStats[]> {
+    const { stats, flags } = domainStatsFlags(q);
+    return this.getAllDomainStats(stats, flags);
   }
 
   /**

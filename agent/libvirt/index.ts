@@ -8,6 +8,14 @@ export type { DomainEvent, DomainEventKind, DomainEventPayloads, DomainRef } fro
 export { encodeTypedParams, toNumber, TypedParamError } from './typed-params.js';
 export { ReconnectingLibvirtClient, backoffDelay, DEFAULT_BACKOFF } from './reconnecting-client.js';
 export type { DurableSubscription, ReconnectingClientOptions } from './reconnecting-client.js';
+export { domainStatsFlags } from './domain-stats.js';
+export type { DomainStatsQuery, StatsGroup, StatsDomainState } from './domain-stats.js';
+export { closeInheritedFdsOnExec } from './inherited-fds.js';
+export {
+  sanlockBinding, SANLOCK_ERROR_DOMAIN, AcquireFlags, AddLockspaceFlags, HostState, KillpathFlags, LockspaceStateFlags, ReleaseFlags,
+  RemLockspaceFlags, ResourceFlags, RestrictFlags, SanlockRc, sanlockRcName,
+} from './sanlock.js';
+export type { SanlockBinding, RawSanlockHost, RawSanlockHeld, RawSanlockLockspace } from './sanlock.js';
 export { native } from './native.js';
 export type { NodeInfo, DomainInfo, BlockInfo, RawDomainStats, InterfaceAddresses, Int64, TypedParamsRecord } from './native.js';
 export * as enums from './generated/enums.js';

@@ -1,9 +1,11 @@
 // Loads the compiled addon and declares its raw shape. Only this package's
-// facade (connection.ts, domain.ts) talks to it; everything else uses the facade.
+// facade (connection.ts, domain.ts, domain-stats.ts, sanlock.ts,
+// inherited-fds.ts) talks to it; everything else uses the facade.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { SanlockBinding } from './sanlock.js';
 
 /** Opaque handles owned by the addon. */
 export type ConnHandle = { readonly __brand: 'virConnectPtr' };
@@ -19,7 +21,8 @@ export interface RawDomainEvent {
   [field: string]: unknown;
 }
 
-export interface NativeBinding {
+/** The addon; its sanlock functions are declared in sanlock.ts. */
+export interface NativeBinding extends SanlockBinding {
   setErrorClass(ctor: new (message: string, detail: never) => Error): void;
   libVersion(): number;
   /** Sets FD_CLOEXEC on every inherited descriptor >= 3; returns how many it changed. */

@@ -12,8 +12,6 @@
 // own session) so it renews the lease; its pid file lets a restarted agent, or
 // the next setupNetworks, find and stop it. Starting waits for the first lease
 // at most `timeoutMs`; a client that gets none is stopped and start() throws.
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,6 +19,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { abortReason } from './connectivity.js';
 import { DhcpError } from './errors.js';
 import { resolveTool } from './exec.js';
+import { startDetached } from '../process.js';
 import type { Ip } from './ip.js';
 
 export interface DhcpLease {
@@ -106,17 +105,12 @@ export class UdhcpcClient implements DhcpClient {
     await writeFile(`${b}.conf`, JSON.stringify({ defaultRoute: opts.defaultRoute }));
     const argv = ip.execArgv([resolveTool(this.busybox), 'udhcpc', '-f', '-i', dev, '-s', script, '-p', `${b}.pid`,
       '-t', '3', '-T', String(this.intervalSec), '-A', String(this.intervalSec)]);
-    const logFd = openSync(`${b}.log`, 'w');
-    const child = spawn(resolveTool(argv[0]!), argv.slice(1), {
-      detached: true,
-      stdio: ['ignore', logFd, logFd],
-      env: { ...process.env, HV_LEASE_FILE: `${b}.lease`, HV_DEFAULT_ROUTE: opts.defaultRoute ? '1' : '0' },
+    const child = startDetached(argv, {
+      logFile: `${b}.log`,
+      env: { HV_LEASE_FILE: `${b}.lease`, HV_DEFAULT_ROUTE: opts.defaultRoute ? '1' : '0' },
     });
-    closeSync(logFd);
     let exited: number | null | undefined;
-    child.once('exit', (code) => { exited = code; });
-    child.once('error', () => { exited = 127; });
-    child.unref();
+    void child.exited.then((code) => { exited = code; });
     if (child.pid !== undefined) await writeFile(`${b}.pid`, `${child.pid}\n`); // udhcpc rewrites it with the same pid
     this.log.info('dhcp client started', { dev, netns: ip.netns, pid: child.pid });
     const deadline = Date.now() + opts.timeoutMs;

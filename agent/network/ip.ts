@@ -17,7 +17,7 @@
 //   (setns would move the whole thread, libuv's pool included).
 // The cost is a fork per command (a few ms); setupNetworks issues tens of them.
 import { silentLogger, type Logger } from '../log.js';
-import { runCommand, type NetRunner } from './exec.js';
+import { runCommand, type Runner } from './exec.js';
 import { NetworkCommandError } from './errors.js';
 
 export interface IpLinkInfo {
@@ -74,7 +74,7 @@ export interface IpOptions {
   /** One ip command's timeout. */
   timeoutMs?: number;
   log?: Logger;
-  runner?: NetRunner;
+  runner?: Runner;
 }
 
 export const IP_TIMEOUT_MS = 10_000;
@@ -83,7 +83,7 @@ export class Ip {
   readonly netns: string | undefined;
   readonly timeoutMs: number;
   private readonly log: Logger;
-  private readonly runner: NetRunner;
+  private readonly runner: Runner;
 
   constructor(opts: IpOptions = {}) {
     this.netns = opts.netns;

@@ -1,14 +1,12 @@
 // A development PKI: a CA plus a host and a client certificate, made with
 // openssl, laid out like VDSM's /etc/pki/vdsm. Real deployments get their
 // certificates from the engine's CA; this makes a fresh host usable at once.
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
-import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
+import { run } from '../process.js';
 
-const run = promisify(execFile);
 const OPENSSL_TIMEOUT_MS = 30_000;
 
 export interface PkiPaths {
@@ -31,8 +29,9 @@ export function pkiPaths(dir: string): PkiPaths {
   };
 }
 
+/** Rejects with CommandError or CommandTimeoutError. */
 async function openssl(args: string[]): Promise<void> {
-  await run('openssl', args, { timeout: OPENSSL_TIMEOUT_MS });
+  await run(['openssl', ...args], { timeoutMs: OPENSSL_TIMEOUT_MS });
 }
 
 async function issue(p: { caCert: string; caKey: string; cert: string; key: string; cn: string; usage: 'serverAuth' | 'clientAuth'; sans: string[]; tmp: string }): Promise<void> {

@@ -1,28 +1,26 @@
 // Periodic VM statistics: ONE bulk virConnectGetAllDomainStats call per
 // interval for every running or paused domain (never a call per VM), the last
 // two samples kept per domain, and stats/rates computed from them on demand.
-import type { Connection } from '../libvirt/connection.js';
-import { LibvirtUnavailableError } from '../libvirt/errors.js';
-import { ConnectGetAllDomainStatsFlags, DomainStatsTypes } from '../libvirt/generated/enums.js';
+import { domainStatsFlags, LibvirtUnavailableError, type Connection, type DomainStatsQuery } from '../libvirt/index.js';
 import type { Logger } from '../log.js';
 import { advanceHistory, computeAllStats, computeVmStats, type DomainHistory, type VmSampledStats } from './rates.js';
 
 /** VDSM's vm_sample_interval. */
 export const DEFAULT_VM_STATS_INTERVAL_MS = 15_000;
 
-/** The stats groups of one sample. */
-export const VM_STATS_GROUPS =
-  DomainStatsTypes.STATE | DomainStatsTypes.CPU_TOTAL | DomainStatsTypes.BALLOON |
-  DomainStatsTypes.VCPU | DomainStatsTypes.INTERFACE | DomainStatsTypes.BLOCK;
-
 /**
- * Running and paused domains; NOWAIT (when this libvirt has it) so that a
- * domain busy with a job (e.g. a migration) answers what it can at once
+ * One sample: these stats groups of the running and paused domains; nowait so
+ * that a domain busy with a job (e.g. a migration) answers what it can at once
  * instead of stalling the whole bulk call.
  */
-export const VM_STATS_FLAGS =
-  ConnectGetAllDomainStatsFlags.RUNNING | ConnectGetAllDomainStatsFlags.PAUSED |
-  ((ConnectGetAllDomainStatsFlags as unknown as Record<string, number | undefined>)['NOWAIT'] ?? 0);
+export const VM_STATS_QUERY: DomainStatsQuery = {
+  groups: ['state', 'cpu-total', 'balloon', 'vcpu', 'interface', 'block'],
+  states: ['running', 'paused'],
+  nowait: true,
+};
+
+/** The same query as libvirt's stats and flags words (the stats bench makes the bare call with them). */
+export const { stats: VM_STATS_GROUPS, flags: VM_STATS_FLAGS } = domainStatsFlags(VM_STATS_QUERY);
 
 export interface VmStatsSamplerOptions {
   /** The current connection; may throw LibvirtUnavailableError during an outage. */
@@ -122,7 +120,7 @@ export class VmStatsSampler {
     const conn = this.getConnection();
     const time = this.now(); // before the call: the counters are at least this recent
     const started = performance.now();
-    const batch = await conn.getAllDomainStats(VM_STATS_GROUPS, VM_STATS_FLAGS);
+    const batch = await conn.domainStats(VM_STATS_QUERY);
     this.history = advanceHistory(this.history, batch, time);
     this.log.debug('vm stats sampled', { domains: batch.length, ms: Math.round(performance.now() - started) });
   }

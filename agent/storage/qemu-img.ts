@@ -39,7 +39,8 @@ export class QemuImg {
     this.runner = o.runner ?? defaultRunner;
   }
 
-  private exec(args: string[], signal?: AbortSignal) {
+  /** `qemu-img <args>`. */
+  private qemuImg(args: string[], signal?: AbortSignal) {
     return this.runner(['qemu-img', ...args], { timeoutMs: this.o.timeoutMs, ...(this.o.log ? { log: this.o.log } : {}), ...(signal ? { signal } : {}) });
   }
 
@@ -60,27 +61,27 @@ export class QemuImg {
     if (opts.length) args.push('-o', opts.join(','));
     if (o.backing) args.push('-u', '-b', o.backing.name, '-F', o.backing.format);
     args.push(path, String(o.size));
-    await this.exec(args, o.signal);
+    await this.qemuImg(args, o.signal);
   }
 
   async info(path: string, o: { format?: ImageFormat } = {}): Promise<ImageInfo> {
-    const r = await this.exec(['info', '-U', '--output', 'json', ...(o.format ? ['-f', o.format] : []), path]);
+    const r = await this.qemuImg(['info', '-U', '--output', 'json', ...(o.format ? ['-f', o.format] : []), path]);
     return toInfo(parse<RawInfo>(r.stdout, path));
   }
 
   /** The whole chain, the image first and its base last. */
   async chain(path: string, o: { format?: ImageFormat } = {}): Promise<ImageInfo[]> {
-    const r = await this.exec(['info', '-U', '--backing-chain', '--output', 'json', ...(o.format ? ['-f', o.format] : []), path]);
+    const r = await this.qemuImg(['info', '-U', '--backing-chain', '--output', 'json', ...(o.format ? ['-f', o.format] : []), path]);
     return parse<RawInfo[]>(r.stdout, path).map(toInfo);
   }
 
   async resize(path: string, format: ImageFormat, size: number, preallocation?: Preallocation): Promise<void> {
-    await this.exec(['resize', '-q', '-f', format, ...(preallocation && preallocation !== 'off' ? [`--preallocation=${preallocation}`] : []), path, String(size)]);
+    await this.qemuImg(['resize', '-q', '-f', format, ...(preallocation && preallocation !== 'off' ? [`--preallocation=${preallocation}`] : []), path, String(size)]);
   }
 
   /** Bytes a fully allocated image of this format and virtual size needs. */
   async measure(format: ImageFormat, size: number): Promise<number> {
-    const r = await this.exec(['measure', '-O', format, '--size', String(size), '--output', 'json']);
+    const r = await this.qemuImg(['measure', '-O', format, '--size', String(size), '--output', 'json']);
     return parse<{ 'fully-allocated': number }>(r.stdout, 'measure')['fully-allocated'];
   }
 

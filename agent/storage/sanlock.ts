@@ -35,147 +35,21 @@
 //    reporting 'absent' confirms that the lockspace is gone (after release).
 import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { native, type Int64 } from '../libvirt/native.js';
+import {
+  AddLockspaceFlags, HostState, KillpathFlags, LockspaceStateFlags, ReleaseFlags, ResourceFlags, RestrictFlags, RemLockspaceFlags,
+  sanlockBinding as raw, type Int64, type RawSanlockHeld as RawHeld, type RawSanlockHost as RawHost,
+} from '../libvirt/index.js';
+import { LeaseWatch, type WatchOptions } from './lease-watch.js';
+import { call } from './sanlock-errors.js';
 
-// ---------- raw addon shape ----------
-
-interface RawHost { hostId: Int64; generation: Int64; timestamp: Int64; ioTimeout: number; flags: number }
-interface RawHeld { lockspace: string; resource: string; path: string; offset: Int64; lver: Int64; flags: number }
-interface RawLockspace { name: string; hostId: Int64; path: string; offset: Int64; flags: number }
-
-/** The sanlock functions of the libvirt addon (agent/libvirt/native/src/sanlock.cc). */
-interface SanlockNative {
-  sanlockStrerror(rc: number): string;
-  sanlockDirectInitLockspace(name: string, path: string, offset: Int64, flags: number, ioTimeoutSec: number): Promise<void>;
-  sanlockDirectInitResource(lockspace: string, name: string, path: string, offset: Int64, flags: number,
-    numHosts: number, clear: boolean): Promise<void>;
-  sanlockVersion(): Promise<{ version: number; proto: number }>;
-  sanlockAddLockspace(name: string, hostId: Int64, path: string, offset: Int64, ioTimeoutSec: number,
-    flags: number): Promise<void>;
-  sanlockRemLockspace(name: string, hostId: Int64, path: string, offset: Int64, flags: number): Promise<void>;
-  /** 0 joined, -ENOENT absent, -EINPROGRESS being added/removed. */
-  sanlockInqLockspace(name: string, hostId: Int64, path: string, offset: Int64): Promise<number>;
-  sanlockGetLockspaces(): Promise<RawLockspace[]>;
-  sanlockGetHosts(name: string, hostId: Int64): Promise<RawHost[]>;
-  sanlockReadResourceOwners(lockspace: string, name: string, path: string, offset: Int64,
-    flags: number): Promise<{ lver: Int64; flags: number; owners: RawHost[] }>;
-  sanlockRegister(): Promise<number>;
-  sanlockUnregister(fd: number): Promise<void>;
-  sanlockRestrict(fd: number, flags: number): Promise<void>;
-  sanlockKillpath(fd: number, path: string, args: string, flags: number): Promise<void>;
-  sanlockAcquire(fd: number, lockspace: string, name: string, path: string, offset: Int64, flags: number,
-    resFlags: number, lver: Int64 | null): Promise<RawHeld>;
-  sanlockRelease(fd: number, lockspace: string | null, name: string | null, path: string | null, offset: Int64,
-    flags: number): Promise<void>;
-  sanlockInquire(fd: number): Promise<RawHeld[]>;
-}
-
-const raw = native as unknown as SanlockNative;
-
-/** CapturedError.domain the addon uses for sanlock failures. */
-export const SANLOCK_ERROR_DOMAIN = -2;
-
-// ---------- constants (sanlock.h, sanlock_admin.h, sanlock_resource.h, sanlock_rv.h) ----------
-
-/** sanlock_acquire flags. */
-export const AcquireFlags = { LVB: 0x1, ORPHAN: 0x2, ORPHAN_ONLY: 0x4, OWNER_NOWAIT: 0x8 } as const;
-/** sanlk_resource flags. */
-export const ResourceFlags = { LVER: 0x1, NUM_HOSTS: 0x2, SHARED: 0x4, PERSISTENT: 0x8 } as const;
-/** sanlock_release flags. */
-export const ReleaseFlags = { ALL: 0x1, RENAME: 0x2, ORPHAN: 0x4 } as const;
-/** sanlock_restrict flags. */
-export const RestrictFlags = { ALL: 0x1, SIGKILL: 0x2, SIGTERM: 0x4 } as const;
-/** sanlock_killpath flags: PID appends the holder's pid to the args. */
-export const KillpathFlags = { PID: 0x1 } as const;
-/** sanlock_add_lockspace / sanlock_rem_lockspace flags. */
-export const AddLockspaceFlags = { ASYNC: 0x1 } as const;
-export const RemLockspaceFlags = { ASYNC: 0x1, UNUSED: 0x2 } as const;
-/** sanlk_lockspace.flags reported by getLockspaces(). */
-export const LockspaceStateFlags = { ADD: 0x1, REM: 0x2 } as const;
-/** sanlk_host.flags & 0xf from getHosts(). */
-export const HostState = { UNKNOWN: 1, FREE: 2, LIVE: 3, FAIL: 4, DEAD: 5 } as const;
-
-/** sanlock's own return codes (sanlock_rv.h). */
-export const SanlockRc = {
-  SANLK_ERROR: -201, SANLK_AIO_TIMEOUT: -202, SANLK_WD_ERROR: -203,
-  SANLK_DBLOCK_READ: -210, SANLK_DBLOCK_WRITE: -211, SANLK_DBLOCK_LVER: -212, SANLK_DBLOCK_MBAL: -213,
-  SANLK_DBLOCK_CHECKSUM: -214,
-  SANLK_LEADER_READ: -220, SANLK_LEADER_WRITE: -221, SANLK_LEADER_DIFF: -222, SANLK_LEADER_MAGIC: -223,
-  SANLK_LEADER_VERSION: -224, SANLK_LEADER_SECTORSIZE: -225, SANLK_LEADER_LOCKSPACE: -226,
-  SANLK_LEADER_RESOURCE: -227, SANLK_LEADER_NUMHOSTS: -228, SANLK_LEADER_CHECKSUM: -229,
-  SANLK_ADDLS_SIZES: -230, SANLK_ADDLS_INVALID_HOSTID: -231,
-  SANLK_ACQUIRE_LVER: -240, SANLK_ACQUIRE_LOCKSPACE: -241, SANLK_ACQUIRE_IDDISK: -242, SANLK_ACQUIRE_IDLIVE: -243,
-  SANLK_ACQUIRE_OWNED: -244, SANLK_ACQUIRE_OTHER: -245, SANLK_ACQUIRE_SHRETRY: -246,
-  SANLK_ACQUIRE_OWNED_RETRY: -247,
-  SANLK_RELEASE_LVER: -250, SANLK_RELEASE_OWNER: -251,
-  SANLK_RENEW_OWNER: -260, SANLK_RENEW_DIFF: -261, SANLK_HOSTID_BUSY: -262,
-  SANLK_REQUEST_MAGIC: -270, SANLK_REQUEST_VERSION: -271, SANLK_REQUEST_OLD: -272, SANLK_REQUEST_LVER: -273,
-  SANLK_RINDEX_MAGIC: -274, SANLK_RINDEX_VERSION: -275, SANLK_RINDEX_LOCKSPACE: -276, SANLK_RINDEX_OFFSET: -277,
-  SANLK_RINDEX_DIFF: -278,
-} as const;
-
-const RC_NAMES = new Map<number, string>();
-for (const [name, rc] of Object.entries(SanlockRc)) RC_NAMES.set(rc, name);
-for (const [name, errno] of Object.entries(osConstants.errno)) {
-  if (!RC_NAMES.has(-errno)) RC_NAMES.set(-errno, name);
-}
-// libsanlock returns a bare -1 for a short reply from the daemon and the
-// daemon answers -1 to a release of a resource the registration does not hold.
-RC_NAMES.set(-1, 'FAILED');
-
-/** Symbolic name of a sanlock return code: EEXIST, SANLK_ACQUIRE_IDLIVE, FAILED (-1), ... */
-export function sanlockRcName(rc: number): string {
-  return RC_NAMES.get(rc) ?? `RC${rc}`;
-}
+export {
+  AcquireFlags, AddLockspaceFlags, HostState, KillpathFlags, LockspaceStateFlags, ReleaseFlags, RemLockspaceFlags, ResourceFlags,
+  RestrictFlags, SanlockRc, sanlockRcName,
+} from '../libvirt/index.js';
+export { SanlockError, isSanlockError } from './sanlock-errors.js';
+export { LeaseWatch, type LeaseLoss, type WatchOptions } from './lease-watch.js';
 
 const E = osConstants.errno;
-/** Codes that mean "someone else holds the lease" for acquire. */
-const HELD_ELSEWHERE = new Set<number>([
-  -E.EEXIST, // held by another registration of this host
-  -E.EAGAIN,
-  SanlockRc.SANLK_ACQUIRE_IDLIVE, SanlockRc.SANLK_ACQUIRE_OWNED, SanlockRc.SANLK_ACQUIRE_OTHER,
-  SanlockRc.SANLK_ACQUIRE_OWNED_RETRY, SanlockRc.SANLK_ACQUIRE_SHRETRY,
-]);
-
-// ---------- errors ----------
-
-/** A sanlock call failed. `code` is sanlock's return value: -errno or a SANLK_* code (negative). */
-export class SanlockError extends Error {
-  override readonly name = 'SanlockError';
-  /** Symbolic form of `code`: 'EEXIST', 'ENOENT', 'SANLK_ACQUIRE_IDLIVE', 'FAILED' (-1), ... */
-  readonly codeName: string;
-
-  constructor(message: string, readonly code: number, readonly op: string, options?: ErrorOptions) {
-    super(message, options);
-    this.codeName = sanlockRcName(code);
-  }
-
-  /** The lease is held by another process or host (acquire failed for that reason). */
-  get heldElsewhere(): boolean {
-    return HELD_ELSEWHERE.has(this.code);
-  }
-}
-
-export function isSanlockError(e: unknown, codeName?: string): e is SanlockError {
-  return e instanceof SanlockError && (codeName === undefined || e.codeName === codeName);
-}
-
-function convert(e: unknown, op: string): unknown {
-  if (e !== null && typeof e === 'object' && (e as { domain?: unknown }).domain === SANLOCK_ERROR_DOMAIN) {
-    const code = Number((e as { code?: unknown }).code);
-    const message = e instanceof Error ? e.message : `sanlock ${op} failed`;
-    return new SanlockError(`${message} [${sanlockRcName(code)}]`, code, op, { cause: e });
-  }
-  return e;
-}
-
-async function call<T>(op: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    throw convert(e, op);
-  }
-}
 
 // ---------- public types ----------
 
@@ -235,92 +109,6 @@ export interface RegisterOptions {
   notifySignal?: NodeJS.Signals;
   /** A raw killpath instead of notifySignal: program, args (space separated), appendPid. */
   killpath?: { path: string; args?: string; appendPid?: boolean };
-}
-
-export interface LeaseLoss {
-  reason: 'released' | 'lver-changed' | 'registration-error' | 'lockspace-failed' | 'lockspace-gone';
-  detail: string;
-  error?: SanlockError | Error;
-}
-
-export interface WatchOptions {
-  /** Poll period for inquire (and inqLockspace). Default 2000 ms. */
-  intervalMs?: number;
-  /** The lver the lease must keep; default: the lver inquire reports on the first poll. */
-  lver?: number;
-  /** Also poll inqLockspace for this host id and ids area, reporting 'lockspace-gone' when it is 'absent'. */
-  lockspace?: { hostId: number; path: string; offset: number };
-  /** The signal given as notifySignal to registerProcess: its arrival means 'lockspace-failed'. */
-  signal?: NodeJS.Signals;
-}
-
-/** A watch over one held lease; `lost` settles once, on the first loss seen. */
-export class LeaseWatch {
-  readonly lost: Promise<LeaseLoss>;
-  private resolveLost!: (l: LeaseLoss) => void;
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
-  private polling = false;
-  private expectedLver: number | undefined;
-  private readonly onSignal: (() => void) | undefined;
-
-  constructor(private readonly sanlock: Sanlock, private readonly fd: number, private readonly lease: LeaseRef,
-    private readonly opts: WatchOptions) {
-    this.lost = new Promise((resolve) => { this.resolveLost = resolve; });
-    this.expectedLver = opts.lver;
-    if (opts.signal) {
-      const signal = opts.signal;
-      this.onSignal = () => this.report({ reason: 'lockspace-failed', detail: `sanlock sent ${signal}: lockspace ${lease.lockspace} failed or is being removed` });
-      process.on(signal, this.onSignal);
-    }
-    this.timer = setInterval(() => void this.poll(), opts.intervalMs ?? 2000);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    if (this.opts.signal && this.onSignal) process.off(this.opts.signal, this.onSignal);
-  }
-
-  /** One poll now (also run every intervalMs). Resolves to the loss it found, if any. */
-  async poll(): Promise<LeaseLoss | undefined> {
-    if (this.stopped || this.polling) return undefined;
-    this.polling = true;
-    try {
-      let held: HeldLease[];
-      try {
-        held = await this.sanlock.inquire(this.fd);
-      } catch (e) {
-        // EBUSY: another call (acquire/release) is in progress on the registration; try next time.
-        if (isSanlockError(e, 'EBUSY')) return undefined;
-        return this.report({ reason: 'registration-error', detail: `inquire failed: ${(e as Error).message}`, error: e as Error });
-      }
-      const mine = held.find((h) => h.lockspace === this.lease.lockspace && h.resource === this.lease.resource);
-      if (!mine) return this.report({ reason: 'released', detail: `${this.lease.lockspace}:${this.lease.resource} is no longer held by fd ${this.fd}` });
-      if (this.expectedLver === undefined) this.expectedLver = mine.lver;
-      else if (mine.lver !== this.expectedLver) {
-        return this.report({ reason: 'lver-changed', detail: `lver ${mine.lver}, expected ${this.expectedLver}` });
-      }
-      if (this.opts.lockspace) {
-        const ls = this.opts.lockspace;
-        const st = await this.sanlock.inqLockspace(this.lease.lockspace, ls.hostId, ls.path, ls.offset).catch(() => undefined);
-        if (st === 'absent') return this.report({ reason: 'lockspace-gone', detail: `lockspace ${this.lease.lockspace} is not joined` });
-      }
-      return undefined;
-    } finally {
-      this.polling = false;
-    }
-  }
-
-  private report(loss: LeaseLoss): LeaseLoss {
-    if (!this.stopped) {
-      this.stop();
-      this.resolveLost(loss);
-    }
-    return loss;
-  }
 }
 
 // ---------- the facade ----------

@@ -1,7 +1,7 @@
 // sd_notify for a Type=notify unit, through systemd's own `systemd-notify`
 // tool (Node has no AF_UNIX datagram sockets). Without $NOTIFY_SOCKET (not
 // started by systemd) every call is a no-op.
-import { execFile } from 'node:child_process';
+import { run } from '../process.js';
 
 export const NOTIFY_TIMEOUT_MS = 5_000;
 
@@ -16,14 +16,13 @@ export interface Notifier {
 
 export function createNotifier(env: NodeJS.ProcessEnv = process.env, binary = 'systemd-notify'): Notifier {
   const socket = env.NOTIFY_SOCKET;
-  const send = (args: string[]): Promise<void> =>
-    new Promise((resolve, reject) => {
-      if (!socket) return resolve();
-      // --pid: the message is about this daemon, not the short-lived helper
-      // (the unit sets NotifyAccess=all so systemd accepts it from the helper).
-      execFile(binary, [`--pid=${process.pid}`, ...args], { timeout: NOTIFY_TIMEOUT_MS, env }, (err) =>
-        err ? reject(new Error(`systemd-notify failed: ${err.message}`, { cause: err })) : resolve());
-    });
+  /** Rejects with CommandError or CommandTimeoutError. */
+  const send = async (args: string[]): Promise<void> => {
+    if (!socket) return;
+    // --pid: the message is about this daemon, not the short-lived helper
+    // (the unit sets NotifyAccess=all so systemd accepts it from the helper).
+    await run([binary, `--pid=${process.pid}`, ...args], { timeoutMs: NOTIFY_TIMEOUT_MS, env });
+  };
   return {
     ready: (status) => send(['--ready', `--status=${status}`]),
     status: (status) => send([`--status=${status}`]),

@@ -227,6 +227,7 @@ def execCmd(command, sudo=False, cwd=None, data=None, raw=False,
     if nice is not None:
         argv = ['nice', '-n', str(nice)] + argv
     if sudo:
+        # not in programs.tsv: only a third-party hook that asks for sudo runs it (hooks run as root).
         argv = ['sudo', '-n'] + argv
 
     if execCmdLogger is not None:

@@ -2,7 +2,8 @@
 # Hostvisor lab setup: the single entry point, run as root on a Debian 12 machine (by `npm test`,
 # `npm start`, `npm run setup`). Idempotent: every step checks first, and says what it skipped.
 #
-#   1. Debian packages (installed only if missing; apt-get update only then)
+#   1. Debian packages: those of test/lab/programs.tsv, the one list of the programs we run
+#      (installed only if missing; apt-get update only then)
 #   2. the libvirt-qemu system user and group
 #   3. /etc/libvirt/qemu.conf: user/group root, security_driver "none" (backup kept once)
 #   4. virtlogd + libvirtd under a child subreaper (test/lab/libvirtd.sh start)
@@ -17,9 +18,7 @@ export HOSTVISOR_LAB=${HOSTVISOR_LAB:-/var/tmp/hostvisor-lab}
 LAB=$HOSTVISOR_LAB
 export DEBIAN_FRONTEND=noninteractive
 
-PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev qemu-system-x86 qemu-utils
-          lvm2 busybox-static iproute2 python3 python3-libvirt pkg-config xz-utils cpio libsanlock-dev
-          sanlock nftables dnsmasq-base g++ make)
+PROGRAMS=$HERE/programs.tsv
 QEMU_CONF=/etc/libvirt/qemu.conf
 
 log() { echo "setup: $*"; }
@@ -44,8 +43,28 @@ exec 8>"$LAB/.setup.lock"
 flock -w 900 8 || die "another setup.sh holds $LAB/.setup.lock"
 
 # --- 1. packages ---------------------------------------------------------------------------
+# The packages of programs.tsv, each once (packages.sh reads the list).
+PACKAGES=()
+load_packages() {
+    mapfile -t PACKAGES < <(bash "$HERE/packages.sh")
+    [ ${#PACKAGES[@]} -gt 0 ] || die "no packages in $PROGRAMS"
+}
+
+packages() {
+    local program package rest seen=' '
+    [ -r "$PROGRAMS" ] || die "$PROGRAMS missing"
+    while IFS=$'\t' read -r program package rest; do
+        [[ -z $program || $program == '#'* || -z $package || $package == - ]] && continue
+        [[ $seen == *" $package "* ]] && continue
+        seen+="$package "
+        PACKAGES+=("$package")
+    done < "$PROGRAMS"
+    [ ${#PACKAGES[@]} -gt 0 ] || die "no packages in $PROGRAMS"
+}
+
 packages() {
     local missing=() p status
+    load_packages
     for p in "${PACKAGES[@]}"; do
         status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
         [ "${status:0:2}" = ii ] || missing+=("$p")

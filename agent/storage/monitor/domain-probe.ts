@@ -48,7 +48,7 @@ export class FileDomainProbe implements DomainProbe {
   }
 
   async refresh(timeoutMs: number): Promise<DomainSpace> {
-    const r = await runProcess(['stat', '-f', '-c', '%S %b %a', this.dom.path], { timeoutMs, stderrCap: 4096 });
+    const r = await runProcess(['stat', '-f', '-c', '%S %b %a', this.dom.path], { timeoutMs, stderrCapBytes: 4096 });
     if (r.timedOut) throw new StorageError('timeout', `stat -f ${this.dom.path} did not finish in ${timeoutMs} ms`);
     const [bsize, blocks, avail] = r.stdout.toString('utf8').trim().split(/\s+/).map(Number);
     if (r.rc !== 0 || !bsize || blocks === undefined || avail === undefined || Number.isNaN(blocks + avail)) {

@@ -21,7 +21,7 @@ const COPIED_RE = /copied, ([0-9.]+(?:e[-+]?\d+)?) s/;
 
 /** Reads up to `length` bytes from offset 0 of path with O_DIRECT; dd is killed after timeoutMs. */
 export async function readHeadDirect(path: string, length: number, timeoutMs: number): Promise<HeadRead> {
-  const r = await runProcess(['dd', `if=${path}`, 'iflag=direct', `bs=${length}`, 'count=1'], { timeoutMs, stderrCap: 4096 });
+  const r = await runProcess(['dd', `if=${path}`, 'iflag=direct', `bs=${length}`, 'count=1'], { timeoutMs, stderrCapBytes: 4096 });
   if (r.timedOut) throw new ReadCheckError(`read of ${path} did not finish in ${timeoutMs} ms (dd killed)`, true);
   if (r.rc !== 0) {
     const why = r.spawnError ? String(r.spawnError) : r.stderr.trim().split('\n').at(-1) ?? `rc ${r.rc}`;

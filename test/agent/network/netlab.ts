@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger, silentLogger, type Logger } from '../../../agent/log.js';
-import { runCommand, type NetRunResult } from '../../../agent/network/exec.js';
+import { runCommand, type RunResult } from '../../../agent/network/exec.js';
 import { Ip } from '../../../agent/network/ip.js';
 import { UdhcpcClient } from '../../../agent/network/dhcp.js';
 import { NetConfStore } from '../../../agent/network/persist.js';
@@ -25,9 +25,9 @@ export const PREFIX = `hvtest-net-${process.pid}`;
 const BLACKHOLE = '10.250.0.0/16';
 
 /** Runs argv (no shell), never throws; bounded. */
-export async function sh(argv: string[], timeoutMs = 10_000): Promise<NetRunResult> {
+export async function sh(argv: string[], timeoutMs = 10_000): Promise<RunResult> {
   return runCommand(argv, { timeoutMs, okCodes: Array.from({ length: 256 }, (_, i) => i) })
-    .catch((e: Error) => ({ rc: -1, stdout: '', stderr: e.message, ms: 0 }));
+    .catch((e: Error) => ({ rc: -1, stdout: '', stdoutBuf: Buffer.alloc(0), stderr: e.message, ms: 0 }));
 }
 
 async function must(argv: string[]): Promise<string> {
@@ -61,8 +61,8 @@ export interface NetLab {
   /** nic names in the host namespace; nics[i] is wired to peers[i] in the peer namespace. */
   nics: string[];
   peers: string[];
-  inHost(argv: string[], timeoutMs?: number): Promise<NetRunResult>;
-  inPeer(argv: string[], timeoutMs?: number): Promise<NetRunResult>;
+  inHost(argv: string[], timeoutMs?: number): Promise<RunResult>;
+  inPeer(argv: string[], timeoutMs?: number): Promise<RunResult>;
   /** From the peer namespace: -c 2 -W 1, bounded. */
   ping(addr: string, count?: number): Promise<boolean>;
   /** A HostNetworks on this lab's namespace, with its store and DHCP files under dir. */

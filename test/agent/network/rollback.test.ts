@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NetworkLostConnectionError, NetworkRollbackError, NetworkSetupError, NetworkCommandError } from '../../../agent/network/errors.js';
 import { Ip } from '../../../agent/network/ip.js';
-import { runCommand, type NetRunner } from '../../../agent/network/exec.js';
+import { runCommand, type Runner } from '../../../agent/network/exec.js';
 import type { RollbackReport } from '../../../agent/network/rollback.js';
 import { captureState, diff, formatDiff } from '../../../agent/network/state.js';
 import type { HostNetworks } from '../../../agent/network/index.js';
@@ -92,7 +92,7 @@ t.test('confirmation in time keeps the change', async (t) => {
 t.test('an apply that fails midway is rolled back and verified', async (t) => {
   // A runner that fails the new address's `addr add`: by then the MTUs have
   // changed and the old address is gone, so the rollback has work to do.
-  const failing: NetRunner = async (argv, opts) => {
+  const failing: Runner = async (argv, opts) => {
     if (argv.includes('addr') && argv.includes('add') && argv.includes('10.250.204.7/24')) {
       throw new NetworkCommandError(argv, 2, 'injected failure');
     }
@@ -117,7 +117,7 @@ t.test('an apply that fails midway is rolled back and verified', async (t) => {
 
 t.test('a rollback that cannot restore everything is reported as NOT verified, with the diff', async (t) => {
   // Both the new address (apply) and the old one (rollback) fail to be added.
-  const failing: NetRunner = async (argv, opts) => {
+  const failing: Runner = async (argv, opts) => {
     if (argv.includes('addr') && argv.includes('add') && (argv.includes('10.250.204.8/24') || argv.includes('10.250.204.2/24'))) {
       throw new NetworkCommandError(argv, 2, 'injected failure');
     }
@@ -146,7 +146,7 @@ t.test('a rollback that cannot restore everything is reported as NOT verified, w
 t.test('the agent stopping while a change applies: no further step runs, the change is rolled back (verified), and no new change starts', async (t) => {
   // The first step of this change sets the MTU; the agent "receives SIGTERM" (the daemon's stop() aborts the watch) right then.
   let nets: HostNetworks | undefined;
-  const stopsMidway: NetRunner = async (argv, opts) => {
+  const stopsMidway: Runner = async (argv, opts) => {
     if (argv.includes('mtu') && argv.includes('1400')) nets?.connectivity.abort('the agent is stopping');
     return runCommand(argv, opts);
   };
@@ -173,7 +173,7 @@ t.test('the agent stopping while a change applies: no further step runs, the cha
 
 t.test('a rollback past its deadline starts nothing more and is reported NOT verified, within its bound', async (t) => {
   // The rollback re-adds the old address slowly (1.5 s, as a wedged driver would); its deadline is 0.5 s.
-  const slow: NetRunner = async (argv, opts) => {
+  const slow: Runner = async (argv, opts) => {
     if (argv.includes('addr') && argv.includes('add') && argv.includes('10.250.204.2/24')) await sleep(1500);
     return runCommand(argv, opts);
   };

@@ -5,7 +5,7 @@ import t from 'tap';
 import { planChanges, describeStep, type Step } from '../../../agent/network/apply.js';
 import { bondOptionArgs, canonicalBondOptions, cmd } from '../../../agent/network/commands.js';
 import { Ip } from '../../../agent/network/ip.js';
-import type { NetRunner } from '../../../agent/network/exec.js';
+import type { Runner } from '../../../agent/network/exec.js';
 import type { NetConfigT, NetworkConfigT } from '../../../agent/network/model.js';
 import type { Snapshot } from '../../../agent/network/state.js';
 import { canonicalize } from '../../../agent/network/canonicalize.js';
@@ -159,7 +159,7 @@ t.test('live: a bridged VLAN network over a bond', { skip: liveSkip }, async (t)
 
 t.test('the recorded runner sees the namespace prefix', async (t) => {
   const seen: string[][] = [];
-  const rec: NetRunner = async (argv) => { seen.push([...argv]); return { rc: 0, stdout: '', stderr: '', ms: 0 }; };
+  const rec: Runner = async (argv) => { seen.push([...argv]); return { rc: 0, stdout: '', stdoutBuf: Buffer.alloc(0), stderr: '', ms: 0 }; };
   const ip = new Ip({ netns: 'hvtest-x', runner: rec });
   await ip.run(cmd.bondAdd('bond0', 'mode=balance-rr'));
   await ip.exec(['/bin/true']);

@@ -1,8 +1,9 @@
 // Unit: VmStatsSampler's scheduling and libvirt usage, on a fake connection that only knows the
-// bulk getAllDomainStats call (any per-VM call would throw).
+// bulk stats call (Connection.domainStats; any per-VM call would throw). The fake turns the query
+// into libvirt's words with the facade's own domainStatsFlags, as Connection does.
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Connection, RawDomainStats } from '../../../agent/libvirt/index.js';
+import { domainStatsFlags, type Connection, type DomainStatsQuery, type RawDomainStats } from '../../../agent/libvirt/index.js';
 import { LibvirtUnavailableError } from '../../../agent/libvirt/errors.js';
 import { ConnectGetAllDomainStatsFlags as F, DomainStatsTypes as S } from '../../../agent/libvirt/generated/enums.js';
 import type { LogFields, Logger } from '../../../agent/log.js';
@@ -16,8 +17,8 @@ class FakeConn {
   calls: Call[] = [];
   /** What the next calls return; a function may block the call. */
   next: (n: number) => Promise<RawDomainStats[]> | RawDomainStats[] = () => [];
-  getAllDomainStats(stats: number, flags: number): Promise<RawDomainStats[]> {
-    this.calls.push({ stats, flags });
+  domainStats(q: DomainStatsQuery): Promise<RawDomainStats[]> {
+    this.calls.push(domainStatsFlags(q));
     return Promise.resolve(this.next(this.calls.length));
   }
   asConnection(): Connection {
