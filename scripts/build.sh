@@ -11,7 +11,9 @@ want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     echo "build: npm dependencies up to date, skipped npm ci"
 else
-    npm ci --no-audit --no-fund
+    # better-sqlite3 is compiled here (g++, make, nodedir): its prebuild-install must not try to
+    # download a binary, so it is told to build from source.
+    npm_config_build_from_source=better-sqlite3 npm ci --no-audit --no-fund
     echo "$want" > "$stamp"
 fi
 t1=$(now_ms)

@@ -1,0 +1,62 @@
+// Cluster networks: what each host should have; the per-host status is written as they are applied.
+import { randomUUID } from 'node:crypto';
+import type { Kysely, Selectable } from 'kysely';
+import type { Network } from '../../model/networks.js';
+import { flag, isSet, json, parseJson } from '../codec.js';
+import { ConflictError, NotFoundError, isUniqueViolation } from '../errors.js';
+import type { Database, NetworkRow } from '../tables.js';
+
+function toNetwork(r: Selectable<NetworkRow>): Network {
+  return {
+    id: r.id, clusterId: r.cluster_id, name: r.name, vlan: r.vlan, mtu: r.mtu, bridged: isSet(r.bridged), required: isSet(r.required),
+    nics: parseJson<Record<string, string>>(r.host_nics, {}), hosts: parseJson<Record<string, string>>(r.host_status, {}),
+    createdAt: r.created_at, updatedAt: r.updated_at,
+  };
+}
+
+export type NewNetwork = Pick<Network, 'clusterId' | 'name' | 'vlan' | 'mtu' | 'bridged' | 'required' | 'nics'>;
+
+export class NetworksRepo {
+  constructor(private readonly db: Kysely<Database>, private readonly now: () => number) {}
+
+  async create(n: NewNetwork): Promise<Network> {
+    const t = this.now();
+    const row: NetworkRow = {
+      id: randomUUID(), cluster_id: n.clusterId, name: n.name, vlan: n.vlan, mtu: n.mtu, bridged: flag(n.bridged), required: flag(n.required),
+      host_nics: json(n.nics), host_status: json(Object.fromEntries(Object.keys(n.nics).map((h) => [h, 'pending']))), created_at: t, updated_at: t,
+    };
+    try {
+      await this.db.insertInto('networks').values(row).execute();
+    } catch (e) {
+      if (isUniqueViolation(e)) throw new ConflictError(`the cluster has a network named ${n.name}`, { field: 'name' }, { cause: e });
+      throw e;
+    }
+    return toNetwork(row);
+  }
+
+  async find(id: string): Promise<Network | undefined> {
+    const r = await this.db.selectFrom('networks').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toNetwork(r);
+  }
+
+  async get(id: string, field?: string): Promise<Network> {
+    const n = await this.find(id);
+    if (!n) throw new NotFoundError('network', id, field);
+    return n;
+  }
+
+  async list(filter: { clusterId?: string } = {}): Promise<Network[]> {
+    let q = this.db.selectFrom('networks').selectAll().orderBy('name');
+    if (filter.clusterId) q = q.where('cluster_id', '=', filter.clusterId);
+    return (await q.execute()).map(toNetwork);
+  }
+
+  async setHostStatus(id: string, hostId: string, status: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const r = await trx.selectFrom('networks').select('host_status').where('id', '=', id).executeTakeFirst();
+      if (!r) throw new NotFoundError('network', id);
+      const hosts = { ...parseJson<Record<string, string>>(r.host_status, {}), [hostId]: status };
+      await trx.updateTable('networks').set({ host_status: json(hosts), updated_at: this.now() }).where('id', '=', id).execute();
+    });
+  }
+}
