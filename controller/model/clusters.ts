@@ -1,9 +1,9 @@
 // A cluster: hosts that share storage and networks, and the scheduling policy that places VMs.
 import { Type, type Static } from '@sinclair/typebox';
-import { EpochMs, Id, Name } from './common.js';
+import { EpochMs, Id, Name, StringEnum } from './common.js';
 
 export const POLICIES = ['none', 'evenly_distributed', 'power_saving', 'vm_evenly_distributed'] as const;
-export const Policy = Type.Union(POLICIES.map((p) => Type.Literal(p)), { description: 'scheduling policy (oVirt\'s built-in ones)' });
+export const Policy = StringEnum(POLICIES, { description: 'scheduling policy (oVirt\'s built-in ones)' });
 export type Policy = Static<typeof Policy>;
 
 // oVirt's parameters and ranges (PolicyUnitParameter); absent means the policy's default.

@@ -1,11 +1,11 @@
 // A host: one agent, its state as the controller last saw it, and its place in the storage pool.
 import { Type, type Static } from '@sinclair/typebox';
-import { EpochMs, Id, Name, NullableEpochMs } from './common.js';
+import { EpochMs, Id, Name, NullableEpochMs, StringEnum } from './common.js';
 
 // The states of issue 11 (oVirt's VDSStatus subset a thin controller needs).
 export const HOST_STATUSES = ['Installing', 'Initializing', 'Up', 'Connecting', 'NonResponsive', 'NonOperational',
   'PreparingForMaintenance', 'Maintenance'] as const;
-export const HostStatus = Type.Union(HOST_STATUSES.map((s) => Type.Literal(s)));
+export const HostStatus = StringEnum(HOST_STATUSES);
 export type HostStatus = Static<typeof HostStatus>;
 
 export const SpmPriority = Type.Integer({ minimum: -1, maximum: 10, description: '-1 = never SPM; higher is preferred' });

@@ -1,16 +1,16 @@
 // A job: one asynchronous action, from its request (pending) to its end. The executor that runs
 // jobs against agents updates it; the API only reads it.
 import { Type, type Static } from '@sinclair/typebox';
-import { EpochMs, Id, NullableEpochMs } from './common.js';
+import { EpochMs, Id, NullableEpochMs, StringEnum } from './common.js';
 
 export const JOB_STATES = ['pending', 'running', 'succeeded', 'failed'] as const;
-export const JobState = Type.Union(JOB_STATES.map((s) => Type.Literal(s)));
+export const JobState = StringEnum(JOB_STATES);
 export type JobState = Static<typeof JobState>;
 export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed'];
 
 export const JOB_KINDS = ['storage-domain.create', 'network.apply', 'disk.create', 'disk.delete',
   'vm.start', 'vm.stop', 'vm.shutdown'] as const;
-export const JobKind = Type.Union(JOB_KINDS.map((k) => Type.Literal(k)));
+export const JobKind = StringEnum(JOB_KINDS);
 export type JobKind = Static<typeof JobKind>;
 
 export const JobStep = Type.Object({

@@ -1,6 +1,6 @@
 // Storage domains of a cluster (the first one becomes the pool master) and the disks on them.
 import { Type, type Static } from '@sinclair/typebox';
-import { Bytes, EpochMs, Id, Name } from './common.js';
+import { Bytes, EpochMs, Id, Name, StringEnum } from './common.js';
 
 // As the agent's StorageDomain.create takes it.
 export const DomainSpec = Type.Union([
@@ -13,7 +13,7 @@ export const DomainSpec = Type.Union([
 export type DomainSpec = Static<typeof DomainSpec>;
 
 export const DOMAIN_STATUSES = ['pending', 'active', 'inactive', 'failed'] as const;
-export const DomainStatus = Type.Union(DOMAIN_STATUSES.map((s) => Type.Literal(s)));
+export const DomainStatus = StringEnum(DOMAIN_STATUSES);
 export type DomainStatus = Static<typeof DomainStatus>;
 
 export const PerHostStatus = Type.Record(Type.String(), Type.String(), { description: 'host id -> status on that host' });
@@ -33,10 +33,10 @@ export const StorageDomain = Type.Object({
 });
 export type StorageDomain = Static<typeof StorageDomain>;
 
-export const Provisioning = Type.Union([Type.Literal('thin'), Type.Literal('preallocated')]);
+export const Provisioning = StringEnum(['thin', 'preallocated'] as const);
 export type Provisioning = Static<typeof Provisioning>;
 export const DISK_STATUSES = ['pending', 'ready', 'failed', 'deleting'] as const;
-export const DiskStatus = Type.Union(DISK_STATUSES.map((s) => Type.Literal(s)));
+export const DiskStatus = StringEnum(DISK_STATUSES);
 export type DiskStatus = Static<typeof DiskStatus>;
 
 export const Disk = Type.Object({

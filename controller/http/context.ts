@@ -1,0 +1,29 @@
+// What the routes work with, passed to each route module.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Enrollment } from '../enrollment/enroll.js';
+import type { JobRunner } from '../jobs/runner.js';
+import type { Job } from '../model/jobs.js';
+import type { NewJob } from '../store/repos/jobs.js';
+import type { Store } from '../store/store.js';
+
+export interface ApiContext {
+  store: Store;
+  enrollment: Enrollment;
+  jobs: JobRunner;
+}
+
+export const API_PREFIX = '/api/v1';
+
+/**
+ * Records a pending job, logs it as an event and hands it to the runner; answers 202 with
+ * Location: /api/v1/jobs/{id}. The job carries the request's correlation id.
+ */
+export async function acceptJob(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply, j: Omit<NewJob, 'correlationId'> & { message: string }): Promise<Job> {
+  const job = await ctx.store.jobs.create({ kind: j.kind, targetKind: j.targetKind, targetId: j.targetId, params: j.params ?? {}, correlationId: req.id });
+  await ctx.store.event({ kind: 'job.created', subjectKind: 'job', subjectId: job.id, correlationId: req.id, message: j.message,
+    details: { kind: job.kind, targetKind: job.targetKind, targetId: job.targetId } });
+  req.log.info({ job: job.id, kind: job.kind, target: job.targetId }, 'job accepted');
+  ctx.jobs.submit(job);
+  void reply.code(202).header('location', `${API_PREFIX}/jobs/${job.id}`);
+  return job;
+}

@@ -1,0 +1,46 @@
+// Cluster networks: applied to every host (Host.setupNetworks, then setSafeNetworkConfig) by a job.
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Job } from '../../model/jobs.js';
+import { DEFAULT_MTU, NetName, Network } from '../../model/networks.js';
+import { NotFoundError } from '../../store/errors.js';
+import { acceptJob, type ApiContext } from '../context.js';
+import { ClusterParams, errors, IdParams, MUTATING_ERRORS } from '../schemas.js';
+
+const NetworkRequest = Type.Object({
+  name: NetName,
+  vlan: Type.Optional(Type.Integer({ minimum: 1, maximum: 4094 })),
+  mtu: Type.Optional(Type.Integer({ minimum: 68, maximum: 9216, default: DEFAULT_MTU })),
+  bridged: Type.Optional(Type.Boolean({ default: true })),
+  required: Type.Optional(Type.Boolean({ default: false, description: 'a host without it becomes NonOperational' })),
+  nics: Type.Record(Type.String(), NetName, { description: 'host id or name -> the nic (or bond) the network goes on; one entry per host of the cluster that gets it' }),
+}, { additionalProperties: false });
+
+export function networkRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
+  const { store } = ctx;
+  return async (app) => {
+    app.post('/clusters/:id/networks', { schema: { summary: 'Add a network to the cluster and apply it to its hosts; a job', tags: ['networks'],
+      params: ClusterParams, body: NetworkRequest, response: { 202: Job, ...errors(...MUTATING_ERRORS, 404, 409) } } },
+    async (req, reply) => {
+      const cluster = await store.clusters.get(req.params.id);
+      const hosts = await store.hosts.list({ clusterId: cluster.id });
+      const nics: Record<string, string> = {};
+      for (const [ref, nic] of Object.entries(req.body.nics)) {
+        const host = hosts.find((h) => h.id === ref || h.name === ref);
+        if (!host) throw new NotFoundError('host in this cluster', ref, `body.nics.${ref}`);
+        nics[host.id] = nic;
+      }
+      const b = req.body;
+      const n = await store.networks.create({ clusterId: cluster.id, name: b.name, vlan: b.vlan ?? null, mtu: b.mtu ?? DEFAULT_MTU, bridged: b.bridged ?? true, required: b.required ?? false, nics });
+      await store.event({ kind: 'network.created', subjectKind: 'network', subjectId: n.id, correlationId: req.id,
+        message: `network ${n.name} in cluster ${cluster.name}${n.required ? ' (required)' : ''} on ${Object.keys(nics).length} host(s)` });
+      return acceptJob(ctx, req, reply, { kind: 'network.apply', targetKind: 'network', targetId: n.id, params: { clusterId: cluster.id }, message: `apply network ${n.name}` });
+    });
+
+    app.get('/clusters/:id/networks', { schema: { summary: 'The cluster\'s networks', tags: ['networks'], params: ClusterParams, response: { 200: Type.Array(Network), ...errors(404) } } },
+      async (req) => store.networks.list({ clusterId: (await store.clusters.get(req.params.id)).id }));
+
+    app.get('/networks/:id', { schema: { summary: 'One network, with its status per host', tags: ['networks'], params: IdParams, response: { 200: Network, ...errors(400, 404) } } },
+      async (req) => store.networks.get(req.params.id));
+  };
+}

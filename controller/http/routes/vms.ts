@@ -1,0 +1,112 @@
+// /vms: definitions (ours), runtime status (the agent's), and the start/stop/shutdown jobs.
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Name } from '../../model/common.js';
+import { Job } from '../../model/jobs.js';
+import { Vm, VmSpec } from '../../model/vms.js';
+import type { Vm as VmT, VmSpec as VmSpecT } from '../../model/vms.js';
+import { ConflictError, NotFoundError } from '../../store/errors.js';
+import { acceptJob, type ApiContext } from '../context.js';
+import { InvalidRequestError } from '../errors.js';
+import { errors, IdParams, MUTATING_ERRORS } from '../schemas.js';
+
+const VmRequest = Type.Object({
+  name: Name,
+  spec: VmSpec,
+  cluster: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'cluster id or name (default: default)' })),
+  memoryReservationMiB: Type.Optional(Type.Integer({ minimum: 0, maximum: 4 * 1024 * 1024, description: 'default: spec.memoryMiB' })),
+  cpuReservation: Type.Optional(Type.Integer({ minimum: 0, maximum: 512, description: 'default: spec.vcpus (1)' })),
+  pinnedHost: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'host id or name: the VM runs only there' })),
+  priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'higher starts first (default 0)' })),
+}, { additionalProperties: false });
+
+const StartRequest = Type.Object({ host: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'host id or name; default: the scheduler picks' })) }, { additionalProperties: false });
+const ShutdownRequest = Type.Object({ timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, description: 'then it is powered off' })) }, { additionalProperties: false });
+
+export function vmRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
+  const { store } = ctx;
+
+  async function hostIn(clusterId: string, ref: string, field: string): Promise<string> {
+    const h = (await store.hosts.list({ clusterId })).find((x) => x.id === ref || x.name === ref);
+    if (!h) throw new NotFoundError('host in the VM\'s cluster', ref, field);
+    return h.id;
+  }
+
+  /** Disks must exist in the VM's cluster, once each; networks must be the cluster's. */
+  async function checkSpec(name: string, spec: VmSpecT, clusterId: string): Promise<void> {
+    if (spec.name !== undefined && spec.name !== name) throw new InvalidRequestError('body.spec.name', `must equal the VM name "${name}" when given`);
+    const targets = new Set<string>();
+    const diskIds = new Set<string>();
+    for (const [i, d] of (spec.disks ?? []).entries()) {
+      if (targets.has(d.name)) throw new InvalidRequestError(`body.spec.disks[${i}].name`, `${d.name} is used twice`);
+      if (diskIds.has(d.diskId)) throw new InvalidRequestError(`body.spec.disks[${i}].diskId`, 'the same disk is named twice');
+      targets.add(d.name);
+      diskIds.add(d.diskId);
+      const disk = await store.disks.get(d.diskId, `body.spec.disks[${i}].diskId`);
+      const domain = await store.storageDomains.get(disk.storageDomainId);
+      if (domain.clusterId !== clusterId) throw new InvalidRequestError(`body.spec.disks[${i}].diskId`, 'the disk is on another cluster\'s storage');
+    }
+    const networks = new Set((await store.networks.list({ clusterId })).map((n) => n.name));
+    for (const [i, n] of (spec.nics ?? []).entries()) {
+      if (!networks.has(n.network)) throw new NotFoundError('network in the VM\'s cluster', n.network, `body.spec.nics[${i}].network`);
+    }
+  }
+
+  async function refuseIfStarting(vm: VmT): Promise<void> {
+    const active = await store.jobs.activeFor(vm.id, ['vm.start']);
+    if (active) throw new ConflictError(`VM ${vm.name} has a start job under way`, { job: active.id });
+  }
+
+  return async (app) => {
+    app.post('/vms', { schema: { summary: 'Define a VM (not started)', tags: ['vms'], body: VmRequest, response: { 201: Vm, ...errors(...MUTATING_ERRORS, 404, 409) } } },
+      async (req, reply) => {
+        const b = req.body;
+        const cluster = await store.clusters.get(b.cluster ?? 'default', 'body.cluster');
+        await checkSpec(b.name, b.spec, cluster.id);
+        const pinnedHostId = b.pinnedHost ? await hostIn(cluster.id, b.pinnedHost, 'body.pinnedHost') : null;
+        const vm = await store.vms.create({
+          name: b.name, clusterId: cluster.id, spec: b.spec, pinnedHostId, priority: b.priority ?? 0,
+          memoryReservationMiB: b.memoryReservationMiB ?? b.spec.memoryMiB, cpuReservation: b.cpuReservation ?? b.spec.vcpus ?? 1,
+        });
+        await store.event({ kind: 'vm.created', subjectKind: 'vm', subjectId: vm.id, correlationId: req.id, message: `VM ${vm.name} defined in cluster ${cluster.name}` });
+        reply.code(201);
+        return vm;
+      });
+
+    app.get('/vms', { schema: { summary: 'List VMs', tags: ['vms'], response: { 200: Type.Array(Vm), ...errors() } } }, async () => store.vms.list());
+
+    app.get('/vms/:id', { schema: { summary: 'One VM: desired state, status as the agent reports it, its host', tags: ['vms'], params: IdParams, response: { 200: Vm, ...errors(400, 404) } } },
+      async (req) => store.vms.get(req.params.id));
+
+    app.post('/vms/:id/start', { schema: { summary: 'Start a VM (placed by the scheduler unless a host is given); a job', tags: ['vms'], params: IdParams,
+      body: Type.Optional(StartRequest), response: { 202: Job, ...errors(...MUTATING_ERRORS, 404, 409, 422) } } },
+    async (req, reply) => {
+      const vm = await store.vms.get(req.params.id);
+      if (vm.status !== 'Down') throw new ConflictError(`VM ${vm.name} is ${vm.status}`, { status: vm.status });
+      await refuseIfStarting(vm);
+      const hostId = req.body?.host ? await hostIn(vm.clusterId, req.body.host, 'body.host') : null;
+      if (vm.pinnedHostId && hostId && hostId !== vm.pinnedHostId) throw new ConflictError(`VM ${vm.name} is pinned to host ${vm.pinnedHostId}`, { field: 'body.host', pinnedHostId: vm.pinnedHostId });
+      if (!(await store.vms.transitionDesired(vm.id, 'down', 'up'))) throw new ConflictError(`VM ${vm.name} is meant to be up already`, { desiredState: 'up' });
+      return acceptJob(ctx, req, reply, { kind: 'vm.start', targetKind: 'vm', targetId: vm.id, params: { hostId }, message: `start VM ${vm.name}` });
+    });
+
+    for (const [verb, kind, summary] of [['stop', 'vm.stop', 'Power a VM off'], ['shutdown', 'vm.shutdown', 'Shut a VM down through the guest, then power it off']] as const) {
+      app.post(`/vms/:id/${verb}`, { schema: { summary: `${summary}; a job`, tags: ['vms'], params: IdParams,
+        body: Type.Optional(verb === 'shutdown' ? ShutdownRequest : Type.Object({}, { additionalProperties: false })), response: { 202: Job, ...errors(...MUTATING_ERRORS, 404, 409) } } },
+      async (req, reply) => {
+        const vm = await store.vms.get(req.params.id);
+        if (vm.status === 'Down' && vm.desiredState === 'down') throw new ConflictError(`VM ${vm.name} is Down`, { status: vm.status });
+        await store.vms.transitionDesired(vm.id, 'up', 'down');
+        const params = verb === 'shutdown' ? { timeoutSeconds: (req.body as { timeoutSeconds?: number } | undefined)?.timeoutSeconds ?? null } : {};
+        return acceptJob(ctx, req, reply, { kind, targetKind: 'vm', targetId: vm.id, params, message: `${verb} VM ${vm.name}` });
+      });
+    }
+
+    app.delete('/vms/:id', { schema: { summary: 'Remove a VM definition (refused unless it is Down); its disks stay', tags: ['vms'], params: IdParams, response: { 204: Type.Null(), ...errors(400, 404, 409) } } },
+      async (req, reply) => {
+        const vm = await store.vms.delete(req.params.id);
+        await store.event({ kind: 'vm.deleted', subjectKind: 'vm', subjectId: vm.id, correlationId: req.id, message: `VM ${vm.name} removed` });
+        return reply.code(204).send(null);
+      });
+  };
+}
