@@ -45,14 +45,34 @@ Errors have one shape: \`{code, message, details}\`; a 400 names the field in \`
 Actions answer 202 Accepted with \`Location: ${API_PREFIX}/jobs/{id}\`. A \`Correlation-Id\` request header (or a generated one)
 is echoed in the answer and carried into the job, its events and the log.`;
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route, as registered (the OpenAPI test checks each is documented). */
+    apiRoutes: Array<{ method: string; url: string }>;
+  }
+}
+
 export async function buildServer(o: ServerOptions): Promise<ApiServer> {
+  return build(o, { key: o.tls.key, cert: o.tls.cert, ca: o.tls.ca, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' });
+}
+
+/** The OpenAPI document, from the route schemas alone: no server listens, no request is served. */
+export async function openApiDocument(): Promise<Record<string, unknown>> {
+  const app = await build({ ctx: {} as ApiContext, logger: false }, null);
+  try {
+    return app.swagger() as unknown as Record<string, unknown>;
+  } finally {
+    await app.close();
+  }
+}
+
+async function build(o: Omit<ServerOptions, 'tls'>, https: Record<string, unknown> | null): Promise<ApiServer> {
   const app = Fastify({
-    https: { key: o.tls.key, cert: o.tls.cert, ca: o.tls.ca, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+    ...(https && { https }),
     bodyLimit: o.bodyLimit ?? DEFAULT_BODY_LIMIT,
     logger: o.logger ?? { level: 'info' },
     requestTimeout: o.requestTimeoutMs ?? 30_000,
     return503OnClosing: true,
-    requestIdLogLabel: 'correlationId',
     genReqId: (req: IncomingMessage) => {
       const h = req.headers[CORRELATION_HEADER];
       return typeof h === 'string' && CORRELATION_RE.test(h) ? h : randomUUID();
@@ -60,11 +80,18 @@ export async function buildServer(o: ServerOptions): Promise<ApiServer> {
     ajv: { customOptions: { coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  const apiRoutes: Array<{ method: string; url: string }> = [];
+  app.decorate('apiRoutes', apiRoutes);
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) if (method !== 'HEAD') apiRoutes.push({ method, url: r.url });
+  });
   app.setValidatorCompiler(validatorCompiler());
   app.setErrorHandler((err, req, reply) => sendError(err, req, reply));
   app.setNotFoundHandler((req, reply) => sendError(new ApiError(404, 'NotFound', `no route ${req.method} ${req.url.split('?')[0]}`, { method: req.method }), req, reply));
 
   app.addHook('onRequest', async (req) => {
+    // reqId is the correlation id too; named so, a log search for it finds the request's lines.
+    req.log = req.log.child({ correlationId: req.id });
     const h = req.headers[CORRELATION_HEADER];
     if (h !== undefined && (typeof h !== 'string' || !CORRELATION_RE.test(h))) {
       throw new InvalidRequestError(`headers.${CORRELATION_HEADER}`, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -');

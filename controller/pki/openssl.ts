@@ -18,6 +18,8 @@ export function openssl(args: string[], input?: string): Promise<string> {
       if (err) reject(new OpensslError(`openssl ${args[0]} failed: ${String(stderr).trim() || err.message}`, { cause: err }));
       else resolve(String(stdout));
     });
+    // openssl may exit before reading stdin (most commands never do): a broken pipe is not an error.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(input ?? '');
   });
 }

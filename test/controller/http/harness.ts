@@ -70,7 +70,7 @@ export async function startApi(opts: { bodyLimit?: number; now?: () => number } 
       const req = request({
         host: '127.0.0.1', port, method, path, ca: caPem, servername: 'localhost', agent: false, timeout: 15_000,
         ...(who !== 'none' && creds[who]),
-        headers: { ...(payload !== undefined && { 'content-type': 'application/json' }), ...o.headers },
+        headers: { ...(payload !== undefined && { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) }), ...o.headers },
       }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
