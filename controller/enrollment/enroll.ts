@@ -71,17 +71,18 @@ export class Enrollment {
 
   /**
    * The token is checked before the CSR is signed (no signing for strangers) and claimed after,
-   * in the transaction that records the host: of two concurrent uses, one gets a host.
+   * in the transaction that records the host: of concurrent uses one wins, and a host that cannot
+   * be recorded (its name taken meanwhile) leaves the token unused.
    */
   async enroll(req: { token: string; csr: string }, correlationId?: string): Promise<Enrolled> {
     const t = await this.check(req.token);
     const certificate = await signCsr(this.ca, req.csr, {
       cn: t.hostName, ou: 'host', usage: ['serverAuth', 'clientAuth'], sans: [...new Set([t.address, t.hostName])].map(sanOf),
     });
+    const hostId = randomUUID();
     const host = await this.store.transaction(async (repos) => {
-      const h = await repos.hosts.create({ name: t.hostName, address: t.address, port: t.port, clusterId: t.clusterId, certFingerprint: fingerprint(certificate) });
-      if (!(await repos.tokens.claim(t.id, this.now(), h.id))) throw new InvalidTokenError(t.expiresAt <= this.now() ? 'expired' : 'used');
-      return h;
+      if (!(await repos.tokens.claim(t.id, this.now(), hostId))) throw new InvalidTokenError(t.expiresAt <= this.now() ? 'expired' : 'used');
+      return repos.hosts.create({ id: hostId, name: t.hostName, address: t.address, port: t.port, clusterId: t.clusterId, certFingerprint: fingerprint(certificate) });
     });
     await this.store.event({ kind: 'host.enrolled', subjectKind: 'host', subjectId: host.id, correlationId,
       message: `host ${host.name} enrolled (pool host id ${host.poolHostId}); status Installing`,

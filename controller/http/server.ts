@@ -86,6 +86,8 @@ async function build(o: Omit<ServerOptions, 'tls'>, https: Record<string, unknow
     for (const method of [r.method].flat()) if (method !== 'HEAD') apiRoutes.push({ method, url: r.url });
   });
   app.setValidatorCompiler(validatorCompiler());
+  // JSON only: a text/plain body would otherwise reach validation as a string.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler((err, req, reply) => sendError(err, req, reply));
   app.setNotFoundHandler((req, reply) => sendError(new ApiError(404, 'NotFound', `no route ${req.method} ${req.url.split('?')[0]}`, { method: req.method }), req, reply));
 

@@ -17,6 +17,7 @@ function toHost(r: Selectable<HostRow>): Host {
 }
 
 export interface NewHost {
+  id?: string;
   name: string;
   address: string;
   port: number;
@@ -41,7 +42,7 @@ export class HostsRepo {
     if (poolHostId > MAX_POOL_HOST_ID) throw new ConflictError(`the cluster has ${MAX_POOL_HOST_ID} hosts, the most a storage pool takes`, { clusterId: h.clusterId });
     const t = this.now();
     const row: HostRow = {
-      id: randomUUID(), name: h.name, address: h.address, port: h.port, cluster_id: h.clusterId, status: 'Installing',
+      id: h.id ?? randomUUID(), name: h.name, address: h.address, port: h.port, cluster_id: h.clusterId, status: 'Installing',
       spm_priority: DEFAULT_SPM_PRIORITY, pool_host_id: poolHostId, cert_fingerprint: h.certFingerprint, last_contact: null,
       reasons: '[]', stats: null, created_at: t, updated_at: t,
     };
