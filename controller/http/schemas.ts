@@ -1,5 +1,6 @@
 // Schema pieces shared by the routes.
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { OPTIONAL_BODY } from './validation.js';
 import { Id } from '../model/common.js';
 import { ErrorBody } from './errors.js';
 
@@ -25,3 +26,8 @@ export function errors(...statuses: number[]): Record<number, TSchema> {
 }
 
 export const MUTATING_ERRORS = [400, 413, 415];
+
+/** A body the client may leave out: validated when sent, undefined in the handler when not. */
+export function optionalBody<T extends TSchema>(schema: T) {
+  return Type.Unsafe<Static<T> | undefined>({ ...schema, [OPTIONAL_BODY]: true });
+}

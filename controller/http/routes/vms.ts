@@ -8,7 +8,7 @@ import type { Vm as VmT, VmSpec as VmSpecT } from '../../model/vms.js';
 import { ConflictError, NotFoundError } from '../../store/errors.js';
 import { acceptJob, type ApiContext } from '../context.js';
 import { InvalidRequestError } from '../errors.js';
-import { errors, IdParams, MUTATING_ERRORS } from '../schemas.js';
+import { errors, IdParams, MUTATING_ERRORS, optionalBody } from '../schemas.js';
 
 const VmRequest = Type.Object({
   name: Name,
@@ -79,7 +79,7 @@ export function vmRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
       async (req) => store.vms.get(req.params.id));
 
     app.post('/vms/:id/start', { schema: { summary: 'Start a VM (placed by the scheduler unless a host is given); a job', tags: ['vms'], params: IdParams,
-      body: Type.Optional(StartRequest), response: { 202: Job, ...errors(...MUTATING_ERRORS, 404, 409, 422) } } },
+      body: optionalBody(StartRequest), response: { 202: Job, ...errors(...MUTATING_ERRORS, 404, 409, 422) } } },
     async (req, reply) => {
       const vm = await store.vms.get(req.params.id);
       if (vm.status !== 'Down') throw new ConflictError(`VM ${vm.name} is ${vm.status}`, { status: vm.status });
@@ -92,7 +92,7 @@ export function vmRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
 
     for (const [verb, kind, summary] of [['stop', 'vm.stop', 'Power a VM off'], ['shutdown', 'vm.shutdown', 'Shut a VM down through the guest, then power it off']] as const) {
       app.post(`/vms/:id/${verb}`, { schema: { summary: `${summary}; a job`, tags: ['vms'], params: IdParams,
-        body: Type.Optional(verb === 'shutdown' ? ShutdownRequest : Type.Object({}, { additionalProperties: false })), response: { 202: Job, ...errors(...MUTATING_ERRORS, 404, 409) } } },
+        body: optionalBody(verb === 'shutdown' ? ShutdownRequest : Type.Object({}, { additionalProperties: false })), response: { 202: Job, ...errors(...MUTATING_ERRORS, 404, 409) } } },
       async (req, reply) => {
         const vm = await store.vms.get(req.params.id);
         if (vm.status === 'Down' && vm.desiredState === 'down') throw new ConflictError(`VM ${vm.name} is Down`, { status: vm.status });
