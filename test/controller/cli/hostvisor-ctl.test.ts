@@ -1,0 +1,77 @@
+// hostvisor-ctl as a user runs it (bin/hostvisor-ctl, a child process) against a real API server:
+// tables for people, --json for scripts, exit codes, `jobs wait` with its progress bar.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startApi } from '../http/harness.js';
+
+const run = promisify(execFile);
+const REPO = join(import.meta.dirname, '..', '..', '..', '..');
+const CTL = join(REPO, 'bin', 'hostvisor-ctl');
+
+const api = await startApi();
+t.teardown(() => api.close());
+const base = ['--url', `https://localhost:${api.port}`, '--creds', join(api.dir, 'admin')];
+
+async function ctl(args: string[], creds = base): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(CTL, [...creds, ...args], { timeout: 60_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
+t.test('hosts add prints a token and the enroll command; --json gives the token to scripts', async (t) => {
+  const r = await ctl(['hosts', 'add', 'node1', '--address', '127.0.0.1']);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /hostvisor enroll --controller https:\/\/localhost:\d+ --token hvt1\./);
+  const j = await ctl(['--json', 'hosts', 'add', 'node2', '--address', '127.0.0.2', '--ttl', '600']);
+  t.match(JSON.parse(j.stdout).token, /^hvt1\./);
+  const bad = await ctl(['hosts', 'add', 'node3', '--address', '127.0.0.3', '--cluster', 'nowhere']);
+  t.same([bad.code, /NotFound \(HTTP 404\)/.test(bad.stderr)], [1, true], 'a refusal: exit 1 with the code');
+});
+
+t.test('hosts, clusters and vms list as tables and as JSON', async (t) => {
+  const cluster = await api.store.clusters.get('default');
+  const h = await api.store.hosts.create({ name: 'node9', address: '10.250.0.9', port: 54321, clusterId: cluster.id, certFingerprint: 'f' });
+  await api.store.vms.create({ name: 'tiny', clusterId: cluster.id, spec: { memoryMiB: 128 }, memoryReservationMiB: 128, cpuReservation: 1, pinnedHostId: null, priority: 0 });
+  const hosts = await ctl(['hosts', 'list']);
+  t.match(hosts.stdout, /^NAME\s+STATUS\s+SPM\s+ADDRESS/);
+  t.match(hosts.stdout, /node9\s+Installing\s+10\.250\.0\.9/);
+  t.same(JSON.parse((await ctl(['--json', 'hosts', 'list'])).stdout).map((x: { id: string }) => x.id), [h.id]);
+  t.match((await ctl(['clusters', 'list'])).stdout, /default\s+evenly_distributed\s+highUtilization=80/);
+  t.match((await ctl(['vms', 'list'])).stdout, /tiny\s+Down\s+down\s+-\s+128 MiB\s+1/);
+});
+
+t.test('jobs get and jobs wait: a pending job times out (exit 3), an ended one returns its outcome', async (t) => {
+  const vm = (await api.store.vms.list())[0]!;
+  const start = await api.call('POST', `/api/v1/vms/${vm.id}/start`);
+  const id = start.body.id as string;
+  const got = await ctl(['jobs', 'get', id]);
+  t.match(got.stdout, new RegExp(`${id}\\s+vm.start\\s+pending\\s+0%`));
+  const waited = await ctl(['jobs', 'wait', id, '--timeout', '1']);
+  t.equal(waited.code, 3, 'still pending after 1 s: nothing runs jobs yet');
+  t.match(waited.stdout, /\[-{30}\]\s+0% pending/, 'the progress bar');
+  // What the executor will do, done by hand here: the CLI must report each outcome.
+  await api.store.jobs.advance(id, { state: 'running', progress: 50, steps: [{ name: 'place', state: 'running', startedAt: Date.now(), endedAt: null }] });
+  const ending = ctl(['jobs', 'wait', id, '--timeout', '30']);
+  await new Promise((r) => setTimeout(r, 1500));
+  await api.store.jobs.advance(id, { state: 'failed', error: { code: 'NoPlacement', message: 'no host has 128 MiB free', details: {} } });
+  const w = await ending;
+  t.equal(w.code, 1, 'a failed job: exit 1');
+  t.match(w.stdout, /#{15}-{15}\]\s+50% running \(place\)/);
+  t.match(w.stderr, /failed: NoPlacement: no host has 128 MiB free/);
+  t.equal(JSON.parse((await ctl(['--json', 'jobs', 'get', id])).stdout).state, 'failed');
+});
+
+t.test('usage errors exit 2; missing credentials and the read-only role are reported', async (t) => {
+  t.equal((await ctl(['hosts', 'add', 'x'])).code, 2, 'no --address');
+  t.equal((await ctl(['nonsense'])).code, 2);
+  const noCreds = await ctl(['hosts', 'list'], ['--url', `https://localhost:${api.port}`, '--creds', '/nonexistent']);
+  t.match(noCreds.stderr, /NoCredentials/);
+  const ro = await ctl(['hosts', 'add', 'y', '--address', '127.0.0.1'], ['--url', `https://localhost:${api.port}`, '--creds', join(api.dir, 'read-only')]);
+  t.same([ro.code, /Forbidden \(HTTP 403\)/.test(ro.stderr)], [1, true]);
+});
