@@ -1,0 +1,68 @@
+// hostvisor-controller: the controller daemon. Makes its PKI on first start (CA, server and
+// client certificates, the admin's and a read-only client's credentials), opens the store,
+// and serves the REST API on port 8443.
+//
+//   hostvisor-controller [--listen ADDR] [--port N] [--db PATH | --postgres URL] [--pki DIR]
+//                        [--admin-creds DIR] [--read-only-creds DIR] [--server-name NAME]...
+//
+// Jobs are recorded and stay pending: the executor that drives the agents is not built yet.
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { Enrollment } from './enrollment/enroll.js';
+import { buildServer } from './http/server.js';
+import { PendingJobRunner } from './jobs/runner.js';
+import { ensureClientCredentials, ensureControllerPki } from './pki/ca.js';
+import { DEFAULT_SQLITE_PATH } from './store/connect.js';
+import { Store } from './store/store.js';
+
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+interface Opts {
+  listen: string; port: number; db: string; postgres?: string; pki: string;
+  adminCreds: string; readOnlyCreds: string; serverName: string[]; logLevel: string;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const o = new Command('hostvisor-controller')
+    .option('--listen <addr>', 'address to listen on', '::')
+    .option('--port <n>', 'HTTPS port', (v) => Number(v), 8443)
+    .option('--db <path>', 'SQLite database', DEFAULT_SQLITE_PATH)
+    .option('--postgres <url>', 'PostgreSQL connection string (instead of SQLite)')
+    .option('--pki <dir>', 'the controller CA and its certificates', '/etc/pki/hostvisor/controller')
+    .option('--admin-creds <dir>', 'where the admin client credentials are written', '/etc/pki/hostvisor/admin')
+    .option('--read-only-creds <dir>', 'where read-only client credentials are written', '/etc/pki/hostvisor/read-only')
+    .option('--server-name <name>', 'another name or address for the server certificate (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .parse(argv, { from: 'user' }).opts<Opts>();
+
+  const pki = await ensureControllerPki(o.pki, o.serverName);
+  await ensureClientCredentials(pki.ca, 'admin', o.adminCreds);
+  await ensureClientCredentials(pki.ca, 'read-only', o.readOnlyCreds);
+  const store = await Store.open(o.postgres ? { engine: 'postgres', connection: { connectionString: o.postgres } } : { engine: 'sqlite', path: o.db });
+  const jobs = new PendingJobRunner();
+  await jobs.resume(await store.jobs.unfinished());
+  const server = await buildServer({
+    ctx: { store, enrollment: new Enrollment(store, pki.ca), jobs },
+    tls: { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert), ca: readFileSync(pki.ca.caCert) },
+    logger: { level: o.logLevel },
+  });
+  await server.listen({ host: o.listen, port: o.port });
+  server.log.info({ store: store.engine, pki: o.pki, adminCreds: o.adminCreds }, 'controller ready');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    server.log.info({ signal }, 'stopping');
+    const force = setTimeout(() => process.exit(1), SHUTDOWN_TIMEOUT_MS);
+    force.unref();
+    void server.close().then(() => jobs.close()).then(() => store.close()).then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`hostvisor-controller: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exit(1);
+});
