@@ -4,8 +4,8 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import { DEFAULT_POLICY, POLICY_DEFAULTS, type Cluster, type Policy, type Thresholds } from '../../model/clusters.js';
 import { UUID_RE } from '../../model/common.js';
-import { json, parseJson } from '../codec.js';
-import { ConflictError, NotFoundError, isUniqueViolation } from '../errors.js';
+import { found, insertUnique, json, parseJson } from '../codec.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import type { ClusterRow, Database } from '../tables.js';
 
 function toCluster(r: Selectable<ClusterRow>): Cluster {
@@ -25,12 +25,7 @@ export class ClustersRepo {
       id: randomUUID(), name: input.name, policy, thresholds: json({ ...POLICY_DEFAULTS[policy], ...input.thresholds }),
       pool_id: null, spm_host_id: null, spm_lver: null, created_at: t, updated_at: t,
     };
-    try {
-      await this.db.insertInto('clusters').values(row).execute();
-    } catch (e) {
-      if (isUniqueViolation(e)) throw new ConflictError(`a cluster named ${input.name} exists`, { field: 'name' }, { cause: e });
-      throw e;
-    }
+    await insertUnique(() => this.db.insertInto('clusters').values(row).execute(), () => new ConflictError(`a cluster named ${input.name} exists`, { field: 'name' }));
     return toCluster(row);
   }
 
@@ -42,9 +37,7 @@ export class ClustersRepo {
 
   /** By id or by name; NotFound otherwise. */
   async get(idOrName: string, field?: string): Promise<Cluster> {
-    const c = await this.find(idOrName);
-    if (!c) throw new NotFoundError('cluster', idOrName, field);
-    return c;
+    return found(await this.find(idOrName), 'cluster', idOrName, field);
   }
 
   async list(): Promise<Cluster[]> {

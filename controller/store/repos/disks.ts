@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import type { Disk, DiskStatus, Provisioning } from '../../model/storage.js';
+import { found } from '../codec.js';
 import { ConflictError, NotFoundError, isForeignKeyViolation } from '../errors.js';
 import type { Database, DiskRow } from '../tables.js';
 
@@ -41,9 +42,7 @@ export class DisksRepo {
   }
 
   async get(id: string, field?: string): Promise<Disk> {
-    const d = await this.find(id);
-    if (!d) throw new NotFoundError('disk', id, field);
-    return d;
+    return found(await this.find(id), 'disk', id, field);
   }
 
   async list(): Promise<Disk[]> {

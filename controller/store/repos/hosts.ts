@@ -3,8 +3,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import { DEFAULT_SPM_PRIORITY, MAX_POOL_HOST_ID, type Host, type HostStats, type HostStatus } from '../../model/hosts.js';
-import { json, parseJson } from '../codec.js';
-import { ConflictError, NotFoundError, isUniqueViolation } from '../errors.js';
+import { insertUnique, json, parseJson } from '../codec.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import { KeyedRepo } from './by-id.js';
 import type { Database, HostRow } from '../tables.js';
 
 function toHost(r: Selectable<HostRow>): Host {
@@ -25,13 +26,15 @@ export interface NewHost {
   certFingerprint: string;
 }
 
-export class HostsRepo {
-  constructor(private readonly db: Kysely<Database>, private readonly now: () => number) {}
+export class HostsRepo extends KeyedRepo<Host> {
+  constructor(db: Kysely<Database>, now: () => number) {
+    super(db, now, 'hosts', 'host', toHost, ['name']);
+  }
 
   /**
    * Records an enrolled host (Installing) with the lowest pool host id free in its cluster.
    * Run it inside the enrollment transaction; a concurrent enrollment that took the same id
-   * makes the unique constraint fail, and the caller's transaction is retried.
+   * makes the unique constraint fail: a 409, and enrolling again (a new token) picks the next id.
    */
   async create(h: NewHost): Promise<Host> {
     const used = await this.db.selectFrom('hosts').select('pool_host_id').where('cluster_id', '=', h.clusterId)
@@ -46,36 +49,18 @@ export class HostsRepo {
       spm_priority: DEFAULT_SPM_PRIORITY, pool_host_id: poolHostId, cert_fingerprint: h.certFingerprint, last_contact: null,
       reasons: '[]', stats: null, created_at: t, updated_at: t,
     };
-    try {
-      await this.db.insertInto('hosts').values(row).execute();
-    } catch (e) {
-      if (isUniqueViolation(e)) throw new ConflictError(`a host named ${h.name} exists, or pool host id ${poolHostId} was just taken`, { field: 'name' }, { cause: e });
-      throw e;
-    }
+    await insertUnique(() => this.db.insertInto('hosts').values(row).execute(),
+      () => new ConflictError(`a host named ${h.name} exists, or pool host id ${poolHostId} was just taken`, { field: 'name' }));
     return toHost(row);
   }
 
-  async find(id: string): Promise<Host | undefined> {
-    const r = await this.db.selectFrom('hosts').selectAll().where('id', '=', id).executeTakeFirst();
-    return r && toHost(r);
-  }
 
   async findByName(name: string): Promise<Host | undefined> {
     const r = await this.db.selectFrom('hosts').selectAll().where('name', '=', name).executeTakeFirst();
     return r && toHost(r);
   }
 
-  async get(id: string, field?: string): Promise<Host> {
-    const h = await this.find(id);
-    if (!h) throw new NotFoundError('host', id, field);
-    return h;
-  }
 
-  async list(filter: { clusterId?: string } = {}): Promise<Host[]> {
-    let q = this.db.selectFrom('hosts').selectAll().orderBy('name');
-    if (filter.clusterId) q = q.where('cluster_id', '=', filter.clusterId);
-    return (await q.execute()).map(toHost);
-  }
 
   async setSpmPriority(id: string, spmPriority: number): Promise<Host> {
     const r = await this.db.updateTable('hosts').set({ spm_priority: spmPriority, updated_at: this.now() }).where('id', '=', id).executeTakeFirst();

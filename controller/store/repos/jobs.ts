@@ -3,8 +3,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import { TERMINAL_JOB_STATES, type Job, type JobError, type JobKind, type JobState, type JobStep } from '../../model/jobs.js';
-import { json, parseJson } from '../codec.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { found, json, parseJson } from '../codec.js';
+import { ConflictError } from '../errors.js';
 import type { Database, JobRow } from '../tables.js';
 
 function toJob(r: Selectable<JobRow>): Job {
@@ -50,9 +50,7 @@ export class JobsRepo {
   }
 
   async get(id: string): Promise<Job> {
-    const j = await this.find(id);
-    if (!j) throw new NotFoundError('job', id);
-    return j;
+    return found(await this.find(id), 'job', id);
   }
 
   async list(filter: { state?: JobState; targetId?: string; limit?: number } = {}): Promise<Job[]> {

@@ -2,8 +2,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import type { Network } from '../../model/networks.js';
-import { flag, isSet, json, parseJson } from '../codec.js';
-import { ConflictError, NotFoundError, isUniqueViolation } from '../errors.js';
+import { flag, insertUnique, isSet, json, parseJson } from '../codec.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import { KeyedRepo } from './by-id.js';
 import type { Database, NetworkRow } from '../tables.js';
 
 function toNetwork(r: Selectable<NetworkRow>): Network {
@@ -16,8 +17,10 @@ function toNetwork(r: Selectable<NetworkRow>): Network {
 
 export type NewNetwork = Pick<Network, 'clusterId' | 'name' | 'vlan' | 'mtu' | 'bridged' | 'required' | 'nics'>;
 
-export class NetworksRepo {
-  constructor(private readonly db: Kysely<Database>, private readonly now: () => number) {}
+export class NetworksRepo extends KeyedRepo<Network> {
+  constructor(db: Kysely<Database>, now: () => number) {
+    super(db, now, 'networks', 'network', toNetwork, ['name']);
+  }
 
   async create(n: NewNetwork): Promise<Network> {
     const t = this.now();
@@ -25,31 +28,13 @@ export class NetworksRepo {
       id: randomUUID(), cluster_id: n.clusterId, name: n.name, vlan: n.vlan, mtu: n.mtu, bridged: flag(n.bridged), required: flag(n.required),
       host_nics: json(n.nics), host_status: json(Object.fromEntries(Object.keys(n.nics).map((h) => [h, 'pending']))), created_at: t, updated_at: t,
     };
-    try {
-      await this.db.insertInto('networks').values(row).execute();
-    } catch (e) {
-      if (isUniqueViolation(e)) throw new ConflictError(`the cluster has a network named ${n.name}`, { field: 'name' }, { cause: e });
-      throw e;
-    }
+    await insertUnique(() => this.db.insertInto('networks').values(row).execute(),
+      () => new ConflictError(`the cluster has a network named ${n.name}`, { field: 'name' }));
     return toNetwork(row);
   }
 
-  async find(id: string): Promise<Network | undefined> {
-    const r = await this.db.selectFrom('networks').selectAll().where('id', '=', id).executeTakeFirst();
-    return r && toNetwork(r);
-  }
 
-  async get(id: string, field?: string): Promise<Network> {
-    const n = await this.find(id);
-    if (!n) throw new NotFoundError('network', id, field);
-    return n;
-  }
 
-  async list(filter: { clusterId?: string } = {}): Promise<Network[]> {
-    let q = this.db.selectFrom('networks').selectAll().orderBy('name');
-    if (filter.clusterId) q = q.where('cluster_id', '=', filter.clusterId);
-    return (await q.execute()).map(toNetwork);
-  }
 
   async setHostStatus(id: string, hostId: string, status: string): Promise<void> {
     await this.db.transaction().execute(async (trx) => {

@@ -2,8 +2,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import type { DomainSpec, DomainStatus, StorageDomain } from '../../model/storage.js';
-import { flag, isSet, json, parseJson } from '../codec.js';
-import { ConflictError, NotFoundError, isUniqueViolation } from '../errors.js';
+import { flag, insertUnique, isSet, json, parseJson } from '../codec.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import { KeyedRepo } from './by-id.js';
 import type { Database, StorageDomainRow } from '../tables.js';
 
 function toDomain(r: Selectable<StorageDomainRow>): StorageDomain {
@@ -14,8 +15,10 @@ function toDomain(r: Selectable<StorageDomainRow>): StorageDomain {
   };
 }
 
-export class StorageDomainsRepo {
-  constructor(private readonly db: Kysely<Database>, private readonly now: () => number) {}
+export class StorageDomainsRepo extends KeyedRepo<StorageDomain> {
+  constructor(db: Kysely<Database>, now: () => number) {
+    super(db, now, 'storage_domains', 'storage domain', toDomain, ['created_at', 'name']);
+  }
 
   /** Inside a transaction: whether this is the cluster's first domain decides `master`. */
   async create(d: { clusterId: string; name: string; spec: DomainSpec }): Promise<StorageDomain> {
@@ -25,31 +28,13 @@ export class StorageDomainsRepo {
       id: randomUUID(), cluster_id: d.clusterId, name: d.name, kind: d.spec.type, spec: json(d.spec), master: flag(existing.length === 0),
       status: 'pending', size_bytes: null, free_bytes: null, host_status: '{}', created_at: t, updated_at: t,
     };
-    try {
-      await this.db.insertInto('storage_domains').values(row).execute();
-    } catch (e) {
-      if (isUniqueViolation(e)) throw new ConflictError(`the cluster has a storage domain named ${d.name}`, { field: 'name' }, { cause: e });
-      throw e;
-    }
+    await insertUnique(() => this.db.insertInto('storage_domains').values(row).execute(),
+      () => new ConflictError(`the cluster has a storage domain named ${d.name}`, { field: 'name' }));
     return toDomain(row);
   }
 
-  async find(id: string): Promise<StorageDomain | undefined> {
-    const r = await this.db.selectFrom('storage_domains').selectAll().where('id', '=', id).executeTakeFirst();
-    return r && toDomain(r);
-  }
 
-  async get(id: string, field?: string): Promise<StorageDomain> {
-    const d = await this.find(id);
-    if (!d) throw new NotFoundError('storage domain', id, field);
-    return d;
-  }
 
-  async list(filter: { clusterId?: string } = {}): Promise<StorageDomain[]> {
-    let q = this.db.selectFrom('storage_domains').selectAll().orderBy('created_at').orderBy('name');
-    if (filter.clusterId) q = q.where('cluster_id', '=', filter.clusterId);
-    return (await q.execute()).map(toDomain);
-  }
 
   async update(id: string, patch: { status?: DomainStatus; sizeBytes?: number | null; freeBytes?: number | null; hosts?: Record<string, string> }): Promise<void> {
     const r = await this.db.updateTable('storage_domains').set({

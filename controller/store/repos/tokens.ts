@@ -1,7 +1,7 @@
 // Enrollment tokens: only a hash of the secret is stored; a token is claimed once, atomically.
 import type { Kysely, Selectable } from 'kysely';
 import type { EnrollmentToken } from '../../model/enrollment.js';
-import { NotFoundError } from '../errors.js';
+import { found } from '../codec.js';
 import type { Database, EnrollmentTokenRow } from '../tables.js';
 
 function toToken(r: Selectable<EnrollmentTokenRow>): EnrollmentToken {
@@ -33,9 +33,7 @@ export class TokensRepo {
   }
 
   async get(id: string): Promise<EnrollmentToken> {
-    const t = await this.find(id);
-    if (!t) throw new NotFoundError('enrollment token', id);
-    return t;
+    return found(await this.find(id), 'enrollment token', id);
   }
 
   /** Marks the token used by `hostId` if it is still unused and unexpired at `at`; false otherwise. */

@@ -2,8 +2,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import type { DesiredState, Vm, VmSpec } from '../../model/vms.js';
-import { json, parseJson } from '../codec.js';
-import { ConflictError, NotFoundError, isUniqueViolation } from '../errors.js';
+import { insertUnique, json, parseJson } from '../codec.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import { KeyedRepo } from './by-id.js';
 import type { Database, VmRow } from '../tables.js';
 
 function toVm(r: Selectable<VmRow>): Vm {
@@ -16,8 +17,10 @@ function toVm(r: Selectable<VmRow>): Vm {
 
 export type NewVm = Pick<Vm, 'name' | 'clusterId' | 'spec' | 'memoryReservationMiB' | 'cpuReservation' | 'pinnedHostId' | 'priority'>;
 
-export class VmsRepo {
-  constructor(private readonly db: Kysely<Database>, private readonly now: () => number) {}
+export class VmsRepo extends KeyedRepo<Vm> {
+  constructor(db: Kysely<Database>, now: () => number) {
+    super(db, now, 'vms', 'vm', toVm, ['name']);
+  }
 
   /** Records the VM and claims its disks, all or nothing: a disk another VM has is a 409. */
   async create(v: NewVm): Promise<Vm> {
@@ -29,12 +32,7 @@ export class VmsRepo {
     };
     const diskIds = (v.spec.disks ?? []).map((d) => d.diskId);
     await this.db.transaction().execute(async (trx) => {
-      try {
-        await trx.insertInto('vms').values(row).execute();
-      } catch (e) {
-        if (isUniqueViolation(e)) throw new ConflictError(`a VM named ${v.name} exists`, { field: 'name' }, { cause: e });
-        throw e;
-      }
+      await insertUnique(() => trx.insertInto('vms').values(row).execute(), () => new ConflictError(`a VM named ${v.name} exists`, { field: 'name' }));
       for (const [i, diskId] of diskIds.entries()) {
         const owner = await trx.selectFrom('vm_disks').innerJoin('vms', 'vms.id', 'vm_disks.vm_id').select('vms.name')
           .where('vm_disks.disk_id', '=', diskId).executeTakeFirst();
@@ -45,23 +43,8 @@ export class VmsRepo {
     return toVm(row);
   }
 
-  async find(id: string): Promise<Vm | undefined> {
-    const r = await this.db.selectFrom('vms').selectAll().where('id', '=', id).executeTakeFirst();
-    return r && toVm(r);
-  }
 
-  async get(id: string, field?: string): Promise<Vm> {
-    const v = await this.find(id);
-    if (!v) throw new NotFoundError('vm', id, field);
-    return v;
-  }
 
-  async list(filter: { clusterId?: string; hostId?: string } = {}): Promise<Vm[]> {
-    let q = this.db.selectFrom('vms').selectAll().orderBy('name');
-    if (filter.clusterId) q = q.where('cluster_id', '=', filter.clusterId);
-    if (filter.hostId) q = q.where('host_id', '=', filter.hostId);
-    return (await q.execute()).map(toVm);
-  }
 
   /** Sets the desired state only if it is `from`: two concurrent starts cannot both pass. */
   async transitionDesired(id: string, from: DesiredState, to: DesiredState): Promise<boolean> {
