@@ -7,15 +7,13 @@
 // (pki.dir: certs/hostcert.pem, keys/hostkey.pem, certs/cacert.pem), so the agent accepts
 // client certificates of that CA alone after its next start.
 import { X509Certificate } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { pkiPaths } from '../pki/dev-ca.js';
+import { run } from '../process.js';
 
-const run = promisify(execFile);
 const HTTP_TIMEOUT_MS = 30_000;
 const OPENSSL_TIMEOUT_MS = 30_000;
 
@@ -97,15 +95,15 @@ export async function enroll(o: { controller: string; token: string; pkiDir: str
   try {
     const key = join(work, 'hostkey.pem');
     const csr = join(work, 'host.csr');
-    await run('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key], { timeout: OPENSSL_TIMEOUT_MS });
-    await run('openssl', ['req', '-new', '-key', key, '-subj', `/CN=${o.name ?? hostname()}`, '-out', csr], { timeout: OPENSSL_TIMEOUT_MS });
+    await run(['openssl', 'ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key], { timeoutMs: OPENSSL_TIMEOUT_MS });
+    await run(['openssl', 'req', '-new', '-key', key, '-subj', `/CN=${o.name ?? hostname()}`, '-out', csr], { timeoutMs: OPENSSL_TIMEOUT_MS });
     const answer = await call(new URL('/api/v1/enroll', base), 'POST', { ca: caPem, body: { token: o.token.trim(), csr: readFileSync(csr, 'utf8') } });
     if (answer.status !== 201) {
       throw new EnrollError(1, `enrollment refused (HTTP ${answer.status} ${answer.body?.code ?? ''}): ${answer.body?.message ?? 'no reason given'}`);
     }
     const cert = new X509Certificate(answer.body.certificate);
     const ca = new X509Certificate(caPem);
-    const { stdout: pub } = await run('openssl', ['pkey', '-in', key, '-pubout'], { timeout: OPENSSL_TIMEOUT_MS });
+    const { stdout: pub } = await run(['openssl', 'pkey', '-in', key, '-pubout'], { timeoutMs: OPENSSL_TIMEOUT_MS });
     if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new EnrollError(1, 'the certificate the controller sent is not signed by its CA');
     if (cert.publicKey.export({ type: 'spki', format: 'pem' }).toString().trim() !== pub.trim()) throw new EnrollError(1, 'the certificate the controller sent is not for this host\'s key');
 
