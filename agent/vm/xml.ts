@@ -21,12 +21,13 @@ export function parseXml(xml: string): XmlNode {
   return parser.parse(xml) as XmlNode;
 }
 
+/** The first child element NAME; a text-only element (which the parser gives as a string) comes back as {'#text': ...}. */
 export function child(node: unknown, name: string): XmlNode | undefined {
   if (!node || typeof node !== 'object') return undefined;
   const v = (node as XmlNode)[name];
-  if (Array.isArray(v)) return v[0] as XmlNode;
-  if (v === '' ) return {};
-  return v && typeof v === 'object' ? (v as XmlNode) : undefined;
+  const first: unknown = Array.isArray(v) ? v[0] : v;
+  if (typeof first === 'string') return first === '' ? {} : { '#text': first };
+  return first && typeof first === 'object' ? (first as XmlNode) : undefined;
 }
 
 export function children(node: unknown, name: string): XmlNode[] {
