@@ -4,16 +4,16 @@ import type { Static } from '@sinclair/typebox';
 import type { Logger } from '../log.js';
 import { PhaseTimer } from '../log.js';
 import { enums } from '../libvirt/index.js';
-import { InvalidParamsError, VmExistsError, WrongStateError, OperationTimeoutError, ShuttingDownError } from '../../api/errors.js';
+import { HookError, InvalidParamsError, VmExistsError, WrongStateError, OperationTimeoutError, ShuttingDownError } from '../../api/errors.js';
 import type { ParamsOf } from '../../api/schema.js';
 import type { DiskSpec, NicSpec } from '../../api/types.js';
 import type { VmManager } from './manager.js';
 import { Vm } from './vm.js';
 import { ExitReason, type VmStatusT } from './status.js';
-import { emptyMetadata, metadataElement, metadataFromDomainXml, METADATA_NS, METADATA_PREFIX, type VmMetadata } from './metadata.js';
-import { diskXml, nicXml, parseDomainDevices, prepareEngineXml, randomMac, specToDomainXml } from './domain-xml.js';
+import { emptyMetadata, metadataElement, metadataOfDomain, METADATA_NS, METADATA_PREFIX, type VmMetadata } from './metadata.js';
+import { diskXml, nicXml, parseDomainDevices, parseEngineXml, prepareEngineXml, randomMac, sameUuid, specToDomainXml } from './domain-xml.js';
 import { api } from './libvirt-errors.js';
-import { esc } from './xml.js';
+import { esc, parseXml, serializeXml, XmlSyntaxError, type XmlElement } from './xml.js';
 import type { Hooks } from '../hooks/hooks.js';
 import type { VmDisks } from '../storage/vm-disks.js';
 import { hookError } from '../hooks/runner.js';
@@ -80,7 +80,9 @@ export class VmOperations {
     if ((p.xml === undefined) === (p.spec === undefined)) {
       throw new InvalidParamsError('params: exactly one of xml and spec is required', { data: { field: 'params.xml' } });
     }
-    const meta: VmMetadata = p.xml ? metadataFromDomainXml(p.xml) ?? emptyMetadata() : emptyMetadata();
+    // Engine XML is checked (and refused) before anything is prepared for it.
+    const engineDom = p.xml !== undefined ? parseEngineXml(p.vmID, p.xml) : undefined;
+    const meta: VmMetadata = engineDom ? metadataOfDomain(engineDom) ?? emptyMetadata() : emptyMetadata();
     if (p.spec) {
       Object.assign(meta.customProperties, p.spec.customProperties ?? {});
       for (const d of p.spec.disks ?? []) meta.devices.push({ devtype: 'disk', name: d.name, ...(d.storage ? { storage: d.storage } : {}) });
@@ -98,19 +100,19 @@ export class VmOperations {
       const prepared = await this.o.disks.prepareAll(p.vmID, spec.disks!, meta.customProperties); // all or none
       spec = { ...spec, disks: prepared.disks };
       try {
-        return await this.register(p, spec, meta);
+        return await this.register(p, spec, meta, engineDom);
       } catch (e) {
         // No VM took the disks (before_vm_start failed, bad XML...): their images go down again.
         await prepared.release();
         throw e;
       }
     }
-    return this.register(p, spec, meta);
+    return this.register(p, spec, meta, engineDom);
   }
 
   /** Registers the VM as WaitForLaunch, runs before_vm_start, and launches in the background. */
-  private async register(p: ParamsOf<'VM.create'>, spec: ParamsOf<'VM.create'>['spec'], meta: VmMetadata): Promise<{ vmId: string; status: 'WaitForLaunch' }> {
-    let xml = p.xml ? prepareEngineXml(p.vmID, p.xml, meta) : specToDomainXml(p.vmID, spec!, this.o.domainType(), meta);
+  private async register(p: ParamsOf<'VM.create'>, spec: ParamsOf<'VM.create'>['spec'], meta: VmMetadata, engineDom: XmlElement | undefined): Promise<{ vmId: string; status: 'WaitForLaunch' }> {
+    let xml = engineDom ? prepareEngineXml(p.vmID, engineDom, meta) : specToDomainXml(p.vmID, spec!, this.o.domainType(), meta);
     const vm = new Vm(p.vmID, parseDomainDevices(xml).name, false);
     vm.meta = meta;
     this.m.vms.set(vm.id, vm);
@@ -120,7 +122,7 @@ export class VmOperations {
       const r = await this.o.hooks.run('before_vm_start', { data: xml, vmId: vm.id, customProperties: meta.customProperties, launchFlags: flags });
       if (r.failed) throw hookError('before_vm_start', r);
       if (r.runs.length) {
-        if (!r.data.includes(vm.id)) throw new InvalidParamsError('before_vm_start hooks must not change the VM uuid');
+        checkHookedXml(r.data, vm.id);
         xml = r.data;
         vm.name = parseDomainDevices(xml).name;
         flags = r.launchFlags ?? flags;
@@ -401,16 +403,25 @@ export class VmOperations {
   }
 }
 
+/** What before_vm_start hooks leave must be a domain with the VM's own uuid. */
+function checkHookedXml(xml: string, vmId: string): void {
+  let dom: XmlElement;
+  try {
+    dom = parseXml(xml);
+  } catch (e) {
+    if (e instanceof XmlSyntaxError) throw new HookError(`before_vm_start hooks left XML that is not well-formed: ${e.message}`, { cause: e });
+    throw e;
+  }
+  if (!sameUuid(dom.element('uuid')?.text() ?? '', vmId)) throw new InvalidParamsError('before_vm_start hooks must not change the VM uuid');
+}
+
 /**
  * The VM's own VNC <graphics> element with the ticket attributes set:
  * libvirt's updateDevice refuses any other change (listen address, port).
  */
 export function withVncTicket(domainXml: string, attrs: Record<string, string>): string | undefined {
-  const el = domainXml.match(/<graphics\s+type=(['"])vnc\1[^>]*?(\/>|>[\s\S]*?<\/graphics>)/)?.[0];
-  if (!el) return undefined;
-  const names = Object.keys(attrs).join('|');
-  let out = el.replace(new RegExp(`\\s(${names})=(['"])[^'"]*\\2`, 'g'), '');
-  const extra = Object.entries(attrs).map(([k, v]) => ` ${k}='${esc(v)}'`).join('');
-  out = out.replace(/^<graphics/, `<graphics${extra}`);
-  return out;
+  const vnc = parseXml(domainXml).element('devices')?.elements('graphics').find((g) => g.attr('type') === 'vnc');
+  if (!vnc) return undefined;
+  for (const [k, v] of Object.entries(attrs)) vnc.setAttr(k, v);
+  return serializeXml(vnc);
 }
