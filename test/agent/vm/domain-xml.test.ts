@@ -4,7 +4,7 @@ import t from 'tap';
 import { parseXml, serializeXml, XmlElement, XmlSyntaxError } from '../../../agent/vm/xml.js';
 import { metadataBlock, metadataElement, metadataFromDomainXml, metadataOfDomain, METADATA_NS, setMetadataBlock, type VmMetadata } from '../../../agent/vm/metadata.js';
 import { parseDomainDevices, parseEngineXml, prepareEngineXml } from '../../../agent/vm/domain-xml.js';
-import { withVncTicket } from '../../../agent/vm/operations.js';
+import { withVncTicket } from '../../../agent/vm/verbs/console.js';
 import { offersKvm } from '../../../agent/virt/domain-type.js';
 import { InvalidParamsError } from '../../../api/errors.js';
 
