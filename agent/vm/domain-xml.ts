@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import type { Static } from '@sinclair/typebox';
 import type { DiskSpec, NicSpec, VmSpec } from '../../api/types.js';
 import { InvalidParamsError } from '../../api/errors.js';
-import { metadataBlock, metadataFromDomainXml, METADATA_NS, type VmMetadata } from './metadata.js';
-import { attr, child, children, esc, parseXml } from './xml.js';
+import { metadataBlock, setMetadataBlock, type VmMetadata } from './metadata.js';
+import { esc, parseXml, serializeXml, XmlElement, XmlSyntaxError } from './xml.js';
 
 export type VmSpecT = Static<typeof VmSpec>;
 export type DiskSpecT = Static<typeof DiskSpec>;
@@ -65,41 +65,46 @@ export function specToDomainXml(vmId: string, spec: VmSpecT, domainType: string,
     + '</domain>';
 }
 
-const OUR_BLOCK = new RegExp(`<(\\w+):vm\\s+xmlns:\\1=["']${METADATA_NS.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}["'][\\s\\S]*?</\\1:vm>`);
-
-/**
- * Takes engine-supplied domain XML: checks it is a domain, gives it the
- * VM's uuid, and replaces our metadata block with `meta` (the caller merges
- * what the engine put there via metadataFromDomainXml first).
- */
-export function prepareEngineXml(vmId: string, xml: string, meta: VmMetadata): string {
-  let parsed;
-  try {
-    parsed = parseXml(xml);
-  } catch (e) {
-    throw new InvalidParamsError(`params.xml: not well-formed XML: ${(e as Error).message}`, { data: { field: 'params.xml' } });
-  }
-  const dom = child(parsed, 'domain');
-  if (!dom) throw new InvalidParamsError('params.xml: root element must be <domain>', { data: { field: 'params.xml' } });
-  if (!child(dom, 'name')) throw new InvalidParamsError('params.xml: <name> is required', { data: { field: 'params.xml' } });
-  const uuid = dom.uuid;
-  let out = xml;
-  if (typeof uuid === 'string') {
-    if (uuid.toLowerCase() !== vmId.toLowerCase()) {
-      throw new InvalidParamsError(`params.xml: <uuid> ${uuid} differs from vmID ${vmId}`, { data: { field: 'params.xml' } });
-    }
-  } else {
-    out = out.replace(/<\/name>/, `</name><uuid>${vmId}</uuid>`);
-  }
-  const block = metadataBlock(meta);
-  if (OUR_BLOCK.test(out)) out = out.replace(OUR_BLOCK, block);
-  else if (/<metadata\s*\/>/.test(out)) out = out.replace(/<metadata\s*\/>/, `<metadata>${block}</metadata>`);
-  else if (/<metadata(\s[^>]*)?>/.test(out)) out = out.replace(/<metadata(\s[^>]*)?>/, (m) => `${m}${block}`);
-  else out = out.replace(/<\/domain>\s*$/, `<metadata>${block}</metadata></domain>`);
-  return out;
+function invalidXml(message: string, cause?: unknown): InvalidParamsError {
+  return new InvalidParamsError(`params.xml: ${message}`, { data: { field: 'params.xml' }, ...(cause ? { cause } : {}) });
 }
 
-export { metadataFromDomainXml };
+/** Compares uuids as libvirt reads them: any case, dashes anywhere, surrounding space. */
+export function sameUuid(a: string, b: string): boolean {
+  const key = (u: string) => u.replace(/[\s-]/g, '').toLowerCase();
+  return key(a) === key(b);
+}
+
+/**
+ * Engine-supplied domain XML, parsed and checked: well-formed, a <domain>
+ * root, a non-empty <name>, and a <uuid> (if any) equal to vmId. Refusals
+ * are invalidParams naming params.xml.
+ */
+export function parseEngineXml(vmId: string, xml: string): XmlElement {
+  let dom: XmlElement;
+  try {
+    dom = parseXml(xml);
+  } catch (e) {
+    if (e instanceof XmlSyntaxError) throw invalidXml(`not well-formed XML: ${e.message}`, e);
+    throw e;
+  }
+  if (dom.name !== 'domain') throw invalidXml(`root element must be <domain>, not <${dom.name}>`);
+  if (!dom.element('name')?.text().trim()) throw invalidXml('<name> is required');
+  const uuid = dom.element('uuid')?.text();
+  if (uuid !== undefined && !sameUuid(uuid, vmId)) throw invalidXml(`<uuid> ${uuid.trim()} differs from vmID ${vmId}`);
+  return dom;
+}
+
+/**
+ * Engine XML made ready to launch: the VM's uuid (added after <name> if
+ * missing) and `meta` as our one metadata block (the caller merged what the
+ * engine put there via metadataOfDomain first). Edits `dom` in place.
+ */
+export function prepareEngineXml(vmId: string, dom: XmlElement, meta: VmMetadata): string {
+  if (!dom.element('uuid')) dom.insertAfter(dom.element('name')!, new XmlElement('uuid', {}, [vmId]));
+  setMetadataBlock(dom, meta);
+  return serializeXml(dom);
+}
 
 export interface DomainDevices {
   /** type: file or block; format: the driver's (qcow2, raw). */
@@ -111,25 +116,25 @@ export interface DomainDevices {
 }
 
 export function parseDomainDevices(xml: string): DomainDevices {
-  const dom = child(parseXml(xml), 'domain');
-  const devices = child(dom, 'devices');
-  const disks = children(devices, 'disk').map((d) => {
-    const src = child(d, 'source');
+  const dom = parseXml(xml);
+  const devices = dom.element('devices');
+  const disks = (devices?.elements('disk') ?? []).map((d) => {
+    const src = d.element('source');
     return {
-      target: attr(child(d, 'target'), 'dev') ?? '', source: attr(src, 'file') ?? attr(src, 'dev'), alias: attr(child(d, 'alias'), 'name'),
-      type: attr(d, 'type'), format: attr(child(d, 'driver'), 'type'), readonly: child(d, 'readonly') !== undefined,
+      target: d.element('target')?.attr('dev') ?? '', source: src?.attr('file') ?? src?.attr('dev'), alias: d.element('alias')?.attr('name'),
+      type: d.attr('type'), format: d.element('driver')?.attr('type'), readonly: d.element('readonly') !== undefined,
     };
   });
-  const nics = children(devices, 'interface').map((n) => ({
-    mac: (attr(child(n, 'mac'), 'address') ?? '').toLowerCase(),
-    bridge: attr(child(n, 'source'), 'bridge'),
-    alias: attr(child(n, 'alias'), 'name'),
+  const nics = (devices?.elements('interface') ?? []).map((n) => ({
+    mac: (n.element('mac')?.attr('address') ?? '').toLowerCase(),
+    bridge: n.element('source')?.attr('bridge'),
+    alias: n.element('alias')?.attr('name'),
   }));
-  const channels = children(devices, 'channel');
+  const channels = devices?.elements('channel') ?? [];
   return {
-    name: typeof dom?.name === 'string' ? dom.name : '',
+    name: dom.element('name')?.text() ?? '',
     disks, nics,
-    hasGraphics: children(devices, 'graphics').length > 0,
-    hasGuestAgentChannel: channels.some((c) => attr(child(c, 'target'), 'name') === 'org.qemu.guest_agent.0'),
+    hasGraphics: (devices?.elements('graphics').length ?? 0) > 0,
+    hasGuestAgentChannel: channels.some((c) => c.element('target')?.attr('name') === 'org.qemu.guest_agent.0'),
   };
 }

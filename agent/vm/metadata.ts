@@ -1,7 +1,7 @@
 // The agent's state for a VM lives in the libvirt domain XML's <metadata>,
 // in our own namespace (as VDSM keeps it in ovirt-vm), so a restarted agent
 // rebuilds its view from libvirt alone.
-import { attr, child, children, esc, parseXml, text, type XmlNode } from './xml.js';
+import { parseXml, serializeXml, XmlElement } from './xml.js';
 
 export const METADATA_NS = 'http://hostvisor.org/xmlns/vm/1.0';
 export const METADATA_PREFIX = 'hostvisor';
@@ -26,57 +26,81 @@ export function emptyMetadata(): VmMetadata {
   return { customProperties: {}, devices: [] };
 }
 
-/** The <vm> element as libvirt's setMetadata(ELEMENT) wants it: unprefixed, the namespace given separately. */
-export function metadataElement(m: VmMetadata): string {
-  const parts: string[] = ['<vm>'];
-  if (m.startTime !== undefined) parts.push(`<startTime>${m.startTime}</startTime>`);
-  if (m.launchPaused !== undefined) parts.push(`<launchPaused>${m.launchPaused}</launchPaused>`);
-  for (const [k, v] of Object.entries(m.customProperties)) parts.push(`<custom name="${esc(k)}">${esc(v)}</custom>`);
+/** Our <vm> element as a tree; with a prefix it declares our namespace, for embedding in domain XML. */
+function metadataTree(m: VmMetadata, prefix: string): XmlElement {
+  const q = (name: string) => (prefix ? `${prefix}:${name}` : name);
+  const vm = new XmlElement(q('vm'), prefix ? { [`xmlns:${prefix}`]: METADATA_NS } : {});
+  if (m.startTime !== undefined) vm.append(new XmlElement(q('startTime'), {}, [String(m.startTime)]));
+  if (m.launchPaused !== undefined) vm.append(new XmlElement(q('launchPaused'), {}, [String(m.launchPaused)]));
+  for (const [k, v] of Object.entries(m.customProperties)) vm.append(new XmlElement(q('custom'), { name: k }, [v]));
   for (const d of m.devices) {
     const s = d.storage;
-    const storage = s ? `<storage poolID="${esc(s.poolID)}" domainID="${esc(s.domainID)}" imageID="${esc(s.imageID)}" volumeID="${esc(s.volumeID)}"/>` : '';
-    parts.push(`<device devtype="${esc(d.devtype)}" name="${esc(d.name)}">${storage}</device>`);
+    const storage = s ? [new XmlElement(q('storage'), { poolID: s.poolID, domainID: s.domainID, imageID: s.imageID, volumeID: s.volumeID })] : [];
+    vm.append(new XmlElement(q('device'), { devtype: d.devtype, name: d.name }, storage));
   }
-  parts.push('</vm>');
-  return parts.join('');
+  return vm;
 }
 
-/** The same element with our prefix and namespace, for embedding in domain XML. */
+/** The <vm> element as libvirt's setMetadata(ELEMENT) wants it: unprefixed, the namespace given separately. */
+export function metadataElement(m: VmMetadata): string {
+  return serializeXml(metadataTree(m, ''));
+}
+
+/** The same element with our prefix and namespace, as it appears in domain XML. */
 export function metadataBlock(m: VmMetadata): string {
-  return metadataElement(m)
-    .replace(/<(\/?)(vm|startTime|launchPaused|custom|device|storage)\b/g, `<$1${METADATA_PREFIX}:$2`)
-    .replace(`<${METADATA_PREFIX}:vm>`, `<${METADATA_PREFIX}:vm xmlns:${METADATA_PREFIX}="${METADATA_NS}">`);
+  return serializeXml(metadataTree(m, METADATA_PREFIX));
 }
 
-function fromVmNode(vm: XmlNode): VmMetadata {
+/** Our elements under <metadata>, by namespace (whatever prefix the XML gives them). */
+function ourBlocks(domain: XmlElement): XmlElement[] {
+  return domain.elements('metadata').flatMap((md) => md.elementsNS(METADATA_NS, 'vm'));
+}
+
+function fromVmNode(vm: XmlElement): VmMetadata {
   const m = emptyMetadata();
-  const start = text(vm.startTime);
+  const ours = (name: string) => vm.elementsNS(METADATA_NS, name);
+  const start = ours('startTime')[0]?.text().trim();
   if (start !== undefined && /^\d+$/.test(start)) m.startTime = Number(start);
-  const lp = text(vm.launchPaused);
+  const lp = ours('launchPaused')[0]?.text().trim();
   if (lp !== undefined) m.launchPaused = lp === 'true';
-  for (const c of children(vm, 'custom')) {
-    const name = attr(c, 'name');
-    if (name) m.customProperties[name] = text(c) ?? '';
+  for (const c of ours('custom')) {
+    const name = c.attr('name');
+    if (name) m.customProperties[name] = c.text();
   }
-  for (const d of children(vm, 'device')) {
-    const devtype = attr(d, 'devtype');
-    const name = attr(d, 'name');
+  for (const d of ours('device')) {
+    const devtype = d.attr('devtype');
+    const name = d.attr('name');
     if ((devtype !== 'disk' && devtype !== 'nic') || !name) continue;
-    const s = child(d, 'storage');
+    const s = d.elementsNS(METADATA_NS, 'storage')[0];
     const dev: DeviceMeta = { devtype, name };
-    const ids = s && ['poolID', 'domainID', 'imageID', 'volumeID'].map((k) => attr(s, k));
+    const ids = s && (['poolID', 'domainID', 'imageID', 'volumeID'] as const).map((k) => s.attr(k));
     if (ids && ids.every((x) => x)) dev.storage = { poolID: ids[0]!, domainID: ids[1]!, imageID: ids[2]!, volumeID: ids[3]! };
     m.devices.push(dev);
   }
   return m;
 }
 
-/**
- * Our metadata from a full domain XML, or undefined if the domain has none
- * (then it is not ours: an external VM).
- */
-export function metadataFromDomainXml(xml: string): VmMetadata | undefined {
-  if (!xml.includes(METADATA_NS)) return undefined;
-  const vm = child(child(child(parseXml(xml), 'domain'), 'metadata'), 'vm');
+/** Our metadata in a parsed <domain>, or undefined if it has none (then it is not ours: an external VM). */
+export function metadataOfDomain(domain: XmlElement): VmMetadata | undefined {
+  const vm = ourBlocks(domain)[0];
   return vm ? fromVmNode(vm) : undefined;
+}
+
+/** The same from domain XML text (as libvirt gives it). */
+export function metadataFromDomainXml(xml: string): VmMetadata | undefined {
+  if (!xml.includes(METADATA_NS)) return undefined; // not ours, without parsing
+  return metadataOfDomain(parseXml(xml));
+}
+
+/**
+ * Puts `m` into a parsed <domain> as our one metadata block: in place of the
+ * first block of ours (others are dropped), else appended to <metadata>
+ * (made if missing). Everything else under <metadata> stays as it was.
+ */
+export function setMetadataBlock(domain: XmlElement, m: VmMetadata): void {
+  const block = metadataTree(m, METADATA_PREFIX);
+  const [first, ...extra] = ourBlocks(domain);
+  for (const old of extra) old.parent!.remove(old);
+  if (first) first.parent!.replace(first, block);
+  else (domain.element('metadata') ?? domain.append(new XmlElement('metadata'))).append(block);
 }
