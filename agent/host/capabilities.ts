@@ -4,6 +4,7 @@
 import { stat } from 'node:fs/promises';
 import { XMLParser } from 'fast-xml-parser';
 import type { ResultOf } from '../../api/schema.js';
+import { LibvirtUnavailableApiError } from '../../api/errors.js';
 import type { Connection, NodeInfo } from '../libvirt/index.js';
 
 /** Everything but `hooks`, which the hook inventory adds. */
@@ -253,4 +254,28 @@ export async function hostCapabilities(
     parsed: parseCapabilitiesXml(xml), hostname, nodeInfo, versions, kvmDevicePresent,
     softwareVersion: o.softwareVersion, defaultDomainType: o.defaultDomainType,
   });
+}
+
+/** Host.getCapabilities but its hooks: the host's facts and its networks' capabilities, read together. */
+export type CapabilitiesWithoutHooks = Omit<ResultOf<'Host.getCapabilities'>, 'hooks'>;
+
+/**
+ * Reads the host's capabilities (from libvirt) and its network capabilities
+ * (from the host networks) at once and merges them. CONNECTION throws while
+ * libvirt is not connected: the call then fails with 1001, the engine's cue to
+ * ask again later.
+ */
+export async function capabilitiesWithNetworks(
+  connection: () => Connection,
+  networks: { capabilities(): Promise<ResultOf<'Host.getNetworkCapabilities'>> },
+  o: { softwareVersion: string; defaultDomainType: string },
+): Promise<CapabilitiesWithoutHooks> {
+  let conn: Connection;
+  try {
+    conn = connection();
+  } catch (e) {
+    throw new LibvirtUnavailableApiError({ cause: e });
+  }
+  const [host, net] = await Promise.all([hostCapabilities(conn, o), networks.capabilities()]);
+  return { ...host, ...net };
 }

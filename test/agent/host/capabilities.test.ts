@@ -1,5 +1,6 @@
 // Host capabilities: the pure parsers on a small hand-written XML, the assembly with a stub
-// connection, and the whole of hostCapabilities() on the real libvirtd (qemu:///system).
+// connection, and the whole of Host.getCapabilities but its hooks (capabilitiesWithNetworks:
+// libvirt's facts merged with the host networks') on the real libvirtd (qemu:///system).
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,8 +11,9 @@ import { Value } from '@sinclair/typebox/value';
 import { Methods } from '../../../api/schema.js';
 import { Connection } from '../../../agent/libvirt/index.js';
 import {
-  cpuTotals, formatLibvirtVersion, hostCapabilities, parseCapabilitiesXml, toMiB,
+  capabilitiesWithNetworks, cpuTotals, formatLibvirtVersion, hostCapabilities, parseCapabilitiesXml, toMiB,
 } from '../../../agent/host/capabilities.js';
+import { HostvisorError } from '../../../api/errors.js';
 import { HostNetworks } from '../../../agent/network/index.js';
 import { NetConfStore } from '../../../agent/network/persist.js';
 import { scratchDir } from '../harness.js';
@@ -175,6 +177,18 @@ t.test('hostCapabilities assembles totals, MiB sizes, versions, and kvmEnabled o
 
 const execFileP = promisify(execFile);
 
+t.test('capabilitiesWithNetworks refuses with 1001 (libvirtUnavailable) while libvirt is not connected, without reading the networks', async (t) => {
+  let networkReads = 0;
+  const err = await capabilitiesWithNetworks(
+    () => { throw new Error('not connected'); },
+    { capabilities: async () => { networkReads++; return {} as never; } },
+    { softwareVersion: '0.1.0', defaultDomainType: 'qemu' },
+  ).then(() => undefined, (e: unknown) => e);
+  t.ok(err instanceof HostvisorError && err.code === 1001, `error 1001 (${String(err)})`);
+  t.equal((err as Error).cause instanceof Error && ((err as Error).cause as Error).message, 'not connected', 'the cause is kept');
+  t.equal(networkReads, 0);
+});
+
 t.test('on the real libvirtd, hostCapabilities reports a sane host consistent with nodeInfo and virsh', async (t) => {
   // libvirtd is part of the lab: failing to reach it is a failure, not a skip.
   const conn = await Connection.open('qemu:///system', { callTimeoutMs: 30_000 });
@@ -182,9 +196,11 @@ t.test('on the real libvirtd, hostCapabilities reports a sane host consistent wi
   // The agent folds in the host's network capabilities (read-only here) and its hook inventory.
   const networks = new HostNetworks({ store: new NetConfStore(scratchDir('hv-netconf-')) });
   const [caps, nodeInfo, net] = await Promise.all([
-    hostCapabilities(conn, { softwareVersion: '0.1.0', defaultDomainType: 'qemu' }), conn.nodeInfo(), networks.capabilities(),
+    capabilitiesWithNetworks(() => conn, networks, { softwareVersion: '0.1.0', defaultDomainType: 'qemu' }), conn.nodeInfo(), networks.capabilities(),
   ]);
-  const full = { ...caps, ...net, hooks: {} };
+  t.same(Object.keys(net).filter((k) => !(k in caps)), [], 'every network capability is merged in');
+  t.same(caps.nics, net.nics, 'the nics as the host networks report them');
+  const full = { ...caps, hooks: {} };
   t.ok(Value.Check(Methods['Host.getCapabilities'].result, full),
     `the result (with the networks and hook inventory the agent adds) matches the API schema ${JSON.stringify([...Value.Errors(Methods['Host.getCapabilities'].result, full)].slice(0, 3).map((e) => `${e.path}: ${e.message}`))}`);
   t.match(caps.uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'uuid is a UUID');

@@ -1,0 +1,26 @@
+// Events to engines: each change a source reports becomes the JSON-RPC
+// notification the schema's Events name, with a monotonic notify_time, sent
+// to every connected engine.
+import { Events, type ResultOf, type VmStatusEventBody } from '../../api/schema.js';
+
+type LastSetup = NonNullable<ResultOf<'Host.getNetworkCapabilities'>['lastSetup']>;
+
+/** What the agent's services emit; only the events that engines hear about. */
+export interface EventSources {
+  vms: { on(event: 'status', listener: (vm: { id: string; eventBody(): VmStatusEventBody }) => void): unknown };
+  hooks: { on(event: 'changed', listener: (hooks: Record<string, unknown>) => void): unknown };
+  networks: { on(event: 'setup', listener: (setup: LastSetup) => void): unknown };
+}
+
+export type Broadcast = (method: string, params: Record<string, unknown>) => void;
+
+const notifyTime = (): number => Math.round(performance.now());
+
+/** Subscribes to every source; each event goes to BROADCAST (the RPC server's, once it exists). */
+export function fanOutEvents(sources: EventSources, broadcast: Broadcast): void {
+  sources.vms.on('status', (vm) => {
+    broadcast(Events.VM_status.method.replace('<vmId>', vm.id), { [vm.id]: vm.eventBody(), notify_time: notifyTime() });
+  });
+  sources.hooks.on('changed', (hooks) => broadcast(Events.hooks_changed.method, { hooks, notify_time: notifyTime() }));
+  sources.networks.on('setup', (setup) => broadcast(Events.network_setup.method, { ...setup, notify_time: notifyTime() }));
+}
