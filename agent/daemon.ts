@@ -22,15 +22,16 @@ import { VmManager } from './vm/manager.js';
 import { VmOperations } from './vm/operations.js';
 import { VmStatsSampler } from './stats/vm-stats-sampler.js';
 import { HostStatsSampler } from './host/host-stats.js';
-import { hostCapabilities } from './host/capabilities.js';
+import { capabilitiesWithNetworks } from './host/capabilities.js';
 import { Dispatcher } from './rpc/dispatcher.js';
 import { RpcServer } from './rpc/server.js';
+import { fanOutEvents } from './rpc/events.js';
 import { createHandlers } from './handlers.js';
 import { openRpcDocument } from '../api/openrpc.js';
-import { Events, Methods, type MethodDef } from '../api/schema.js';
-import { RecoveryError, ShuttingDownError, LibvirtUnavailableApiError } from '../api/errors.js';
+import { callTimeoutMs, Methods, type MethodDef, type TimeoutBounds } from '../api/schema.js';
+import { RecoveryError, ShuttingDownError } from '../api/errors.js';
 import { HostNetworks } from './network/index.js';
-import { createNetworkHandlers, setupNetworksTimeoutMs } from './network/handlers.js';
+import { createNetworkHandlers } from './network/handlers.js';
 import { networkBridge } from './network/vm-nics.js';
 
 export class Hostvisord {
@@ -118,35 +119,26 @@ export class Hostvisord {
     await this.hostStats.sample();
     this.timers.push(setInterval(() => { void this.hostStats.sample().catch(() => {}); }, c['stats.hostIntervalMs']).unref());
 
-    const setupNetworksCallMs = (request: unknown) => setupNetworksTimeoutMs(request, c['rpc.requestTimeoutMs'], c['network.dhcpTimeoutMs']);
+    const timeouts: TimeoutBounds = { requestMs: c['rpc.requestTimeoutMs'], dhcpMs: c['network.dhcpTimeoutMs'] };
     const dispatcher = new Dispatcher(createHandlers({
       manager: this.manager, ops,
       vmSample: (uuid) => this.vmStats?.stats(uuid),
       hostStats: (n, a) => this.hostStats.current(n, a),
-      capabilities: async () => {
-        let conn;
-        try { conn = this.client.connection; } catch (e) { throw new LibvirtUnavailableApiError({ cause: e }); }
-        const [host, net] = await Promise.all([
-          hostCapabilities(conn, { softwareVersion: VERSION, defaultDomainType: this.domainType }),
-          this.networks.capabilities(),
-        ]);
-        return { ...host, ...net };
-      },
+      capabilities: () => capabilitiesWithNetworks(() => this.client.connection, this.networks, { softwareVersion: VERSION, defaultDomainType: this.domainType }),
       confirmConnectivity: () => this.networks.connectivity.touch(),
       hooks: this.hooks,
       storage: createStorageHandlers(this.pool),
-      network: createNetworkHandlers(this.networks, this.hooks, setupNetworksCallMs),
+      network: createNetworkHandlers(this.networks, this.hooks, (request) => callTimeoutMs(Methods['Host.setupNetworks'], request, timeouts)),
     }), {
       log: this.log.child({ component: 'rpc' }),
-      requestTimeoutMs: c['rpc.requestTimeoutMs'],
-      timeoutFor: (m, p) => (m === 'Host.setupNetworks' ? setupNetworksCallMs(p) : undefined),
+      timeouts,
       gate: (m) => (!this.accepting ? new ShuttingDownError()
         : this.manager.recovering && !(Methods[m] as MethodDef).duringRecovery ? new RecoveryError() : undefined),
       // Any engine request proves the engine still reaches us (setupNetworks' connectivity check).
       onRequest: () => this.networks.connectivity.touch(),
       extra: { 'rpc.discover': () => openRpcDocument(VERSION) },
     });
-    this.server = new RpcServer(dispatcher, {
+    const server = new RpcServer(dispatcher, {
       host: c['rpc.host'], port: c['rpc.port'], tls,
       maxMessageBytes: c['rpc.maxMessageBytes'],
       maxInFlightPerConnection: c['rpc.maxInFlightPerConnection'],
@@ -154,15 +146,8 @@ export class Hostvisord {
       tlsHandshakeTimeoutMs: c['rpc.tlsHandshakeTimeoutMs'],
       log: this.log.child({ component: 'rpc' }),
     });
-    this.hooks.inventory.on('changed', (hooks) => {
-      this.server?.broadcast(Events.hooks_changed.method, { hooks, notify_time: Math.round(performance.now()) });
-    });
-    this.networks.on('setup', (s) => {
-      this.server?.broadcast(Events.network_setup.method, { ...s, notify_time: Math.round(performance.now()) });
-    });
-    this.manager.on('status', (vm) => {
-      this.server?.broadcast(Events.VM_status.method.replace('<vmId>', vm.id), { [vm.id]: vm.eventBody(), notify_time: Math.round(performance.now()) });
-    });
+    this.server = server;
+    fanOutEvents({ vms: this.manager, hooks: this.hooks.inventory, networks: this.networks }, (method, params) => server.broadcast(method, params));
 
     // Recovery: READY=1 only once the VMs are reconciled with libvirt.
     const recovered = new Promise<void>((resolve) => this.manager.once('recovered', () => resolve()));
@@ -172,7 +157,7 @@ export class Hostvisord {
     this.client.on('disconnected', () => { void this.notify.status('libvirt unavailable; reconnecting').catch(() => {}); });
     await this.manager.start();
     await this.thinp.start();
-    const address = await this.server.listen();
+    const address = await server.listen();
     timer.mark('listen');
     await this.client.start();
     timer.mark('libvirt');

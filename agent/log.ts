@@ -11,6 +11,8 @@ export interface Logger {
   warn(msg: string, fields?: LogFields): void;
   error(msg: string, fields?: LogFields): void;
   child(bindings: LogFields): Logger;
+  /** Whether lines at LEVEL are written: a hot path skips building what would be dropped. Absent = assume yes. */
+  enabled?(level: LogLevel): boolean;
 }
 
 export type LogSink = (line: string) => void;
@@ -42,6 +44,7 @@ export function createLogger(opts: { level?: LogLevel; sink?: LogSink; bindings?
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
     child: (b) => createLogger({ level: opts.level, sink, bindings: { ...bindings, ...b } }),
+    enabled: (level) => LEVELS[level] >= min,
   };
 }
 
@@ -49,6 +52,7 @@ export function createLogger(opts: { level?: LogLevel; sink?: LogSink; bindings?
 export const silentLogger: Logger = {
   debug() {}, info() {}, warn() {}, error() {},
   child() { return silentLogger; },
+  enabled() { return false; },
 };
 
 /** Records how long each phase of a long operation took, for one log line at the end. */

@@ -78,3 +78,18 @@ export type NetworkAttrsT = Static<typeof NetworkAttrs>;
 export type BondAttrsT = Static<typeof BondAttrs>;
 export type SetupOptionsT = Static<typeof SetupOptions>;
 export type SetupNetworksRequest = Static<typeof SetupNetworksParams>;
+
+/** The engine's confirmation wait when a setupNetworks does not say (VDSM's 4 s), and the longest it may ask for (an hour). */
+export const CONNECTIVITY_TIMEOUT_DEFAULT_SEC = 4;
+export const CONNECTIVITY_TIMEOUT_MAX_SEC = 3600;
+
+/**
+ * How long a setupNetworks call may run before the agent answers 1007: the
+ * ordinary request timeout plus the connectivity wait and two DHCP waits
+ * (apply, rollback), so a slow but normal call is not cut short.
+ */
+export function setupNetworksTimeoutMs(params: unknown, requestTimeoutMs: number, dhcpTimeoutMs: number): number {
+  const raw = (params as { options?: { connectivityTimeout?: unknown } } | undefined)?.options?.connectivityTimeout;
+  const sec = Number(raw ?? CONNECTIVITY_TIMEOUT_DEFAULT_SEC);
+  return requestTimeoutMs + (Number.isFinite(sec) ? Math.min(sec, CONNECTIVITY_TIMEOUT_MAX_SEC) * 1000 : 0) + 2 * dhcpTimeoutMs;
+}

@@ -11,7 +11,8 @@ import { NETWORK_METHODS } from './methods/network.js';
 import { STORAGE_HOST_METHODS, STORAGE_METHODS } from './methods/storage.js';
 import { TASK_METHODS } from './methods/tasks.js';
 
-export type { MethodDef, EventDef } from './method.js';
+export type { MethodDef, EventDef, TimeoutBounds } from './method.js';
+export { callTimeoutMs } from './method.js';
 export { SpmTaskResults, type SpmTaskMethod, type SpmTaskResultOf } from './methods/tasks.js';
 export { Events, type EventName, type VmStatusEventBody } from './events.js';
 

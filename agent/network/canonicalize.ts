@@ -10,7 +10,7 @@ import { isIP, isIPv4 } from 'node:net';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { InvalidParamsError } from '../../api/errors.js';
 import {
-  MANAGEMENT_NETWORKS, NETWORK_DEFAULTS, SetupNetworksParams, sortedConfig,
+  CONNECTIVITY_TIMEOUT_MAX_SEC, MANAGEMENT_NETWORKS, NETWORK_DEFAULTS, SetupNetworksParams, sortedConfig,
   type BondAttrsT, type NetConfigT, type NetworkAttrsT, type NetworkConfigT, type SetupOptionsCanonical,
 } from './model.js';
 import { canonicalBondOptions } from './commands.js';
@@ -38,7 +38,6 @@ export const NIC_KINDS: ReadonlySet<string> = new Set(['', 'veth', 'dummy']);
 export const IFNAMSIZ = 15;
 export const MTU_MIN = 68;
 export const MTU_MAX = 65535;
-export const CONNECTIVITY_TIMEOUT_MAX_SEC = 3600;
 
 const NAME_RE = /^[A-Za-z0-9_-]+$/;
 const BOND_RE = /^bond[A-Za-z0-9_]+$/;

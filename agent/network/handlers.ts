@@ -8,15 +8,15 @@ import type { SetupNetworksResultT } from '../../api/network.js';
 import { describeStep } from './apply.js';
 import { networkSetupHooks } from './hooks.js';
 import type { HostNetworks, SetupNetworksResult } from './index.js';
-import { CONNECTIVITY_TIMEOUT_MAX_SEC } from './canonicalize.js';
-import { NETWORK_DEFAULTS } from './model.js';
+// The formula lives with the request (api/network-request.ts): the method definition applies it.
+export { setupNetworksTimeoutMs } from '../../api/network-request.js';
 
 type NetworkMethod = 'Host.setupNetworks' | 'Host.setSafeNetworkConfig' | 'Host.getNetworkCapabilities';
 export type NetworkHandlers = { [M in NetworkMethod]: Handler<M> };
 
 /**
  * CALL_TIMEOUT_MS(request) is how long a setupNetworks call may run
- * (setupNetworksTimeoutMs with the agent's settings): the dispatcher applies
+ * (the method definition's timeoutMs with the agent's bounds): the dispatcher applies
  * it to the request as sent, and the handler raises it again for the request
  * before_network_setup left, whose connectivityTimeout may be longer.
  */
@@ -71,15 +71,4 @@ export function setupResult(r: SetupNetworksResult, netConfigDirty: boolean): Se
     netConfigDirty,
     phasesMs: r.phasesMs,
   };
-}
-
-/**
- * How long the dispatcher lets a setupNetworks run before answering 1007:
- * the ordinary request timeout plus the connectivity wait and two DHCP waits
- * (apply, rollback), so a slow but normal call is not cut short.
- */
-export function setupNetworksTimeoutMs(params: unknown, requestTimeoutMs: number, dhcpTimeoutMs: number): number {
-  const raw = (params as { options?: { connectivityTimeout?: unknown } } | undefined)?.options?.connectivityTimeout;
-  const sec = Number(raw ?? NETWORK_DEFAULTS.connectivityTimeoutSec);
-  return requestTimeoutMs + (Number.isFinite(sec) ? Math.min(sec, CONNECTIVITY_TIMEOUT_MAX_SEC) * 1000 : 0) + 2 * dhcpTimeoutMs;
 }

@@ -9,7 +9,9 @@ import { Type, type Static } from '@sinclair/typebox';
 export {
   Ipv4Attrs, Ipv6Attrs, NetworkAttrs, BondAttrs, SetupOptions, SetupNetworksParams,
   type Ipv4AttrsT, type Ipv6AttrsT, type NetworkAttrsT, type BondAttrsT, type SetupOptionsT, type SetupNetworksRequest,
+  CONNECTIVITY_TIMEOUT_MAX_SEC, setupNetworksTimeoutMs,
 } from '../../api/network-request.js';
+import { CONNECTIVITY_TIMEOUT_DEFAULT_SEC } from '../../api/network-request.js';
 
 // ---- canonical config ----
 
@@ -72,7 +74,7 @@ export const NETWORK_DEFAULTS = {
   bridged: true,
   stp: false,
   connectivityCheck: true,
-  connectivityTimeoutSec: 4,
+  connectivityTimeoutSec: CONNECTIVITY_TIMEOUT_DEFAULT_SEC,
   bondMode: 'balance-rr',
 } as const;
 

@@ -1,9 +1,14 @@
 // Turns one WebSocket text frame into JSON-RPC responses. Requests are
 // checked strictly here (hostile input must get a spec error, never a crash),
-// then dispatched through json-rpc-2.0's server with params validated
-// against the schema, a timeout per request, and structured logs.
-import { JSONRPCServer, JSONRPCErrorException, type JSONRPCRequest, type JSONRPCResponse } from 'json-rpc-2.0';
-import { Methods, type MethodName, type ParamsOf, type ResultOf } from '../../api/schema.js';
+// then dispatched with params validated against the schema (validators
+// compiled once), a timeout per request taken from the method's definition,
+// and structured logs.
+//
+// A call does per call only what must be: a frame is parsed once, a method is
+// one Map lookup, a handler that answers synchronously gets no timer (nothing
+// can interrupt it anyway), and a call's logger is made only when something
+// is logged.
+import { callTimeoutMs, Methods, type MethodDef, type MethodName, type ParamsOf, type ResultOf, type TimeoutBounds } from '../../api/schema.js';
 import { validateParams, compileAll } from '../../api/validate.js';
 import { ERRORS, HostvisorError } from '../../api/errors.js';
 import type { Logger } from '../log.js';
@@ -24,15 +29,20 @@ export interface CallContext {
 export type Handler<M extends MethodName> = (params: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>;
 export type Handlers = { [M in MethodName]: Handler<M> };
 
+/** Who sent a frame: one object per connection, reused for each of its calls. */
+export interface Caller {
+  connId: number;
+  peer: string;
+}
+
 export interface DispatcherOptions {
   log: Logger;
-  requestTimeoutMs: number;
+  /** The bounds each method's timeout is computed from (its definition's timeoutMs; requestMs when it has none). */
+  timeouts: TimeoutBounds;
   /** Why mutating calls are refused right now (recovering, shutting down), if they are. */
   gate: (method: MethodName) => HostvisorError | undefined;
   /** Called for every well-formed request: any engine request proves connectivity. */
-  onRequest?: (method: string, ctx: CallContext) => void;
-  /** A longer timeout for some calls (setupNetworks waits for the engine's confirmation); undefined = requestTimeoutMs. */
-  timeoutFor?: (method: MethodName, params: unknown) => number | undefined;
+  onRequest?: (method: string) => void;
   /** Extra methods outside the schema (rpc.discover). */
   extra?: Record<string, () => unknown>;
   slowCallMs?: number;
@@ -40,11 +50,25 @@ export interface DispatcherOptions {
 }
 
 type Json = Record<string, unknown>;
+type Id = string | number | null;
+interface Response {
+  jsonrpc: '2.0';
+  id: Id;
+  result?: unknown;
+  error?: { code: number; message: string; data?: unknown };
+}
 
-function errorResponse(id: unknown, code: number, message: string, data?: unknown): JSONRPCResponse {
-  const error: { code: number; message: string; data?: unknown } = { code, message };
+interface Entry {
+  name: string;
+  /** Undefined for the extra methods: no params, no gate, no timeout. */
+  def: MethodDef | undefined;
+  run: (params: unknown, ctx: CallContext) => unknown;
+}
+
+function errorResponse(id: unknown, code: number, message: string, data?: unknown): Response {
+  const error: Response['error'] = { code, message };
   if (data !== undefined) error.data = data;
-  return { jsonrpc: '2.0', id: (id ?? null) as JSONRPCResponse['id'], error };
+  return { jsonrpc: '2.0', id: (id ?? null) as Id, error };
 }
 
 function validId(id: unknown): boolean {
@@ -52,23 +76,56 @@ function validId(id: unknown): boolean {
     || (typeof id === 'number' && Number.isSafeInteger(id));
 }
 
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && typeof v === 'object' && typeof (v as { then?: unknown }).then === 'function';
+}
+
+/** A call's context; its logger (a child with the connection and correlation id) is made on first use. */
+class Call implements CallContext {
+  /** How long the call may run, in ms from its start; extendTimeout raises it. */
+  limitMs = 0;
+  /** Set while the call runs asynchronously: re-arms its timer when the limit is raised. */
+  rearm: (() => void) | undefined;
+  private childLog: Logger | undefined;
+  private extender: ((totalMs: number) => void) | undefined;
+
+  constructor(private readonly caller: Caller, readonly correlationId: string | undefined, private readonly parent: Logger) {}
+
+  get connId(): number { return this.caller.connId; }
+  get peer(): string { return this.caller.peer; }
+  get log(): Logger {
+    this.childLog ??= this.parent.child(this.correlationId ? { conn: this.caller.connId, correlationId: this.correlationId } : { conn: this.caller.connId });
+    return this.childLog;
+  }
+  get extendTimeout(): (totalMs: number) => void {
+    this.extender ??= (totalMs) => {
+      if (!(totalMs > this.limitMs)) return;
+      this.limitMs = totalMs;
+      this.rearm?.();
+    };
+    return this.extender;
+  }
+}
+
 export class Dispatcher {
-  // We log failures ourselves (by fault); the library would print each one.
-  private readonly server = new JSONRPCServer<CallContext>({ errorListener: () => {} });
+  private readonly methods = new Map<string, Entry>();
   private readonly maxBatch: number;
+  private readonly slowCallMs: number;
+  private readonly debug: boolean;
 
   constructor(handlers: Handlers, private readonly opts: DispatcherOptions) {
     compileAll();
     this.maxBatch = opts.maxBatch ?? 100;
+    this.slowCallMs = opts.slowCallMs ?? 1000;
+    this.debug = opts.log.enabled?.('debug') ?? true;
     for (const name of Object.keys(Methods) as MethodName[]) {
-      const handler = handlers[name] as Handler<MethodName>;
-      this.server.addMethod(name, (params, ctx) => this.invoke(name, handler, params, ctx));
+      this.methods.set(name, { name, def: Methods[name], run: handlers[name] as (params: unknown, ctx: CallContext) => unknown });
     }
-    for (const [name, fn] of Object.entries(opts.extra ?? {})) this.server.addMethod(name, () => fn());
+    for (const [name, fn] of Object.entries(opts.extra ?? {})) this.methods.set(name, { name, def: undefined, run: () => fn() });
   }
 
   /** Handles one frame; resolves to the response text, or undefined when nothing is owed (notifications). */
-  async handle(text: string, base: Omit<CallContext, 'correlationId' | 'log'>): Promise<string | undefined> {
+  async handle(text: string, caller: Caller): Promise<string | undefined> {
     let payload: unknown;
     try {
       payload = JSON.parse(text);
@@ -80,14 +137,16 @@ export class Dispatcher {
       if (payload.length > this.maxBatch) {
         return JSON.stringify(errorResponse(null, ERRORS.invalidRequest.code, `Invalid Request: batch larger than ${this.maxBatch}`));
       }
-      const responses = (await Promise.all(payload.map((r) => this.one(r, base)))).filter((r): r is JSONRPCResponse => r !== null);
+      const responses = (await Promise.all(payload.map((r) => this.one(r, caller)))).filter((r): r is Response => r !== null);
       return responses.length ? JSON.stringify(responses) : undefined;
     }
-    const r = await this.one(payload, base);
-    return r ? JSON.stringify(r) : undefined;
+    const r = this.one(payload, caller);
+    const response = isThenable(r) ? await r : r;
+    return response ? JSON.stringify(response) : undefined;
   }
 
-  private async one(req: unknown, base: Omit<CallContext, 'correlationId' | 'log'>): Promise<JSONRPCResponse | null> {
+  /** One request: its response, or null for a notification. Synchronous when the handler is. */
+  private one(req: unknown, caller: Caller): Response | null | Promise<Response | null> {
     if (req === null || typeof req !== 'object' || Array.isArray(req)) {
       return errorResponse(null, ERRORS.invalidRequest.code, 'Invalid Request: not an object');
     }
@@ -97,78 +156,82 @@ export class Dispatcher {
       || (r.params !== undefined && (r.params === null || typeof r.params !== 'object'))) {
       return errorResponse(idOk ? r.id : null, ERRORS.invalidRequest.code, 'Invalid Request');
     }
-    const correlationId = typeof r.correlationId === 'string' ? r.correlationId.slice(0, 128) : undefined;
-    const log = this.opts.log.child({ conn: base.connId, ...(correlationId ? { correlationId } : {}) });
-    const ctx: CallContext = { ...base, correlationId, log };
-    this.opts.onRequest?.(r.method, ctx);
-    const request: JSONRPCRequest = { jsonrpc: '2.0', method: r.method, params: r.params as JSONRPCRequest['params'] };
-    if (r.id !== undefined) request.id = r.id as JSONRPCRequest['id'];
-    try {
-      return await this.server.receive(request, ctx);
-    } catch (e) {
-      log.error('dispatch failed', { method: r.method, err: e });
-      return r.id === undefined ? null : errorResponse(r.id, ERRORS.internalError.code, ERRORS.internalError.message);
-    }
-  }
-
-  private async invoke(name: MethodName, handler: Handler<MethodName>, params: unknown, ctx: CallContext): Promise<unknown> {
+    const id = r.id as Id | undefined;
+    this.opts.onRequest?.(r.method);
+    const entry = this.methods.get(r.method);
+    if (!entry) return id === undefined ? null : errorResponse(id, ERRORS.methodNotFound.code, ERRORS.methodNotFound.message);
+    const ctx = new Call(caller, typeof r.correlationId === 'string' ? r.correlationId.slice(0, 128) : undefined, this.opts.log);
     const t0 = performance.now();
+    let out: unknown;
     try {
-      const typed = validateParams(name, params);
-      if (Methods[name].mutating) {
-        const refused = this.opts.gate(name);
-        if (refused) throw refused;
-      }
-      const ms = this.opts.timeoutFor?.(name, typed) ?? this.opts.requestTimeoutMs;
-      const result = await this.withTimeout(name, ms, (extendTimeout) => handler(typed as never, { ...ctx, extendTimeout }));
-      const took = performance.now() - t0;
-      if (took > (this.opts.slowCallMs ?? 1000)) ctx.log.info('slow call', { method: name, ms: Math.round(took) });
-      else ctx.log.debug('call', { method: name, ms: Math.round(took * 10) / 10 });
-      return result;
+      out = this.invoke(entry, r.params, ctx);
     } catch (e) {
-      throw this.toRpcError(name, e, ctx, performance.now() - t0);
+      return this.failure(id, entry.name, e, ctx, t0);
     }
+    if (!isThenable(out)) return this.success(id, entry.name, out, ctx, t0);
+    const settled = entry.def ? this.withTimeout(entry.name, ctx, t0, out) : Promise.resolve(out);
+    return settled.then(
+      (result) => this.success(id, entry.name, result, ctx, t0),
+      (e: unknown) => this.failure(id, entry.name, e, ctx, t0),
+    );
   }
 
-  /** Runs RUN with a timeout of ms from now, which RUN may raise through the function it gets. */
-  private withTimeout<T>(name: string, ms: number, run: (extend: (totalMs: number) => void) => Promise<T> | T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const t0 = performance.now();
-      let limitMs = ms;
-      let settled = false;
+  /** Validates, applies the gate, sets the call's timeout and calls the handler: its result, or the promise of it. */
+  private invoke(entry: Entry, params: unknown, ctx: Call): unknown {
+    const def = entry.def;
+    if (!def) return entry.run(params, ctx);
+    const name = entry.name as MethodName;
+    const typed = validateParams(name, params);
+    if (def.mutating) {
+      const refused = this.opts.gate(name);
+      if (refused) throw refused;
+    }
+    ctx.limitMs = callTimeoutMs(def, typed, this.opts.timeouts);
+    return entry.run(typed, ctx);
+  }
+
+  /**
+   * PENDING, or error 1007 once the call has run ctx.limitMs from t0. A timer
+   * only for calls that went async: a synchronous handler is over before any
+   * timer could fire.
+   */
+  private withTimeout(name: string, ctx: Call, t0: number, pending: PromiseLike<unknown>): Promise<unknown> {
+    return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const arm = () => {
         clearTimeout(timer);
         timer = setTimeout(() => {
-          settled = true;
-          reject(new HostvisorError('requestTimeout', `${name} did not finish within ${limitMs} ms; it may still complete`));
-        }, Math.max(0, limitMs - (performance.now() - t0)));
+          ctx.rearm = undefined;
+          reject(new HostvisorError('requestTimeout', `${name} did not finish within ${ctx.limitMs} ms; it may still complete`));
+        }, Math.max(0, ctx.limitMs - (performance.now() - t0)));
       };
-      const extend = (totalMs: number) => {
-        if (settled || !(totalMs > limitMs)) return;
-        limitMs = totalMs;
-        arm();
-      };
+      ctx.rearm = arm;
       arm();
-      let p: Promise<T>;
-      try {
-        p = Promise.resolve(run(extend));
-      } catch (e) {
-        p = Promise.reject(e);
-      }
-      p.then((v) => { settled = true; clearTimeout(timer); resolve(v); }, (e) => { settled = true; clearTimeout(timer); reject(e); });
+      const done = () => { ctx.rearm = undefined; clearTimeout(timer); };
+      pending.then((v) => { done(); resolve(v); }, (e: unknown) => { done(); reject(e); });
     });
   }
 
-  private toRpcError(name: string, e: unknown, ctx: CallContext, ms: number): JSONRPCErrorException {
+  private success(id: Id | undefined, name: string, result: unknown, ctx: Call, t0: number): Response | null {
+    const took = performance.now() - t0;
+    if (took > this.slowCallMs) ctx.log.info('slow call', { method: name, ms: Math.round(took) });
+    else if (this.debug) ctx.log.debug('call', { method: name, ms: Math.round(took * 10) / 10 });
+    return id === undefined ? null : { jsonrpc: '2.0', id, result };
+  }
+
+  private failure(id: Id | undefined, name: string, e: unknown, ctx: Call, t0: number): Response | null {
+    const ms = Math.round(performance.now() - t0);
+    let response: Response;
     if (e instanceof HostvisorError) {
-      const fields = { method: name, code: e.code, error: e.message, ms: Math.round(ms) };
+      const fields = { method: name, code: e.code, error: e.message, ms };
       // A caller's mistake is theirs: logged at info, not as a server fault.
       if (e.fault === 'client') ctx.log.info('call rejected', fields);
       else ctx.log.error('call failed', { ...fields, err: e });
-      return new JSONRPCErrorException(e.message, e.code, e.data);
+      response = errorResponse(id, e.code, e.message, e.data);
+    } else {
+      ctx.log.error('call failed unexpectedly', { method: name, err: e, ms });
+      response = errorResponse(id, ERRORS.internalError.code, ERRORS.internalError.message);
     }
-    ctx.log.error('call failed unexpectedly', { method: name, err: e, ms: Math.round(ms) });
-    return new JSONRPCErrorException(ERRORS.internalError.message, ERRORS.internalError.code);
+    return id === undefined ? null : response;
   }
 }

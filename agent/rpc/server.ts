@@ -5,7 +5,7 @@ import { createServer, type Server as HttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Dispatcher } from './dispatcher.js';
+import type { Caller, Dispatcher } from './dispatcher.js';
 import type { Logger } from '../log.js';
 
 export interface TlsFiles {
@@ -31,6 +31,8 @@ interface ConnState {
   id: number;
   ws: WebSocket;
   peer: string;
+  /** Passed with each of its frames to the dispatcher. */
+  caller: Caller;
   inFlight: number;
   paused: boolean;
   /** Frames read while at the in-flight limit (pausing the socket stops further reads, not these). */
@@ -109,7 +111,8 @@ export class RpcServer {
   private onConnection(ws: WebSocket, socket: TLSSocket): void {
     const cert = socket.getPeerCertificate();
     const peer = `${cert.subject?.CN ?? '?'}@${socket.remoteAddress ?? '?'}`;
-    const c: ConnState = { id: this.nextId++, ws, peer, inFlight: 0, paused: false, queued: [] };
+    const id = this.nextId++;
+    const c: ConnState = { id, ws, peer, caller: { connId: id, peer }, inFlight: 0, paused: false, queued: [] };
     this.conns.add(c);
     const log = this.opts.log.child({ conn: c.id });
     log.info('engine connected', { peer });
@@ -132,15 +135,22 @@ export class RpcServer {
 
   private dispatch(c: ConnState, text: string, log: Logger): void {
     c.inFlight++;
-    this.dispatcher.handle(text, { connId: c.id, peer: c.peer }).then(
-      (reply) => { if (reply !== undefined) this.send(c, reply); },
-      (err) => log.error('frame handling failed', { err }),
-    ).finally(() => {
-      c.inFlight--;
-      const next = c.queued.shift();
-      if (next !== undefined) this.dispatch(c, next, log);
-      this.updateFlow(c);
-    });
+    this.dispatcher.handle(text, c.caller).then(
+      (reply) => this.answered(c, reply, log),
+      (err: unknown) => {
+        log.error('frame handling failed', { err });
+        this.answered(c, undefined, log);
+      },
+    );
+  }
+
+  /** A frame is done: its reply goes out, and the next queued frame (if any) takes its place. */
+  private answered(c: ConnState, reply: string | undefined, log: Logger): void {
+    if (reply !== undefined) this.send(c, reply);
+    c.inFlight--;
+    const next = c.queued.shift();
+    if (next !== undefined) this.dispatch(c, next, log);
+    this.updateFlow(c);
   }
 
   private send(c: ConnState, text: string): void {

@@ -1,7 +1,7 @@
 // Host network verbs (VDSM's setupNetworks family).
 import { method, type MethodDef } from '../method.js';
 import { Empty } from '../types.js';
-import { SetupNetworksParams } from '../network-request.js';
+import { SetupNetworksParams, setupNetworksTimeoutMs } from '../network-request.js';
 import { NetworkCapabilities, SetupNetworksResult } from '../network.js';
 
 const NETWORK_SETUP_ERRORS = [
@@ -18,6 +18,8 @@ export const NETWORK_METHODS = {
       + 'verified), 1009 (rollback not verified); error data carries reason, rollback {verified, diff, steps} and phasesMs. A call while one '
       + 'runs gets 40. The reply may never reach a client the change cut off: Host.getNetworkCapabilities().lastSetup says how the call ended.',
     params: SetupNetworksParams, result: SetupNetworksResult, errors: NETWORK_SETUP_ERRORS, since: '0.4', mutating: true, duringRecovery: true,
+    // The engine's confirmation wait and two DHCP waits (apply, rollback) on top of the request timeout.
+    timeoutMs: (p, b) => setupNetworksTimeoutMs(p, b.requestMs, b.dhcpMs),
   }),
   'Host.setSafeNetworkConfig': method({
     summary: 'Persists the running network config (atomically) as the one the host returns to at boot (restore-networks); clears netConfigDirty.',
