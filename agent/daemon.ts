@@ -10,12 +10,12 @@ import { resolveDomainType, type DomainType } from './virt/domain-type.js';
 import { VERSION, PACKAGE_ROOT } from './version.js';
 import { Hooks } from './hooks/hooks.js';
 import { StoragePool } from './storage/pool.js';
+import { storageSettings } from './storage/index.js';
 import { createStorageHandlers } from './storage/handlers.js';
 import { ThinProvisioning } from './storage/thinp/thin-provisioning.js';
 import { VmDisks } from './storage/vm-disks.js';
 import { DiskRecovery } from './vm/disk-recovery.js';
-import { isHookPoint, type HookPoint } from './hooks/points.js';
-import { ConfigError } from './config/load.js';
+import { parseTimeoutOverrides } from './hooks/points.js';
 import { join } from 'node:path';
 import { ensureDevPki, pkiPaths } from './pki/dev-ca.js';
 import { VmManager } from './vm/manager.js';
@@ -73,11 +73,8 @@ export class Hostvisord {
       log: this.log.child({ component: 'hooks' }),
     });
     this.pool = new StoragePool({
-      activation: config['storage.activation'], loopDataDir: config['storage.loopDataDir'], loopLinkDir: config['storage.loopLinkDir'],
-      lvmTimeoutMs: config['storage.lvmTimeoutMs'], qemuImgTimeoutMs: config['storage.qemuImgTimeoutMs'], ioTimeoutMs: config['storage.ioTimeoutMs'],
-      extentSizeMiB: config['storage.extentSizeMiB'], thinInitialSizeMiB: config['storage.thinInitialSizeMiB'], maxSizeFactor: config['storage.maxSizeFactor'],
+      ...storageSettings(config),
       sanlockIoTimeoutSec: config['storage.sanlockIoTimeoutSec'], spmWatchIntervalMs: config['storage.spmWatchIntervalMs'],
-      filePreallocation: oneOf(config['storage.filePreallocation'], ['falloc', 'full'] as const, 'storage.filePreallocation'),
       taskShutdownWaitMs: config['storage.taskShutdownWaitMs'],
       monitorIntervalMs: config['storage.monitorIntervalMs'], monitorReadTimeoutMs: config['storage.monitorReadTimeoutMs'],
       monitorRefreshIntervalMs: config['storage.monitorRefreshIntervalMs'],
@@ -197,21 +194,4 @@ export class Hostvisord {
     timer.mark('hooks');
     this.log.info('stopped', timer.fields());
   }
-}
-
-/** A setting that takes one of a few words; anything else stops the daemon. */
-function oneOf<T extends string>(v: string, allowed: readonly T[], key: string): T {
-  if (!(allowed as readonly string[]).includes(v)) throw new ConfigError(`${key}: must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
-  return v as T;
-}
-
-/** "before_vm_start=120000,after_get_caps=5000" -> {before_vm_start: 120000, ...}; bad entries stop the daemon. */
-export function parseTimeoutOverrides(text: string): Partial<Record<HookPoint, number>> {
-  const out: Partial<Record<HookPoint, number>> = {};
-  for (const part of text.split(',').map((x) => x.trim()).filter(Boolean)) {
-    const [point, ms] = part.split('=');
-    if (!point || !isHookPoint(point) || !ms || !/^\d+$/.test(ms)) throw new ConfigError(`hooks.timeoutOverrides: bad entry "${part}"`);
-    out[point] = Number(ms);
-  }
-  return out;
 }

@@ -47,8 +47,9 @@ async function main(): Promise<number> {
 main().then(
   (code) => { process.exitCode = code; },
   (e: unknown) => {
+    // A bad config is the operator's to fix: its message alone, and EX_CONFIG, which the unit does not restart on.
     const msg = e instanceof ConfigError ? e.message : e instanceof Error ? e.stack ?? e.message : String(e);
     process.stderr.write(`hostvisord: ${msg}\n`);
-    process.exitCode = 1;
+    process.exitCode = e instanceof ConfigError ? e.code : 1;
   },
 );

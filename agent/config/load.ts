@@ -1,13 +1,34 @@
 // Loads hostvisord's configuration: defaults from settings.ts, overridden by
-// the TOML config file. Bad values stop the daemon at start with a clear message.
+// the TOML config file, each value checked against its setting's schema. A bad
+// value stops the daemon at start with a message that names the setting and
+// what it allows.
 import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
-import { SETTINGS, type Config, type SettingKey } from './settings.js';
+import { Value } from '@sinclair/typebox/value';
+import { SETTINGS, type Config, type Setting, type SettingKey } from './settings.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/hostvisor/agent.toml';
 
+/**
+ * sysexits.h's EX_CONFIG. The daemon exits with it on a ConfigError, and the
+ * unit does not restart a daemon that cannot start with its configuration
+ * (RestartPreventExitStatus).
+ */
+export const CONFIG_ERROR_CODE = 78;
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
+  readonly code = CONFIG_ERROR_CODE;
+  /** The setting at fault, when one is. */
+  readonly setting: string | undefined;
+  /** The values the setting allows, for one that takes one of a few. */
+  readonly allowed: readonly unknown[] | undefined;
+
+  constructor(message: string, o: { cause?: unknown; setting?: string; allowed?: readonly unknown[] } = {}) {
+    super(message, o.cause === undefined ? undefined : { cause: o.cause });
+    this.setting = o.setting;
+    this.allowed = o.allowed;
+  }
 }
 
 export function defaults(): Config {
@@ -16,11 +37,35 @@ export function defaults(): Config {
   return out as Config;
 }
 
+/** The values a setting that takes one of a few words allows; undefined for the others. */
+export function allowedValues(s: Setting): readonly unknown[] | undefined {
+  if (s.const !== undefined) return [s.const]; // a union of one word is that word's literal
+  const members = s.anyOf as { const?: unknown }[] | undefined;
+  return members?.every((m) => m.const !== undefined) ? members.map((m) => m.const) : undefined;
+}
+
+/** A value as the operator wrote it (JSON would print inf and nan as null). */
+const shown = (v: unknown): string => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v));
+
+/** What a setting takes, in words: `one of "lvm", "loop"`, `a number >= 0`, `an integer 0..65535`. */
+export function describeSetting(s: Setting): string {
+  const allowed = allowedValues(s);
+  if (allowed) return allowed.length === 1 ? JSON.stringify(allowed[0]) : `one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}`;
+  const range = s.maximum !== undefined ? ` ${s.minimum ?? ''}..${s.maximum}` : s.minimum !== undefined ? ` >= ${s.minimum}` : '';
+  switch (s.type) {
+    case 'integer': return `an integer${range}`;
+    case 'number': return `a number${range}`;
+    case 'boolean': return 'true or false';
+    case 'string': return 'a string';
+    default: return String(s.type);
+  }
+}
+
 /** TOML tables map to dotted keys: [rpc] port = 1 is "rpc.port". */
 function flatten(obj: Record<string, unknown>, prefix = '', out: Record<string, unknown> = {}): Record<string, unknown> {
   for (const [k, v] of Object.entries(obj)) {
     const key = prefix ? `${prefix}.${k}` : k;
-    if (v !== null && typeof v === 'object' && !Array.isArray(v) && !(key in SETTINGS)) flatten(v as Record<string, unknown>, key, out);
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && !Object.hasOwn(SETTINGS, key)) flatten(v as Record<string, unknown>, key, out);
     else out[key] = typeof v === 'bigint' ? Number(v) : v;
   }
   return out;
@@ -29,10 +74,12 @@ function flatten(obj: Record<string, unknown>, prefix = '', out: Record<string, 
 export function applyOverrides(base: Config, overrides: Record<string, unknown>, source: string): Config {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(flatten(overrides))) {
-    if (!(k in SETTINGS)) throw new ConfigError(`${source}: unknown setting "${k}"`);
-    const def = SETTINGS[k as SettingKey].default;
-    if (typeof v !== typeof def) throw new ConfigError(`${source}: "${k}" must be a ${typeof def}, got ${JSON.stringify(v)}`);
-    if (typeof v === 'number' && (!Number.isFinite(v) || v < 0)) throw new ConfigError(`${source}: "${k}" must be a non-negative number`);
+    if (!Object.hasOwn(SETTINGS, k)) throw new ConfigError(`${source}: unknown setting "${k}"`, { setting: k });
+    const s: Setting = SETTINGS[k as SettingKey];
+    if (!Value.Check(s, v)) {
+      const allowed = allowedValues(s);
+      throw new ConfigError(`${source}: ${k} must be ${describeSetting(s)}; got ${shown(v)}`, { setting: k, ...(allowed ? { allowed } : {}) });
+    }
     out[k] = v;
   }
   return out as Config;
@@ -52,8 +99,9 @@ export function loadConfig(path: string = process.env.HOSTVISOR_CONFIG ?? DEFAUL
 
 /** Markdown table of every setting, for docs/config.md. */
 export function settingsMarkdown(): string {
-  const rows = Object.entries(SETTINGS).map(([k, s]) => `| \`${k}\` | \`${JSON.stringify(s.default)}\` | ${s.why} |`);
-  return ['| setting | default | why |', '| --- | --- | --- |', ...rows].join('\n') + '\n';
+  const rows = Object.entries(SETTINGS).map(([k, s]) =>
+    `| \`${k}\` | \`${JSON.stringify(s.default)}\` | ${describeSetting(s)} | ${s.description} |`);
+  return ['| setting | default | takes | why |', '| --- | --- | --- | --- |', ...rows].join('\n') + '\n';
 }
 
 /** The documented config file: every setting commented out at its default, grouped by table. */
@@ -67,7 +115,9 @@ export function settingsToml(): string {
   for (const [k, s] of Object.entries(SETTINGS)) {
     const [t, name] = k.split('.') as [string, string];
     if (t !== table) { lines.push('', `[${t}]`); table = t; }
-    lines.push(`# ${s.why}`, `# ${name} = ${JSON.stringify(s.default)}`);
+    lines.push(`# ${s.description}`);
+    if (allowedValues(s)) lines.push(`# Takes ${describeSetting(s)}.`);
+    lines.push(`# ${name} = ${JSON.stringify(s.default)}`);
   }
   return lines.join('\n') + '\n';
 }

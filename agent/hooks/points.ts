@@ -1,6 +1,7 @@
 // Every hook point, under VDSM's names, in one table. A verb that gains
 // hooks adds its points here. `kind` says what the hook's file holds;
 // `raising` says whether a failure aborts the operation (VDSM's rules).
+import { ConfigError } from '../config/load.js';
 
 export type HookKind = 'xml' | 'json';
 
@@ -73,6 +74,17 @@ export function isHookPoint(name: string): name is HookPoint {
 }
 
 /** docs/hooks.md's table of points, from this table. */
+/** The hooks.timeoutOverrides setting: "before_vm_start=120000,after_get_caps=5000" -> {before_vm_start: 120000, ...}; a bad entry stops the daemon. */
+export function parseTimeoutOverrides(text: string): Partial<Record<HookPoint, number>> {
+  const out: Partial<Record<HookPoint, number>> = {};
+  for (const part of text.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const [point, ms] = part.split('=');
+    if (!point || !isHookPoint(point) || !ms || !/^\d+$/.test(ms)) throw new ConfigError(`hooks.timeoutOverrides: bad entry "${part}"`, { setting: 'hooks.timeoutOverrides' });
+    out[point] = Number(ms);
+  }
+  return out;
+}
+
 export function hookPointsMarkdown(): string {
   const rows = Object.entries(HOOK_POINTS).map(([name, d]) =>
     `| \`${name}\` | ${d.kind === 'xml' ? '`_hook_domxml`' : '`_hook_json`'} | ${d.raising ? 'aborts the call (78)' : 'logged only'} | ${d.input} |`);

@@ -1,7 +1,9 @@
-// The storage layer's entry points: settings (the tunables the lead adds to
-// agent/config/settings.ts as storage.*), the activation driver they pick,
-// and opening or creating domains with them.
+// The storage layer's entry points: settings (the storage.* tunables of
+// agent/config/settings.ts), the activation driver they pick, and opening or
+// creating domains with them.
 import type { Logger } from '../log.js';
+import { defaults } from '../config/load.js';
+import type { Config } from '../config/settings.js';
 import { LvmActivationDriver, type ActivationDriver, type ActivationKind } from './activation.js';
 import { BlockStorageDomain, type BlockDomainOptions, type CreateBlockDomainOptions } from './block-domain.js';
 import type { Runner } from './exec.js';
@@ -23,19 +25,18 @@ export interface StorageSettings {
   filePreallocation: 'falloc' | 'full';
 }
 
-/** Production defaults (VDSM's figures where VDSM has them). */
-export const STORAGE_DEFAULTS: StorageSettings = {
-  activation: 'lvm',
-  loopDataDir: '/var/lib/hostvisor/loop-lvs',
-  loopLinkDir: '/run/hostvisor/storage/loop',
-  lvmTimeoutMs: 60_000,
-  qemuImgTimeoutMs: 600_000,
-  ioTimeoutMs: 10_000,
-  extentSizeMiB: 128,
-  thinInitialSizeMiB: 2560,
-  maxSizeFactor: 1.1,
-  filePreallocation: 'falloc',
-};
+/** The storage.* settings of a config. */
+export function storageSettings(c: Config): StorageSettings {
+  return {
+    activation: c['storage.activation'], loopDataDir: c['storage.loopDataDir'], loopLinkDir: c['storage.loopLinkDir'],
+    lvmTimeoutMs: c['storage.lvmTimeoutMs'], qemuImgTimeoutMs: c['storage.qemuImgTimeoutMs'], ioTimeoutMs: c['storage.ioTimeoutMs'],
+    extentSizeMiB: c['storage.extentSizeMiB'], thinInitialSizeMiB: c['storage.thinInitialSizeMiB'], maxSizeFactor: c['storage.maxSizeFactor'],
+    filePreallocation: c['storage.filePreallocation'],
+  };
+}
+
+/** Production defaults: the settings table's (agent/config/settings.ts), not a copy of them. */
+export const STORAGE_DEFAULTS: StorageSettings = storageSettings(defaults());
 
 export function createActivationDriver(s: StorageSettings, o: { log?: Logger; runner?: Runner } = {}): ActivationDriver {
   const common = { timeoutMs: s.ioTimeoutMs, ...(o.log ? { log: o.log } : {}), ...(o.runner ? { runner: o.runner } : {}) };
