@@ -200,10 +200,13 @@ function agentChildPids(): number[] {
 }
 
 /** hostvisord as a child process (harness spawnAgent, ready in ≤ 60 s), on a free port with the dev PKI. */
-export async function startAgentChild(overrides: Overrides): Promise<BenchAgent> {
+export async function startAgentChild(overrides: Overrides, o: { memoryProbe?: boolean } = {}): Promise<BenchAgent> {
   const config = await testConfig(overrides);
+  // The probe (bench/mem-probe.ts) reports the V8 heap on SIGUSR2; the agent has no such hook of its own.
+  const env = o.memoryProbe
+    ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${new URL('./mem-probe.js', import.meta.url).href}`.trim() } : {};
   try {
-    const { child, logs } = await spawnAgent(config);
+    const { child, logs } = await spawnAgent(config, env);
     if (child.pid === undefined) throw new Error('agent child has no pid');
     const a: BenchAgent = { child, pid: child.pid, config, logs, stopping: false };
     children.add(child);

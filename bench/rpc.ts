@@ -4,11 +4,11 @@
 // TLS and `ws` settings, json-rpc-2.0's JSONRPCServer, no validation,
 // logging, timeouts or flow control) in the same run.
 //
-//   npm run bench:rpc   (= setup + build, then node --expose-gc dist/bench/rpc.js)
+//   npm run bench:rpc   (= setup + build, then node --expose-gc <hostvisord.service's node flags> dist/bench/rpc.js)
 //
 // 1. starts a real agent in this process with the test harness's code
-//    (loopback port, development PKI, libvirtd on this host; stats intervals
-//    and logging as in production: info level, lines dropped) and the
+//    (loopback port, development PKI, libvirtd on this host; stats intervals,
+//    logging (info level, lines dropped) and node flags as in production) and the
 //    baseline server on another loopback port with the same certificates;
 // 2. for each cell (target x in-flight), a worker thread (its own event loop,
 //    so the client's work does not share the servers' thread) opens one
@@ -257,7 +257,9 @@ async function main(): Promise<void> {
     '',
   ].join('\n'));
 
-  const out: Record<string, unknown> = { bench: 'rpc', window_ms: WINDOW_MS, warmup_ms: WARMUP_MS, rounds: ROUNDS, node: process.version };
+  // node_flags: the V8/Node flags of this process, which the agent and the bare server share (npm run bench:rpc
+  // passes those of hostvisord.service).
+  const out: Record<string, unknown> = { bench: 'rpc', window_ms: WINDOW_MS, warmup_ms: WARMUP_MS, rounds: ROUNDS, node: process.version, node_flags: process.execArgv.join(' ') };
   for (const level of LEVELS) {
     for (const target of TARGETS) {
       const r = cell(target, level);

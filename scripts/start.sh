@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash test/lab/setup.sh
 bash scripts/build.sh
-exec node dist/agent/main.js "$@"
+# With the node flags the unit runs the agent with (packaging/systemd/hostvisord.service).
+read -r -a flags <<< "$(bash scripts/unit-node-flags.sh)"
+exec node "${flags[@]}" dist/agent/main.js "$@"

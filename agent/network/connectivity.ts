@@ -15,7 +15,8 @@ export class ConnectivityWatch {
   /** The engine reached us. */
   touch(): void {
     this.lastMs = performance.now();
-    for (const w of [...this.waiters]) w(true);
+    // Every engine request lands here: no copy of the waiters unless one waits.
+    if (this.waiters.size > 0) for (const w of [...this.waiters]) w(true);
   }
 
   /**

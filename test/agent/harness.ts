@@ -17,6 +17,20 @@ import { createLogger, silentLogger, type Logger } from '../../agent/log.js';
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const MAIN_JS = join(REPO, 'dist', 'agent', 'main.js');
 
+/**
+ * The node flags and environment hostvisord.service runs the agent with (its
+ * ExecStart= words before the script, its Environment= lines): agents spawned
+ * here get the same, so tests and benchmarks run what ships.
+ */
+export function unitLaunch(): { nodeArgs: string[]; env: Record<string, string> } {
+  const unit = readFileSync(join(REPO, 'packaging', 'systemd', 'hostvisord.service'), 'utf8');
+  const exec = /^ExecStart=(\S+) (.*?) ?\S*\/dist\/agent\/main\.js /m.exec(unit);
+  if (!exec) throw new Error('hostvisord.service: no ExecStart= running node on dist/agent/main.js');
+  const env: Record<string, string> = {};
+  for (const m of unit.matchAll(/^Environment=(\w+)=(\S*)$/gm)) env[m[1]!] = m[2]!;
+  return { nodeArgs: exec[2] ? exec[2].split(/\s+/) : [], env };
+}
+
 /** A scratch folder under the temp dir, removed when this test process exits (tests never reuse them). */
 const scratchDirs: string[] = [];
 export function scratchDir(prefix: string): string {
@@ -118,7 +132,8 @@ export async function spawnAgent(config: Config, env: NodeJS.ProcessEnv = {}): P
   const dir = scratchDir('hv-agent-');
   const file = join(dir, 'agent.toml');
   writeFileSync(file, Object.entries(config).map(([k, v]) => `"${k}" = ${JSON.stringify(v)}`).join('\n') + '\n');
-  const child = spawn(process.execPath, [MAIN_JS, '--config', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const launch = unitLaunch();
+  const child = spawn(process.execPath, [...launch.nodeArgs, MAIN_JS, '--config', file], { env: { ...process.env, ...launch.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   const logs: string[] = [];
   const ready = new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`agent not ready in 60 s:\n${logs.slice(-20).join('\n')}`)), 60_000);
