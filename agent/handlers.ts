@@ -55,7 +55,8 @@ export function createHandlers(s: HandlerServices): Handlers {
     'Host.getCapabilities': () => gated('caps', async () => ({ ...(await s.capabilities()), hooks: hooks.current })),
     'Host.getStats': () => gated('stats', () => {
       const vms = m.list();
-      return s.hostStats(vms.length, vms.filter((v) => v.status !== 'Down').length);
+      // Answered while recovering too (a poll is not refused with 99), so the field says it.
+      return { ...s.hostStats(vms.length, vms.filter((v) => v.status !== 'Down').length), recovering: m.recovering };
     }),
     'Host.getAllVmStats': async () => ({
       statsList: await gated('all_vm_stats', () => m.list().map((vm) => vmStats(vm, s.vmSample(vm.id)))),

@@ -42,7 +42,7 @@ export const HOST_METHODS = {
     errors: ['libvirtUnavailable', 'libvirtError', 'hookError', 'networkCommandFailed'], since: '0.1', mutating: false,
   }),
   'Host.getStats': method({
-    summary: 'Host utilisation: CPU, memory, load, per-NIC rates and uptime.',
+    summary: 'Host utilisation: CPU, memory, load, per-NIC rates and uptime; and whether the agent is still recovering.',
     params: Empty,
     result: Type.Object({
       cpuUser: Type.Number({ description: '% of all CPUs, last interval' }),
@@ -54,6 +54,10 @@ export const HOST_METHODS = {
       })),
       uptime: Type.Number({ description: 's' }),
       vmCount: Type.Integer(), vmActive: Type.Integer(),
+      recovering: Type.Optional(Type.Boolean({
+        description: 'true until the agent has reconciled its VMs with libvirt after it started: meanwhile its VM list is incomplete and mutating calls answer 99. '
+          + 'The controller shows the host Initializing. Added in 0.4; older agents leave it out (read as false)',
+      })),
     }),
     errors: ['hookError'], since: '0.1', mutating: false,
   }),
