@@ -1,4 +1,5 @@
-// Every tunable of the controller's decisions (health, SPM, placement, reconcile) in one table:
+// Every tunable of the controller's decisions (health, SPM, placement, reconcile) and of how it
+// reaches the agents (connections, monitoring) in one table:
 // its default, unit, allowed range and why. The controller's config file takes its values from
 // here; the decision functions take a resolved DecisionSettings, never a global.
 
@@ -14,6 +15,30 @@ export const DECISION_SETTINGS = {
   pollIntervalMs: {
     default: 3_000, unit: 'ms', min: 500, max: 60_000,
     reason: "Host.getStats poll period (oVirt's VdsRefreshRate, 3 s): fast enough that a lost host is Connecting within two polls",
+  },
+  pollTimeoutMs: {
+    default: 3_000, unit: 'ms', min: 100, max: 60_000,
+    reason: "bound on one monitoring call (Host.getStats, Host.getVMList): no answer within it is a failed poll. One poll period (a longer value is cut to it), so a hung agent (stopped, deadlocked) is Connecting within two polls; Host.getStats serves a cached sample in milliseconds. oVirt's 180 s vdsTimeout bounds every verb and leaves hung-agent detection to its 30 s heartbeat",
+  },
+  vmListIntervalMs: {
+    default: 15_000, unit: 'ms', min: 500, max: 600_000,
+    reason: "period of the full Host.getVMList per host (oVirt's PollVmStatsRefresher: VdsRefreshRate x NumberVmRefreshesBeforeSave = 3 s x 5); VM_status events carry the changes in between, and a new connection or a host answering again fetches the list at once",
+  },
+  agentConnectTimeoutMs: {
+    default: 20_000, unit: 'ms', min: 500, max: 300_000,
+    reason: "bound on one connect to an agent (TCP, TLS and the WebSocket upgrade; oVirt's vdsConnectionTimeout, 20 s): a host that drops packets must not hold a connect attempt forever, and a loaded one gets time to answer the handshake",
+  },
+  agentReconnectMaxMs: {
+    default: 3_000, unit: 'ms', min: 200, max: 300_000,
+    reason: "longest pause between two connect attempts to an unreachable agent (backoff from 200 ms, jittered): one poll period, as oVirt tries again at every refresh, so a returning agent is Up within about a poll of listening; a refused connect costs the host one SYN",
+  },
+  agentKeepaliveMs: {
+    default: 10_000, unit: 'ms', min: 200, max: 300_000,
+    reason: "WebSocket ping period on every agent connection; a connection that hears nothing for a full period is ended and redialled. Catches a host cut off without a TCP reset within 20 s, well inside the 60 s grace, so the controller is already redialling when the host is declared lost (oVirt's 30 s heartbeat would take the whole grace). The agent stops reading, and so stops answering pings, only past 256 unanswered calls on a connection, far above the few the controller keeps in flight",
+  },
+  agentCallTimeoutMs: {
+    default: 75_000, unit: 'ms', min: 1_000, max: 3_600_000,
+    reason: "default bound on any other agent call: longer than the agent's own 60 s request timeout (rpc.requestTimeoutMs), so the agent's 1007 answer (it may still complete) normally comes first; long work runs as tasks and events, so unlike oVirt's 180 s vdsTimeout no call needs minutes",
   },
   nonResponsiveAttempts: {
     default: 2, unit: 'count', min: 0, max: 100,

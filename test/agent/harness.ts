@@ -127,8 +127,11 @@ export async function bounded(what: string, p: Promise<unknown>, ms = 30_000): P
   if (r !== 'ok') process.stderr.write(`teardown ${what}: ${String(r)}\n`);
 }
 
-/** An agent as a child process, so a test can kill -9 it. Resolves once it logged "ready". */
-export async function spawnAgent(config: Config, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; logs: string[] }> {
+/**
+ * An agent as a child process, so a test can kill -9 it. Resolves once it logged "ready" (or
+ * `readyMsg`: "listening" for an agent that cannot finish recovering yet).
+ */
+export async function spawnAgent(config: Config, env: NodeJS.ProcessEnv = {}, o: { readyMsg?: string } = {}): Promise<{ child: ChildProcess; logs: string[] }> {
   const dir = scratchDir('hv-agent-');
   const file = join(dir, 'agent.toml');
   writeFileSync(file, Object.entries(config).map(([k, v]) => `"${k}" = ${JSON.stringify(v)}`).join('\n') + '\n');
@@ -144,7 +147,7 @@ export async function spawnAgent(config: Config, env: NodeJS.ProcessEnv = {}): P
       buf = lines.pop() ?? '';
       for (const l of lines) {
         logs.push(l);
-        if (l.includes('"msg":"ready"')) { clearTimeout(t); resolve(); }
+        if (l.includes(`"msg":"${o.readyMsg ?? 'ready'}"`)) { clearTimeout(t); resolve(); }
       }
     });
     child.once('exit', (code) => { clearTimeout(t); reject(new Error(`agent exited with ${code}:\n${logs.slice(-20).join('\n')}`)); });

@@ -4,24 +4,33 @@
 // with -9, stopped and continued, and started again on the same port.
 import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import { spawnAgent, stopChild, testConfig, waitExit } from '../../agent/harness.js';
+import { spawnAgent, stopChild, testConfig, waitExit, type Overrides } from '../../agent/harness.js';
 import { pkiPaths } from '../../../agent/pki/dev-ca.js';
 import type { Config } from '../../../agent/config/settings.js';
 
 export interface TlsTarget { url: string; key: Buffer; cert: Buffer; ca: Buffer }
 
+export interface AgentProcessOptions {
+  /** config overrides (e.g. another libvirt.uri) */
+  overrides?: Overrides;
+  /** the log message that says it is up (default "ready"; "listening" for one still recovering) */
+  readyMsg?: string;
+}
+
 export class AgentProcess {
   private child: ChildProcess | undefined;
+  /** The current process's log lines (JSON), as it writes them. */
+  logs: string[] = [];
 
-  private constructor(readonly config: Config, readonly target: TlsTarget) {}
+  private constructor(readonly config: Config, readonly target: TlsTarget, private readonly o: AgentProcessOptions) {}
 
-  static async start(): Promise<AgentProcess> {
-    const config = await testConfig({ 'libvirt.uri': 'test:///default' });
+  static async start(o: AgentProcessOptions = {}): Promise<AgentProcess> {
+    const config = await testConfig({ 'libvirt.uri': 'test:///default', ...o.overrides });
     const p = pkiPaths(config['pki.dir']);
     const a = new AgentProcess(config, {
       url: `wss://localhost:${config['rpc.port']}/`,
       key: readFileSync(p.clientKey), cert: readFileSync(p.clientCert), ca: readFileSync(p.caCert),
-    });
+    }, o);
     await a.restart();
     return a;
   }
@@ -32,7 +41,9 @@ export class AgentProcess {
 
   /** Starts the agent (again) on the same port and PKI; resolves once it logged "ready". */
   async restart(): Promise<void> {
-    this.child = (await spawnAgent(this.config)).child;
+    const { child, logs } = await spawnAgent(this.config, {}, this.o.readyMsg !== undefined ? { readyMsg: this.o.readyMsg } : {});
+    this.child = child;
+    this.logs = logs;
   }
 
   /** kill -9, and waits (bounded) until it is gone. */
