@@ -144,3 +144,29 @@ t.test('kill -9: Connecting within 2 polls, NonResponsive after the grace with i
   t.equal(reconciled(list.o, made), 'Down', 'reconcile: Down only now, when an answering agent does not list it');
   t.equal(reconciled(list.o, node.paused), 'Paused', 'and the paused one Paused');
 });
+
+t.test('close() stops the loop: no timer or socket is left, and nothing reaches the sink afterwards', async (t) => {
+  const count = (): Record<string, number> => {
+    const c: Record<string, number> = {};
+    for (const r of process.getActiveResourcesInfo()) c[r] = (c[r] ?? 0) + 1;
+    return c;
+  };
+  const more = (x: Record<string, number>, than: Record<string, number>): string[] => Object.keys(x).filter((k) => (x[k] ?? 0) > (than[k] ?? 0));
+  await new Promise((r) => setTimeout(r, 300)); // the previous tests' sockets finish closing
+  const baseline = count();
+  const links = new AgentLinks({ credentials: credentialsOf(agent), settings });
+  const sink = new RecordingSink();
+  const monitor = new HealthMonitor({ agents: links, sink, settings });
+  links.set(endpointOf(HOST, agent));
+  monitor.track(enrolledHost(HOST, Date.now()));
+  monitor.start();
+  await sink.waitHealth('Up', (o) => o.host.status === 'Up', 10_000);
+  await new Promise((r) => setTimeout(r, POLL_MS / 2)); // mid-period: the tick timer is pending, maybe a poll in flight
+  t.ok(more(count(), baseline).includes('Timeout'), 'while running there are timers (so the check below can fail)');
+  await monitor.close();
+  await links.close();
+  const observed = sink.healths.length + sink.vmObs.length;
+  await new Promise((r) => setTimeout(r, 3 * POLL_MS));
+  t.equal(sink.healths.length + sink.vmObs.length, observed, 'no observation after close()');
+  t.same(more(count(), baseline), [], `no more timers or sockets than before (${JSON.stringify(count())} vs ${JSON.stringify(baseline)})`);
+});
