@@ -8,6 +8,7 @@ const E = osConstants.errno;
 /** Codes that mean "someone else holds the lease" for acquire. */
 const HELD_ELSEWHERE = new Set<number>([
   -E.EEXIST, // held by another registration of this host
+  -E.EBUSY, // another registration of this host is acquiring it at this moment (two contenders on one daemon race this way)
   -E.EAGAIN,
   SanlockRc.SANLK_ACQUIRE_IDLIVE, SanlockRc.SANLK_ACQUIRE_OWNED, SanlockRc.SANLK_ACQUIRE_OTHER,
   SanlockRc.SANLK_ACQUIRE_OWNED_RETRY, SanlockRc.SANLK_ACQUIRE_SHRETRY,
