@@ -5,12 +5,15 @@
 //   hostvisor-controller [--listen ADDR] [--port N] [--db PATH | --postgres URL] [--pki DIR]
 //                        [--admin-creds DIR] [--read-only-creds DIR] [--server-name NAME]...
 //
-// Jobs are recorded and stay pending: the executor that drives the agents is not built yet.
+// It links to every enrolled agent with its own client certificate, follows their health, and
+// runs jobs with the executor (controller/runtime).
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { Enrollment } from './enrollment/enroll.js';
 import { buildServer } from './http/server.js';
-import { PendingJobRunner } from './jobs/runner.js';
+import { ControllerRuntime } from './runtime/controller-runtime.js';
+import { resolveDecisionSettings } from './decision-settings.js';
+import { pinoLogFn } from './runtime/pino-log.js';
 import { ensureClientCredentials, ensureControllerPki } from './pki/ca.js';
 import { DEFAULT_SQLITE_PATH } from './store/connect.js';
 import { Store } from './store/store.js';
@@ -39,13 +42,18 @@ export async function main(argv: string[]): Promise<void> {
   await ensureClientCredentials(pki.ca, 'admin', o.adminCreds);
   await ensureClientCredentials(pki.ca, 'read-only', o.readOnlyCreds);
   const store = await Store.open(o.postgres ? { engine: 'postgres', connection: { connectionString: o.postgres } } : { engine: 'sqlite', path: o.db });
-  const jobs = new PendingJobRunner();
-  await jobs.resume(await store.jobs.unfinished());
+  const settings = resolveDecisionSettings();
+  let runtime: ControllerRuntime | undefined;
   const server = await buildServer({
-    ctx: { store, enrollment: new Enrollment(store, pki.ca), jobs },
+    ctx: { store, enrollment: new Enrollment(store, pki.ca), get jobs() { return runtime!.executor; }, hostsChanged: () => runtime?.kick() },
     tls: { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert), ca: readFileSync(pki.ca.caCert) },
     logger: { level: o.logLevel },
   });
+  runtime = new ControllerRuntime({
+    store, settings, log: pinoLogFn(server.log),
+    credentials: { key: readFileSync(pki.clientKey), cert: readFileSync(pki.clientCert), ca: readFileSync(pki.ca.caCert) },
+  });
+  await runtime.start();
   await server.listen({ host: o.listen, port: o.port });
   server.log.info({ store: store.engine, pki: o.pki, adminCreds: o.adminCreds }, 'controller ready');
 
@@ -56,7 +64,7 @@ export async function main(argv: string[]): Promise<void> {
     server.log.info({ signal }, 'stopping');
     const force = setTimeout(() => process.exit(1), SHUTDOWN_TIMEOUT_MS);
     force.unref();
-    void server.close().then(() => jobs.close()).then(() => store.close()).then(() => process.exit(0), () => process.exit(1));
+    void server.close().then(() => runtime?.close()).then(() => store.close()).then(() => process.exit(0), () => process.exit(1));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -10,6 +10,8 @@ export interface ApiContext {
   store: Store;
   enrollment: Enrollment;
   jobs: JobRunner;
+  /** Tells the runtime the set of hosts changed (enrolled, removed), so it links at once. */
+  hostsChanged?: () => void;
 }
 
 export const API_PREFIX = '/api/v1';

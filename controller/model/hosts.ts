@@ -17,6 +17,8 @@ export const HostStats = Type.Object({
   cpuUsedPercent: Type.Number(),
   memTotalMiB: Type.Number(),
   memUsedMiB: Type.Number(),
+  memAvailableMiB: Type.Optional(Type.Number()),
+  vmCount: Type.Optional(Type.Integer()),
 }, { additionalProperties: true });
 export type HostStats = Static<typeof HostStats>;
 

@@ -103,6 +103,11 @@ export class HealthMonitor {
     this.watches.set(initial.hostId, { hostId: initial.hostId, health: initial, vms: new VmView(), polling: null, listWanted: 1, listed: 0 });
   }
 
+  /** The hosts being watched. */
+  trackedHosts(): string[] {
+    return [...this.watches.keys()];
+  }
+
   /** Stops watching a host; a poll of it in flight is discarded. */
   untrack(hostId: string): void {
     this.watches.delete(hostId);

@@ -83,7 +83,9 @@ export class BlockDomainProbe implements DomainProbe {
 
   checkHead(bytes: Buffer): undefined {
     if (bytes.length !== READ_CHECK_BYTES) {
-      throw new StorageError('miscFileReadException', `short read of the metadata LV: ${bytes.length} of ${READ_CHECK_BYTES} bytes`, 'miscFileReadException');
+      // A block device that reads short has lost its backing (a detached loop device reads 0 bytes): inaccessible, not a read fault.
+      this.forgetPath();
+      throw new StorageError('storageDomainAccessError', `short read of the metadata LV: ${bytes.length} of ${READ_CHECK_BYTES} bytes`, 'storageDomainAccessError');
     }
     return undefined;
   }

@@ -24,6 +24,7 @@ export function enrollRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
       } } },
     async (req, reply) => {
       const r = await ctx.enrollment.enroll(req.body, req.id);
+      ctx.hostsChanged?.();
       reply.code(201);
       return { hostId: r.host.id, certificate: r.certificate, caCertificate: r.caCertificate };
     });

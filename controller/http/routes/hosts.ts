@@ -63,6 +63,7 @@ export function hostRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
     app.delete('/hosts/:id', { schema: { summary: 'Remove a host (refused while VMs run on it or are pinned to it)', tags: ['hosts'], params: IdParams, response: { 204: Type.Null(), ...errors(400, 404, 409) } } },
       async (req, reply) => {
         const h = await store.hosts.delete(req.params.id);
+        ctx.hostsChanged?.();
         await store.event({ kind: 'host.deleted', subjectKind: 'host', subjectId: h.id, correlationId: req.id, message: `host ${h.name} removed`, details: { certFingerprint: h.certFingerprint } });
         return reply.code(204).send(null);
       });

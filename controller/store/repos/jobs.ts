@@ -26,6 +26,8 @@ export interface NewJob {
 
 export interface JobProgress {
   state?: JobState;
+  /** the job's parameters with what its handler remembered for a resumed run */
+  params?: Record<string, unknown>;
   steps?: JobStep[];
   progress?: number;
   error?: JobError | null;
@@ -82,6 +84,7 @@ export class JobsRepo {
     await this.db.updateTable('jobs').set({
       state,
       ...(p.steps !== undefined && { steps: json(p.steps) }),
+      ...(p.params !== undefined && { params: json(p.params) }),
       ...(p.progress !== undefined && { progress: Math.max(0, Math.min(100, Math.round(p.progress))) }),
       ...(p.error !== undefined && { error: p.error && json(p.error) }),
       ...(state === 'running' && job.startedAt === null && { started_at: t }),
