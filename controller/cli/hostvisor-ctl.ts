@@ -7,18 +7,14 @@ import { Command, CommanderError, Option } from 'commander';
 import type { Cluster } from '../model/clusters.js';
 import type { Host } from '../model/hosts.js';
 import type { Job } from '../model/jobs.js';
-import type { Vm } from '../model/vms.js';
 import { ApiCallError, ApiClient, DEFAULT_CREDS_DIR, DEFAULT_URL, loadCredentials } from './api-client.js';
 import { waitForJob } from './job-wait.js';
 import { ago, table } from './table.js';
+import { resolveRef, type CliEnv, type GlobalOpts, type Io } from './commands/cli-env.js';
+import { registerStorage } from './commands/storage.js';
+import { registerVms } from './commands/vms.js';
+import { registerEvents } from './commands/events.js';
 
-interface Io {
-  out: NodeJS.WritableStream & { isTTY?: boolean };
-  err: NodeJS.WritableStream;
-  env: NodeJS.ProcessEnv;
-}
-
-interface GlobalOpts { url: string; creds: string; json?: boolean }
 
 type HostView = Host & { spm: boolean; vmCount: number };
 
@@ -58,6 +54,25 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
       list.map((h) => [h.name, h.status, h.spm ? 'SPM' : '', h.address, h.vmCount, h.spmPriority, ago(h.lastContact), h.reasons.join('; ')])));
   });
 
+  hosts.command('get <host>').description('one host').action(async (ref: string) => {
+    const { g, client } = ctx();
+    const h = await client.call<HostView>('GET', `/api/v1/hosts/${await resolveRef(client, '/api/v1/hosts', 'host', ref)}`);
+    print(g.json, h, () => table(['NAME', 'STATUS', 'SPM', 'ADDRESS', 'VMS', 'CPU', 'MEMORY USED', 'LAST CONTACT', 'REASONS'],
+      [[h.name, h.status, h.spm ? 'SPM' : '', `${h.address}:${h.port}`, h.vmCount, h.stats ? `${h.stats.cpuUsedPercent}%` : null,
+        h.stats ? `${h.stats.memUsedMiB}/${h.stats.memTotalMiB} MiB` : null, ago(h.lastContact), h.reasons.join('; ')]]));
+  });
+  hosts.command('set-priority <host> <priority>').description('SPM priority -1..10 (-1 = never SPM)').action(async (ref: string, p: string) => {
+    const { g, client } = ctx();
+    const h = await client.call<HostView>('PATCH', `/api/v1/hosts/${await resolveRef(client, '/api/v1/hosts', 'host', ref)}`, { spmPriority: Number(p) });
+    print(g.json, h, () => `host ${h.name}: SPM priority ${h.spmPriority}\n`);
+  });
+  hosts.command('delete <host>').description('remove a host (refused while VMs run on it)').action(async (ref: string) => {
+    const { g, client } = ctx();
+    const id = await resolveRef(client, '/api/v1/hosts', 'host', ref);
+    await client.call('DELETE', `/api/v1/hosts/${id}`);
+    print(g.json, { id, deleted: true }, () => `host ${ref} removed\n`);
+  });
+
   program.command('clusters').description('clusters').command('list').description('list clusters').action(async () => {
     const { g, client } = ctx();
     const list = await client.call<Cluster[]>('GET', '/api/v1/clusters');
@@ -65,13 +80,10 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
       list.map((c) => [c.name, c.policy, Object.entries(c.thresholds).map(([k, v]) => `${k}=${v}`).join(' '), c.id])));
   });
 
-  program.command('vms').description('virtual machines').command('list').description('list VMs').action(async () => {
-    const { g, client } = ctx();
-    const [list, hostList] = await Promise.all([client.call<Vm[]>('GET', '/api/v1/vms'), client.call<HostView[]>('GET', '/api/v1/hosts')]);
-    const hostName = new Map(hostList.map((h) => [h.id, h.name]));
-    print(g.json, list, () => table(['NAME', 'STATUS', 'DESIRED', 'HOST', 'MEMORY', 'VCPUS', 'ID'],
-      list.map((v) => [v.name, v.status, v.desiredState, v.hostId ? hostName.get(v.hostId) ?? v.hostId : null, `${v.spec.memoryMiB} MiB`, v.spec.vcpus ?? 1, v.id])));
-  });
+  const env: CliEnv = { io, ctx, print: (value, human) => print(program.opts<GlobalOpts>().json, value, human), setCode: (c) => { code = c; } };
+  registerStorage(program, env);
+  registerVms(program, env);
+  registerEvents(program, env);
 
   const jobs = program.command('jobs').description('asynchronous actions');
   jobs.command('get <id>').description('show a job').action(async (id: string) => {

@@ -75,3 +75,48 @@ t.test('usage errors exit 2; missing credentials and the read-only role are repo
   const ro = await ctl(['hosts', 'add', 'y', '--address', '127.0.0.1'], ['--url', `https://localhost:${api.port}`, '--creds', join(api.dir, 'read-only')]);
   t.same([ro.code, /Forbidden \(HTTP 403\)/.test(ro.stderr)], [1, true]);
 });
+
+t.test('storage, disks, vms and hosts by name: each command sends what it says and shows what comes back', async (t) => {
+  const job = await ctl(['--json', 'storage', 'add', 'local', '--file', '/var/lib/hostvisor/storage']);
+  t.equal(job.code, 0, job.stderr);
+  t.equal(JSON.parse(job.stdout).kind, 'storage-domain.create', 'storage add records a storage-domain.create job');
+  t.equal((await ctl(['storage', 'add', 'both', '--file', '/x', '--block', '/dev/loop9'])).code, 2, 'exactly one of --file and --block');
+  const sd = (await api.store.storageDomains.list({ clusterId: (await api.store.clusters.get('default')).id }))[0]!;
+  t.match((await ctl(['storage', 'list'])).stdout, /local\s+file\s+\S*\s*pending/);
+
+  const disk = await ctl(['--json', 'disks', 'create', 'd1', '--size', '1G', '--domain', 'local']);
+  t.equal(disk.code, 0, disk.stderr);
+  const d = await api.store.disks.get(JSON.parse(disk.stdout).targetId);
+  t.same([d.sizeBytes, d.provisioning, d.storageDomainId], [1024 ** 3, 'thin', sd.id], '1G thin on the domain named local');
+  t.equal((await ctl(['disks', 'create', 'd2', '--size', 'lots', '--domain', 'local'])).code, 1, 'a size that is not one is refused');
+
+  const specFile = join(api.dir, 'spec.json');
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(specFile, JSON.stringify({ name: 'ignored', memoryMiB: 128, domainType: 'qemu' }));
+  const vm = await ctl(['--json', 'vms', 'create', 'web1', '--spec', specFile, '--disk', 'vda=d1']);
+  t.equal(vm.code, 0, vm.stderr);
+  const v = JSON.parse(vm.stdout);
+  t.match([v.name, v.spec.name, v.spec.disks], ['web1', 'web1', [{ name: 'vda', diskId: d.id }]], 'the disk by name becomes its id');
+  const start = await ctl(['--json', 'vms', 'start', 'web1']);
+  t.same([JSON.parse(start.stdout).kind, JSON.parse(start.stdout).targetId], ['vm.start', v.id], 'vms start by name');
+  t.match((await ctl(['vms', 'get', 'web1'])).stdout, new RegExp(`web1\\s+Down\\s+\\w+\\s+-\\s+128 MiB\\s+1\\s+vda=${d.id}`));
+  t.match((await ctl(['vms', 'get', 'nosuch'])).stderr, /NotFound: no VM named nosuch/);
+
+  t.match((await ctl(['hosts', 'set-priority', 'node9', '-1'])).stdout, /node9: SPM priority -1/);
+  t.match((await ctl(['hosts', 'get', 'node9'])).stdout, /node9\s+Installing/);
+  const events = await ctl(['events', 'list', '--limit', '500']);
+  t.match(events.stdout, /host\.updated\s+host \S+\s+host node9: spmPriority -1/, 'the change is in the audit log');
+});
+
+t.test('events watch prints the backlog and live events, and ends after --count', async (t) => {
+  const backlog = await api.store.eventLog.latestSeq();
+  const watching = ctl(['events', 'watch', '--since', '0', '--count', String(backlog + 1)]);
+  await new Promise((r) => setTimeout(r, 2_000));
+  t.equal((await ctl(['hosts', 'set-priority', 'node9', '7'])).code, 0);
+  const w = await watching;
+  t.equal(w.code, 0, w.stderr);
+  const lines = w.stdout.trim().split('\n');
+  t.equal(lines.length, backlog + 1, `the ${backlog} of the backlog and one live`);
+  t.match(lines[0], /^\S+Z\s+1 info/);
+  t.match(lines.at(-1), /host\.updated host \S+: host node9: spmPriority 7$/, 'the live one last');
+});
