@@ -29,6 +29,8 @@ export interface AllInOneOptions {
   storage: string;
   db: string;
   agentConfig?: string;
+  /** the agent's rpc.port, for the host record the controller dials */
+  agentPort: number;
   nodeFlags: string[];
   readyTimeoutS: number;
 }
@@ -77,7 +79,7 @@ async function ensureEnrolled(api: ApiClient, o: AllInOneOptions, url: string): 
     throw new BootstrapError(`host ${name} is recorded by the controller with another certificate than ${hostCert}; `
       + `remove it (hostvisor-ctl hosts delete ${name}) to enrol this host again`);
   }
-  const t = await api.call<{ token: string }>('POST', '/api/v1/hosts', { name, address: 'localhost' });
+  const t = await api.call<{ token: string }>('POST', '/api/v1/hosts', { name, address: 'localhost', port: o.agentPort });
   const args = [join(DIST, 'agent', 'cli', 'hostvisor.js'), 'enroll', '--controller', url, '--token', t.token, '--name', name,
     ...(o.agentConfig ? ['--config', o.agentConfig] : [])];
   const r = await runToEnd(process.execPath, args, 60_000);
@@ -114,16 +116,23 @@ export async function allInOne(o: AllInOneOptions): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 
   controller.start();
-  const api = new ApiClient(new URL(url), loadCredentials(dirname(admin.cert)));
-  await until('the controller answering', 60_000, async () => (await api.call('GET', '/api/v1/health')) ?? undefined);
-  await ensureEnrolled(api, o, url);
-  agent.start();
-  await ensureStorage(api, o);
-  const host = await until('this host Up and SPM', o.readyTimeoutS * 1000, async () => {
-    const h = (await api.call<HostView[]>('GET', '/api/v1/hosts')).find((x) => x.name === hostname());
-    return h && h.status === 'Up' && h.spm ? h : undefined;
-  });
-  say(`ready: host ${host.name} is ${host.status} and SPM; the controller is ${url}; try: hostvisor-ctl hosts list`);
+  try {
+    const api = new ApiClient(new URL(url), loadCredentials(dirname(admin.cert)));
+    await until('the controller answering', 60_000, async () => (await api.call('GET', '/api/v1/health')) ?? undefined);
+    await ensureEnrolled(api, o, url);
+    agent.start();
+    await ensureStorage(api, o);
+    const host = await until('this host Up and SPM', o.readyTimeoutS * 1000, async () => {
+      const h = (await api.call<HostView[]>('GET', '/api/v1/hosts')).find((x) => x.name === hostname());
+      return h && h.status === 'Up' && h.spm ? h : undefined;
+    });
+    say(`ready: host ${host.name} is ${host.status} and SPM; the controller is ${url}; try: hostvisor-ctl hosts list`);
+  } catch (e) {
+    // A setup that cannot finish leaves nothing running behind it: the next `npm start` retries.
+    stopping = true;
+    await Promise.all([agent.stop(), controller.stop()]);
+    throw e;
+  }
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -134,10 +143,11 @@ export async function main(argv: string[]): Promise<void> {
     .option('--storage <dir>', 'the local file storage domain', '/var/lib/hostvisor/storage')
     .option('--db <path>', 'the controller store (SQLite)', '/var/lib/hostvisor/controller.db')
     .option('--agent-config <file>', "the agent's config file")
+    .option('--agent-port <n>', "the agent's rpc.port", (v) => Number(v), 54321)
     .option('--node-flag <flag>', 'a node flag for the agent (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--ready-timeout <s>', 'how long to wait for the host to be Up and SPM', (v) => Number(v), 300)
-    .parse(argv, { from: 'user' }).opts<{ port: number; pkiDir: string; agentPkiDir: string; storage: string; db: string; agentConfig?: string; nodeFlag: string[]; readyTimeout: number }>();
-  await allInOne({ port: o.port, pkiDir: o.pkiDir, agentPkiDir: o.agentPkiDir, storage: o.storage, db: o.db, agentConfig: o.agentConfig,
+    .parse(argv, { from: 'user' }).opts<{ port: number; pkiDir: string; agentPkiDir: string; storage: string; db: string; agentConfig?: string; agentPort: number; nodeFlag: string[]; readyTimeout: number }>();
+  await allInOne({ port: o.port, pkiDir: o.pkiDir, agentPkiDir: o.agentPkiDir, storage: o.storage, db: o.db, agentConfig: o.agentConfig, agentPort: o.agentPort,
     nodeFlags: o.nodeFlag, readyTimeoutS: o.readyTimeout });
 }
 
