@@ -105,7 +105,7 @@ export class StoragePool extends EventEmitter<PoolEvents> {
   /** Joins the pool: opens its domains, the host id's lockspace, and this host's mailbox. */
   async connect(p: ConnectParams): Promise<void> {
     if (this.conn) {
-      if (this.conn.spUUID === p.spUUID) return;
+      if (this.conn.spUUID === p.spUUID) return this.attachDomains(p.domains);
       throw new UnavailableError(`already connected to pool ${this.conn.spUUID}`);
     }
     if (!p.domains[p.masterSdUUID]) throw new InvalidParamsError('the master domain must be in domains', { data: { field: 'params.domains' } });
@@ -136,6 +136,30 @@ export class StoragePool extends EventEmitter<PoolEvents> {
       throw e;
     }
     this.emit('connected', p);
+  }
+
+  /**
+   * Connected already: domains the engine names that this host does not have yet join the
+   * pool (opened, monitored, this host's id acquired in their lockspace), as VDSM's
+   * connectStorageDomain + activateStorageDomain do. A domain that cannot be opened stays out.
+   */
+  private async attachDomains(domains: Record<string, DomainSpec>): Promise<void> {
+    for (const [sd, spec] of Object.entries(domains)) {
+      const c = this.conn;
+      if (!c || c.domains[sd]) continue;
+      this.conn = { ...c, domains: { ...c.domains, [sd]: spec } };
+      try {
+        this.monitors.add(await this.domain(sd), { hostId: c.hostID, isMaster: false });
+      } catch (e) {
+        if (this.conn) {
+          const { [sd]: _dropped, ...rest } = this.conn.domains;
+          this.conn = { ...this.conn, domains: rest };
+        }
+        this.domains.delete(sd);
+        throw e;
+      }
+      this.log.info('storage domain attached to the connected pool', { spUUID: c.spUUID, sdUUID: sd, type: spec.type });
+    }
   }
 
   /**

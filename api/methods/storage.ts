@@ -43,7 +43,8 @@ export const STORAGE_METHODS = {
     result: Type.Object({ volumes: Type.Array(Uuid) }), errors: ['storageDomainDoesNotExist'], since: '0.3', mutating: false,
   }),
   'StoragePool.connect': method({
-    summary: 'Joins the pool: opens its domains, takes this host id in the master domain\'s lockspace, starts this host\'s mailbox.',
+    summary: 'Joins the pool: opens its domains, takes this host id in the master domain\'s lockspace, starts this host\'s mailbox. '
+      + 'Already connected to this pool: domains not yet in it are attached (opened and monitored); 40 when connected to another pool.',
     params: Type.Object({
       storagepoolID: Uuid, hostID: Type.Integer({ minimum: 1, maximum: 250 }), masterSdUUID: Uuid,
       masterVersion: Type.Optional(Type.Integer({ minimum: 0, description: 'the master version the engine knows (default 1); reported by getInfo' })),
