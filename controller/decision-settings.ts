@@ -76,6 +76,22 @@ export const DECISION_SETTINGS = {
     default: 9_000, unit: 'ms', min: 1_000, max: 600_000,
     reason: "a host's getSpmStatus answer older than this (three polls) is not used to adopt or drop an SPM: a stale report must not move the role",
   },
+  poolConnectRetryMs: {
+    default: 10_000, unit: 'ms', min: 500, max: 600_000,
+    reason: 'a host whose StoragePool.connect failed (or that lacks a pool domain) is asked again only after this: a connect joins the lockspace (2 x sanlock io_timeout + 1 s), so asking faster only piles attempts up on a host that cannot reach the storage',
+  },
+  spmWaitMs: {
+    default: 300_000, unit: 'ms', min: 1_000, max: 3_600_000,
+    reason: "a disk job waits this long for its cluster to have an SPM before it fails: an election after the SPM's host died waits for its lease, which frees at most 140 s (sanlock host_dead_seconds) after its last renewal, plus retries",
+  },
+  spmTaskTimeoutMs: {
+    default: 3_600_000, unit: 'ms', min: 1_000, max: 86_400_000,
+    reason: 'bound on following one SPM task (a preallocated volume is written in full, GiB by GiB); the task goes on on the SPM regardless, and a resumed job follows the same task again',
+  },
+  domainConnectWaitMs: {
+    default: 180_000, unit: 'ms', min: 1_000, max: 3_600_000,
+    reason: 'a storage-domain.create job waits this long for a host to see the new domain through the pool (connect: lockspace join, first monitor check) before it fails; the connector keeps trying afterwards',
+  },
   startInFlightTimeoutMs: {
     default: 120_000, unit: 'ms', min: 1_000, max: 3_600_000,
     reason: "a VM start whose host is reachable but does not list the VM after this has failed (VM.create's own timeout is shorter); until then, and while the host is unreachable, no second start is allowed",

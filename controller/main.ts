@@ -12,6 +12,7 @@ import { Command } from 'commander';
 import { Enrollment } from './enrollment/enroll.js';
 import { buildServer } from './http/server.js';
 import { ControllerRuntime } from './runtime/controller-runtime.js';
+import { installStorage } from './storage/install.js';
 import { resolveDecisionSettings } from './decision-settings.js';
 import { pinoLogFn } from './runtime/pino-log.js';
 import { ensureClientCredentials, ensureControllerPki } from './pki/ca.js';
@@ -53,6 +54,7 @@ export async function main(argv: string[]): Promise<void> {
     store, settings, log: pinoLogFn(server.log),
     credentials: { key: readFileSync(pki.clientKey), cert: readFileSync(pki.clientCert), ca: readFileSync(pki.ca.caCert) },
   });
+  installStorage(runtime, store, settings, pinoLogFn(server.log));
   await runtime.start();
   await server.listen({ host: o.listen, port: o.port });
   server.log.info({ store: store.engine, pki: o.pki, adminCreds: o.adminCreds }, 'controller ready');
