@@ -38,6 +38,32 @@ export interface Api {
 
 const read = (d: { cert: string; key: string }): Creds => ({ cert: readFileSync(d.cert), key: readFileSync(d.key) });
 
+export interface CallOptions { body?: unknown; raw?: string | Buffer; headers?: Record<string, string> }
+
+/** One HTTPS request to a controller's API as the given client (none: no certificate), its answer parsed. */
+export function callApi(to: { host: string; port: number; ca: Buffer; creds?: Creds }, method: string, path: string, o: CallOptions = {}): Promise<Answer> {
+  const payload = o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: to.host, port: to.port, method, path, ca: to.ca, servername: 'localhost', agent: false, timeout: 15_000,
+      ...to.creds,
+      headers: { ...(payload !== undefined && { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) }), ...o.headers },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let body: unknown;
+        try { body = text ? JSON.parse(text) : undefined; } catch { body = undefined; }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 15 s`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
 export async function startApi(opts: { bodyLimit?: number; now?: () => number } = {}): Promise<Api> {
   const dir = mkdtempSync(join(tmpdir(), 'hv-api-'));
   const pki = await ensureControllerPki(join(dir, 'pki'));
@@ -63,29 +89,10 @@ export async function startApi(opts: { bodyLimit?: number; now?: () => number } 
   await server.listen({ host: '127.0.0.1', port: 0 });
   const port = (server.server.address() as AddressInfo).port;
 
-  function call(method: string, path: string, o: { body?: unknown; raw?: string | Buffer; as?: Identity; headers?: Record<string, string> } = {}): Promise<Answer> {
+  const call = (method: string, path: string, o: CallOptions & { as?: Identity } = {}): Promise<Answer> => {
     const who = o.as ?? 'admin';
-    const payload = o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
-    return new Promise((resolve, reject) => {
-      const req = request({
-        host: '127.0.0.1', port, method, path, ca: caPem, servername: 'localhost', agent: false, timeout: 15_000,
-        ...(who !== 'none' && creds[who]),
-        headers: { ...(payload !== undefined && { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) }), ...o.headers },
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          let body: unknown;
-          try { body = text ? JSON.parse(text) : undefined; } catch { body = undefined; }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text });
-        });
-      });
-      req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 15 s`)));
-      req.on('error', reject);
-      req.end(payload);
-    });
-  }
+    return callApi({ host: '127.0.0.1', port, ca: caPem, ...(who !== 'none' && { creds: creds[who] }) }, method, path, o);
+  };
 
   return {
     dir, url: `https://127.0.0.1:${port}`, port, store, runner, pki, caPem, creds, call, server,
