@@ -13,7 +13,8 @@ import type { JobContext } from '../jobs/executor.js';
 import { JobFailure } from '../jobs/job-failure.js';
 import type { StorageDomain } from '../model/storage.js';
 import type { Host } from '../model/hosts.js';
-import { answered } from './agent-answer.js';
+import { ERRORS } from '../../api/errors.js';
+import { agentCode, answered, errorText } from './agent-answer.js';
 import type { StorageDeps } from './storage-deps.js';
 import { sleepOrAbort } from './sleep.js';
 
@@ -49,16 +50,29 @@ export function domainCreateJob(deps: StorageDeps) {
   };
 }
 
+/** Answers that say the host could not do it now (recovering, stopping, no answer in time), not that it cannot. */
+const NOT_NOW = new Set<number>([ERRORS.recovery.code, ERRORS.shuttingDown.code, ERRORS.requestTimeout.code]);
+
 async function createOnStorage(deps: StorageDeps, ctx: JobContext, domain: StorageDomain): Promise<void> {
-  const host = await upHost(deps, ctx, domain.clusterId);
-  ctx.log('info', 'creating the storage domain', { hostId: host.id, domain: domain.id, spec: domain.spec });
-  try {
-    await deps.runtime.links.call(host.id, 'StorageDomain.create', { storagedomainID: domain.id, spec: domain.spec, description: domain.name },
-      { correlationId: ctx.correlationId, timeoutMs: deps.settings.agentCallTimeoutMs });
-  } catch (e) {
-    // The UUID is this record's: a domain that has it was made by an earlier run of this job.
-    if (!answered(e, 'storageDomainAlreadyExists')) throw e;
-    ctx.log('info', 'the storage domain exists already: an earlier run made it', { hostId: host.id, domain: domain.id });
+  const until = Date.now() + deps.settings.spmWaitMs;
+  for (;;) {
+    const host = await upHost(deps, ctx, domain.clusterId);
+    ctx.log('info', 'creating the storage domain', { hostId: host.id, domain: domain.id, spec: domain.spec });
+    try {
+      await deps.runtime.links.call(host.id, 'StorageDomain.create', { storagedomainID: domain.id, spec: domain.spec, description: domain.name },
+        { correlationId: ctx.correlationId, timeoutMs: deps.settings.agentCallTimeoutMs });
+      return;
+    } catch (e) {
+      // The UUID is this record's: a domain that has it was made by an earlier attempt or run of this job.
+      if (answered(e, 'storageDomainAlreadyExists')) {
+        ctx.log('info', 'the storage domain exists already: an earlier attempt made it', { hostId: host.id, domain: domain.id });
+        return;
+      }
+      const code = agentCode(e);
+      if ((code !== undefined && !NOT_NOW.has(code)) || Date.now() > until) throw e;
+      ctx.log('info', 'the host could not create the domain now: trying again', { hostId: host.id, error: errorText(e) });
+      await sleepOrAbort(2_000, ctx.signal);
+    }
   }
 }
 
