@@ -5,7 +5,10 @@
 // reports agree); a thin disk made and removed by the SPM through jobs (its LV on the LUN, then
 // gone); then the SPM host's agent is killed (kill -9) and the other host becomes SPM once the
 // lease frees: the seconds are printed. The killed agent, started again, is connected to the
-// pool again by the controller and stays a plain host: still exactly one SPM.
+// pool again by the controller and stays a plain host: still exactly one SPM. Last, the new
+// SPM's whole host is cut off (every process in it killed, its sanlock too, so its lease stays
+// on disk): the surviving host becomes SPM once the old one is NonResponsive and the lease
+// frees, without fencing; those seconds are printed too.
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -136,5 +139,27 @@ t.test('two enrolled lab hosts, a block domain on the shared LUN: one SPM, and t
     t.pass('the restarted agent was connected to the pool again by the controller (the domain active on it)');
     await until('the restarted host reads the lease', leaseViews, (v) => v[i]!.spmStatus === 'Free', 30_000, 500);
     await exactlyOne(t, otherId);
+  });
+
+  await t.test('power cut of the SPM host (its sanlock too; no fencing): the other host becomes SPM once the host is NonResponsive and the lease frees', async (t) => {
+    const j = ids.indexOf(otherId);
+    const survivor = ids[1 - j]!;
+    const before = (await ctl.call('GET', '/api/v1/clusters/default/spm')).body;
+    const seqBefore = await ctl.store.eventLog.latestSeq();
+    await labDown([hosts[j]!.index], { kill: true });
+    const tCut = performance.now();
+    const cutAt = Date.now();
+    const after = await until('the surviving host is SPM', () => ctl.call('GET', '/api/v1/clusters/default/spm'), (a) => a.body?.hostId === survivor, 400_000, 500);
+    const secs = (performance.now() - tCut) / 1000;
+    const page = (await ctl.call('GET', `/api/v1/events?since=${seqBefore}&limit=1000`)).body as { events: Array<{ kind: string; message: string; time: number; details: Record<string, unknown> }> };
+    const at = (pred: (e: { kind: string; details: Record<string, unknown> }) => boolean) => page.events.find(pred)?.time;
+    const nonResponsive = at((e) => e.kind === 'host.status' && e.details['to'] === 'NonResponsive' && e.details['hostId'] === otherId);
+    const failedStarts = page.events.filter((e) => e.kind === 'spm.start-failed').length;
+    t.comment(`SPM FAILOVER after a power cut: ${after.body.hostName} is SPM (lver ${before.lver} -> ${after.body.lver}) ${secs.toFixed(1)} s after the cut; `
+      + `the old SPM NonResponsive ${nonResponsive ? `${((nonResponsive - cutAt) / 1000).toFixed(1)} s after the cut` : 'not seen'}; ${failedStarts} spmStart(s) refused while the lease was held`);
+    t.ok(after.body.lver > before.lver, 'a new lease version');
+    t.ok(nonResponsive !== undefined, 'the old SPM host turned NonResponsive first (its grace, not a guess)');
+    const views = await Promise.all([survivor].map((id) => ctl.runtime.links.call(id, 'StoragePool.getSpmStatus', { storagepoolID: after.body.poolId })));
+    t.equal(views[0]!.spmStatus, 'SPM', 'the surviving agent says it holds the lease');
   });
 });
