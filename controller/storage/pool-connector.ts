@@ -139,7 +139,7 @@ export class PoolConnector {
           { correlationId: `pool-connect-${randomUUID().slice(0, 8)}` });
         const ms = Math.round(performance.now() - t0);
         this.o.log('info', 'host connected to the storage pool', { hostId: h.id, poolId: plan.poolId, poolHostId: hostID, why, ms });
-        state.update(h.id, plan.poolId, { state: 'connected', error: null, connectFailedAt: null }, this.clock());
+        state.update(h.id, plan.poolId, { state: 'connected', domains: connected?.domains ?? {}, error: null, connectFailedAt: null }, this.clock());
         await this.event('storage.pool-connected', 'info', h.id, `connected to pool ${plan.poolId} as pool host ${hostID} (${why}) in ${ms} ms`, { poolId: plan.poolId, poolHostId: hostID });
       } catch (e) {
         const code = agentCode(e);
