@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash test/lab/setup.sh
+# The SPM lease needs a sanlock daemon; where systemd runs it (sanlock.service) this skips.
+bash test/lab/sanlock.sh start
 bash scripts/build.sh
 # The agent runs with the node flags its unit uses (packaging/systemd/hostvisord.service).
 read -r -a flags <<< "$(bash scripts/unit-node-flags.sh)"

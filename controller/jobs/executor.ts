@@ -40,6 +40,7 @@ export interface JobExecutorOptions {
 }
 
 const MEMO = 'memo';
+const INTERRUPTED = 'interrupted: the controller stopped during this step; the resumed job checked the real state and went on';
 
 export class JobExecutor implements JobRunner {
   private readonly queue: { job: Job; resumed: boolean }[] = [];
@@ -145,8 +146,12 @@ export class JobExecutor implements JobRunner {
       },
       progress: async (percent) => { await store.jobs.advance(initial.id, { progress: percent }); },
     };
+    // Steps a killed controller left "running" did not finish here: say so, the resumed run repeats them.
+    if (steps.some((s) => s.state === 'running')) {
+      steps = steps.map((s) => (s.state === 'running' ? { ...s, state: 'failed' as const, endedAt: s.startedAt, detail: INTERRUPTED } : s));
+    }
     try {
-      await store.jobs.advance(initial.id, { state: 'running' });
+      await store.jobs.advance(initial.id, { state: 'running', steps });
       if (!handler) throw new JobNotSupportedError(initial.kind);
       log('info', resumed ? 'job resumed' : 'job started', {});
       await handler(ctx);

@@ -114,6 +114,8 @@ t.test('a stop mid-step leaves the job running; the next executor resumes it wit
   t.equal(j.state, 'succeeded');
   t.equal(seen?.resumed, true, 'the handler is told it is resumed');
   t.equal(seen?.memo('host'), 'h2', 'and finds what the first run remembered');
+  t.same(j.steps.map((s) => [s.name, s.state]), [['create', 'failed'], ['create', 'succeeded']], 'the interrupted step is shown as such, then the resumed one');
+  t.match(j.steps[0]!.detail, /^interrupted/);
   await second.close();
 });
 
