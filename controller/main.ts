@@ -11,6 +11,8 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { Enrollment } from './enrollment/enroll.js';
 import { buildServer } from './http/server.js';
+import type { ApiContext } from './http/context.js';
+import { installVms } from './vms/install.js';
 import { ControllerRuntime } from './runtime/controller-runtime.js';
 import { resolveDecisionSettings } from './decision-settings.js';
 import { pinoLogFn } from './runtime/pino-log.js';
@@ -44,8 +46,9 @@ export async function main(argv: string[]): Promise<void> {
   const store = await Store.open(o.postgres ? { engine: 'postgres', connection: { connectionString: o.postgres } } : { engine: 'sqlite', path: o.db });
   const settings = resolveDecisionSettings();
   let runtime: ControllerRuntime | undefined;
+  const api: ApiContext = { store, enrollment: new Enrollment(store, pki.ca), get jobs() { return runtime!.executor; }, hostsChanged: () => runtime?.kick() };
   const server = await buildServer({
-    ctx: { store, enrollment: new Enrollment(store, pki.ca), get jobs() { return runtime!.executor; }, hostsChanged: () => runtime?.kick() },
+    ctx: api,
     tls: { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert), ca: readFileSync(pki.ca.caCert) },
     logger: { level: o.logLevel },
   });
@@ -53,6 +56,7 @@ export async function main(argv: string[]): Promise<void> {
     store, settings, log: pinoLogFn(server.log),
     credentials: { key: readFileSync(pki.clientKey), cert: readFileSync(pki.clientCert), ca: readFileSync(pki.ca.caCert) },
   });
+  installVms(runtime, store, settings, pinoLogFn(server.log), api);
   await runtime.start();
   await server.listen({ host: o.listen, port: o.port });
   server.log.info({ store: store.engine, pki: o.pki, adminCreds: o.adminCreds }, 'controller ready');
