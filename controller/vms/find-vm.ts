@@ -14,13 +14,30 @@ export interface FreshLists {
   unanswered: Record<string, string>;
 }
 
-export async function listEveryHost(links: AgentLinks, monitor: Pick<HealthMonitor, 'health'>, timeoutMs: number, correlationId: string,
+/**
+ * How long to wait for a link's connection before asking: a link that has not connected once
+ * since this controller started (it has just started: a resumed job must not take its hosts
+ * for lost) gets the connect bound; one connecting now gets a poll's bound, as the monitor
+ * gives it; one that lost its connection gets none: its host is not answering.
+ */
+function connectWaitMs(links: AgentLinks, hostId: string, s: ListSettings): number {
+  const st = links.get(hostId)?.state;
+  if (st === undefined || st.phase === 'connected' || st.phase === 'closed') return 0;
+  if (st.connections === 0) return s.agentConnectTimeoutMs;
+  return st.phase === 'connecting' ? s.pollTimeoutMs : 0;
+}
+
+export interface ListSettings { pollTimeoutMs: number; agentConnectTimeoutMs: number }
+
+export async function listEveryHost(links: AgentLinks, monitor: Pick<HealthMonitor, 'health'>, s: ListSettings, correlationId: string,
   clock: () => number = Date.now): Promise<FreshLists> {
   const unanswered: Record<string, string> = {};
   const reports = await Promise.all(links.hostIds().map(async (hostId): Promise<HostReport> => {
     const known = monitor.health(hostId)?.status ?? 'Installing';
     try {
-      const r = await links.call(hostId, 'Host.getVMList', {}, { timeoutMs, correlationId });
+      const waitMs = connectWaitMs(links, hostId, s);
+      if (waitMs > 0) await links.get(hostId)!.whenConnected(waitMs);
+      const r = await links.call(hostId, 'Host.getVMList', {}, { timeoutMs: s.pollTimeoutMs, correlationId });
       const vms = new Map<string, ReportedVm>(r.vmList.map((v) => [v.vmId, { status: v.status, ...(v.external && { external: true }) }]));
       // It answered now: its list is current, unless its agent is still recovering (incomplete list).
       const status = known === 'Initializing' || (agentAnswering(known) && known !== 'Up') ? known : 'Up';

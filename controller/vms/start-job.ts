@@ -46,7 +46,7 @@ async function run(d: VmJobDeps, ctx: JobContext, name: string, placement: Persi
   const hostId = placement.hostId;
   if ((await d.store.vms.get(vmId)).desiredState !== 'up') throw new JobFailure('Cancelled', `VM ${name} was stopped before it was started`, { vmId });
 
-  const lists = await ctx.step('look for the VM on every host', () => listEveryHost(d.links, d.monitor, d.settings.pollTimeoutMs, ctx.correlationId));
+  const lists = await ctx.step('look for the VM on every host', () => listEveryHost(d.links, d.monitor, d.settings, ctx.correlationId));
   const seen = sightings(lists, vmId);
   const runningOn = seen.filter((x) => x.status !== 'Down');
   if (runningOn.length > 0) return adopt(d, ctx, lists, runningOn.map((x) => x.hostId));

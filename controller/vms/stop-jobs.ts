@@ -24,7 +24,7 @@ export function stopJob(d: VmJobDeps, how: 'stop' | 'shutdown'): JobHandler {
 
     const rec = d.registry.record(vmId)!;
     d.registry.update({ ...rec, desired: 'stopped' });
-    const lists = await ctx.step('look for the VM on every host', () => listEveryHost(d.links, d.monitor, d.settings.pollTimeoutMs, ctx.correlationId));
+    const lists = await ctx.step('look for the VM on every host', () => listEveryHost(d.links, d.monitor, d.settings, ctx.correlationId));
     const on = sightings(lists, vmId).filter((x) => x.status !== 'Down').map((x) => x.hostId);
     const could = [rec.hostId, rec.startInFlight?.hostId].filter((h): h is string => h != null);
     const silent = [...new Set(could)].filter((h) => h in lists.unanswered && !on.includes(h));
@@ -37,7 +37,7 @@ export function stopJob(d: VmJobDeps, how: 'stop' | 'shutdown'): JobHandler {
     // Down leftovers (a failed launch, a guest that shut itself down) are forgotten too.
     for (const x of sightings(lists, vmId).filter((s) => s.status === 'Down')) await destroy(d, ctx, x.hostId).catch(() => undefined);
 
-    const after = await ctx.step('confirm with the agents', () => listEveryHost(d.links, d.monitor, d.settings.pollTimeoutMs, ctx.correlationId));
+    const after = await ctx.step('confirm with the agents', () => listEveryHost(d.links, d.monitor, d.settings, ctx.correlationId));
     // A start this stop followed is over: when every host it could be on answered, nothing is in flight any more.
     const base = d.registry.record(vmId)!;
     const r = reconcileVm(silent.length === 0 ? { ...base, startInFlight: null } : base, after.reports, nowOf(d), d.settings);
