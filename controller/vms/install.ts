@@ -45,7 +45,7 @@ export function installVms(runtime: ControllerRuntime, store: Store, settings: D
     if (n > 0) log('info', 'pending VM starts reserved again from their unfinished jobs', { reservations: n });
   })());
   const view = runtimePlacementView({
-    monitor: runtime.monitor, latest: runtime.sink.latest, facts, registry,
+    monitor: runtime.monitor, latest: runtime.sink.latest, facts, registry, reservations,
     placementFacts: { networksOn: (h) => placementFacts.networksOn(h), poolConnected: (h) => placementFacts.poolConnected(h) },
   });
   const placement = new PlacementService({ settings, reservations, view, log });

@@ -9,6 +9,7 @@ import type { PlacementView } from '../scheduler/placement-service.js';
 import type { SchedHost } from '../scheduler/sched-types.js';
 import type { HostFacts, PlacementFacts } from './host-facts.js';
 import type { VmRegistry } from './vm-registry.js';
+import type { PendingReservations } from '../scheduler/reservations.js';
 
 export function runtimePlacementView(o: {
   monitor: Pick<HealthMonitor, 'health'>;
@@ -17,6 +18,7 @@ export function runtimePlacementView(o: {
   facts: HostFacts;
   placementFacts: PlacementFacts;
   registry: VmRegistry;
+  reservations: PendingReservations;
 }): PlacementView {
   return {
     schedHosts: (hosts: readonly Host[]): SchedHost[] => hosts.map((h) => {
@@ -32,6 +34,7 @@ export function runtimePlacementView(o: {
         networks: o.placementFacts.networksOn(h.id),
       };
     }),
-    running: () => o.registry.running(),
+    // A start whose job holds a reservation is booked once, as that pending start (the 422 says so).
+    running: () => o.registry.running().filter((b) => o.reservations.get(b.vmId)?.hostId !== b.hostId),
   };
 }

@@ -2,6 +2,7 @@
 // SQLite store), the runtime (links to real agents, the health monitor, the job executor) and
 // the VM part installed with installVms. Log lines are kept for the test to read, and printed
 // with HV_TEST_LOG.
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ControllerCredentials } from '../../../controller/agents/agent-link.js';
 import type { LogFn } from '../../../controller/agents/log-fn.js';
@@ -25,14 +26,21 @@ export interface TestController {
   close(): Promise<void>;
 }
 
-export async function startController(o: { settings: DecisionSettings; credentials: ControllerCredentials }): Promise<TestController> {
-  const api = await startApi();
+/** The controller's own client credentials (what it reaches enrolled agents with). */
+export function controllerCredentials(api: Api): ControllerCredentials {
+  return { key: readFileSync(api.pki.clientKey), cert: readFileSync(api.pki.clientCert), ca: api.caPem };
+}
+
+/** `api`: an API already serving (hosts enrolled through it before the runtime starts); default a new one. */
+export async function startController(o: { settings: DecisionSettings; credentials: ControllerCredentials | 'own'; api?: Api }): Promise<TestController> {
+  const api = o.api ?? await startApi();
+  const credentials = o.credentials === 'own' ? controllerCredentials(api) : o.credentials;
   const logs: LogLine[] = [];
   const log: LogFn = (level, msg, fields) => {
     logs.push({ level, msg, fields });
     if (process.env.HV_TEST_LOG) process.stderr.write(`${JSON.stringify({ level, msg, ...fields })}\n`);
   };
-  const runtime = new ControllerRuntime({ store: api.store, credentials: o.credentials, settings: o.settings, log, hostSyncIntervalMs: 500 });
+  const runtime = new ControllerRuntime({ store: api.store, credentials, settings: o.settings, log, hostSyncIntervalMs: 500 });
   const vms = installVms(runtime, api.store, o.settings, log, api.ctx);
   api.ctx.jobs = runtime.executor;
   api.ctx.hostsChanged = () => runtime.kick();
@@ -55,7 +63,7 @@ export async function startController(o: { settings: DecisionSettings; credentia
     },
     async close() {
       await runtime.close();
-      await api.close();
+      if (!o.api) await api.close(); // one passed in is its owner's to close
     },
   };
 }
