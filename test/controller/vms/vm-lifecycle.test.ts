@@ -17,6 +17,7 @@ import { AgentProcess } from '../../api/client/agent-process.js';
 import { credentialsOf } from '../agents/test-hosts.js';
 import { startController } from './controller-harness.js';
 
+t.setTimeout(240_000);
 const settings = resolveDecisionSettings({
   pollIntervalMs: 500, pollTimeoutMs: 500, nonResponsiveGraceMs: 3_000, vmListIntervalMs: 1_000,
   agentKeepaliveMs: 1_000, agentReconnectMaxMs: 500, agentConnectTimeoutMs: 2_000, agentCallTimeoutMs: 5_000,
@@ -104,6 +105,12 @@ t.test('an explicit host is used, and validated by the same filters (422 naming 
   t.same(byHost, { a: 'memory', b: 'pinnedHost' }, 'host a excluded by memory, b because the start asks for a');
   t.equal((await call('GET', `/api/v1/vms/${big}`)).body.desiredState, 'down', 'a refused start leaves the VM meant down');
   t.equal(c.vms.reservations.list().length, 0, 'and no reservation behind');
+
+  // A cluster network that no host has up (the agents report their networks; none here has it).
+  await api.store.networks.create({ clusterId: cluster.id, name: 'vmnet', vlan: null, mtu: 1500, bridged: true, required: false, nics: {} });
+  const netVm = await defineVm('life-net', { spec: { memoryMiB: 64, domainType: 'qemu', nics: [{ network: 'vmnet' }] } });
+  const n = await call('POST', `/api/v1/vms/${netVm}/start`);
+  t.same([n.status, n.body.details?.hosts?.map((h: { filter: string }) => h.filter)], [422, ['networks', 'networks']], `a VM whose NIC needs a network no host has: 422, networks filter on each host (${n.body.details?.hosts?.[0]?.reason})`);
 
   const shut = await call('POST', `/api/v1/vms/${id}/shutdown`, { body: { timeoutSeconds: 5 } });
   const job = await jobEnd(shut.headers.location as string);
