@@ -12,18 +12,15 @@ import { beginStart, recordStartOutcome, VmStateError, type StartOutcome } from 
 import { placementOf, type PersistedPlacement } from '../scheduler/reservations.js';
 import { agentSpecFor, type AgentVmSpec } from './agent-spec.js';
 import { listEveryHost, sightings, type FreshLists } from './find-vm.js';
-import { nowOf, recordJobEvents, type VmJobDeps } from './vm-job-deps.js';
+import { destroyOn, jobVm, nowOf, recordJobEvents, type VmJobDeps } from './vm-job-deps.js';
 
 /** Agent answers to VM.create that leave the VM possibly created: the agent's list decides. */
 const MAYBE_CREATED = new Set([4 /* exists */, 1002 /* timeout */, 1007 /* no answer in time */]);
 
 export function startJob(d: VmJobDeps): JobHandler {
   return async (ctx) => {
-    await d.ready;
-    const vmId = ctx.job.targetId;
-    const vm = await d.store.vms.find(vmId);
-    if (!vm) throw new JobFailure('NotFound', `VM ${vmId} no longer exists`, { vmId });
-    d.registry.define(vm);
+    const vm = await jobVm(d, ctx);
+    const vmId = vm.id;
     let placement = placementOf(ctx.job);
     if (placement === undefined) {
       placement = await ctx.step('place the VM', () => d.starts.placeForJob(vm, (ctx.job.params['hostId'] as string | null) ?? null, ctx.correlationId));
@@ -125,15 +122,7 @@ async function forgetLeftover(d: VmJobDeps, ctx: JobContext, hostId: string): Pr
   if (ctx.memo('startInFlight') !== undefined) {
     throw new JobFailure('LaunchFailed', `the VM was created on host ${hostId} by this job before the controller restarted, and is Down there`, { hostId });
   }
-  await ctx.step('forget the Down VM an earlier start left', () => destroyQuietly(d, ctx, hostId), { hostId });
-}
-
-async function destroyQuietly(d: VmJobDeps, ctx: JobContext, hostId: string): Promise<void> {
-  try {
-    await d.links.call(hostId, 'VM.destroy', { vmID: ctx.job.targetId }, { correlationId: ctx.correlationId });
-  } catch (e) {
-    if (!(e instanceof RpcCallError && e.code === 1)) throw e; // 1: gone already
-  }
+  await ctx.step('forget the Down VM an earlier start left', () => destroyOn(d, ctx, hostId), { hostId });
 }
 
 /** Up on the host, as reconcile records it from the agent's events and lists; a launch that fails ends it at once. */
@@ -167,7 +156,7 @@ async function settleFailure(d: VmJobDeps, ctx: JobContext, vmId: string): Promi
         const after = recordStartOutcome(r, { hostId: f.hostId, result: 'refused', error: down.exitMessage ?? 'the launch failed' }, nowOf(d));
         d.registry.update(after.record);
         await recordJobEvents(d, ctx, after.events);
-        await destroyQuietly(d, ctx, f.hostId).catch(() => undefined);
+        await destroyOn(d, ctx, f.hostId).catch(() => undefined);
       }
     }
     r = d.registry.record(vmId);

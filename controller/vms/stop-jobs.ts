@@ -9,17 +9,13 @@ import type { JobContext, JobHandler } from '../jobs/executor.js';
 import { JobFailure } from '../jobs/job-failure.js';
 import { reconcileVm } from '../reconcile/reconcile-vm.js';
 import { listEveryHost, sightings } from './find-vm.js';
-import { nowOf, recordJobEvents, type VmJobDeps } from './vm-job-deps.js';
+import { destroyOn, jobVm, nowOf, recordJobEvents, type VmJobDeps } from './vm-job-deps.js';
 
 const START_POLL_MS = 250;
 
 export function stopJob(d: VmJobDeps, how: 'stop' | 'shutdown'): JobHandler {
   return async (ctx) => {
-    await d.ready;
-    const vmId = ctx.job.targetId;
-    const vm = await d.store.vms.find(vmId);
-    if (!vm) throw new JobFailure('NotFound', `VM ${vmId} no longer exists`, { vmId });
-    d.registry.define(vm);
+    const vmId = (await jobVm(d, ctx)).id;
     if (await d.store.jobs.activeFor(vmId, ['vm.start'])) await ctx.step('let the start under way end', () => startEnded(d, ctx));
 
     const rec = d.registry.record(vmId)!;
@@ -32,10 +28,10 @@ export function stopJob(d: VmJobDeps, how: 'stop' | 'shutdown'): JobHandler {
 
     for (const hostId of on) {
       if (how === 'shutdown') await shutdownOn(d, ctx, hostId);
-      await ctx.step('VM.destroy', () => destroy(d, ctx, hostId), { hostId });
+      await ctx.step('VM.destroy', () => destroyOn(d, ctx, hostId), { hostId });
     }
     // Down leftovers (a failed launch, a guest that shut itself down) are forgotten too.
-    for (const x of sightings(lists, vmId).filter((s) => s.status === 'Down')) await destroy(d, ctx, x.hostId).catch(() => undefined);
+    for (const x of sightings(lists, vmId).filter((s) => s.status === 'Down')) await destroyOn(d, ctx, x.hostId).catch(() => undefined);
 
     const after = await ctx.step('confirm with the agents', () => listEveryHost(d.links, d.monitor, d.settings, ctx.correlationId));
     // A start this stop followed is over: when every host it could be on answered, nothing is in flight any more.
@@ -66,14 +62,6 @@ async function shutdownOn(d: VmJobDeps, ctx: JobContext, hostId: string): Promis
       ctx.log('info', 'the guest did not shut down; powering it off', { hostId, error: e.message, code: e.code });
     }
   }, { hostId });
-}
-
-async function destroy(d: VmJobDeps, ctx: JobContext, hostId: string): Promise<void> {
-  try {
-    await d.links.call(hostId, 'VM.destroy', { vmID: ctx.job.targetId }, { correlationId: ctx.correlationId });
-  } catch (e) {
-    if (!(e instanceof RpcCallError && e.code === 1)) throw e; // 1: the agent has no such VM (any more)
-  }
 }
 
 /** Waits (bounded by the start's own timeout) until no start job of the VM is unfinished. */
