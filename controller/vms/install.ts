@@ -4,6 +4,7 @@
 import type { LogFn } from '../agents/log-fn.js';
 import type { DecisionSettings } from '../decision-settings.js';
 import type { ApiContext } from '../http/context.js';
+import { agentAnswering } from '../health/host-status.js';
 import type { ControllerRuntime } from '../runtime/controller-runtime.js';
 import { PlacementService } from '../scheduler/placement-service.js';
 import { PendingReservations } from '../scheduler/reservations.js';
@@ -49,7 +50,10 @@ export function installVms(runtime: ControllerRuntime, store: Store, settings: D
     placementFacts: { networksOn: (h) => placementFacts.networksOn(h), poolConnected: (h) => placementFacts.poolConnected(h) },
   });
   const placement = new PlacementService({ settings, reservations, view, log });
-  const starts = new VmStarts({ store, settings, registry, reconciler, reservations, placement, facts, log, get ready() { return load(); } });
+  const starts = new VmStarts({
+    store, settings, registry, reconciler, reservations, placement, facts, placementFacts, log, get ready() { return load(); },
+    answering: (h) => { const st = runtime.monitor.health(h)?.status; return st !== undefined && agentAnswering(st); },
+  });
   const deps: VmJobDeps = {
     store, settings, links: runtime.links, monitor: runtime.monitor, registry, reconciler, reservations, facts, starts, log,
     get ready() { return load(); },
@@ -65,7 +69,11 @@ export function installVms(runtime: ControllerRuntime, store: Store, settings: D
       void load().catch((e: unknown) => log('error', 'could not load the VMs from the store', { error: String(e) }));
       facts.start();
       // Time alone settles a start whose host never lists the VM (start-in-flight timeout).
-      sweep = setInterval(() => { if (ready) reconciler.sweep(); }, settings.vmListIntervalMs);
+      sweep = setInterval(() => {
+        if (!ready) return;
+        reconciler.sweep();
+        void registry.syncFromStore().catch((e: unknown) => log('warn', 'could not read the VMs from the store', { error: String(e) }));
+      }, settings.vmListIntervalMs);
       sweep.unref();
     },
     async close() {

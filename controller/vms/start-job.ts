@@ -19,8 +19,9 @@ const MAYBE_CREATED = new Set([4 /* exists */, 1002 /* timeout */, 1007 /* no an
 
 export function startJob(d: VmJobDeps): JobHandler {
   return async (ctx) => {
-    const vm = await jobVm(d, ctx);
-    const vmId = vm.id;
+    const vmId = ctx.job.targetId;
+    // The reservation the request made goes with the job, whatever ends it.
+    const vm = await jobVm(d, ctx).catch((e: unknown) => { d.reservations.release(vmId, ctx.job.id); throw e; });
     let placement = placementOf(ctx.job);
     if (placement === undefined) {
       placement = await ctx.step('place the VM', () => d.starts.placeForJob(vm, (ctx.job.params['hostId'] as string | null) ?? null, ctx.correlationId));

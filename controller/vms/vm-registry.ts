@@ -84,6 +84,14 @@ export class VmRegistry {
     else this.add(vm);
   }
 
+  /** Level-triggered against the store: VMs defined since are added, deleted ones forgotten. */
+  async syncFromStore(): Promise<void> {
+    const rows = await this.store.vms.list();
+    const ids = new Set(rows.map((v) => v.id));
+    for (const vm of rows) this.define(vm);
+    for (const id of [...this.records.keys()]) if (!ids.has(id)) this.forget(id);
+  }
+
   forget(vmId: string): void {
     this.records.delete(vmId);
     this.defs.delete(vmId);

@@ -14,9 +14,10 @@ import { recordDecisionEvent } from '../runtime/record-event.js';
 import { NoSuitableHostError } from '../scheduler/schedule.js';
 import { exclusionsOf, policyOf, schedVmOf, type PlacementService } from '../scheduler/placement-service.js';
 import type { PendingReservations, PersistedPlacement } from '../scheduler/reservations.js';
+import type { SchedVm } from '../scheduler/sched-types.js';
 import { ConflictError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
-import type { HostFacts } from './host-facts.js';
+import type { HostFacts, PlacementFacts } from './host-facts.js';
 import type { VmReconciler } from './vm-reconciler.js';
 import type { VmRegistry } from './vm-registry.js';
 
@@ -35,6 +36,9 @@ export interface VmStartsOptions {
   reservations: PendingReservations;
   placement: PlacementService;
   facts: HostFacts;
+  placementFacts: PlacementFacts;
+  /** the host's agent answered its last poll (the health monitor's view) */
+  answering: (hostId: string) => boolean;
   /** resolves once the registry and the reservations are loaded */
   ready: Promise<void>;
   log: LogFn;
@@ -63,9 +67,13 @@ export class VmStarts implements VmStartPlacer {
     const { store, settings: s, registry, reconciler, reservations, placement, facts } = this.o;
     await this.o.ready;
     registry.define(vm);
+    if (!forJob) {
+      const stopping = await store.jobs.activeFor(vm.id, ['vm.stop', 'vm.shutdown']);
+      if (stopping) throw new ConflictError(`VM ${vm.name} has a ${stopping.kind} job under way`, { job: stopping.id });
+    }
     const cluster = await store.clusters.get(vm.clusterId);
     const hosts = await store.hosts.list({ clusterId: vm.clusterId });
-    await facts.ensure(hosts.filter((h) => h.certFingerprint !== null).map((h) => h.id));
+    await this.freshFacts(hosts.map((h) => h.id), schedVmOf(vm));
 
     // From here to the reservation: synchronous, so this decision and the next see each other.
     const now = (this.o.clock ?? Date.now)();
@@ -86,5 +94,22 @@ export class VmStarts implements VmStartPlacer {
     }
     void recordDecisionEvent(store, decision.event, correlationId).catch(() => undefined);
     return decision.reservation;
+  }
+
+  /**
+   * Facts are read again, before the decision, for each answering host that has none or whose
+   * facts would exclude it (no pool connection, a network missing): a host must not be refused
+   * on what it reported a minute ago. Hosts that do not answer are excluded as not Up anyway.
+   */
+  private async freshFacts(hostIds: readonly string[], vm: SchedVm): Promise<void> {
+    const { facts, placementFacts, answering } = this.o;
+    const stale = hostIds.filter((id) => {
+      if (!answering(id)) return false;
+      if (facts.get(id) === undefined) return true;
+      if (vm.needsPool && !placementFacts.poolConnected(id)) return true;
+      const have = new Set(placementFacts.networksOn(id));
+      return vm.requiredNetworks.some((n) => !have.has(n));
+    });
+    await Promise.all(stale.map((id) => facts.refresh(id)));
   }
 }
