@@ -161,3 +161,21 @@ t.test('its host\'s agent stopped past the grace: the VM is Unknown (never Down)
   const stop = await call('POST', `/api/v1/vms/${id}/stop`);
   t.equal((await jobEnd(stop.headers.location as string)).state, 'succeeded');
 });
+
+t.test('its agent restarted (kill -9) without the VM: Down once the new agent answers, with an event; the agent\'s state wins', async (t) => {
+  const id = await defineVm('life-agent-restart');
+  const { hostId } = await startUp(id, { host: 'b' });
+  await agentB.kill9();
+  await agentB.restart(); // the test driver's domains made by VM.create went with the old process
+  const seen: string[] = [];
+  const down = await until(`/api/v1/vms/${id}`, (a) => { seen.push(a.body.status); return a.body.status === 'Down'; }, 15_000, 'Down');
+  t.equal(down.body.hostId, null, `Down on no host once the restarted agent lists no such VM (${[...new Set(seen)].join(' -> ')})`);
+  t.equal(down.body.desiredState, 'up', 'still meant up: the controller does not start it again by itself');
+  const ev = await until('/api/v1/events?limit=1000', (a) => a.body.events.some((e: { kind: string; subjectId: string }) => e.kind === 'vm.differs' && e.subjectId === id), 5_000, 'vm.differs');
+  t.ok(ev, `the difference is an event on host ${hostId === hostB.id ? 'b' : hostId}`);
+  const again = await call('POST', `/api/v1/vms/${id}/start`);
+  t.equal(again.status, 202, 'and it may be started again');
+  t.equal((await jobEnd(again.headers.location as string)).state, 'succeeded');
+  const stop = await call('POST', `/api/v1/vms/${id}/stop`);
+  t.equal((await jobEnd(stop.headers.location as string)).state, 'succeeded');
+});
