@@ -96,6 +96,18 @@ export const DECISION_SETTINGS = {
     default: 120_000, unit: 'ms', min: 1_000, max: 3_600_000,
     reason: "a VM start whose host is reachable but does not list the VM after this has failed (VM.create's own timeout is shorter); until then, and while the host is unreachable, no second start is allowed",
   },
+  vmStartTimeoutMs: {
+    default: 120_000, unit: 'ms', min: 1_000, max: 3_600_000,
+    reason: "a vm.start job whose VM is not Up on its host after this fails with that reason (the agent reports Up once libvirt has launched the domain, seconds after VM.create; disks on block storage are activated first). The VM is left as the agent has it: if it comes Up later, reconcile shows it Up",
+  },
+  vmShutdownTimeoutMs: {
+    default: 25_000, unit: 'ms', min: 1_000, max: 3_600_000,
+    reason: "what a vm.shutdown that names no timeout gives each step of the agent's VM.shutdown (guest agent, then ACPI) before the VM is powered off: both steps fit in the agent's 60 s request bound, and a guest that has not stopped in 25 s after the power button is not going to",
+  },
+  hostFactsRefreshMs: {
+    default: 60_000, unit: 'ms', min: 1_000, max: 3_600_000,
+    reason: "how often placement re-reads each host's capabilities (CPUs, the networks up on it) and pool connection; each new connection to an agent reads them at once. They change only when the host's networks or storage are set up, which other parts do through the controller",
+  },
   hostReservedMemoryMiB: {
     default: 512, unit: 'MiB', min: 0, max: 1_048_576,
     reason: "memory kept for the host itself (kernel, agent, QEMU overhead) and never given to VM reservations, so a fully booked host does not swap or OOM",

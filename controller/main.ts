@@ -11,8 +11,9 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { Enrollment } from './enrollment/enroll.js';
 import { buildServer } from './http/server.js';
+import type { ApiContext } from './http/context.js';
+import { installParts } from './install-parts.js';
 import { ControllerRuntime } from './runtime/controller-runtime.js';
-import { installStorage } from './storage/install.js';
 import { resolveDecisionSettings } from './decision-settings.js';
 import { pinoLogFn } from './runtime/pino-log.js';
 import { ensureClientCredentials, ensureControllerPki } from './pki/ca.js';
@@ -45,8 +46,9 @@ export async function main(argv: string[]): Promise<void> {
   const store = await Store.open(o.postgres ? { engine: 'postgres', connection: { connectionString: o.postgres } } : { engine: 'sqlite', path: o.db });
   const settings = resolveDecisionSettings();
   let runtime: ControllerRuntime | undefined;
+  const api: ApiContext = { store, enrollment: new Enrollment(store, pki.ca), get jobs() { return runtime!.executor; }, hostsChanged: () => runtime?.kick() };
   const server = await buildServer({
-    ctx: { store, enrollment: new Enrollment(store, pki.ca), get jobs() { return runtime!.executor; }, hostsChanged: () => runtime?.kick() },
+    ctx: api,
     tls: { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert), ca: readFileSync(pki.ca.caCert) },
     logger: { level: o.logLevel },
   });
@@ -54,7 +56,7 @@ export async function main(argv: string[]): Promise<void> {
     store, settings, log: pinoLogFn(server.log),
     credentials: { key: readFileSync(pki.clientKey), cert: readFileSync(pki.clientCert), ca: readFileSync(pki.ca.caCert) },
   });
-  installStorage(runtime, store, settings, pinoLogFn(server.log));
+  installParts(runtime, store, settings, pinoLogFn(server.log), api);
   await runtime.start();
   await server.listen({ host: o.listen, port: o.port });
   server.log.info({ store: store.engine, pki: o.pki, adminCreds: o.adminCreds }, 'controller ready');

@@ -12,6 +12,23 @@ export interface ApiContext {
   jobs: JobRunner;
   /** Tells the runtime the set of hosts changed (enrolled, removed), so it links at once. */
   hostsChanged?: () => void;
+  /** Places a VM when its start is requested (controller/vms); without it the start job is placed when it runs. */
+  vmStarts?: VmStartPlacer;
+}
+
+/** A start placed and reserved at request time, before its job exists. */
+export interface PlacedStart {
+  /** what the job carries (the reservation, persisted with it) */
+  params: Record<string, unknown>;
+  /** the job now holds the reservation */
+  attach(jobId: string): void;
+  /** no job was made: drop the reservation */
+  cancel(): void;
+}
+
+export interface VmStartPlacer {
+  /** 409 when the VM's state forbids a start, 422 NoPlacement naming each host's excluding filter. */
+  place(vmId: string, requestedHostId: string | null, correlationId: string): Promise<PlacedStart>;
 }
 
 export const API_PREFIX = '/api/v1';

@@ -86,8 +86,19 @@ export function vmRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
       await refuseIfStarting(vm);
       const hostId = req.body?.host ? await hostIn(vm.clusterId, req.body.host, 'body.host') : null;
       if (vm.pinnedHostId && hostId && hostId !== vm.pinnedHostId) throw new ConflictError(`VM ${vm.name} is pinned to host ${vm.pinnedHostId}`, { field: 'body.host', pinnedHostId: vm.pinnedHostId });
-      if (!(await store.vms.transitionDesired(vm.id, 'down', 'up'))) throw new ConflictError(`VM ${vm.name} is meant to be up already`, { desiredState: 'up' });
-      return acceptJob(ctx, req, reply, { kind: 'vm.start', targetKind: 'vm', targetId: vm.id, params: { hostId }, message: `start VM ${vm.name}` });
+      // Placed now (422 when no host fits), and reserved until the job ends.
+      const placed = ctx.vmStarts ? await ctx.vmStarts.place(vm.id, hostId, req.id) : null;
+      try {
+        // With placement, the reservation already stops a second start; desired may still say up
+        // after a start that failed, and the VM is Down: it may be started again.
+        if (!(await store.vms.transitionDesired(vm.id, 'down', 'up')) && !placed) throw new ConflictError(`VM ${vm.name} is meant to be up already`, { desiredState: 'up' });
+        const job = await acceptJob(ctx, req, reply, { kind: 'vm.start', targetKind: 'vm', targetId: vm.id, params: { hostId, ...placed?.params }, message: `start VM ${vm.name}` });
+        placed?.attach(job.id);
+        return job;
+      } catch (e) {
+        placed?.cancel();
+        throw e;
+      }
     });
 
     for (const [verb, kind, summary] of [['stop', 'vm.stop', 'Power a VM off'], ['shutdown', 'vm.shutdown', 'Shut a VM down through the guest, then power it off']] as const) {

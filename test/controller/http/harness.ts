@@ -9,6 +9,7 @@ import { ensureCa, ensureClientCredentials, ensureControllerPki, issue, type Con
 import { Enrollment } from '../../../controller/enrollment/enroll.js';
 import { PendingJobRunner } from '../../../controller/jobs/runner.js';
 import { buildServer, type ApiServer } from '../../../controller/http/server.js';
+import type { ApiContext } from '../../../controller/http/context.js';
 import { Store } from '../../../controller/store/store.js';
 
 export type Identity = 'admin' | 'read-only' | 'none' | 'other-ca' | 'host-unit';
@@ -28,6 +29,8 @@ export interface Api {
   port: number;
   store: Store;
   runner: PendingJobRunner;
+  /** what the routes work with: a test may put the runtime's executor (and other parts) in */
+  ctx: ApiContext;
   pki: ControllerPki;
   caPem: Buffer;
   creds: Record<Exclude<Identity, 'none'>, Creds>;
@@ -80,7 +83,7 @@ export async function startApi(opts: { bodyLimit?: number; now?: () => number } 
   };
   const store = await Store.open({ engine: 'sqlite', path: join(dir, 'controller.db'), ...(opts.now && { now: opts.now }) });
   const runner = new PendingJobRunner();
-  const ctx = { store, enrollment: new Enrollment(store, pki.ca, opts.now), jobs: runner };
+  const ctx: ApiContext = { store, enrollment: new Enrollment(store, pki.ca, opts.now), jobs: runner };
   const caPem = readFileSync(pki.ca.caCert);
   const server = await buildServer({
     ctx, tls: { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert), ca: caPem },
@@ -95,7 +98,7 @@ export async function startApi(opts: { bodyLimit?: number; now?: () => number } 
   };
 
   return {
-    dir, url: `https://127.0.0.1:${port}`, port, store, runner, pki, caPem, creds, call, server,
+    dir, url: `https://127.0.0.1:${port}`, port, store, runner, ctx, pki, caPem, creds, call, server,
     async close() {
       await server.close();
       await store.close();
