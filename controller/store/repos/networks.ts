@@ -33,8 +33,25 @@ export class NetworksRepo extends KeyedRepo<Network> {
     return toNetwork(row);
   }
 
-
-
+  /**
+   * Changes what hosts should have: nics are merged into the map (a host newly named starts
+   * 'pending'; a host whose nic changed too, as it is to be set up again); required replaces.
+   */
+  async update(id: string, change: { nics?: Record<string, string>; required?: boolean }): Promise<Network> {
+    return this.db.transaction().execute(async (trx) => {
+      const r = await trx.selectFrom('networks').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!r) throw new NotFoundError('network', id);
+      const nics = parseJson<Record<string, string>>(r.host_nics, {});
+      const hosts = parseJson<Record<string, string>>(r.host_status, {});
+      for (const [hostId, nic] of Object.entries(change.nics ?? {})) {
+        if (nics[hostId] !== nic) hosts[hostId] = 'pending';
+        nics[hostId] = nic;
+      }
+      const set = { host_nics: json(nics), host_status: json(hosts), updated_at: this.now(), ...(change.required !== undefined && { required: flag(change.required) }) };
+      await trx.updateTable('networks').set(set).where('id', '=', id).execute();
+      return toNetwork({ ...r, ...set });
+    });
+  }
 
   async setHostStatus(id: string, hostId: string, status: string): Promise<void> {
     await this.db.transaction().execute(async (trx) => {

@@ -59,6 +59,11 @@ t.test('storage domain, disk, network: 202 + Location to a pending job, resource
   const n = await call('GET', `/api/v1/networks/${net.body.targetId}`);
   t.same([n.body.nics, n.body.hosts, n.body.mtu, n.body.bridged], [{ [b.id]: 'eth1' }, { [b.id]: 'pending' }, 1500, true], 'nic by host name stored by host id');
   t.equal((await call('POST', '/api/v1/clusters/default/networks', { body: { name: 'storage', nics: {} } })).status, 409, 'a second network of that name');
+  const fix = await call('PATCH', `/api/v1/networks/${net.body.targetId}`, { body: { nics: { b: 'eth2' }, required: false } });
+  t.same([fix.status, fix.body.kind, fix.body.targetId], [202, 'network.apply', net.body.targetId], 'PATCH answers a new apply job');
+  const fixed = await call('GET', `/api/v1/networks/${net.body.targetId}`);
+  t.same([fixed.body.nics, fixed.body.hosts, fixed.body.required], [{ [b.id]: 'eth2' }, { [b.id]: 'pending' }, false], 'the nic changed, to be applied again; required replaced');
+  t.equal((await call('PATCH', `/api/v1/networks/${net.body.targetId}`, { body: { nics: { nohost: 'eth0' } } })).status, 404, 'a host not in the cluster');
 });
 
 t.test('VMs: define, start once (202, a second start 409), no delete while meant up, stop, delete', async (t) => {
