@@ -112,6 +112,18 @@ export const DECISION_SETTINGS = {
     default: 512, unit: 'MiB', min: 0, max: 1_048_576,
     reason: "memory kept for the host itself (kernel, agent, QEMU overhead) and never given to VM reservations, so a fully booked host does not swap or OOM",
   },
+  networkObserveIntervalMs: {
+    default: 15_000, unit: 'ms', min: 500, max: 600_000,
+    reason: "how often each host's networks are read (Host.getNetworkCapabilities: a few ip reads, milliseconds) to find a required cluster network gone (a bridge deleted by hand, a nic unplugged); a new connection to the agent reads them at once",
+  },
+  networkRetryIntervalMs: {
+    default: 60_000, unit: 'ms', min: 500, max: 3_600_000,
+    reason: 'a cluster network that could not be set up on a host is tried again after this (the nic may be plugged in or renamed later); not sooner, so a request the host refuses is not sent in a tight loop. A changed nic map is tried at once',
+  },
+  networkConnectivityTimeoutMs: {
+    default: 20_000, unit: 'ms', min: 1_000, max: 600_000,
+    reason: "the connectivityTimeout sent with Host.setupNetworks: the agent keeps a change only if the controller still reaches it within this, else rolls it back. The controller confirms every 500 ms while it waits, so a host it still reaches keeps the change at once; a change that cut the host off is undone after this long (VDSM's own default, 4 s, is too short for a loaded host)",
+  },
   highUtilizationPct: {
     default: 80, unit: '%', min: 50, max: 99,
     reason: "default of a cluster policy's HighUtilization (oVirt's evenly_distributed and power_saving, 80 %): power_saving packs hosts only up to this",

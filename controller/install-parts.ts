@@ -1,6 +1,6 @@
 // The controller's parts on one runtime, and the few places where one part reads another's view:
-// placement takes pool connection from the storage part (and, once installed, networks from
-// the networks part). main.ts and the tests that build "the controller as it runs" call this.
+// placement takes pool connection from the storage part and the networks up on a host from the
+// networks part. main.ts and the tests that build "the controller as it runs" call this.
 import type { ApiContext } from './http/context.js';
 import type { ControllerRuntime } from './runtime/controller-runtime.js';
 import type { DecisionSettings } from './decision-settings.js';
@@ -8,10 +8,12 @@ import type { Store } from './store/store.js';
 import type { LogFn } from './agents/log-fn.js';
 import { installStorage, type InstallStorageOptions } from './storage/install.js';
 import { installVms } from './vms/install.js';
+import { installNetworks } from './networks/install.js';
 
 export function installParts(runtime: ControllerRuntime, store: Store, settings: DecisionSettings, log: LogFn, api?: ApiContext,
   o: { storage?: InstallStorageOptions } = {}) {
   const storage = installStorage(runtime, store, settings, log, o.storage);
+  const networks = installNetworks(runtime, store, settings, log);
   const vms = installVms(runtime, store, settings, log, api);
   // The storage part's connector knows each host's pool connection first-hand; a host it has not
   // looked at yet falls back to what the agent reports.
@@ -20,5 +22,9 @@ export function installParts(runtime: ControllerRuntime, store: Store, settings:
     const v = storage.pool.get(hostId);
     return v ? storage.pool.isConnected(hostId, v.poolId) : reportedPool(hostId);
   };
-  return { storage, vms };
+  // The networks part reads each host's networks (up, as last seen) and applies what it lacks; a
+  // host it has not read yet falls back to what the agent reported.
+  const reportedNetworks = vms.placementFacts.networksOn;
+  vms.placementFacts.networksOn = (hostId) => networks.view.observedAt(hostId) !== undefined ? networks.networksOnHost(hostId) : reportedNetworks(hostId);
+  return { storage, networks, vms };
 }
