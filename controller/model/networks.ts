@@ -6,6 +6,8 @@ import { PerHostStatus } from './storage.js';
 // Linux interface names: at most 15 characters (IFNAMSIZ - 1).
 export const NetName = Type.String({ minLength: 1, maxLength: 15, pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]*$' });
 export const DEFAULT_MTU = 1500;
+/** The nic map's entry for every host it does not name: hosts enrolled later get the network on that nic. */
+export const ANY_HOST = '*';
 
 export const Network = Type.Object({
   id: Id,
@@ -15,7 +17,7 @@ export const Network = Type.Object({
   mtu: Type.Integer({ minimum: 68, maximum: 9216 }),
   bridged: Type.Boolean(),
   required: Type.Boolean({ description: 'a host without it is NonOperational' }),
-  nics: Type.Record(Type.String(), NetName, { description: 'host id -> the nic the network goes on' }),
+  nics: Type.Record(Type.String(), NetName, { description: `host id -> the nic the network goes on; "${ANY_HOST}": the nic of every other host of the cluster` }),
   hosts: PerHostStatus,
   createdAt: EpochMs,
   updatedAt: EpochMs,

@@ -2,13 +2,14 @@
 // whether the host has it as asked (Host.getNetworkCapabilities). Pure.
 import type { NetworkCapabilitiesT } from '../../api/network.js';
 import type { SetupNetworksRequest } from '../../api/network-request.js';
-import type { Network } from '../model/networks.js';
+import { ANY_HOST, type Network } from '../model/networks.js';
 
 /** The part of a cluster network one host gets: its attributes and the nic the per-host map names. */
 export type HostNetworkSpec = Pick<Network, 'name' | 'vlan' | 'mtu' | 'bridged'> & { nic: string };
 
+/** The host's own entry in the nic map, else the '*' entry, else none (the host does not get it). */
 export function hostSpec(network: Network, hostId: string): HostNetworkSpec | null {
-  const nic = network.nics[hostId];
+  const nic = network.nics[hostId] ?? network.nics[ANY_HOST];
   return nic === undefined ? null : { name: network.name, vlan: network.vlan, mtu: network.mtu, bridged: network.bridged, nic };
 }
 

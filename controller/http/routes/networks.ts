@@ -2,12 +2,12 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Job } from '../../model/jobs.js';
-import { DEFAULT_MTU, NetName, Network } from '../../model/networks.js';
+import { ANY_HOST, DEFAULT_MTU, NetName, Network } from '../../model/networks.js';
 import { NotFoundError } from '../../store/errors.js';
 import { acceptJob, type ApiContext } from '../context.js';
 import { ClusterParams, errors, IdParams, MUTATING_ERRORS } from '../schemas.js';
 
-const NicMap = Type.Record(Type.String(), NetName, { description: 'host id or name -> the nic (or bond) the network goes on; one entry per host of the cluster that gets it' });
+const NicMap = Type.Record(Type.String(), NetName, { description: `host id or name -> the nic (or bond) the network goes on; "${ANY_HOST}" -> the nic of every host not named (hosts enrolled later included)` });
 
 const NetworkRequest = Type.Object({
   name: NetName,
@@ -19,15 +19,16 @@ const NetworkRequest = Type.Object({
 }, { additionalProperties: false });
 
 const NetworkChange = Type.Object({
-  nics: Type.Optional(Type.Record(Type.String(), NetName, { description: 'host id or name -> its nic; merged into the map (a host enrolled later, a nic corrected)' })),
+  nics: Type.Optional(Type.Record(Type.String(), NetName, { description: `host id or name (or "${ANY_HOST}") -> its nic; merged into the map (a host enrolled later, a nic corrected)` })),
   required: Type.Optional(Type.Boolean({ description: 'a host without it becomes NonOperational' })),
 }, { additionalProperties: false, minProperties: 1 });
 
-/** The nic map with every host named by its id; 404 naming the entry for a host not in the cluster. */
+/** The nic map with every host named by its id ('*' kept); 404 naming the entry for a host not in the cluster. */
 async function nicsByHostId(ctx: ApiContext, clusterId: string, byRef: Record<string, string>): Promise<Record<string, string>> {
   const hosts = await ctx.store.hosts.list({ clusterId });
   const nics: Record<string, string> = {};
   for (const [ref, nic] of Object.entries(byRef)) {
+    if (ref === ANY_HOST) { nics[ANY_HOST] = nic; continue; }
     const host = hosts.find((h) => h.id === ref || h.name === ref);
     if (!host) throw new NotFoundError('host in this cluster', ref, `body.nics.${ref}`);
     nics[host.id] = nic;
@@ -46,7 +47,7 @@ export function networkRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
       const b = req.body;
       const n = await store.networks.create({ clusterId: cluster.id, name: b.name, vlan: b.vlan ?? null, mtu: b.mtu ?? DEFAULT_MTU, bridged: b.bridged ?? true, required: b.required ?? false, nics });
       await store.event({ kind: 'network.created', subjectKind: 'network', subjectId: n.id, correlationId: req.id,
-        message: `network ${n.name} in cluster ${cluster.name}${n.required ? ' (required)' : ''} on ${Object.keys(nics).length} host(s)` });
+        message: `network ${n.name} in cluster ${cluster.name}${n.required ? ' (required)' : ''} on ${ANY_HOST in nics ? 'every host' : `${Object.keys(nics).length} host(s)`}` });
       return acceptJob(ctx, req, reply, { kind: 'network.apply', targetKind: 'network', targetId: n.id, params: { clusterId: cluster.id }, message: `apply network ${n.name}` });
     });
 

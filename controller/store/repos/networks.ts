@@ -1,7 +1,7 @@
 // Cluster networks: what each host should have; the per-host status is written as they are applied.
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
-import type { Network } from '../../model/networks.js';
+import { ANY_HOST, type Network } from '../../model/networks.js';
 import { flag, insertUnique, isSet, json, parseJson } from '../codec.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import { KeyedRepo } from './by-id.js';
@@ -26,7 +26,7 @@ export class NetworksRepo extends KeyedRepo<Network> {
     const t = this.now();
     const row: NetworkRow = {
       id: randomUUID(), cluster_id: n.clusterId, name: n.name, vlan: n.vlan, mtu: n.mtu, bridged: flag(n.bridged), required: flag(n.required),
-      host_nics: json(n.nics), host_status: json(Object.fromEntries(Object.keys(n.nics).map((h) => [h, 'pending']))), created_at: t, updated_at: t,
+      host_nics: json(n.nics), host_status: json(Object.fromEntries(Object.keys(n.nics).filter((h) => h !== ANY_HOST).map((h) => [h, 'pending']))), created_at: t, updated_at: t,
     };
     await insertUnique(() => this.db.insertInto('networks').values(row).execute(),
       () => new ConflictError(`the cluster has a network named ${n.name}`, { field: 'name' }));
@@ -35,7 +35,8 @@ export class NetworksRepo extends KeyedRepo<Network> {
 
   /**
    * Changes what hosts should have: nics are merged into the map (a host newly named starts
-   * 'pending'; a host whose nic changed too, as it is to be set up again); required replaces.
+   * 'pending'; a host whose nic changed too, as it is to be set up again; the '*' entry has no
+   * status of its own); required replaces.
    */
   async update(id: string, change: { nics?: Record<string, string>; required?: boolean }): Promise<Network> {
     return this.db.transaction().execute(async (trx) => {
@@ -44,7 +45,7 @@ export class NetworksRepo extends KeyedRepo<Network> {
       const nics = parseJson<Record<string, string>>(r.host_nics, {});
       const hosts = parseJson<Record<string, string>>(r.host_status, {});
       for (const [hostId, nic] of Object.entries(change.nics ?? {})) {
-        if (nics[hostId] !== nic) hosts[hostId] = 'pending';
+        if (nics[hostId] !== nic && hostId !== ANY_HOST) hosts[hostId] = 'pending';
         nics[hostId] = nic;
       }
       const set = { host_nics: json(nics), host_status: json(hosts), updated_at: this.now(), ...(change.required !== undefined && { required: flag(change.required) }) };

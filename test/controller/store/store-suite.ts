@@ -127,6 +127,15 @@ export function storeSuite(t: Test, engine: string, open: OpenStore, reopenOptio
     await s.networks.setHostStatus(n.id, 'h1', 'applied');
     t.same((await s.networks.get(n.id)).hosts, { h1: 'applied' });
     await t.rejects(s.networks.create({ ...n, nics: {} }), ConflictError);
+    await s.networks.setHostStatus(n.id, 'h2', 'notAssigned');
+    const u = await s.networks.update(n.id, { nics: { h1: 'eth1', h2: 'eth2' }, required: false });
+    t.same([u.nics, u.hosts, u.required], [{ h1: 'eth1', h2: 'eth2' }, { h1: 'applied', h2: 'pending' }, false], 'update: a host newly given a nic goes pending, one whose nic is the same keeps its status');
+    t.same(await s.networks.get(n.id), u, 'as stored');
+    t.same((await s.networks.update(n.id, { nics: { h1: 'eth3' } })).hosts, { h1: 'pending', h2: 'pending' }, 'a changed nic goes pending');
+    await t.rejects(s.networks.update('00000000-0000-4000-8000-000000000000', { required: true }), NotFoundError);
+    const any = await s.networks.create({ clusterId: cluster, name: 'any', vlan: null, mtu: 1500, bridged: true, required: false, nics: { '*': 'eth1', h1: 'eth2' } });
+    t.same([any.nics, any.hosts], [{ '*': 'eth1', h1: 'eth2' }, { h1: 'pending' }], 'the "*" entry (every other host) has no status of its own');
+    t.same((await s.networks.update(any.id, { nics: { '*': 'eth3' } })).hosts, { h1: 'pending' });
   });
 
   t.test(`${engine}: VMs claim their disks all or nothing; a desired-state change passes once`, async (t) => {
