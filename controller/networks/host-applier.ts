@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NetworkCapabilitiesT, SetupNetworksResultT } from '../../api/network.js';
 import { HostvisorClientError, RpcCallError } from '../../api/client/errors.js';
+import { ERRORS } from '../../api/errors.js';
 import type { AgentLinks } from '../agents/agent-links.js';
 import { errorFields, type LogFn } from '../agents/log-fn.js';
 import type { DecisionSettings } from '../decision-settings.js';
@@ -16,6 +17,8 @@ import { ClusterNetworkView, NET_STATUS, failedStatus, type EnrolledHost } from 
 
 /** How often the controller proves it still reaches a host while its setupNetworks waits for that proof. */
 const CONFIRM_EVERY_MS = 500;
+/** How often a host busy with another setupNetworks is looked at again. */
+const BUSY_RETRY_MS = 1_000;
 
 /** A network the host could not get; the message is the agent's (or the link's) reason. */
 export class NetworkApplyError extends Error {
@@ -63,6 +66,10 @@ export class HostNetworkApplier {
 
   /** The host's networks, read now (and recorded in the view). */
   async readNetworks(hostId: string, correlationId: string): Promise<NetworkCapabilitiesT> {
+    // A controller that just started is still connecting (a resumed job runs at once): wait for
+    // it within one connect bound, as the health monitor's poll does.
+    const link = this.o.links.get(hostId);
+    if (link !== undefined && link.state.phase !== 'connected') await link.whenConnected(this.o.settings.agentConnectTimeoutMs);
     const caps = await this.o.links.call(hostId, 'Host.getNetworkCapabilities', {}, { correlationId });
     this.o.view.observe(hostId, caps);
     return caps;
@@ -99,8 +106,7 @@ export class HostNetworkApplier {
     return this.exclusive(host.id, async () => {
       this.attempts.set(`${network.id}/${host.id}`, { key: specKey(spec), at: this.clock(), ok: false });
       try {
-        const action = await step(`setupNetworks ${network.name} on ${host.name} (${spec.nic})`, () => this.setup(host.id, spec, o));
-        if (action === 'applied') await view.setStatus(network.id, host.id, NET_STATUS.applying);
+        const action = await step(`setupNetworks ${network.name} on ${host.name} (${spec.nic})`, () => this.setup(host.id, network.id, spec, o));
         const committed = await step(`setSafeNetworkConfig on ${host.name}`, () => this.commit(host.id, o.correlationId));
         await view.setStatus(network.id, host.id, NET_STATUS.up);
         this.attempts.set(`${network.id}/${host.id}`, { key: specKey(spec), at: this.clock(), ok: true });
@@ -116,12 +122,27 @@ export class HostNetworkApplier {
   }
 
   /** setupNetworks unless the host already has the network as asked; verified by reading it again. */
-  private async setup(hostId: string, spec: HostNetworkSpec, o: ApplyOptions): Promise<'present' | 'applied'> {
+  private async setup(hostId: string, networkId: string, spec: HostNetworkSpec, o: ApplyOptions): Promise<'present' | 'applied'> {
     const before = await this.readNetworks(hostId, o.correlationId);
     const diff = mismatch(before, spec);
     if (diff === null) return 'present';
+    await this.o.view.setStatus(networkId, hostId, NET_STATUS.applying);
     this.o.log('info', 'setting up a cluster network on a host', { hostId, network: spec.name, nic: spec.nic, why: diff, correlationId: o.correlationId });
-    await this.confirmedSetup(hostId, spec, o.correlationId);
+    const s = this.o.settings;
+    // 40: another setupNetworks runs on the host (a controller that died mid-call sent it, and
+    // this one's first request confirmed it): wait for it to end, then look again.
+    const busyUntil = this.clock() + s.networkConnectivityTimeoutMs + s.agentCallTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.confirmedSetup(hostId, spec, o);
+        break;
+      } catch (e) {
+        if (!(e instanceof RpcCallError && e.code === ERRORS.unavailable.code) || this.clock() > busyUntil) throw e;
+        this.o.log('info', 'another setupNetworks runs on the host; waiting for it to end', { hostId, network: spec.name, attempt, correlationId: o.correlationId });
+        await sleep(BUSY_RETRY_MS, undefined, { signal: o.signal });
+        if (mismatch(await this.readNetworks(hostId, o.correlationId), spec) === null) return 'present';
+      }
+    }
     const after = await this.readNetworks(hostId, o.correlationId);
     const still = mismatch(after, spec);
     if (still !== null) throw new NetworkApplyError(hostId, spec.name, `setupNetworks answered but the network is ${still}`, { mismatch: still });
@@ -133,13 +154,17 @@ export class HostNetworkApplier {
    * controller still reaches the host (Host.confirmConnectivity; any request would do). A change
    * that cuts the link off gets no proof and the agent rolls it back after the timeout.
    */
-  private async confirmedSetup(hostId: string, spec: HostNetworkSpec, correlationId: string): Promise<SetupNetworksResultT> {
+  private async confirmedSetup(hostId: string, spec: HostNetworkSpec, o: ApplyOptions): Promise<SetupNetworksResultT> {
     const s = this.o.settings;
+    const { correlationId } = o;
     const params = setupRequest(spec, s.networkConnectivityTimeoutMs);
     let done = false;
-    const call = this.o.links.call(hostId, 'Host.setupNetworks', params, {
+    const sent = this.o.links.call(hostId, 'Host.setupNetworks', params, {
       correlationId, timeoutMs: s.agentCallTimeoutMs + s.networkConnectivityTimeoutMs,
-    }).finally(() => { done = true; });
+    });
+    // A stopping controller does not wait for the answer: the job stays for the next start, which
+    // reads the host first (and its first request confirms a change still waiting, which is kept).
+    const call = (o.signal ? raceAbort(sent, o.signal) : sent).finally(() => { done = true; });
     const ended = call.then(() => undefined, () => undefined);
     const maxConfirms = Math.ceil((s.agentCallTimeoutMs + s.networkConnectivityTimeoutMs) / CONFIRM_EVERY_MS);
     const confirming = (async () => {
@@ -172,6 +197,19 @@ export class HostNetworkApplier {
     void tail.then(() => { if (this.locks.get(hostId) === tail) this.locks.delete(hostId); });
     return run;
   }
+}
+
+/** P, or the signal's reason as soon as it is aborted. */
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  let off: () => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    const on = () => reject(signal.reason);
+    signal.addEventListener('abort', on, { once: true });
+    off = () => signal.removeEventListener('abort', on);
+  });
+  p.catch(() => undefined); // answered after we stopped waiting: nobody to tell
+  return Promise.race([p, aborted]).finally(off);
 }
 
 /** The reason shown per host: the agent's message, with its code and how the rollback went. */

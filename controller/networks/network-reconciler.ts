@@ -118,7 +118,8 @@ export class NetworkReconciler implements RuntimeLoop {
         this.o.log('warn', 'a cluster network is gone from a host', { hostId: host.id, network: network.name, why: diff, correlationId });
         await view.setStatus(network.id, host.id, NET_STATUS.missing);
       }
-      if (!applier.mayTry(network, host.id)) continue;
+      // The job applying it reports what it did: the loop does not do it behind its back.
+      if (view.applyJobUnderWay(network.id) || !applier.mayTry(network, host.id)) continue;
       const r = await applier.ensure(host, network, { correlationId, signal: this.abort.signal });
       if (r.ok) this.o.log('info', 'cluster network set up on a host by the reconciler', { hostId: host.id, network: network.name, action: r.action, correlationId });
     }

@@ -45,18 +45,27 @@ interface Observed {
 export class ClusterNetworkView {
   private networks: Network[] = [];
   private hosts = new Map<string, EnrolledHost>();
+  private applying = new Set<string>();
   private readonly observed = new Map<string, Observed>();
   /** what missingRequired last answered per host */
   private readonly reported = new Map<string, Set<string>>();
 
   constructor(private readonly store: Store, private readonly clock: () => number = Date.now) {}
 
-  /** Re-reads the networks and the enrolled hosts (level-triggered: the store is the desired state). */
+  /** Re-reads the networks, the enrolled hosts and the apply jobs under way (level-triggered: the store is the desired state). */
   async refresh(): Promise<void> {
     const [networks, hosts] = await Promise.all([this.store.networks.list(), this.store.hosts.list()]);
+    // Read after the networks: a change made with its job (POST, PATCH) is then seen with that job.
+    const jobs = await this.store.jobs.unfinished();
+    this.applying = new Set(jobs.filter((j) => j.kind === 'network.apply').map((j) => j.targetId));
     this.networks = networks;
     this.hosts = new Map(hosts.filter((h) => h.certFingerprint !== null).map((h) => [h.id, { id: h.id, name: h.name, clusterId: h.clusterId }]));
     for (const id of this.observed.keys()) if (!this.hosts.has(id)) { this.observed.delete(id); this.reported.delete(id); }
+  }
+
+  /** A network.apply job for the network is pending or running (as of the last refresh): the reconciler leaves it to the job. */
+  applyJobUnderWay(networkId: string): boolean {
+    return this.applying.has(networkId);
   }
 
   enrolledHosts(): EnrolledHost[] {
