@@ -18,7 +18,7 @@ export function networkApplyHandler(store: Store, view: ClusterNetworkView, appl
     const outcomes: Record<string, string> = {};
     for (const [i, host] of hosts.entries()) {
       const r = await applier.ensure(host, network, {
-        correlationId: ctx.correlationId, signal: ctx.signal,
+        correlationId: ctx.correlationId, signal: ctx.signal, resumed: ctx.resumed,
         step: (name, fn) => ctx.step(name, fn, { hostId: host.id }),
       });
       if (r.ok) outcomes[host.name] = r.action === 'present' ? 'already present' : 'set up';

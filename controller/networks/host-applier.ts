@@ -19,6 +19,8 @@ import { ClusterNetworkView, NET_STATUS, failedStatus, type EnrolledHost } from 
 const CONFIRM_EVERY_MS = 500;
 /** How often a host busy with another setupNetworks is looked at again. */
 const BUSY_RETRY_MS = 1_000;
+/** A resumed job's second look at a host, after its first request confirmed what may have waited (persisting takes milliseconds). */
+const SETTLE_MS = 1_000;
 
 /** A network the host could not get; the message is the agent's (or the link's) reason. */
 export class NetworkApplyError extends Error {
@@ -38,6 +40,8 @@ export interface ApplyOptions {
   step?: StepRunner;
   /** aborted when the controller stops: the interruption is passed on, not recorded as a failure */
   signal?: AbortSignal;
+  /** a previous controller ran this job: a setupNetworks it sent may still run on the host */
+  resumed?: boolean;
 }
 
 export type ApplyResult =
@@ -104,6 +108,8 @@ export class HostNetworkApplier {
     }
     const step = o.step ?? direct;
     return this.exclusive(host.id, async () => {
+      // Waited for the host behind another attempt while the controller began to stop: send nothing.
+      o.signal?.throwIfAborted();
       this.attempts.set(`${network.id}/${host.id}`, { key: specKey(spec), at: this.clock(), ok: false });
       try {
         const action = await step(`setupNetworks ${network.name} on ${host.name} (${spec.nic})`, () => this.setup(host.id, network.id, spec, o));
@@ -123,24 +129,34 @@ export class HostNetworkApplier {
 
   /** setupNetworks unless the host already has the network as asked; verified by reading it again. */
   private async setup(hostId: string, networkId: string, spec: HostNetworkSpec, o: ApplyOptions): Promise<'present' | 'applied'> {
-    const before = await this.readNetworks(hostId, o.correlationId);
-    const diff = mismatch(before, spec);
+    let caps = await this.readNetworks(hostId, o.correlationId);
+    if (o.resumed === true && mismatch(caps, spec) !== null) {
+      // The previous controller's setupNetworks may be waiting for a confirmation, which that read
+      // just gave: let it finish and record the network before deciding it is not there.
+      await sleep(SETTLE_MS, undefined, { signal: o.signal });
+      caps = await this.readNetworks(hostId, o.correlationId);
+    }
+    const diff = mismatch(caps, spec);
     if (diff === null) return 'present';
     await this.o.view.setStatus(networkId, hostId, NET_STATUS.applying);
     this.o.log('info', 'setting up a cluster network on a host', { hostId, network: spec.name, nic: spec.nic, why: diff, correlationId: o.correlationId });
     const s = this.o.settings;
-    // 40: another setupNetworks runs on the host (a controller that died mid-call sent it, and
-    // this one's first request confirmed it): wait for it to end, then look again.
     const busyUntil = this.clock() + s.networkConnectivityTimeoutMs + s.agentCallTimeoutMs;
     for (let attempt = 1; ; attempt++) {
+      const seen = lastSetupKey(caps);
       try {
         await this.confirmedSetup(hostId, spec, o);
         break;
       } catch (e) {
+        // 40: another setupNetworks runs on the host (one a controller that died sent): wait until
+        // the host records its end (our reads confirm it if it waits for that), then look again.
         if (!(e instanceof RpcCallError && e.code === ERRORS.unavailable.code) || this.clock() > busyUntil) throw e;
         this.o.log('info', 'another setupNetworks runs on the host; waiting for it to end', { hostId, network: spec.name, attempt, correlationId: o.correlationId });
-        await sleep(BUSY_RETRY_MS, undefined, { signal: o.signal });
-        if (mismatch(await this.readNetworks(hostId, o.correlationId), spec) === null) return 'present';
+        for (let i = 0; lastSetupKey(caps) === seen && this.clock() <= busyUntil && i < 10_000; i++) {
+          await sleep(BUSY_RETRY_MS, undefined, { signal: o.signal });
+          caps = await this.readNetworks(hostId, o.correlationId);
+        }
+        if (mismatch(caps, spec) === null) return 'present';
       }
     }
     const after = await this.readNetworks(hostId, o.correlationId);
@@ -158,6 +174,7 @@ export class HostNetworkApplier {
     const s = this.o.settings;
     const { correlationId } = o;
     const params = setupRequest(spec, s.networkConnectivityTimeoutMs);
+    o.signal?.throwIfAborted();
     let done = false;
     const sent = this.o.links.call(hostId, 'Host.setupNetworks', params, {
       correlationId, timeoutMs: s.agentCallTimeoutMs + s.networkConnectivityTimeoutMs,
@@ -199,8 +216,14 @@ export class HostNetworkApplier {
   }
 }
 
+/** Which setupNetworks the host last finished (its seq restarts with the agent, so the time too). */
+function lastSetupKey(caps: NetworkCapabilitiesT): string {
+  return caps.lastSetup === undefined ? '' : `${caps.lastSetup.seq}|${caps.lastSetup.finishedAt}`;
+}
+
 /** P, or the signal's reason as soon as it is aborted. */
 function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  p.catch(() => undefined); // answered after we stopped waiting: nobody to tell
   if (signal.aborted) return Promise.reject(signal.reason);
   let off: () => void = () => undefined;
   const aborted = new Promise<never>((_, reject) => {
@@ -208,7 +231,6 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener('abort', on, { once: true });
     off = () => signal.removeEventListener('abort', on);
   });
-  p.catch(() => undefined); // answered after we stopped waiting: nobody to tell
   return Promise.race([p, aborted]).finally(off);
 }
 

@@ -35,7 +35,7 @@ if (process.getuid?.() !== 0) {
   t.plan(0, 'skipped: needs root (the multi-host lab makes namespaces)');
 } else {
   const t0 = performance.now();
-  const c = await labCluster({ echo, hooks: { before_network_setup: { '50_slow': SLOW_HOOK } } });
+  const c = await labCluster({ echo, hooks: { before_network_setup: { '50_slow': SLOW_HOOK } }, leftovers: [NET, VLAN_NET, MID_NET] });
   t.teardown(async () => {
     for (const n of c.nodes) for (const dev of [NET, VLAN_NET, MID_NET]) await n.lab.exec(['ip', 'link', 'del', dev], { timeoutMs: 10_000 }).catch(() => undefined);
     await c.close();

@@ -81,6 +81,8 @@ export interface LabClusterOptions {
   settings?: Record<string, number>;
   /** hook scripts every agent gets: point -> {file name -> script text} */
   hooks?: Record<string, Record<string, string>>;
+  /** devices the test makes in the hosts (its bridges), deleted first in case a dead run left them */
+  leftovers?: string[];
   echo?: boolean;
 }
 
@@ -103,6 +105,8 @@ export async function labCluster(o: LabClusterOptions = {}): Promise<LabCluster>
     const labs = await labUp(2);
     for (const lab of labs) {
       await assertLabRoute(lab.address);
+      // What a run that died left in a lab host that is still up (labUp keeps running hosts).
+      for (const dev of [...(o.leftovers ?? []), DATA_NIC, SECOND_NIC]) await lab.exec(['ip', 'link', 'del', dev], { timeoutMs: 10_000 });
       for (const nic of [DATA_NIC, SECOND_NIC]) {
         undo.push({ what: `${nic} on ${lab.name}`, fn: () => lab.exec(['ip', 'link', 'del', nic], { timeoutMs: 10_000 }), ms: 15_000 });
         await mustExec(lab, ['ip', 'link', 'add', nic, 'type', 'veth', 'peer', 'name', `${nic}p`]);
