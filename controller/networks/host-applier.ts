@@ -81,12 +81,13 @@ export class HostNetworkApplier {
 
   /**
    * Whether an attempt on this host may be made now: never tried, or asked differently since
-   * (nic map, MTU...), or the last one failed longer than networkRetryIntervalMs ago.
+   * (nic map, MTU...), or the last one succeeded (the network went since: put it back), or it
+   * failed longer than networkRetryIntervalMs ago.
    */
   mayTry(network: Network, hostId: string): boolean {
     const spec = hostSpec(network, hostId);
     const last = this.attempts.get(`${network.id}/${hostId}`);
-    if (spec === null || last === undefined || last.key !== specKey(spec)) return true;
+    if (spec === null || last === undefined || last.ok || last.key !== specKey(spec)) return true;
     return this.clock() - last.at >= this.o.settings.networkRetryIntervalMs;
   }
 
@@ -119,6 +120,8 @@ export class HostNetworkApplier {
         return { ok: true, action, committed };
       } catch (e) {
         if (o.signal?.aborted) throw e;
+        // The retry interval runs from the end of the attempt.
+        this.attempts.set(`${network.id}/${host.id}`, { key: specKey(spec), at: this.clock(), ok: false });
         const failure = describeFailure(e);
         this.o.log('warn', 'cluster network not set up on a host', { hostId: host.id, network: network.name, nic: spec.nic, correlationId: o.correlationId, ...errorFields(e) });
         await view.setStatus(network.id, host.id, failedStatus(failure.error));
@@ -156,6 +159,9 @@ export class HostNetworkApplier {
           await sleep(BUSY_RETRY_MS, undefined, { signal: o.signal });
           caps = await this.readNetworks(hostId, o.correlationId);
         }
+        // The agent takes lastSetup after the rest of an answer: the read that saw it change may
+        // show the networks from before that call ended. One more read is from after.
+        caps = await this.readNetworks(hostId, o.correlationId);
         if (mismatch(caps, spec) === null) return 'present';
       }
     }

@@ -13,7 +13,7 @@ import { defaultDecisionSettings } from '../../../controller/decision-settings.j
 import { firstExclusion } from '../../../controller/scheduler/filters.js';
 import { schedule } from '../../../controller/scheduler/schedule.js';
 import type { SchedVm } from '../../../controller/scheduler/sched-types.js';
-import { DATA_NIC, SECOND_NIC, labCluster, until, type LabNode } from './lab-cluster.js';
+import { DATA_NIC, SECOND_NIC, labCluster, until, type LabCluster, type LabNode } from './lab-cluster.js';
 import { placementHosts } from './placement-input.js';
 
 const echo = !!process.env['HV_TEST_LOG'];
@@ -146,6 +146,12 @@ if (process.getuid?.() !== 0) {
     const h = await hostStatus(h1);
     t.equal(h.status, 'Up', 'h1 stays Up: the VLAN network is not required');
     t.same(c.networks.networksOnHost(h1.hostId), [NET], `networksOnHost(h1): ${NET} only`);
+    // Level-triggered: the reconciler tries it again, not sooner than networkRetryIntervalMs after the job's attempt.
+    const failedOn = (l: LabCluster['logs'][number]) => l.msg === 'cluster network not set up on a host' && l.fields['network'] === VLAN_NET;
+    const byJob = c.logs.find((l) => failedOn(l) && l.fields['correlationId'] === job.correlationId);
+    const retry = await until('a retry by the reconciler', async () => c.logs.find((l) => failedOn(l) && String(l.fields['correlationId']).startsWith('netrec')), 30_000);
+    const gap = retry.at - (byJob?.at ?? 0);
+    t.ok(byJob && gap >= c.settings.networkRetryIntervalMs, `retried by the reconciler ${secs(gap)} s after the job's attempt (networkRetryIntervalMs ${secs(c.settings.networkRetryIntervalMs)} s)`);
   });
 
   await t.test('an agent restarted without its bridge gets the network back from the reconciler', async (t) => {
@@ -209,6 +215,10 @@ if (process.getuid?.() !== 0) {
     t.comment(waited ? 'the resumed job met the first call still running (40) and waited for it' : 'the first call had ended when the resumed job looked');
     await until('the agent logs the change applied', async () => (applied() > 0 ? true : undefined), 15_000);
     t.equal(applied(), 1, 'the agent applied it exactly once: the new controller\'s requests confirmed the change the old one asked for');
+    if (process.env['HV_DIAG']) {
+      for (const l of h1.agent.logs.slice(agentMark).filter((x) => x.includes('etupNetworks'))) t.comment(`agent: ${l.slice(0, 400)}`);
+      for (const l of c.logs.slice(mark).filter((x) => JSON.stringify(x).includes(MID_NET) || x.msg.includes('etupNetworks'))) t.comment(`controller: ${l.msg} ${JSON.stringify(l.fields).slice(0, 300)}`);
+    }
     // (The failing VLAN network is retried on h1 meanwhile: its rollbacks say applyFailed.)
     const lost = h1.agent.logs.slice(agentMark).filter((l) => l.includes('"msg":"setupNetworks failed; rolling back"') && l.includes('connectivityLost'));
     t.same(lost, [], 'and no change was rolled back for want of a confirmation');

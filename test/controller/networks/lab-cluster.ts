@@ -42,7 +42,7 @@ export interface LabCluster {
   settings: DecisionSettings;
   nodes: LabNode[];
   /** Every controller log line so far (level, msg, fields). */
-  logs: { level: string; msg: string; fields: Record<string, unknown> }[];
+  logs: { level: string; msg: string; fields: Record<string, unknown>; at: number }[];
   call(method: string, path: string, body?: unknown): Promise<Answer>;
   /** Polls GET /jobs/{id} until it is succeeded or failed (bounded). */
   jobEnd(jobId: string, timeoutMs?: number): Promise<Answer['body']>;
@@ -93,7 +93,7 @@ export async function labCluster(o: LabClusterOptions = {}): Promise<LabCluster>
   };
   const logs: LabCluster['logs'] = [];
   const log: LogFn = (level, msg, fields) => {
-    logs.push({ level, msg, fields });
+    logs.push({ level, msg, fields, at: performance.now() });
     if (o.echo) process.stderr.write(`[controller] ${level} ${msg} ${JSON.stringify(fields)}\n`);
   };
   const settings = resolveDecisionSettings({
