@@ -72,10 +72,6 @@ export class ClusterNetworkView {
     return [...this.hosts.values()];
   }
 
-  host(hostId: string): EnrolledHost | undefined {
-    return this.hosts.get(hostId);
-  }
-
   networksOf(clusterId: string): Network[] {
     return this.networks.filter((n) => n.clusterId === clusterId);
   }

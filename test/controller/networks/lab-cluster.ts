@@ -14,6 +14,9 @@ import type { LogFn } from '../../../controller/agents/log-fn.js';
 import type { ControllerCredentials } from '../../../controller/agents/agent-link.js';
 import type { InstalledNetworks } from '../../../controller/networks/install.js';
 import { installParts } from '../../../controller/install-parts.js';
+import type { SchedHost } from '../../../controller/scheduler/sched-types.js';
+import type { VmsPart } from '../../../controller/vms/install.js';
+import { runtimePlacementView } from '../../../controller/vms/placement-view.js';
 import { ControllerRuntime } from '../../../controller/runtime/controller-runtime.js';
 import { bounded, scratchDir, testConfig } from '../../agent/harness.js';
 import { spawnLabAgent, type LabAgent } from '../../agent/storage/lab-agents.js';
@@ -39,6 +42,10 @@ export interface LabCluster {
   /** the running controller's (replaced by restartController) */
   runtime: ControllerRuntime;
   networks: InstalledNetworks;
+  /** the running controller's VM part */
+  vms: VmsPart;
+  /** The scheduler's hosts of the cluster as the running controller's placement sees them (the VM part's view). */
+  schedHosts(clusterId: string): Promise<SchedHost[]>;
   settings: DecisionSettings;
   nodes: LabNode[];
   /** Every controller log line so far (level, msg, fields). */
@@ -116,7 +123,7 @@ export async function labCluster(o: LabClusterOptions = {}): Promise<LabCluster>
     }
     const nodes: LabNode[] = [];
     undo.push({ what: 'agents stop', fn: async () => { for (const n of nodes) await n.agent.stop(); }, ms: 60_000 });
-    let current: { runtime: ControllerRuntime; networks: InstalledNetworks } | undefined;
+    let current: { runtime: ControllerRuntime; networks: InstalledNetworks; vms: VmsPart } | undefined;
     const api = await startApi();
     undo.push({ what: 'api close', fn: () => api.close(), ms: 30_000 });
     const credentials: ControllerCredentials = { key: readFileSync(api.pki.clientKey), cert: readFileSync(api.pki.clientCert), ca: api.caPem };
@@ -126,7 +133,8 @@ export async function labCluster(o: LabClusterOptions = {}): Promise<LabCluster>
     const startController = async () => {
       const runtime = new ControllerRuntime({ store: api.store, settings, log, credentials });
       // Every part, as main.ts installs them: the host fitness is the storage and networks parts' together.
-      current = { runtime, networks: installParts(runtime, api.store, settings, log, api.ctx).networks };
+      const { networks, vms } = installParts(runtime, api.store, settings, log, api.ctx);
+      current = { runtime, networks, vms };
       await runtime.start();
     };
     undo.push({ what: 'runtime close', fn: async () => current?.runtime.close(), ms: 60_000 });
@@ -163,6 +171,14 @@ export async function labCluster(o: LabClusterOptions = {}): Promise<LabCluster>
       api, settings, nodes, logs, call, close,
       get runtime() { return current!.runtime; },
       get networks() { return current!.networks; },
+      get vms() { return current!.vms; },
+      async schedHosts(clusterId) {
+        const { runtime, vms } = current!;
+        const view = runtimePlacementView({ monitor: runtime.monitor, latest: runtime.sink.latest, ...vms });
+        const hosts = (await api.store.hosts.list({ clusterId })).filter((h) => h.certFingerprint !== null);
+        await vms.facts.ensure(hosts.map((h) => h.id));
+        return view.schedHosts(hosts);
+      },
       async restartController() {
         await current?.runtime.close();
         await startController();
