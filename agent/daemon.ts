@@ -27,6 +27,7 @@ import { Dispatcher } from './rpc/dispatcher.js';
 import { RpcServer } from './rpc/server.js';
 import { fanOutEvents } from './rpc/events.js';
 import { createHandlers } from './handlers.js';
+import { Migrations, migrationSettings, Slots } from './vm/migration/index.js';
 import { openRpcDocument } from '../api/openrpc.js';
 import { callTimeoutMs, Methods, type MethodDef, type TimeoutBounds } from '../api/schema.js';
 import { RecoveryError, ShuttingDownError } from '../api/errors.js';
@@ -49,6 +50,7 @@ export class Hostvisord {
   readonly pool: StoragePool;
   readonly thinp: ThinProvisioning;
   private diskRecovery: DiskRecovery | undefined;
+  private migrations: Migrations | undefined;
   /** Host networks (setupNetworks, capabilities, restore); VM NICs find their network's bridge here. */
   readonly networks: HostNetworks;
 
@@ -112,6 +114,11 @@ export class Hostvisord {
       disks,
       networkBridge: (network, field) => networkBridge(this.networks, network, field),
     });
+    this.migrations = new Migrations({
+      manager: this.manager, hooks: this.hooks, disks, log: this.log.child({ component: 'migration' }),
+      settings: migrationSettings(c), accepting: () => this.accepting,
+      outgoing: new Slots(() => c['migration.maxOutgoing']), incoming: new Slots(() => c['migration.maxIncoming']),
+    });
     this.vmStats = new VmStatsSampler({ getConnection: () => this.client.connection, intervalMs: c['stats.vmIntervalMs'], log: this.log.child({ component: 'stats' }) });
     await this.hostStats.sample();
     this.timers.push(setInterval(() => { void this.hostStats.sample().catch(() => {}); }, c['stats.hostIntervalMs']).unref());
@@ -125,6 +132,7 @@ export class Hostvisord {
       confirmConnectivity: () => this.networks.connectivity.touch(),
       hooks: this.hooks,
       storage: createStorageHandlers(this.pool),
+      migration: this.migrations.handlers(),
       network: createNetworkHandlers(this.networks, this.hooks, (request) => callTimeoutMs(Methods['Host.setupNetworks'], request, timeouts)),
     }), {
       log: this.log.child({ component: 'rpc' }),
@@ -144,7 +152,7 @@ export class Hostvisord {
       log: this.log.child({ component: 'rpc' }),
     });
     this.server = server;
-    fanOutEvents({ vms: this.manager, hooks: this.hooks.inventory, networks: this.networks }, (method, params) => server.broadcast(method, params));
+    fanOutEvents({ vms: this.manager, hooks: this.hooks.inventory, networks: this.networks, migrations: this.migrations }, (method, params) => server.broadcast(method, params));
 
     // Recovery: READY=1 only once the VMs are reconciled with libvirt.
     const recovered = new Promise<void>((resolve) => this.manager.once('recovered', () => resolve()));
@@ -153,6 +161,7 @@ export class Hostvisord {
     });
     this.client.on('disconnected', () => { void this.notify.status('libvirt unavailable; reconnecting').catch(() => {}); });
     await this.manager.start();
+    await this.migrations.start();
     await this.thinp.start();
     const address = await server.listen();
     timer.mark('listen');
@@ -185,6 +194,7 @@ export class Hostvisord {
     for (const t of this.timers) clearInterval(t);
     this.vmStats?.stop();
     this.diskRecovery?.stop();
+    await this.migrations?.stop();
     await this.thinp.stop();
     await this.pool.disconnect().catch((e) => this.log.warn('pool disconnect failed', { err: e }));
     await this.client.stop();

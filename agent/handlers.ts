@@ -8,6 +8,7 @@ import { api } from './vm/libvirt-errors.js';
 import type { Hooks } from './hooks/hooks.js';
 import type { StorageHandlers } from './storage/handlers.js';
 import type { NetworkHandlers } from './network/handlers.js';
+import type { MigrationHandlers } from './vm/migration/index.js';
 
 type VmStats = ResultOf<'Host.getAllVmStats'>['statsList'][number];
 
@@ -21,6 +22,7 @@ export interface HandlerServices {
   hooks: Hooks;
   storage: StorageHandlers;
   network: NetworkHandlers;
+  migration: MigrationHandlers;
 }
 
 function summary(vm: Vm): ResultOf<'Host.getVMList'>['vmList'][number] {
@@ -50,6 +52,7 @@ export function createHandlers(s: HandlerServices): Handlers {
   return {
     ...s.storage,
     ...s.network,
+    ...s.migration,
     'Host.ping2': () => ({}),
     'Host.confirmConnectivity': () => { s.confirmConnectivity(); return {}; },
     'Host.getCapabilities': () => gated('caps', async () => ({ ...(await s.capabilities()), hooks: hooks.current })),

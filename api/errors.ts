@@ -63,6 +63,11 @@ export const ERRORS = {
   taskAborted: { code: 411, message: 'Task is aborted', fault: 'client' },
   taskPersistError: { code: 413, message: 'Cannot persist the task', fault: 'server' },
   spmStopError: { code: 653, message: 'Cannot stop the SPM: it has unfinished tasks', fault: 'client' },
+  // Migration errors with VDSM's numbers.
+  migrateErr: { code: 12, message: 'Fatal error during migration', fault: 'server' },
+  migCancelErr: { code: 47, message: 'Migration not in progress or already ended; nothing to cancel', fault: 'client' },
+  migNotInProgress: { code: 81, message: 'Migration not in progress', fault: 'client' },
+  migrateLimit: { code: 82, message: 'Too many concurrent incoming migrations', fault: 'client' },
   taskInterrupted: { code: 1011, message: 'Task interrupted by an agent restart or SPM failover; recovered', fault: 'server' },
 } as const satisfies Record<string, ErrorInfo>;
 
@@ -130,4 +135,21 @@ export class ExternalVmError extends HostvisorError {
 export class ShuttingDownError extends HostvisorError {
   override readonly name = 'ShuttingDownError';
   constructor(opts?: Opts) { super('shuttingDown', undefined, opts); }
+}
+/** A migration failed; `step` names where (data.step), so the engine knows what to look at. */
+export class MigrateError extends HostvisorError {
+  override readonly name = 'MigrateError';
+  constructor(readonly step: string, message: string, opts?: Opts) { super('migrateErr', `migration failed at ${step}: ${message}`, { ...opts, data: { step, ...opts?.data } }); }
+}
+export class MigrateLimitError extends HostvisorError {
+  override readonly name = 'MigrateLimitError';
+  constructor(limit: number, opts?: Opts) { super('migrateLimit', `this host already runs its ${limit} incoming migration(s); retry later`, { ...opts, data: { limit } }); }
+}
+export class MigCancelError extends HostvisorError {
+  override readonly name = 'MigCancelError';
+  constructor(message: string, opts?: Opts) { super('migCancelErr', message, opts); }
+}
+export class MigNotInProgressError extends HostvisorError {
+  override readonly name = 'MigNotInProgressError';
+  constructor(vmId: string, opts?: Opts) { super('migNotInProgress', `no migration of VM ${vmId} in progress`, { data: { vmId }, ...opts }); }
 }

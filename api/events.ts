@@ -3,6 +3,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { EventDef } from './method.js';
 import { ExitInfo, PauseCode, VmStatus } from './types.js';
 import { LastSetup } from './network.js';
+import { MigrationStatusEventBody } from './methods/migration.js';
 
 const VmStatusEventBody = Type.Object({
   status: VmStatus,
@@ -19,6 +20,13 @@ export const Events = {
     params: Type.Object({ notify_time: Type.Number({ description: 'monotonic ms' }) }, { additionalProperties: VmStatusEventBody }),
     body: VmStatusEventBody,
     since: '0.1',
+  },
+  VM_migration_status: {
+    method: '|virt|VM_migration_status|<vmId>',
+    summary: "An outgoing migration's progress (monotone, 99 until done), data remaining, and at the end its outcome. params: {<vmId>: {status, progress, postcopy, ...}, notify_time}. Sent every migration.monitorIntervalMs and once at the end.",
+    params: Type.Object({ notify_time: Type.Number({ description: 'monotonic ms' }) }, { additionalProperties: MigrationStatusEventBody }),
+    body: MigrationStatusEventBody,
+    since: '0.5',
   },
   hooks_changed: {
     method: '|hooks|changed|no_id',

@@ -10,15 +10,18 @@ import { VM_METHODS } from './methods/vm.js';
 import { NETWORK_METHODS } from './methods/network.js';
 import { STORAGE_HOST_METHODS, STORAGE_METHODS } from './methods/storage.js';
 import { TASK_METHODS } from './methods/tasks.js';
+import { MIGRATION_METHODS } from './methods/migration.js';
 
 export type { MethodDef, EventDef, TimeoutBounds } from './method.js';
 export { callTimeoutMs } from './method.js';
 export { SpmTaskResults, type SpmTaskMethod, type SpmTaskResultOf } from './methods/tasks.js';
 export { Events, type EventName, type VmStatusEventBody } from './events.js';
+export type { MigrateParamsT, MigrationStatsT, MigrationStatusEventBodyT } from './methods/migration.js';
 
 export const Methods = {
   ...HOST_METHODS,
   ...VM_METHODS,
+  ...MIGRATION_METHODS,
   ...NETWORK_METHODS,
   ...STORAGE_METHODS,
   ...TASK_METHODS,
@@ -29,4 +32,4 @@ export type MethodName = keyof typeof Methods;
 export type ParamsOf<M extends MethodName> = Static<(typeof Methods)[M]['params']>;
 export type ResultOf<M extends MethodName> = Static<(typeof Methods)[M]['result']>;
 
-export const API_VERSION = '0.4';
+export const API_VERSION = '0.5';

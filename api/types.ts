@@ -13,6 +13,8 @@ export const VmStatus = Type.Union([
   Type.Literal('Paused'),
   Type.Literal('Powering down'),
   Type.Literal('Down'),
+  Type.Literal('Migration Source'),
+  Type.Literal('Migration Destination'),
   Type.Literal('Unknown'),
 ], { description: "VDSM's VM statuses, plus Unknown for a VM not reconciled yet (never reported as Down)" });
 
@@ -133,4 +135,5 @@ export enum ExitReason {
   DESTROYED = 6,
   CRASHED = 7,
   DOMAIN_MISSING = 8,
+  MIGRATION_SUCCEEDED = 9,
 }

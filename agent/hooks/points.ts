@@ -29,10 +29,10 @@ export const HOOK_POINTS = {
   after_vm_destroy: xmlAfter('domain XML as it was'),
   before_vm_set_ticket: xmlBefore('domain XML', false), // VDSM ignores its errors
   after_vm_set_ticket: xmlAfter('domain XML'),
-  before_vm_migrate_source: xmlBefore('domain XML (wired when migration lands)'),
-  after_vm_migrate_source: xmlAfter('domain XML (wired when migration lands)'),
-  before_vm_migrate_destination: xmlBefore('source domain XML (wired when migration lands)'),
-  after_vm_migrate_destination: xmlAfter('domain XML (wired when migration lands)'),
+  before_vm_migrate_source: xmlBefore('domain XML'),
+  after_vm_migrate_source: xmlAfter('domain XML'),
+  before_vm_migrate_destination: xmlBefore('source domain XML'),
+  after_vm_migrate_destination: xmlAfter('domain XML'),
   // devices (the device XML)
   before_device_create: xmlBefore('device XML of a non-disk device with custom properties'),
   after_device_create: xmlAfter('device XML'),

@@ -34,9 +34,9 @@ async function openssl(args: string[]): Promise<void> {
   await run(['openssl', ...args], { timeoutMs: OPENSSL_TIMEOUT_MS });
 }
 
-async function issue(p: { caCert: string; caKey: string; cert: string; key: string; cn: string; usage: 'serverAuth' | 'clientAuth'; sans: string[]; tmp: string }): Promise<void> {
+async function issue(p: { caCert: string; caKey: string; cert: string; key: string; cn: string; usage: 'serverAuth,clientAuth' | 'clientAuth'; sans: string[]; tmp: string }): Promise<void> {
   const csr = `${p.cert}.csr`;
-  const ext = join(p.tmp, `${p.usage}.ext`);
+  const ext = join(p.tmp, `${p.usage.replace(',', '-')}.ext`);
   const san = p.sans.length ? `subjectAltName=${p.sans.join(',')}\n` : '';
   writeFileSync(ext, `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=${p.usage}\n${san}`);
   await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', p.key]);
@@ -66,7 +66,7 @@ export async function ensureDevPki(dir: string, opts: { caName?: string; hostNam
     '-subj', `/O=Hostvisor/CN=${opts.caName ?? 'Hostvisor development CA'}`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', paths.caCert]);
   const sans = [...names.map((n) => `DNS:${n}`), 'IP:127.0.0.1', 'IP:::1'];
-  await issue({ caCert: paths.caCert, caKey: paths.caKey, cert: paths.hostCert, key: paths.hostKey, cn: names[0] ?? 'localhost', usage: 'serverAuth', sans, tmp: join(dir, 'private') });
+  await issue({ caCert: paths.caCert, caKey: paths.caKey, cert: paths.hostCert, key: paths.hostKey, cn: names[0] ?? 'localhost', usage: 'serverAuth,clientAuth', sans, tmp: join(dir, 'private') });
   await issue({ caCert: paths.caCert, caKey: paths.caKey, cert: paths.clientCert, key: paths.clientKey, cn: 'hostvisor-engine', usage: 'clientAuth', sans: [], tmp: join(dir, 'private') });
   return { paths, created: true };
 }

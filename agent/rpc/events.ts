@@ -1,7 +1,7 @@
 // Events to engines: each change a source reports becomes the JSON-RPC
 // notification the schema's Events name, with a monotonic notify_time, sent
 // to every connected engine.
-import { Events, type ResultOf, type VmStatusEventBody } from '../../api/schema.js';
+import { Events, type MigrationStatsT, type ResultOf, type VmStatusEventBody } from '../../api/schema.js';
 
 type LastSetup = NonNullable<ResultOf<'Host.getNetworkCapabilities'>['lastSetup']>;
 
@@ -10,6 +10,7 @@ export interface EventSources {
   vms: { on(event: 'status', listener: (vm: { id: string; eventBody(): VmStatusEventBody }) => void): unknown };
   hooks: { on(event: 'changed', listener: (hooks: Record<string, unknown>) => void): unknown };
   networks: { on(event: 'setup', listener: (setup: LastSetup) => void): unknown };
+  migrations?: { on(event: 'status', listener: (vmId: string, stats: MigrationStatsT) => void): unknown };
 }
 
 export type Broadcast = (method: string, params: Record<string, unknown>) => void;
@@ -20,6 +21,9 @@ const notifyTime = (): number => Math.round(performance.now());
 export function fanOutEvents(sources: EventSources, broadcast: Broadcast): void {
   sources.vms.on('status', (vm) => {
     broadcast(Events.VM_status.method.replace('<vmId>', vm.id), { [vm.id]: vm.eventBody(), notify_time: notifyTime() });
+  });
+  sources.migrations?.on('status', (vmId, { vmId: _id, ...body }) => {
+    broadcast(Events.VM_migration_status.method.replace('<vmId>', vmId), { [vmId]: body, notify_time: notifyTime() });
   });
   sources.hooks.on('changed', (hooks) => broadcast(Events.hooks_changed.method, { hooks, notify_time: notifyTime() }));
   sources.networks.on('setup', (setup) => broadcast(Events.network_setup.method, { ...setup, notify_time: notifyTime() }));

@@ -1,0 +1,89 @@
+// The migration verbs: VM.migrate (source, answers at once), VM.migrationCreate
+// (destination), VM.migrateCancel, VM.getMigrationStatus and
+// VM.migrateChangeParams. Progress goes out as VM_migration_status events.
+import { EventEmitter } from 'node:events';
+import { MigCancelError, MigNotInProgressError, ShuttingDownError, WrongStateError } from '../../../api/errors.js';
+import type { MigrationStatsT, ParamsOf, ResultOf } from '../../../api/schema.js';
+import type { DurableSubscription } from '../../libvirt/index.js';
+import { api } from '../libvirt-errors.js';
+import type { MigrationContext } from './context.js';
+import { IncomingMigrations } from './destination.js';
+import { OutgoingMigration } from './source.js';
+
+type MigrationEvents = { status: [vmId: string, stats: MigrationStatsT] };
+
+export class Migrations extends EventEmitter<MigrationEvents> {
+  /** The running or last outgoing migration of each VM. */
+  private readonly outgoing = new Map<string, OutgoingMigration>();
+  private readonly incoming: IncomingMigrations;
+  private jobSub: DurableSubscription | undefined;
+
+  constructor(private readonly c: MigrationContext) {
+    super();
+    this.incoming = new IncomingMigrations(c);
+  }
+
+  /** JOB_COMPLETED carries libvirt's downtime of the finished migration. */
+  async start(): Promise<void> {
+    this.jobSub = await this.c.manager.client.subscribe('job-completed', (ev) => {
+      const mig = this.outgoing.get(ev.domain.uuid);
+      if (mig?.running) mig.completed = ev.params;
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.jobSub?.close().catch(() => {});
+  }
+
+  migrate(p: ParamsOf<'VM.migrate'>): ResultOf<'VM.migrate'> {
+    if (!this.c.accepting()) throw new ShuttingDownError();
+    const m = this.c.manager;
+    m.requireLibvirt();
+    const vm = m.managed(p.vmID);
+    if (this.outgoing.get(vm.id)?.running) throw new WrongStateError(`VM ${vm.id} is already migrating`);
+    if (vm.status !== 'Up') throw new WrongStateError(`VM.migrate needs the VM Up, not ${vm.status}`);
+    const mig = new OutgoingMigration(this.c, vm, p.params, (s) => this.emit('status', vm.id, { ...s }));
+    this.outgoing.set(vm.id, mig);
+    m.setStatus(vm, 'Migration Source');
+    void mig.run().catch((e: unknown) => this.c.log.error('migration thread failed', { vm: vm.id, err: e }));
+    return { status: { code: 0, message: 'Migration in progress' }, progress: 0 };
+  }
+
+  migrationCreate(p: ParamsOf<'VM.migrationCreate'>): Promise<ResultOf<'VM.migrationCreate'>> {
+    return this.incoming.create(p);
+  }
+
+  async cancel(vmId: string): Promise<void> {
+    this.c.manager.get(vmId);
+    const mig = this.outgoing.get(vmId);
+    if (!mig?.running) throw new MigCancelError(`no outgoing migration of VM ${vmId} to cancel`);
+    await api(() => mig.abort(), vmId);
+  }
+
+  status(vmId: string): MigrationStatsT {
+    const mig = this.outgoing.get(vmId);
+    if (!mig) {
+      this.c.manager.get(vmId);
+      throw new MigNotInProgressError(vmId);
+    }
+    return { ...mig.stats };
+  }
+
+  async changeParams(p: ParamsOf<'VM.migrateChangeParams'>): Promise<void> {
+    this.c.manager.get(p.vmID);
+    const mig = this.outgoing.get(p.vmID);
+    if (!mig?.running) throw new MigNotInProgressError(p.vmID);
+    await api(() => mig.setBandwidth(p.params.maxBandwidth), p.vmID);
+  }
+
+  /** The API handlers of the migration verbs. */
+  handlers() {
+    return {
+      'VM.migrate': (p: ParamsOf<'VM.migrate'>) => this.migrate(p),
+      'VM.migrationCreate': (p: ParamsOf<'VM.migrationCreate'>) => this.migrationCreate(p),
+      'VM.migrateCancel': async (p: ParamsOf<'VM.migrateCancel'>) => { await this.cancel(p.vmID); return {}; },
+      'VM.getMigrationStatus': (p: ParamsOf<'VM.getMigrationStatus'>) => this.status(p.vmID),
+      'VM.migrateChangeParams': async (p: ParamsOf<'VM.migrateChangeParams'>) => { await this.changeParams(p); return {}; },
+    };
+  }
+}
