@@ -7,7 +7,7 @@
 // the hosts is qemu+tcp on the lab network (what the lab's libvirtd listens
 // on); the serial log is per host (/var/log/libvirt is private to each).
 import t from 'tap';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { labDown, labUp, type LabHost } from '../../lab/multihost/lab.js';
@@ -29,16 +29,18 @@ const ticks = (file: string): number[] => (existsSync(file) ? readFileSync(file,
   return m ? [Number(m[1])] : [];
 });
 
-function ticker(name: string): { vmID: string; spec: VmSpecParam } {
-  return {
+function ticker(name: string, customProperties?: Record<string, string>): { vmID: string; spec: VmSpecParam } {
+  const g = {
     vmID: randomUUID(),
     spec: {
       name, memoryMiB: 128, vcpus: 1, domainType: 'qemu',
       kernel: join(GUEST_DIR, 'vmlinux'), initrd: join(GUEST_DIR, 'initrd.img'),
       cmdline: ['console=ttyS0', 'quiet', 'panic=-1', `lab.sh=${TICKER}`].join(' '),
       serialLog: join(SERIAL_DIR, `${name}.serial`),
-    },
+    } as VmSpecParam,
   };
+  if (customProperties) g.spec.customProperties = customProperties;
+  return g;
 }
 
 t.test('live migration between two lab hosts through the agents', async (t) => {
@@ -59,8 +61,12 @@ t.test('live migration between two lab hosts through the agents', async (t) => {
     const config = await testConfig({
       'rpc.host': '0.0.0.0', 'rpc.port': 54321, 'virt.domainType': 'qemu',
       'migration.libvirtTransport': 'tcp', 'migration.peerTlsServername': 'localhost',
-      'migration.monitorIntervalMs': 250, 'migration.incomingStartTimeoutMs': 30_000,
+      'migration.monitorIntervalMs': 250, 'migration.incomingStartTimeoutMs': 10_000, 'migration.retryIntervalMs': 1_000,
     });
+    // A destination hook that refuses VMs with the custom property refuse_migration=yes (exit 2 fails the hook point).
+    const hookDir = join(config['hooks.dir'], 'before_vm_migrate_destination');
+    mkdirSync(hookDir, { recursive: true });
+    writeFileSync(join(hookDir, '50_refuse'), '#!/bin/sh\n[ "$refuse_migration" = yes ] && { echo "refused by the test hook" >&2; exit 2; }\nexit 0\n', { mode: 0o755 });
     const a = await spawnLabAgent(h, config, { echo });
     agents.push(a);
     return a;
@@ -169,5 +175,59 @@ t.test('live migration between two lab hosts through the agents', async (t) => {
     t.ok(after > before, `the guest keeps counting on A (${before} -> ${after})`);
     await t.rejects(cA.call('VM.migrateCancel', { vmID: g.vmID }), { code: 47 }, 'a second cancel: 47, nothing to cancel');
     await cA.call('VM.destroy', { vmID: g.vmID });
+  });
+
+  await t.test('a destination hook that fails: the error names migrationCreate, the VM stays Up on A, B keeps nothing', async (t) => {
+    const g = ticker('hv-it-mig-hook', { refuse_migration: 'yes' });
+    vms.push(g);
+    await cA.call('VM.create', { vmID: g.vmID, spec: g.spec });
+    await watchA.wait(g.vmID, 'Up', 60_000);
+    const tm = performance.now();
+    await cA.call('VM.migrate', { vmID: g.vmID, params: { dst } });
+    const until = Date.now() + 60_000;
+    let st = await cA.call('VM.getMigrationStatus', { vmID: g.vmID });
+    while (st.status === 'in_progress' && Date.now() < until) { await sleep(100); st = await cA.call('VM.getMigrationStatus', { vmID: g.vmID }); }
+    t.equal(st.status, 'failed', `the migration failed: ${st.error?.message}`);
+    t.equal(st.error?.step, 'migrationCreate', 'at the step migrationCreate');
+    t.equal(st.error?.code, 78, 'with the hook error (78) the destination answered');
+    t.match(st.error?.message ?? '', /refused by the test hook|before_vm_migrate_destination/, "the message carries the hook's reason");
+    await watchA.wait(g.vmID, 'Up', 10_000, tm);
+    t.equal((await cA.call('VM.getStats', { vmID: g.vmID })).statsList[0]?.status, 'Up', 'the VM is Up on A');
+    t.notOk((await cB.call('Host.getVMList', {})).vmList.some((v) => v.vmId === g.vmID), 'B does not list the VM');
+    t.same(await onB(g.spec.name), [], 'libvirt on B holds no domain');
+    await cA.call('VM.destroy', { vmID: g.vmID });
+  });
+
+  await t.test('limits: a destination at its incoming limit answers migrateLimit (82); the source retries and migrates once a slot is free', async (t) => {
+    const g = ticker('hv-it-mig-limit');
+    vms.push(g);
+    await cA.call('VM.create', { vmID: g.vmID, spec: g.spec });
+    await watchA.wait(g.vmID, 'Up', 60_000);
+    const xml = (await cA.call('Host.dumpxmls', { vmList: [g.vmID] })).domxmls[g.vmID]!;
+    // Two incoming migrations that never start (their source "died") hold B's 2 slots until incomingStartTimeoutMs.
+    const fake = (): { vmID: string; xml: string } => {
+      const id = randomUUID();
+      return { vmID: id, xml: xml.replace(new RegExp(g.vmID, 'gi'), id).replace(/<name>[^<]*<\/name>/, `<name>hv-it-fake-${id.slice(0, 8)}</name>`) };
+    };
+    const [f1, f2, f3] = [fake(), fake(), fake()];
+    for (const f of [f1, f2]) {
+      const r = await cB.call('VM.migrationCreate', { vmID: f.vmID, params: { xml: f.xml } });
+      t.equal(r.params.status, 'Migration Destination', `migrationCreate ${f.vmID.slice(0, 8)}: Migration Destination`);
+    }
+    const tHeld = performance.now();
+    await t.rejects(cB.call('VM.migrationCreate', { vmID: f3.vmID, params: { xml: f3.xml } }), { code: 82 }, 'a third incoming migration: migrateLimit (82)');
+    await t.rejects(cB.call('VM.migrationCreate', { vmID: f1.vmID, params: { xml: f1.xml } }), { code: 4 }, 'the same VM twice: exists (4)');
+    const logStart = aA.logs.length;
+    await cA.call('VM.migrate', { vmID: g.vmID, params: { dst, timeout: 120 } });
+    const down = await watchA.wait(g.vmID, 'Down', 90_000);
+    const waited = (performance.now() - tHeld) / 1000;
+    t.equal(down['exitMessage'], 'migration succeeded', `migrated once B freed its slots (${waited.toFixed(1)} s after they were taken)`);
+    const retries = aA.logs.slice(logStart).filter((l) => l.includes('destination busy (migrateLimit); retrying')).length;
+    t.ok(retries >= 2, `A retried migrationCreate ${retries} times while B answered 82`);
+    await watchB.wait(g.vmID, 'Up', 30_000);
+    const listB = (await cB.call('Host.getVMList', {})).vmList.map((v) => v.vmId);
+    t.notOk(listB.includes(f1.vmID) || listB.includes(f2.vmID), 'B dropped the two incoming migrations that never started');
+    await cA.call('VM.destroy', { vmID: g.vmID });
+    await cB.call('VM.destroy', { vmID: g.vmID });
   });
 });
