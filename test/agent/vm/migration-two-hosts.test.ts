@@ -84,13 +84,18 @@ t.test('live migration between two lab hosts through the agents', async (t) => {
     lastMig.set(vmId, body);
   });
   const dst = `${hB.address}:54321`;
-  const onB = async (name: string): Promise<string[]> => (await hB.exec(['virsh', '-c', 'qemu:///system', 'list', '--all', '--name'])).stdout.split('\n').filter((l) => l.trim() === name);
-
-  await t.test('A -> B: the guest keeps counting on B with no reboot; A is Down with "migration succeeded"; progress is monotone', async (t) => {
-    const g = ticker('hv-it-mig');
+  /** A ticking guest started on A (Up when this returns), destroyed at teardown. */
+  const startOnA = async (name: string, customProperties?: Record<string, string>): Promise<ReturnType<typeof ticker>> => {
+    const g = ticker(name, customProperties);
     vms.push(g);
     await cA.call('VM.create', { vmID: g.vmID, spec: g.spec });
     await watchA.wait(g.vmID, 'Up', 60_000);
+    return g;
+  };
+  const onB = async (name: string): Promise<string[]> => (await hB.exec(['virsh', '-c', 'qemu:///system', 'list', '--all', '--name'])).stdout.split('\n').filter((l) => l.trim() === name);
+
+  await t.test('A -> B: the guest keeps counting on B with no reboot; A is Down with "migration succeeded"; progress is monotone', async (t) => {
+    const g = await startOnA('hv-it-mig');
     await waitForSerialMarker(serialOn(hA, g.spec.name), 'LAB-TICK 20', 120_000);
     const t0 = performance.now();
     const r = await cA.call('VM.migrate', { vmID: g.vmID, params: { dst, maxBandwidth: 1000 } });
@@ -138,10 +143,7 @@ t.test('live migration between two lab hosts through the agents', async (t) => {
   });
 
   await t.test('a cancel in mid-copy leaves the VM Up on A, and B holds no domain', async (t) => {
-    const g = ticker('hv-it-mig-cancel');
-    vms.push(g);
-    await cA.call('VM.create', { vmID: g.vmID, spec: g.spec });
-    await watchA.wait(g.vmID, 'Up', 60_000);
+    const g = await startOnA('hv-it-mig-cancel');
     await waitForSerialMarker(serialOn(hA, g.spec.name), 'LAB-TICK 5', 120_000);
     // 1 MiB/s: 128 MiB of guest memory takes minutes, so the copy is surely under way when we cancel.
     await cA.call('VM.migrate', { vmID: g.vmID, params: { dst, maxBandwidth: 1 } });
@@ -178,10 +180,7 @@ t.test('live migration between two lab hosts through the agents', async (t) => {
   });
 
   await t.test('a destination hook that fails: the error names migrationCreate, the VM stays Up on A, B keeps nothing', async (t) => {
-    const g = ticker('hv-it-mig-hook', { refuse_migration: 'yes' });
-    vms.push(g);
-    await cA.call('VM.create', { vmID: g.vmID, spec: g.spec });
-    await watchA.wait(g.vmID, 'Up', 60_000);
+    const g = await startOnA('hv-it-mig-hook', { refuse_migration: 'yes' });
     const tm = performance.now();
     await cA.call('VM.migrate', { vmID: g.vmID, params: { dst } });
     const until = Date.now() + 60_000;
@@ -199,10 +198,7 @@ t.test('live migration between two lab hosts through the agents', async (t) => {
   });
 
   await t.test('limits: a destination at its incoming limit answers migrateLimit (82); the source retries and migrates once a slot is free', async (t) => {
-    const g = ticker('hv-it-mig-limit');
-    vms.push(g);
-    await cA.call('VM.create', { vmID: g.vmID, spec: g.spec });
-    await watchA.wait(g.vmID, 'Up', 60_000);
+    const g = await startOnA('hv-it-mig-limit');
     const xml = (await cA.call('Host.dumpxmls', { vmList: [g.vmID] })).domxmls[g.vmID]!;
     // Two incoming migrations that never start (their source "died") hold B's 2 slots until incomingStartTimeoutMs.
     const fake = (): { vmID: string; xml: string } => {
