@@ -42,6 +42,8 @@ export class Migrations extends EventEmitter<MigrationEvents> {
     const vm = m.managed(p.vmID);
     if (this.outgoing.get(vm.id)?.running) throw new WrongStateError(`VM ${vm.id} is already migrating`);
     if (vm.status !== 'Up') throw new WrongStateError(`VM.migrate needs the VM Up, not ${vm.status}`);
+    // Ended migrations of VMs this host no longer has are of no more use to getMigrationStatus.
+    for (const [id, old] of this.outgoing) if (!old.running && !m.vms.has(id)) this.outgoing.delete(id);
     const mig = new OutgoingMigration(this.c, vm, p.params, (s) => this.emit('status', vm.id, { ...s }));
     this.outgoing.set(vm.id, mig);
     m.setStatus(vm, 'Migration Source');
