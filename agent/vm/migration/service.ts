@@ -27,7 +27,7 @@ export class Migrations extends EventEmitter<MigrationEvents> {
   async start(): Promise<void> {
     this.jobSub = await this.c.manager.client.subscribe('job-completed', (ev) => {
       const mig = this.outgoing.get(ev.domain.uuid);
-      if (mig?.running) mig.completed = ev.params;
+      if (mig?.running) mig.jobCompleted(ev.params);
     });
   }
 

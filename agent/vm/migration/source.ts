@@ -20,6 +20,8 @@ const F = enums.DomainMigrateFlags;
 const MIGRATE_LIMIT_CODE = 82;
 /** After libvirt finished: how long the source waits for its domain's STOPPED (migrated) event. */
 const STOPPED_WAIT_MS = 10_000;
+/** After success: how long to wait for libvirt's JOB_COMPLETED (the downtime figure); without it the downtime is not reported. */
+const COMPLETED_WAIT_MS = 2_000;
 /** Bound on each cleanup call to the destination. */
 const PEER_CLEANUP_MS = 30_000;
 
@@ -35,14 +37,20 @@ export class OutgoingMigration {
   private xml = '<domain/>';
   private migrating = false;
   private readonly t0 = performance.now();
-  /** JOB_COMPLETED's stats (downtime), fed by the service. */
-  completed: TypedParamsRecord | undefined;
+  /** JOB_COMPLETED's stats (downtime): the service hands them over; the event may trail the STOPPED one. */
+  private completed: TypedParamsRecord | undefined;
+  private onCompleted: (() => void) | undefined;
 
   constructor(private readonly c: MigrationContext, readonly vm: Vm, private readonly p: MigrateParamsT, private readonly emit: (s: MigrationStatsT) => void) {
     this.stats = { vmId: vm.id, status: 'in_progress', progress: 0, postcopy: false };
   }
 
   get running(): boolean { return this.stats.status === 'in_progress'; }
+
+  jobCompleted(params: TypedParamsRecord): void {
+    this.completed = params;
+    this.onCompleted?.();
+  }
 
   /** Aborts the migration: the libvirt job if it runs, else the steps before it. */
   async abort(): Promise<void> {
@@ -186,6 +194,12 @@ export class OutgoingMigration {
     const down = await this.vm.waitFor((st) => st === 'Down', STOPPED_WAIT_MS);
     if (!down) m.setStatus(this.vm, 'Down', { exit: { exitCode: 0, exitReason: ExitReason.MIGRATION_SUCCEEDED, exitMessage: 'migration succeeded' } });
     this.vm.domId = undefined;
+    if (!this.completed) {
+      const wait = new AbortController();
+      this.onCompleted = () => wait.abort();
+      await pause(COMPLETED_WAIT_MS, wait.signal);
+      this.onCompleted = undefined;
+    }
     const downtime = this.completed ? Number(this.completed['downtime']) : NaN;
     if (Number.isFinite(downtime)) this.stats.downtime = downtime;
     this.stats.dataRemaining = 0;

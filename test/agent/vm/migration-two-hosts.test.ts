@@ -116,6 +116,7 @@ t.test('live migration between two lab hosts through the agents', async (t) => {
     t.equal(st.status, 'done', 'getMigrationStatus: done');
     t.equal(st.progress, 100, 'progress 100 once done');
     t.comment(`migration total ${totalMs.toFixed(0)} ms (agent: ${st.totalMs} ms), libvirt downtime ${st.downtime ?? '?'} ms`);
+    t.ok(typeof st.downtime === 'number' && st.downtime >= 0, "getMigrationStatus reports libvirt's downtime (JOB_COMPLETED)");
 
     const seq = progress.get(g.vmID) ?? [];
     t.ok(seq.length >= 2, `${seq.length} VM_migration_status events: ${seq.join(',')}`);
