@@ -2,7 +2,7 @@
 // stats, the RPC listener, events to engines, and systemd notification.
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { ReconnectingLibvirtClient } from './libvirt/index.js';
+import { ReconnectingLibvirtClient, releaseFreedMalloc } from './libvirt/index.js';
 import type { Config } from './config/settings.js';
 import { createLogger, PhaseTimer, type Logger } from './log.js';
 import { createNotifier, type Notifier } from './systemd/notify.js';
@@ -173,6 +173,7 @@ export class Hostvisord {
     await this.notify.ready(`running; ${this.manager.vms.size} VMs`).catch((e) => this.log.warn('systemd notify failed', { err: e }));
     const wd = this.notify.watchdogIntervalMs(c['systemd.watchdogFraction']);
     if (wd) this.timers.push(setInterval(() => { void this.notify.watchdog().catch(() => {}); }, wd));
+    releaseFreedMalloc(); // start-up's freed parser/compiler memory, kept resident by malloc otherwise
     this.log.info('ready', { port: address.port, vms: this.manager.vms.size, watchdogMs: wd, ...timer.fields() });
     return address;
   }

@@ -11,6 +11,7 @@ export type { DurableSubscription, ReconnectingClientOptions } from './reconnect
 export { domainStatsFlags } from './domain-stats.js';
 export type { DomainStatsQuery, StatsGroup, StatsDomainState } from './domain-stats.js';
 export { closeInheritedFdsOnExec } from './inherited-fds.js';
+export { releaseFreedMalloc } from './malloc-trim.js';
 export {
   sanlockBinding, SANLOCK_ERROR_DOMAIN, AcquireFlags, AddLockspaceFlags, HostState, KillpathFlags, LockspaceStateFlags, ReleaseFlags,
   RemLockspaceFlags, ResourceFlags, RestrictFlags, SanlockRc, sanlockRcName,
