@@ -4,4 +4,4 @@
 # test/agent/harness.ts (unitLaunch) reads them the same way.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-sed -n 's|^ExecStart=/usr/bin/node \(.*\) /usr/lib/hostvisor/dist/agent/main\.js .*|\1|p' packaging/systemd/hostvisord.service
+sed -n 's|^ExecStart=/usr/bin/node \(.*\) /usr/lib/hostvisor/dist/agent/[^ ]*\.js .*|\1|p' packaging/systemd/hostvisord.service

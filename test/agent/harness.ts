@@ -1,8 +1,8 @@
 // Test harness: runs a real hostvisord (in this process, or as a child
 // process that tests may kill -9) on a free loopback port with its own
 // development PKI, and connects real mTLS clients to it.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,20 +15,42 @@ import { HostvisorClient } from '../../api/client/client.js';
 import { createLogger, silentLogger, type Logger } from '../../agent/log.js';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const MAIN_JS = join(REPO, 'dist', 'agent', 'main.js');
 
 /**
  * The node flags and environment hostvisord.service runs the agent with (its
- * ExecStart= words before the script, its Environment= lines): agents spawned
- * here get the same, so tests and benchmarks run what ships.
+ * ExecStart= words before the script, its Environment= lines), and the script
+ * (under dist/, here in this checkout): agents spawned here get the same, so
+ * tests and benchmarks run what ships.
  */
-export function unitLaunch(): { nodeArgs: string[]; env: Record<string, string> } {
+export function unitLaunch(): { nodeArgs: string[]; env: Record<string, string>; script: string } {
   const unit = readFileSync(join(REPO, 'packaging', 'systemd', 'hostvisord.service'), 'utf8');
-  const exec = /^ExecStart=(\S+) (.*?) ?\S*\/dist\/agent\/main\.js /m.exec(unit);
-  if (!exec) throw new Error('hostvisord.service: no ExecStart= running node on dist/agent/main.js');
+  const exec = /^ExecStart=(\S+) (.*?) ?\S*\/(dist\/agent\/\S+\.js) /m.exec(unit);
+  if (!exec) throw new Error('hostvisord.service: no ExecStart= running node on a script under dist/agent/');
   const env: Record<string, string> = {};
   for (const m of unit.matchAll(/^Environment=(\w+)=(\S*)$/gm)) env[m[1]!] = m[2]!;
-  return { nodeArgs: exec[2] ? exec[2].split(/\s+/) : [], env };
+  return { nodeArgs: exec[2] ? exec[2].split(/\s+/) : [], env, script: join(REPO, exec[3]!) };
+}
+
+/**
+ * The agent as it ships (the unit's script: the bundle scripts/bundle-agent.mjs makes of
+ * dist/agent/main.js). Made again here when any of its inputs is newer, so that a test
+ * run after a bare `tsc` never runs yesterday's code.
+ */
+export const MAIN_JS = unitLaunch().script;
+ensureAgentBundle();
+
+function ensureAgentBundle(): void {
+  const meta = MAIN_JS.replace(/\.js$/, '.meta.json');
+  let built = 0;
+  let inputs: string[] = [];
+  try {
+    built = statSync(MAIN_JS).mtimeMs;
+    inputs = (JSON.parse(readFileSync(meta, 'utf8')) as { inputs: string[] }).inputs;
+  } catch { /* not built yet */ }
+  const stale = built === 0 || inputs.some((f) => {
+    try { return statSync(join(REPO, f)).mtimeMs > built; } catch { return true; }
+  });
+  if (stale) execFileSync(process.execPath, [join(REPO, 'scripts', 'bundle-agent.mjs')], { stdio: 'inherit', timeout: 120_000 });
 }
 
 /** A scratch folder under the temp dir, removed when this test process exits (tests never reuse them). */
@@ -136,7 +158,7 @@ export async function spawnAgent(config: Config, env: NodeJS.ProcessEnv = {}, o:
   const file = join(dir, 'agent.toml');
   writeFileSync(file, Object.entries(config).map(([k, v]) => `"${k}" = ${JSON.stringify(v)}`).join('\n') + '\n');
   const launch = unitLaunch();
-  const child = spawn(process.execPath, [...launch.nodeArgs, MAIN_JS, '--config', file], { env: { ...process.env, ...launch.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...launch.nodeArgs, launch.script, '--config', file], { env: { ...process.env, ...launch.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   const logs: string[] = [];
   const ready = new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`agent not ready in 60 s:\n${logs.slice(-20).join('\n')}`)), 60_000);
