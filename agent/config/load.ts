@@ -4,7 +4,7 @@
 // what it allows.
 import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
-import { Value } from '@sinclair/typebox/value';
+import { Check } from '@sinclair/typebox/value';
 import { SETTINGS, type Config, type Setting, type SettingKey } from './settings.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/hostvisor/agent.toml';
@@ -76,7 +76,7 @@ export function applyOverrides(base: Config, overrides: Record<string, unknown>,
   for (const [k, v] of Object.entries(flatten(overrides))) {
     if (!Object.hasOwn(SETTINGS, k)) throw new ConfigError(`${source}: unknown setting "${k}"`, { setting: k });
     const s: Setting = SETTINGS[k as SettingKey];
-    if (!Value.Check(s, v)) {
+    if (!Check(s, v)) {
       const allowed = allowedValues(s);
       throw new ConfigError(`${source}: ${k} must be ${describeSetting(s)}; got ${shown(v)}`, { setting: k, ...(allowed ? { allowed } : {}) });
     }
