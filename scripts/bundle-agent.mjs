@@ -7,9 +7,9 @@
 // each) and runs the loader's path code hot enough for V8 to start its optimizing
 // compiler during start-up. One module avoids both (bench/stats.ts, rss_idle_mb).
 //
-// Syntax and whitespace are minified, names are not (stack traces and error names stay
-// readable); hostvisord.js.map maps the bundle back to the TypeScript sources for a
-// stack trace read offline. hostvisord.meta.json lists the inputs, so that the test
+// Minified, but functions and classes keep their names (keepNames), so stack traces and
+// error names stay readable; hostvisord.js.map maps the bundle back to the TypeScript
+// sources for a stack trace read offline. hostvisord.meta.json lists the inputs, so that the test
 // harness can tell a bundle older than its inputs (after a bare `tsc`) and rebuild it.
 //
 //   node scripts/bundle-agent.mjs        (scripts/build.sh runs it after tsc)
@@ -29,8 +29,7 @@ const result = await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  minifyWhitespace: true,
-  minifySyntax: true,
+  minify: true,
   keepNames: true,
   legalComments: 'none',
   sourcemap: 'linked',
