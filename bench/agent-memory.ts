@@ -10,6 +10,12 @@ export const PROBE_MSG = 'bench-memory-probe';
 
 export interface AgentMemory {
   rss: number;
+  /**
+   * VmRSS as the kernel splits it (/proc/<pid>/status): anonymous pages (heaps, stacks), file
+   * pages (binary and libraries: clean, shared with other processes, dropped and read again
+   * under memory pressure) and shared memory. RssFile is most of an idle agent's RSS.
+   */
+  status: { rss_anon: number; rss_file: number; rss_shmem: number };
   /** File-backed, shared with every other process that maps the same files. */
   file: { node_binary: number; shared_libs: number; addon: number; other: number };
   anon: { total: number; malloc_heap: number; stacks: number; other: number };
@@ -74,6 +80,7 @@ export async function agentMemory(pid: number, logs: string[]): Promise<AgentMem
   const anon = k.mallocHeap + k.stacks + k.anonOther;
   return {
     rss: mib(field('VmRSS')),
+    status: { rss_anon: mib(field('RssAnon')), rss_file: mib(field('RssFile')), rss_shmem: mib(field('RssShmem')) },
     file: { node_binary: mib(k.nodeBinary), shared_libs: mib(k.libs), addon: mib(k.addon), other: mib(k.fileOther) },
     anon: { total: mib(anon), malloc_heap: mib(k.mallocHeap), stacks: mib(k.stacks), other: mib(k.anonOther) },
     v8,
@@ -81,9 +88,10 @@ export async function agentMemory(pid: number, logs: string[]): Promise<AgentMem
   };
 }
 
-/** One line for the log: "95.5 MiB = file 57.2 (node 41.7, libs 16.5) + anon 38.3 (V8 heap 29.9, malloc 4.9)". */
+/** One line for the log: "95.5 MiB = file 57.2 (node 41.7, libs 16.5) + anon 38.3 (V8 heap 29.9, malloc 4.9); ...". */
 export function describeMemory(m: AgentMemory): string {
   const f = m.file.node_binary + m.file.shared_libs + m.file.addon + m.file.other;
   return `${m.rss} MiB = file ${f.toFixed(1)} (node ${m.file.node_binary}, libs ${m.file.shared_libs}, addon ${m.file.addon}) + anon ${m.anon.total} `
-    + `(V8 heap ${m.v8?.heap_total ?? '?'}: used ${m.v8?.heap_used ?? '?'}, new space ${m.v8?.new_space ?? '?'}; malloc heap ${m.anon.malloc_heap}); ${m.threads} threads`;
+    + `(V8 heap ${m.v8?.heap_total ?? '?'}: used ${m.v8?.heap_used ?? '?'}, new space ${m.v8?.new_space ?? '?'}; malloc heap ${m.anon.malloc_heap}); ${m.threads} threads; `
+    + `status: RssAnon ${m.status.rss_anon}, RssFile ${m.status.rss_file}, RssShmem ${m.status.rss_shmem}`;
 }
