@@ -13,7 +13,7 @@
 // harness can tell a bundle older than its inputs (after a bare `tsc`) and rebuild it.
 //
 //   node scripts/bundle-agent.mjs        (scripts/build.sh runs it after tsc)
-import { build } from 'esbuild';
+import { build } from 'esbuild-wasm';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -37,6 +37,12 @@ export interface AllInOneOptions {
 
 type HostView = Host & { spm: boolean };
 
+/** The agent as its unit runs it: the one-file bundle (scripts/bundle-agent.mjs) when built, else tsc's output. */
+function agentScript(): string {
+  const bundle = join(DIST, 'agent', 'hostvisord.js');
+  return existsSync(bundle) ? bundle : join(DIST, 'agent', 'main.js');
+}
+
 class BootstrapError extends Error {
   override readonly name = 'BootstrapError';
   readonly code = 7001;
@@ -103,7 +109,7 @@ export async function allInOne(o: AllInOneOptions): Promise<void> {
     args: [join(DIST, 'controller', 'main.js'), '--port', String(o.port), '--db', o.db, '--pki', join(o.pkiDir, 'controller'),
       '--admin-creds', join(o.pkiDir, 'admin'), '--read-only-creds', join(o.pkiDir, 'read-only')] });
   const agent = new SupervisedProcess({ name: 'agent', command: process.execPath,
-    args: [...o.nodeFlags, join(DIST, 'agent', 'main.js'), ...(o.agentConfig ? ['--config', o.agentConfig] : [])] });
+    args: [...o.nodeFlags, agentScript(), ...(o.agentConfig ? ['--config', o.agentConfig] : [])] });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
