@@ -176,6 +176,7 @@ async function main(pgs: PgServer): Promise<void> {
    */
   async function killRound(t: Test, label: string, killWhen: { creates: number } | 'tenth accepted'): Promise<void> {
     const ids: string[] = [];
+    const logFrom = agents.map((a) => a.logs.length);
     for (let i = 0; i < VMS; i++) ids.push(await define(`${label}-${i}`));
     allStarted.push(...ids);
     const t0 = performance.now();
@@ -216,8 +217,10 @@ async function main(pgs: PgServer): Promise<void> {
     const doneBefore = ended.filter((j) => j.endedAt !== null && j.endedAt <= kill.wall).length;
     t.ok(doneBefore < VMS, `the kill came during the starts: ${doneBefore} of ${VMS} jobs had ended`);
     // A VM.create the killed controller had sent and not seen answered: the case a second create would double.
-    const inFlight = ended.filter((j) => j.steps.some((s) => s.name === 'VM.create' && ranAt(s, kill.wall))).length;
-    if (killWhen !== 'tenth accepted') t.ok(inFlight >= killWhen.creates, `the kill found ${inFlight} VM.create calls in flight`);
+    const inFlight = ended.filter((j) => j.steps.some((s) => s.name === 'VM.create' && ranAt(s, kill.wall)));
+    if (killWhen !== 'tenth accepted') t.ok(inFlight.length >= killWhen.creates, `the kill found ${inFlight.length} VM.create calls in flight`);
+    const sentAgain = inFlight.filter((j) => j.steps.filter((s) => s.name === 'VM.create').length > 1).length;
+    t.comment(`${label}: of those, ${inFlight.length - sentAgain} were found on their host by the resumed run and followed; ${sentAgain} were not there and were sent again`);
 
     // The runtime status settles from the agents' lists (each host's list every 5 s).
     const settled = await until('GET /vms agrees with the agents', 30_000, async () => {
@@ -253,6 +256,14 @@ async function main(pgs: PgServer): Promise<void> {
     const stray: string[] = [];
     for (const lab of labs) for (const u of await domainsOn(lab, true)) if (!known.has(u) || !apiKnown.has(u)) stray.push(`${lab.name}:${u}`);
     t.same(stray, [], 'no domain on either host (running or defined) that the store (its PostgreSQL vms table, GET /vms) does not know');
+
+    // Nothing done twice, as the agents saw it: each VM launched once, a second VM.create (if any) refused as "exists".
+    const lines = agents.flatMap((a, i) => a.logs.slice(logFrom[i]).map(jsonLine));
+    const launches = ids.map((id) => lines.filter((l) => l?.['msg'] === 'VM launched' && l['vm'] === id).length);
+    const wrong = ids.map((_, i) => `${label}-${i}`).filter((_, i) => launches[i]! > 1 || (ended[i]!.state === 'succeeded' && launches[i] !== 1));
+    t.same(wrong, [], `the agents launched each VM at most once, each Up one once (their 'VM launched' lines per VM: ${launches.join(' ')})`);
+    const exists = lines.filter((l) => l?.['msg'] === 'call rejected' && l['method'] === 'VM.create' && l['code'] === 4).length;
+    t.comment(`${label}: VM.create calls the agents refused as "exists": ${exists}`);
   }
 
   t.test('must-show 5: kill -9 the controller while 3 of 10 concurrent starts have VM.create in flight, restart on the same PostgreSQL', async (t) => {
@@ -345,6 +356,14 @@ async function main(pgs: PgServer): Promise<void> {
     for (const lab of labs) left.push(...await domainsOn(lab, true));
     t.same(left, [], 'no domain on either host');
   });
+}
+
+function jsonLine(l: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(l) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
 }
 
 /** When the controller decided it (the event's `at`), else when it was written. */
