@@ -3,8 +3,11 @@
 // process (dist/controller/main.js) whose store is a real PostgreSQL (a throwaway cluster on a
 // unix socket), run with short health settings through its --settings file.
 //
-// 5: the controller is killed -9 during 10 concurrent starts (once when 3 of the 10 domains run,
-//    once as the tenth start is accepted) and started again on the same PostgreSQL. Each VM ends
+// 5: the controller is killed -9 during 10 concurrent starts (once while VM.create calls are in
+//    flight, once as the tenth start is accepted) and started again on the same PostgreSQL. The
+//    agents' before_vm_start hook sleeps 1-3.9 s (by VM id), as a real hook may: VM.create answers
+//    only after it (the agent has the VM as WaitForLaunch meanwhile), so the kill finds creates
+//    sent and not yet answered, the case a second create would be a second VM. Each VM ends
 //    Up exactly once (its domain uuid counted in both hosts' libvirtd, `virsh list`), or its job
 //    is failed with a reason; no domain on either host is one the store does not know.
 // 6: one host's agent is stopped (SIGSTOP): the host is Connecting within 2 polls and
@@ -25,6 +28,7 @@ import { INTERRUPTED } from '../../../controller/jobs/executor.js';
 import type { Job, JobStep } from '../../../controller/model/jobs.js';
 import type { Vm } from '../../../controller/model/vms.js';
 import { bounded, scratchDir, testConfig } from '../../agent/harness.js';
+import { addHook } from '../../agent/hooks/hook-fixtures.js';
 import { spawnLabAgent, type LabAgent } from '../../agent/storage/lab-agents.js';
 import { GUEST_DIR, serialPathFor, waitForSerialMarker } from '../../lab/guest.js';
 import { assertLabRoute, labDown, labUp, type LabHost } from '../../lab/multihost/lab.js';
@@ -82,12 +86,14 @@ async function main(pgs: PgServer): Promise<void> {
   const agents: LabAgent[] = [];
   undo.push(['agents stop', async () => { for (const a of agents) { a.child.kill('SIGCONT'); await a.stop(); } }, 60_000]);
   const hostIds: string[] = [];
+  const hooks = scratchDir('hv-realkill-hooks-');
+  addHook(hooks, 'before_vm_start', '50_slow', 'n=$(printf "%d" "0x$(echo "$vmId" | cut -c1-4)"); sleep "$((1 + n % 3)).$((n % 10))"; exit 0');
   for (const lab of labs) {
     const name = `h${lab.index}`;
     const tok = await ctl.client.call<{ token: string }>('POST', '/api/v1/hosts', { name, address: lab.address, port: AGENT_PORT });
     const pkiDir = scratchDir(`hv-realkill-${name}-`);
     hostIds.push((await enroll({ controller: ctl.url, token: tok.token, pkiDir, name })).hostId);
-    agents.push(await spawnLabAgent(lab, await testConfig({ 'rpc.host': '0.0.0.0', 'rpc.port': AGENT_PORT, 'pki.dir': pkiDir, 'virt.domainType': 'qemu' })));
+    agents.push(await spawnLabAgent(lab, await testConfig({ 'rpc.host': '0.0.0.0', 'rpc.port': AGENT_PORT, 'pki.dir': pkiDir, 'virt.domainType': 'qemu', 'hooks.dir': hooks })));
   }
   const clients = await Promise.all(labs.map((lab) => HostvisorClient.connect({ url: `wss://${lab.address}:${AGENT_PORT}/`, ...ctl.agentCredentials(), timeoutMs: 20_000 })));
   undo.push(['clients close', async () => { for (const c of clients) await c.close(); }, 20_000]);
@@ -317,6 +323,9 @@ async function main(pgs: PgServer): Promise<void> {
     t.ok(sinceContact > graceMs && sinceContact <= graceMs + POLL_MS + SLACK_MS,
       `NonResponsive ${sinceContact} ms after the last answer (${atOf(nr) - stoppedAt} ms after SIGSTOP): ${nr.message}`);
     t.equal(host.status, 'NonResponsive', 'GET /hosts says NonResponsive');
+    const periods = Math.floor((atOf(nr) - atOf(conn)) / POLL_MS);
+    const failedMeanwhile = Number(nr.details['failedPolls']) - 1;
+    t.ok(failedMeanwhile >= periods - 1, `polled every period while it hung: ${failedMeanwhile} more failed polls in the ${atOf(nr) - atOf(conn)} ms (${periods} periods) from Connecting to NonResponsive`);
 
     const unknownAt = await until('its VMs Unknown in GET /vms', 10_000, async () => {
       await sample();
