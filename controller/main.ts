@@ -4,6 +4,10 @@
 //
 //   hostvisor-controller [--listen ADDR] [--port N] [--db PATH | --postgres URL] [--pki DIR]
 //                        [--admin-creds DIR] [--read-only-creds DIR] [--server-name NAME]...
+//                        [--settings FILE]
+//
+// --settings FILE: a JSON object overriding decision settings (controller/decision-settings.ts,
+// each checked against its range), e.g. {"pollIntervalMs": 1000}; without it, the defaults.
 //
 // It links to every enrolled agent with its own client certificate, follows their health, and
 // runs jobs with the executor (controller/runtime).
@@ -15,6 +19,7 @@ import type { ApiContext } from './http/context.js';
 import { installParts } from './install-parts.js';
 import { ControllerRuntime } from './runtime/controller-runtime.js';
 import { resolveDecisionSettings } from './decision-settings.js';
+import { loadDecisionSettingsFile } from './settings-file.js';
 import { pinoLogFn } from './runtime/pino-log.js';
 import { ensureClientCredentials, ensureControllerPki } from './pki/ca.js';
 import { DEFAULT_SQLITE_PATH } from './store/connect.js';
@@ -24,7 +29,7 @@ const SHUTDOWN_TIMEOUT_MS = 10_000;
 
 interface Opts {
   listen: string; port: number; db: string; postgres?: string; pki: string;
-  adminCreds: string; readOnlyCreds: string; serverName: string[]; logLevel: string;
+  adminCreds: string; readOnlyCreds: string; serverName: string[]; logLevel: string; settings?: string;
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -38,13 +43,15 @@ export async function main(argv: string[]): Promise<void> {
     .option('--read-only-creds <dir>', 'where read-only client credentials are written', '/etc/pki/hostvisor/read-only')
     .option('--server-name <name>', 'another name or address for the server certificate (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .option('--settings <file>', 'JSON object of decision settings overriding the defaults (names and ranges: controller/decision-settings.ts)')
     .parse(argv, { from: 'user' }).opts<Opts>();
 
+  // Settings first: a bad file stops the start before anything is made.
+  const { overrides, settings } = o.settings ? loadDecisionSettingsFile(o.settings) : { overrides: {}, settings: resolveDecisionSettings() };
   const pki = await ensureControllerPki(o.pki, o.serverName);
   await ensureClientCredentials(pki.ca, 'admin', o.adminCreds);
   await ensureClientCredentials(pki.ca, 'read-only', o.readOnlyCreds);
   const store = await Store.open(o.postgres ? { engine: 'postgres', connection: { connectionString: o.postgres } } : { engine: 'sqlite', path: o.db });
-  const settings = resolveDecisionSettings();
   let runtime: ControllerRuntime | undefined;
   const api: ApiContext = { store, enrollment: new Enrollment(store, pki.ca), get jobs() { return runtime!.executor; }, hostsChanged: () => runtime?.kick() };
   const server = await buildServer({
@@ -59,7 +66,7 @@ export async function main(argv: string[]): Promise<void> {
   installParts(runtime, store, settings, pinoLogFn(server.log), api);
   await runtime.start();
   await server.listen({ host: o.listen, port: o.port });
-  server.log.info({ store: store.engine, pki: o.pki, adminCreds: o.adminCreds }, 'controller ready');
+  server.log.info({ store: store.engine, pki: o.pki, adminCreds: o.adminCreds, settings: overrides }, 'controller ready');
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -40,7 +40,7 @@ export interface JobExecutorOptions {
 }
 
 const MEMO = 'memo';
-const INTERRUPTED = 'interrupted: the controller stopped during this step; the resumed job checked the real state and went on';
+export const INTERRUPTED = 'interrupted: the controller stopped during this step; the resumed job checked the real state and went on';
 
 export class JobExecutor implements JobRunner {
   private readonly queue: { job: Job; resumed: boolean }[] = [];

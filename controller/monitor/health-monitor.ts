@@ -63,6 +63,8 @@ interface Watch {
   health: HostHealth;
   vms: VmView;
   polling: Promise<void> | null;
+  /** a tick came while the poll still ran: the next poll starts as soon as it ends */
+  tickOwed: boolean;
   /** a fresh VM list is wanted while wanted > listed (counters, so a want during a fetch is not lost) */
   listWanted: number;
   listed: number;
@@ -100,7 +102,7 @@ export class HealthMonitor {
   /** Watches a host from its stored record (enrolledHost() for a new one); polled at the next tick. */
   track(initial: HostHealth): void {
     if (this.closed || this.watches.has(initial.hostId)) return;
-    this.watches.set(initial.hostId, { hostId: initial.hostId, health: initial, vms: new VmView(), polling: null, listWanted: 1, listed: 0 });
+    this.watches.set(initial.hostId, { hostId: initial.hostId, health: initial, vms: new VmView(), polling: null, tickOwed: false, listWanted: 1, listed: 0 });
   }
 
   /** The hosts being watched. */
@@ -131,11 +133,18 @@ export class HealthMonitor {
     return Math.min(this.s.pollTimeoutMs, this.s.pollIntervalMs);
   }
 
-  /** Fixed rate: a host whose last poll is still running (it is bounded by one period) waits for the next tick. */
+  /**
+   * Fixed rate. A host whose last poll is still running is polled as soon as that poll ends:
+   * a hung agent's poll ends by its timeout, one period after it began, just when the next tick
+   * comes, and waiting for the tick after would poll it every other period only.
+   */
   private tick(): void {
     this.timer = undefined;
     if (this.closed) return;
-    for (const w of this.watches.values()) if (w.polling === null) this.startPoll(w);
+    for (const w of this.watches.values()) {
+      if (w.polling === null) this.startPoll(w);
+      else w.tickOwed = true;
+    }
     const now = performance.now();
     this.nextTickAt += this.s.pollIntervalMs;
     if (this.nextTickAt < now) this.nextTickAt = now + this.s.pollIntervalMs; // a stalled event loop skips ticks, never bunches them
@@ -143,9 +152,14 @@ export class HealthMonitor {
   }
 
   private startPoll(w: Watch): void {
+    w.tickOwed = false;
     const p = this.pollHost(w)
       .catch((e: unknown) => this.log('error', 'health poll failed unexpectedly', { hostId: w.hostId, ...errorFields(e) }))
-      .finally(() => { if (w.polling === p) w.polling = null; });
+      .finally(() => {
+        if (w.polling !== p) return;
+        w.polling = null;
+        if (w.tickOwed && this.live(w)) this.startPoll(w);
+      });
     w.polling = p;
   }
 

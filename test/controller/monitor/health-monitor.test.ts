@@ -94,6 +94,10 @@ async function lost(t: Test, sink: RecordingSink, stoppedAt: number, made: strin
   t.ok(sinceContact > graceMs && sinceContact <= graceMs + POLL_MS + SLACK_MS,
     `NonResponsive ${Math.round(sinceContact)} ms after the last answer (grace ${graceMs} ms: 5 s + 3 x 0.5 s)`);
   t.ok(nr.o.host.failedPolls > settings.nonResponsiveAttempts, `after ${nr.o.host.failedPolls} failed polls (more than ${settings.nonResponsiveAttempts})`);
+  // Fixed rate while the agent hangs too: a poll that ends by its timeout (one period) must not push the next one a period back.
+  const periods = Math.floor((nr.at - conn.at) / POLL_MS);
+  const failedMeanwhile = nr.o.host.failedPolls - conn.o.host.failedPolls;
+  t.ok(failedMeanwhile >= periods - 1, `a poll every period while it hangs: ${failedMeanwhile} more failed polls in the ${Math.round(nr.at - conn.at)} ms (${periods} periods) from Connecting to NonResponsive`);
   t.same(nr.o.events.map((e) => e.kind), ['host.status', 'host.vms-unknown'], 'events: the transition and the VMs Unknown');
   t.equal(nr.o.events[0]?.severity, 'error', 'NonResponsive is an error event');
   t.comment(`reason: ${nr.o.events[0]?.reason ?? ''}`);

@@ -1,5 +1,6 @@
-// The controller as a real child process (dist/controller/main.js on its own SQLite database
-// and PKI), which a test can kill -9 and start again on the same files; and agents enrolled
+// The controller as a real child process (dist/controller/main.js on its own SQLite database, or
+// the PostgreSQL its --postgres names, and PKI), which a test can kill -9 and start again on the
+// same store and files; and agents enrolled
 // with it by token (`hostvisor enroll`), on libvirt's test driver, as child processes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -18,7 +19,8 @@ export class ControllerProcess {
   readonly logs: string[] = [];
   readonly client: ApiClient;
 
-  private constructor(readonly dir: string, readonly port: number) {
+  /** `args`: more daemon options (e.g. --postgres URL, --settings FILE), given again at every restart. */
+  private constructor(readonly dir: string, readonly port: number, private readonly args: string[] = []) {
     this.client = new ApiClient(new URL(this.url), loadCredentials(join(dir, 'admin')));
   }
 
@@ -27,18 +29,18 @@ export class ControllerProcess {
   }
 
   /** Starts a controller on a fresh directory; resolves once it is ready (it made its PKI and admin credentials). */
-  static async start(): Promise<ControllerProcess> {
+  static async start(o: { args?: string[] } = {}): Promise<ControllerProcess> {
     const dir = scratchDir('hv-ctl-');
     const port = await freePort();
-    const child = await ControllerProcess.spawn(dir, port, []);
-    const c = new ControllerProcess(dir, port);
+    const child = await ControllerProcess.spawn(dir, port, [], o.args ?? []);
+    const c = new ControllerProcess(dir, port, o.args ?? []);
     c.adopt(child.child, child.lines);
     return c;
   }
 
-  private static async spawn(dir: string, port: number, logs: string[]): Promise<{ child: ChildProcess; lines: string[] }> {
+  private static async spawn(dir: string, port: number, logs: string[], args: string[]): Promise<{ child: ChildProcess; lines: string[] }> {
     const child = spawn(process.execPath, [CONTROLLER_JS, '--listen', '127.0.0.1', '--port', String(port), '--db', join(dir, 'controller.db'),
-      '--pki', join(dir, 'pki'), '--admin-creds', join(dir, 'admin'), '--read-only-creds', join(dir, 'read-only')], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--pki', join(dir, 'pki'), '--admin-creds', join(dir, 'admin'), '--read-only-creds', join(dir, 'read-only'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const lines = logs;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`controller not ready in 60 s:\n${lines.slice(-20).join('\n')}`)), 60_000);
@@ -80,7 +82,7 @@ export class ControllerProcess {
 
   /** Starts it again on the same database and PKI. */
   async restart(): Promise<void> {
-    const { child } = await ControllerProcess.spawn(this.dir, this.port, this.logs);
+    const { child } = await ControllerProcess.spawn(this.dir, this.port, this.logs, this.args);
     this.child = child;
   }
 
