@@ -34,6 +34,7 @@ import { RecoveryError, ShuttingDownError } from '../api/errors.js';
 import { HostNetworks } from './network/index.js';
 import { createNetworkHandlers } from './network/handlers.js';
 import { networkBridge } from './network/vm-nics.js';
+import { MemoryRelief } from './memory-relief.js';
 
 export class Hostvisord {
   readonly log: Logger;
@@ -53,6 +54,7 @@ export class Hostvisord {
   private migrations: Migrations | undefined;
   /** Host networks (setupNetworks, capabilities, restore); VM NICs find their network's bridge here. */
   readonly networks: HostNetworks;
+  private readonly memoryRelief: MemoryRelief;
 
   constructor(readonly config: Config, log?: Logger) {
     this.log = log ?? createLogger({ level: config['log.level'], bindings: { svc: 'hostvisord' } });
@@ -87,6 +89,9 @@ export class Hostvisord {
       policy: { chunkMiB: config['thinp.chunkMiB'], percent: config['thinp.percent'], maxFactor: config['storage.maxSizeFactor'] },
       pollMs: config['thinp.pollMs'], retryAfterMs: config['thinp.retryAfterMs'],
       log: this.log.child({ component: 'thinp' }),
+    });
+    this.memoryRelief = new MemoryRelief({
+      checkMs: config['memory.releaseCheckMs'], slackBytes: config['memory.releaseSlackBytes'], log: this.log.child({ component: 'memory' }),
     });
   }
 
@@ -170,6 +175,7 @@ export class Hostvisord {
     await recovered;
     timer.mark('recovery');
     this.vmStats.start();
+    this.memoryRelief.start();
     await this.notify.ready(`running; ${this.manager.vms.size} VMs`).catch((e) => this.log.warn('systemd notify failed', { err: e }));
     const wd = this.notify.watchdogIntervalMs(c['systemd.watchdogFraction']);
     if (wd) this.timers.push(setInterval(() => { void this.notify.watchdog().catch(() => {}); }, wd));
@@ -193,6 +199,7 @@ export class Hostvisord {
     await this.server?.close();
     timer.mark('drain');
     for (const t of this.timers) clearInterval(t);
+    this.memoryRelief.stop();
     this.vmStats?.stop();
     this.diskRecovery?.stop();
     await this.migrations?.stop();

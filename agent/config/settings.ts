@@ -168,6 +168,10 @@ export const SETTINGS = {
     'TLS server name the source checks in the destination agent\'s certificate; empty = the host of dst. Labs whose certificates name only localhost set it.'),
   'virt.domainType': oneOf(['auto', 'kvm', 'qemu'], 'auto',
     "Domain type for new VMs. 'auto' picks kvm when /dev/kvm works and qemu (TCG) otherwise; labs without real KVM force 'qemu'."),
+  'memory.releaseCheckMs': amount(10_000,
+    "How often the agent checks its resident size; 0 turns memory release off. After a burst (large or deeply nested requests, big batches) V8 shrinks its heap by itself but glibc keeps the freed pages inside its arenas; a check that finds the resident size past the slack runs one memory-reducing GC and malloc_trim."),
+  'memory.releaseSlackBytes': amount(8 * 1024 * 1024,
+    'How far the resident size may rise above where it settled after the last release before the next one: small enough that a burst never leaves more than this behind, large enough that ordinary variation costs no GC.'),
   'log.level': oneOf(['debug', 'info', 'warn', 'error'], 'info',
     'Structured JSON logs; debug adds per-call detail.'),
 } satisfies Record<string, Setting>;
