@@ -1,23 +1,27 @@
 // Gives memory back after a burst. A burst of large or deeply nested
 // requests (rejected or not) grows the V8 heap and glibc's malloc arenas;
-// V8 shrinks its heap by itself some seconds later, but the freed malloc
-// pages (Buffers, TLS and WebSocket buffers) stay resident in the middle of
-// the arenas, where only malloc_trim returns them: an idle agent measured
-// 83 MiB before such a burst and 175-225 MiB for good after it.
+// V8 shrinks its heap by itself some seconds later, but the pages malloc
+// freed (Buffers, TLS and WebSocket buffers) stay resident in the middle of
+// its arenas, where only malloc_trim returns them: an idle agent measured
+// 83 MiB before such a burst and 175-225 MiB for good after it, 100+ MiB of
+// that free pages in glibc's main arena.
 //
-// Level-triggered: every check, if the resident size is more than the slack
-// above where it settled after the last release (or the lowest seen), run one
-// memory-reducing GC and then malloc_trim, and take the result as the new
-// settled size. So a burst costs one GC and one trim, not one per check, and
-// a legitimate rise (more VMs, more state) is released once and then kept.
-import { setTimeout as sleep } from 'node:timers/promises';
+// Level-triggered: each check, if the resident size is more than the slack
+// above the lowest it has been (the idle agent) and the burst is over (the
+// event loop was mostly idle since the last check), malloc_trim on the
+// thread pool and, with a backoff, ask V8 for a memory-reducing GC done
+// incrementally (a forced full GC held the event loop for 200+ ms on a
+// loaded agent). The next check's trim returns what that GC freed. Memory in
+// use cannot be returned: while it stays up, the checks cost a trim each, and
+// the GC requests thin out (1, 2, 4 ... checks apart, at most MAX_GC_BACKOFF).
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { Logger } from './log.js';
-import { collectGarbageNow, mallocStats, trimMalloc } from './libvirt/process-memory.js';
+import { mallocStats, memoryPressure, trimMalloc } from './libvirt/process-memory.js';
 
 export interface MemoryReliefOptions {
   /** How often the resident size is checked; 0 turns relief off. */
   checkMs: number;
-  /** How far above its settled size the resident size may be before memory is released. */
+  /** How far above its lowest the resident size may be before memory is released. */
   slackBytes: number;
   log: Logger;
   /** The process's resident size in bytes (a parameter for tests). */
@@ -27,30 +31,42 @@ export interface MemoryReliefOptions {
 export interface Release {
   beforeBytes: number;
   afterBytes: number;
-  ms: number;
-  /** malloc_trim gave pages back. */
+  /** How long malloc_trim took (on the thread pool). */
+  trimMs: number;
   trimmed: boolean;
+  /** A memory-reducing GC was asked for (it runs in the next seconds, in steps). */
+  gcRequested: boolean;
 }
 
-/**
- * Once the GC has run, the ArrayBuffer sweeper frees dead Buffers' memory on
- * a background thread; trimming before it is done would miss that memory.
- */
-const SWEEP_WAIT_MS = 50;
+/** Checks between GC requests at most, while the resident size stays up. */
+const MAX_GC_BACKOFF = 32;
+/** Busier than this since the last check, the burst is still on: releasing now would be undone at once. */
+const BUSY_UTILIZATION = 0.5;
 
 export class MemoryRelief {
-  private settled: number | undefined;
+  private floor: number | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private releasing = false;
+  /** Checks to skip before the next GC request, and the current spacing. */
+  private gcWait = 0;
+  private gcBackoff = 1;
+  private rssAtGc = 0;
+  private checking = false;
+  private elu: EventLoopUtilization | undefined;
   private readonly rss: () => number;
 
   constructor(private readonly opts: MemoryReliefOptions) {
     this.rss = opts.rss ?? (() => process.memoryUsage.rss());
   }
 
+  /** The lowest resident size seen: what the agent takes at rest. */
+  get floorBytes(): number | undefined {
+    return this.floor;
+  }
+
   start(): void {
     if (this.opts.checkMs <= 0 || this.timer) return;
-    this.settled = this.rss();
+    this.floor = this.rss();
+    this.elu = performance.eventLoopUtilization();
     this.timer = setInterval(() => { void this.check(); }, this.opts.checkMs).unref();
   }
 
@@ -59,39 +75,50 @@ export class MemoryRelief {
     this.timer = undefined;
   }
 
-  /** One check: releases (and resolves to what it did) if the resident size rose past the slack. */
+  /** One check: what it released, if the resident size was past the slack and the agent not busy. */
   async check(): Promise<Release | undefined> {
-    if (this.releasing) return undefined;
-    const rss = this.rss();
-    if (this.settled === undefined || rss < this.settled) {
-      this.settled = rss;
+    if (this.checking) return undefined;
+    const beforeBytes = this.rss();
+    const now = performance.eventLoopUtilization();
+    const busy = this.elu !== undefined && performance.eventLoopUtilization(now, this.elu).utilization > BUSY_UTILIZATION;
+    this.elu = now;
+    if (this.floor === undefined || beforeBytes < this.floor) this.floor = beforeBytes;
+    if (beforeBytes - this.floor <= this.opts.slackBytes) {
+      this.gcWait = 0;
+      this.gcBackoff = 1;
       return undefined;
     }
-    if (rss - this.settled <= this.opts.slackBytes) return undefined;
-    return this.release();
-  }
-
-  /** GC, then malloc_trim; the result is the new settled size. */
-  async release(): Promise<Release> {
-    this.releasing = true;
+    if (busy) return undefined;
+    this.checking = true;
+    const t0 = performance.now();
+    let trimmed: boolean;
     try {
-      const t0 = performance.now();
-      const beforeBytes = this.rss();
-      collectGarbageNow();
-      await sleep(SWEEP_WAIT_MS);
-      const trimmed = trimMalloc();
-      const afterBytes = this.rss();
-      this.settled = afterBytes;
-      const r: Release = { beforeBytes, afterBytes, ms: Math.round(performance.now() - t0 - SWEEP_WAIT_MS), trimmed };
-      const m = mallocStats();
-      this.opts.log.info('memory released', {
-        rssBeforeMiB: mib(beforeBytes), rssAfterMiB: mib(afterBytes), ms: r.ms, trimmed,
-        ...(m ? { mallocInUseMiB: mib(m.inUseBytes), mallocFreeMiB: mib(m.freeBytes) } : {}),
-      });
-      return r;
+      trimmed = await trimMalloc();
     } finally {
-      this.releasing = false;
+      this.checking = false;
     }
+    const trimMs = Math.round((performance.now() - t0) * 10) / 10;
+    // Asked again at once if the resident size grew past the slack since the last request: a new burst.
+    const gcRequested = this.gcWait === 0 || beforeBytes > this.rssAtGc + this.opts.slackBytes;
+    if (gcRequested) {
+      memoryPressure('moderate');
+      this.rssAtGc = beforeBytes;
+      this.gcWait = this.gcBackoff;
+      this.gcBackoff = Math.min(MAX_GC_BACKOFF, this.gcBackoff * 2);
+    } else {
+      this.gcWait--;
+    }
+    const afterBytes = this.rss();
+    const r: Release = { beforeBytes, afterBytes, trimMs, trimmed, gcRequested };
+    const m = mallocStats();
+    const fields = {
+      rssBeforeMiB: mib(beforeBytes), rssAfterMiB: mib(afterBytes), floorMiB: mib(this.floor), trimMs, gcRequested,
+      ...(m ? { mallocInUseMiB: mib(m.inUseBytes), mallocFreeMiB: mib(m.freeBytes) } : {}),
+    };
+    // Worth a line when it gave something back; otherwise only at debug (it repeats while memory is in use).
+    if (beforeBytes - afterBytes >= 1024 * 1024) this.opts.log.info('memory released', fields);
+    else this.opts.log.debug('memory release', fields);
+    return r;
   }
 }
 

@@ -1,5 +1,5 @@
 // What the addon does for the agent's memory rather than for libvirt: a
-// full GC now, malloc_trim, and glibc's own figures.
+// memory-reducing GC, malloc_trim, and glibc's own figures.
 import { native } from './native.js';
 
 /** glibc's account of its memory over all arenas, in bytes (mallinfo2). */
@@ -14,18 +14,22 @@ export interface MallocStats {
 }
 
 export interface ProcessMemoryBinding {
-  collectGarbageNow(): boolean;
-  trimMalloc(): boolean;
+  memoryPressure(critical: boolean): boolean;
+  trimMalloc(): Promise<boolean>;
   mallocStats(): MallocStats | null;
 }
 
-/** A full, memory-reducing V8 GC, now (it blocks the event loop for its duration). */
-export function collectGarbageNow(): boolean {
-  return native.collectGarbageNow();
+/**
+ * Tells V8 memory is short. 'critical': a full, memory-reducing GC now (it
+ * blocks the event loop for its duration: 200+ ms measured on a loaded
+ * agent). 'moderate': the same GC done incrementally, in small steps.
+ */
+export function memoryPressure(level: 'moderate' | 'critical'): boolean {
+  return native.memoryPressure(level === 'critical');
 }
 
-/** malloc_trim(0): true if glibc gave pages back. */
-export function trimMalloc(): boolean {
+/** malloc_trim(0), on the thread pool: true if glibc gave pages back. */
+export function trimMalloc(): Promise<boolean> {
   return native.trimMalloc();
 }
 

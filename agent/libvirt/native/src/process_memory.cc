@@ -2,7 +2,7 @@
 // heap (a memory-pressure GC, which also frees the malloc'd backing stores of
 // dead Buffers) and glibc's malloc (malloc_trim, which returns the free pages
 // inside its arenas, not only at their top). Both run on the JS thread, where
-// the V8 isolate lives; a call costs one full GC and one walk of the arenas.
+// the V8 isolate lives.
 #include <malloc.h>
 #include <v8.h>
 
@@ -11,25 +11,32 @@
 namespace hv {
 
 namespace {
-// A full, memory-reducing GC now (kCritical runs it synchronously on the
-// isolate's thread), so dead objects and their external memory are freed
-// before malloc is trimmed.
-Napi::Value CollectGarbageNow(const Napi::CallbackInfo& info) {
+// Tells V8 memory is short. Critical: a full, memory-reducing GC now, on
+// this thread (tens to hundreds of ms on a large heap). Moderate: V8 starts
+// incremental marking with the same goal, done in small steps, so the event
+// loop is never held long; the GC completes within the next seconds.
+Napi::Value MemoryPressure(const Napi::CallbackInfo& info) {
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
   if (isolate == nullptr) return Napi::Boolean::New(info.Env(), false);
-  isolate->MemoryPressureNotification(v8::MemoryPressureLevel::kCritical);
-  // Back to normal, or V8 would keep treating every allocation as pressure.
-  isolate->MemoryPressureNotification(v8::MemoryPressureLevel::kNone);
+  bool critical = info.Length() > 0 && info[0].ToBoolean().Value();
+  // V8 acts on the notification at once (this is the isolate's thread) and resets the level itself.
+  isolate->MemoryPressureNotification(critical ? v8::MemoryPressureLevel::kCritical : v8::MemoryPressureLevel::kModerate);
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// True if malloc gave memory back; false if it had none to give (or not glibc).
+// Resolves true if malloc gave memory back; false if it had none to give
+// (or not glibc). Runs on the thread pool: trimming arenas fragmented by a
+// burst took up to 230 ms, which the event loop must not wait for. (While
+// it trims an arena it holds that arena's lock, as any malloc call does.)
 Napi::Value TrimMalloc(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), Lane::Pool, []() -> Builder {
 #if defined(__GLIBC__)
-  return Napi::Boolean::New(info.Env(), malloc_trim(0) == 1);
+    bool released = malloc_trim(0) == 1;
 #else
-  return Napi::Boolean::New(info.Env(), false);
+    bool released = false;
 #endif
+    return [released](Napi::Env env) -> Napi::Value { return Napi::Boolean::New(env, released); };
+  });
 }
 
 // glibc's own account of its memory, over all arenas (bytes); null elsewhere.
@@ -52,7 +59,7 @@ Napi::Value MallocStats(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterProcessMemory(Napi::Env env, Napi::Object exports) {
-  exports.Set("collectGarbageNow", Napi::Function::New(env, CollectGarbageNow));
+  exports.Set("memoryPressure", Napi::Function::New(env, MemoryPressure));
   exports.Set("trimMalloc", Napi::Function::New(env, TrimMalloc));
   exports.Set("mallocStats", Napi::Function::New(env, MallocStats));
 }
