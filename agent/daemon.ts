@@ -25,6 +25,7 @@ import { HostStatsSampler } from './host/host-stats.js';
 import { capabilitiesWithNetworks } from './host/capabilities.js';
 import { Dispatcher } from './rpc/dispatcher.js';
 import { RpcServer } from './rpc/server.js';
+import { RawJson } from './rpc/reply.js';
 import { fanOutEvents } from './rpc/events.js';
 import { createHandlers } from './handlers.js';
 import { Migrations, migrationSettings, Slots } from './vm/migration/index.js';
@@ -128,6 +129,7 @@ export class Hostvisord {
     await this.hostStats.sample();
     this.timers.push(setInterval(() => { void this.hostStats.sample().catch(() => {}); }, c['stats.hostIntervalMs']).unref());
 
+    const discoverDocument = RawJson.of(openRpcDocument(VERSION));
     const timeouts: TimeoutBounds = { requestMs: c['rpc.requestTimeoutMs'], dhcpMs: c['network.dhcpTimeoutMs'] };
     const dispatcher = new Dispatcher(createHandlers({
       manager: this.manager, ops,
@@ -146,14 +148,20 @@ export class Hostvisord {
         : this.manager.recovering && !(Methods[m] as MethodDef).duringRecovery ? new RecoveryError() : undefined),
       // Any engine request proves the engine still reaches us (setupNetworks' connectivity check).
       onRequest: () => this.networks.connectivity.touch(),
-      extra: { 'rpc.discover': () => openRpcDocument(VERSION) },
+      // Built and serialised once: it does not change while the agent runs, and it is ~100 KB.
+      extra: { 'rpc.discover': () => discoverDocument },
     });
     const server = new RpcServer(dispatcher, {
       host: c['rpc.host'], port: c['rpc.port'], tls,
       maxMessageBytes: c['rpc.maxMessageBytes'],
       maxInFlightPerConnection: c['rpc.maxInFlightPerConnection'],
-      sendHighWaterBytes: c['rpc.sendHighWaterBytes'],
+      maxConnectionBytes: c['rpc.maxConnectionBytes'],
+      maxTotalBytes: c['rpc.maxTotalBytes'],
+      overLimitCloseMs: c['rpc.overLimitCloseMs'],
       tlsHandshakeTimeoutMs: c['rpc.tlsHandshakeTimeoutMs'],
+      upgradeTimeoutMs: c['rpc.upgradeTimeoutMs'],
+      maxConnectionsPerPeer: c['rpc.maxConnectionsPerPeer'],
+      maxConnections: c['rpc.maxConnections'],
       log: this.log.child({ component: 'rpc' }),
     });
     this.server = server;
