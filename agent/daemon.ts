@@ -150,6 +150,7 @@ export class Hostvisord {
       onRequest: () => this.networks.connectivity.touch(),
       // Built and serialised once: it does not change while the agent runs, and it is ~100 KB.
       extra: { 'rpc.discover': () => discoverDocument },
+      maxDepth: c['rpc.maxNestingDepth'],
     });
     const server = new RpcServer(dispatcher, {
       host: c['rpc.host'], port: c['rpc.port'], tls,

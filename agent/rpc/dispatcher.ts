@@ -13,6 +13,7 @@ import { validateParams, compileAll } from '../../api/validate.js';
 import { ERRORS, HostvisorError } from '../../api/errors.js';
 import type { Logger } from '../log.js';
 import { serialize, type Reply, type Response } from './reply.js';
+import { preflight, PREFLIGHT_MIN_CHARS } from './preflight.js';
 
 export interface CallContext {
   connId: number;
@@ -48,6 +49,8 @@ export interface DispatcherOptions {
   extra?: Record<string, () => unknown>;
   slowCallMs?: number;
   maxBatch?: number;
+  /** Frames over PREFLIGHT_MIN_CHARS nested deeper than this are refused before parsing. */
+  maxDepth?: number;
 }
 
 type Json = Record<string, unknown>;
@@ -105,12 +108,14 @@ class Call implements CallContext {
 export class Dispatcher {
   private readonly methods = new Map<string, Entry>();
   private readonly maxBatch: number;
+  private readonly maxDepth: number;
   private readonly slowCallMs: number;
   private readonly debug: boolean;
 
   constructor(handlers: Handlers, private readonly opts: DispatcherOptions) {
     compileAll();
     this.maxBatch = opts.maxBatch ?? 100;
+    this.maxDepth = opts.maxDepth ?? 64;
     this.slowCallMs = opts.slowCallMs ?? 1000;
     this.debug = opts.log.enabled?.('debug') ?? true;
     for (const name of Object.keys(Methods) as MethodName[]) {
@@ -121,6 +126,10 @@ export class Dispatcher {
 
   /** Handles one frame; resolves to the reply, or undefined when nothing is owed (notifications). */
   async handle(text: string, caller: Caller): Promise<Reply | undefined> {
+    if (text.length > PREFLIGHT_MIN_CHARS) {
+      const refused = preflight(text, { maxDepth: this.maxDepth, maxBatch: this.maxBatch });
+      if (refused) return JSON.stringify(errorResponse(null, ERRORS.invalidRequest.code, `Invalid Request: ${refused}`));
+    }
     let payload: unknown;
     try {
       payload = JSON.parse(text);
