@@ -26,6 +26,8 @@ export interface MemoryReliefOptions {
   log: Logger;
   /** The process's resident size in bytes (a parameter for tests). */
   rss?: () => number;
+  /** Event loop utilization since the last check above which the agent counts as busy (a parameter for tests). */
+  busyUtilization?: number;
 }
 
 export interface Release {
@@ -80,7 +82,7 @@ export class MemoryRelief {
     if (this.checking) return undefined;
     const beforeBytes = this.rss();
     const now = performance.eventLoopUtilization();
-    const busy = this.elu !== undefined && performance.eventLoopUtilization(now, this.elu).utilization > BUSY_UTILIZATION;
+    const busy = this.elu !== undefined && performance.eventLoopUtilization(now, this.elu).utilization > (this.opts.busyUtilization ?? BUSY_UTILIZATION);
     this.elu = now;
     if (this.floor === undefined || beforeBytes < this.floor) this.floor = beforeBytes;
     if (beforeBytes - this.floor <= this.opts.slackBytes) {

@@ -74,8 +74,12 @@ export class FlowControl {
   private sweeper: NodeJS.Timeout | undefined;
   private readonly sweepMs: number;
 
-  /** `dispatch` starts handling one request of the connection (its inFlight is already counted). */
-  constructor(private readonly opts: FlowOptions, private readonly dispatch: (c: FlowConn, text: string) => void) {
+  private readonly opts: FlowOptions;
+
+  /** `dispatch` starts handling one request of the connection (its inFlight is already counted). A byte bound of 0 is no bound. */
+  constructor(opts: FlowOptions, private readonly dispatch: (c: FlowConn, text: string) => void) {
+    const bound = (v: number): number => (v > 0 ? v : Infinity);
+    this.opts = { ...opts, maxConnectionBytes: bound(opts.maxConnectionBytes), maxTotalBytes: bound(opts.maxTotalBytes) };
     this.sweepMs = Math.min(500, Math.max(50, opts.overLimitCloseMs / 10));
   }
 
@@ -85,7 +89,7 @@ export class FlowControl {
   }
 
   add(c: FlowConn): void {
-    c.replyEstimate = this.opts.maxConnectionBytes * FIRST_ESTIMATE_FRACTION;
+    c.replyEstimate = Number.isFinite(this.opts.maxConnectionBytes) ? this.opts.maxConnectionBytes * FIRST_ESTIMATE_FRACTION : 0;
     this.conns.add(c);
   }
 
