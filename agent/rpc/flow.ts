@@ -120,15 +120,17 @@ export class FlowControl {
     c.inFlight--;
     const bytes = reply === undefined ? 0 : typeof reply === 'string' ? reply.length : reply.byteLength;
     c.replyEstimate = bytes >= c.replyEstimate ? bytes : c.replyEstimate - (c.replyEstimate - bytes) / 8;
-    if (reply !== undefined && !c.closing) c.outbox.push(reply);
-    this.touched(c);
+    if (reply !== undefined && !c.closing) c.outbox.send(c.ws, reply);
+    this.pump(c);
+    this.update(c);
   }
 
   /** A message that answers no request (an event, a refusal). */
   send(c: FlowConn, message: Reply): void {
     if (c.closing) return;
-    c.outbox.push(message);
-    this.touched(c);
+    c.outbox.send(c.ws, message);
+    this.pump(c);
+    this.update(c);
   }
 
   /** Hands the socket more (it drained, or more was queued), dispatches what may start, counts again. */

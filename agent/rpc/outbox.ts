@@ -32,6 +32,20 @@ export class Outbox {
     return this.head === this.frames.length;
   }
 
+  /**
+   * Sends one message: at once if nothing waits and the socket has room and
+   * it is one small text (an engine's usual reply), else through the queue.
+   */
+  send(ws: WebSocket, message: Reply): void {
+    if (this.head === this.frames.length && typeof message === 'string' && message.length <= FRAGMENT_BYTES / 3
+      && ws.readyState === ws.OPEN && ws.bufferedAmount < SOCKET_HIGH_WATER) {
+      ws.send(message);
+      return;
+    }
+    this.push(message);
+    this.flush(ws);
+  }
+
   /** Queues one message: a text, or a reply's parts (sent as fragments of one message). */
   push(message: Reply): void {
     const parts = typeof message === 'string' ? [message] : message.parts;
@@ -56,7 +70,7 @@ export class Outbox {
       this.bytes -= f.bytes;
       ws.send(f.data, { binary: false, fin: f.fin });
     }
-    if (this.head === this.frames.length) {
+    if (this.head > 0 && this.head === this.frames.length) {
       this.frames = [];
       this.head = 0;
     }
