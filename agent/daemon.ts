@@ -158,7 +158,7 @@ export class Hostvisord {
       maxInFlightPerConnection: c['rpc.maxInFlightPerConnection'],
       maxConnectionBytes: c['rpc.maxConnectionBytes'],
       maxTotalBytes: c['rpc.maxTotalBytes'],
-      overLimitCloseMs: c['rpc.overLimitCloseMs'],
+      stalledCloseMs: c['rpc.stalledCloseMs'],
       tlsHandshakeTimeoutMs: c['rpc.tlsHandshakeTimeoutMs'],
       upgradeTimeoutMs: c['rpc.upgradeTimeoutMs'],
       maxConnectionsPerPeer: c['rpc.maxConnectionsPerPeer'],

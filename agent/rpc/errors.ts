@@ -15,23 +15,33 @@ export abstract class ConnectionLimitError extends Error {
   }
 }
 
-/** A connection held more than rpc.maxConnectionBytes (queued requests + unsent replies) for rpc.overLimitCloseMs. */
+/** A connection read none of its replies for rpc.stalledCloseMs while holding more than rpc.maxConnectionBytes. */
 export class OverConnectionBoundError extends ConnectionLimitError {
   override readonly name = 'OverConnectionBoundError';
   readonly code = CLOSE_POLICY;
 
-  constructor(peer: string, heldBytes: number, boundBytes: number, overMs: number) {
-    super(peer, `held ${heldBytes} bytes (queued requests and unread replies), over its bound of ${boundBytes}, for ${overMs} ms`);
+  constructor(peer: string, heldBytes: number, boundBytes: number, stalledMs: number) {
+    super(peer, `read none of its replies for ${stalledMs} ms, holding ${heldBytes} bytes (queued requests and unread replies), over its bound of ${boundBytes}`);
   }
 }
 
-/** While all connections together held more than rpc.maxTotalBytes, this one held more than its share for rpc.overLimitCloseMs. */
+/** A connection read none of its replies for rpc.stalledCloseMs while holding more than its share of a pressed rpc.maxTotalBytes. */
 export class OverTotalShareError extends ConnectionLimitError {
   override readonly name = 'OverTotalShareError';
   readonly code = CLOSE_TRY_AGAIN;
 
-  constructor(peer: string, heldBytes: number, shareBytes: number, overMs: number) {
-    super(peer, `held ${heldBytes} bytes, over its share of ${shareBytes} of the agent's total, for ${overMs} ms`);
+  constructor(peer: string, heldBytes: number, shareBytes: number, stalledMs: number) {
+    super(peer, `read none of its replies for ${stalledMs} ms, holding ${heldBytes} bytes, over its share of ${shareBytes} of the agent's total`);
+  }
+}
+
+/** A connection read none of its replies for rpc.stalledCloseMs (while under its bounds). */
+export class NotReadingError extends ConnectionLimitError {
+  override readonly name = 'NotReadingError';
+  readonly code = CLOSE_POLICY;
+
+  constructor(peer: string, heldBytes: number, stalledMs: number) {
+    super(peer, `read none of its replies for ${stalledMs} ms, holding ${heldBytes} bytes`);
   }
 }
 

@@ -1,28 +1,34 @@
 // Backpressure in bytes. A connection holds its queued requests (read, not
 // yet dispatched) and its unsent messages (in its outbox, and pending on its
-// socket: ws.bufferedAmount); the agent
-// bounds both per connection (maxConnectionBytes) and across connections
-// (maxTotalBytes: past it, a connection holding more than an equal share is
-// over too). A connection over its bound is not read (its socket paused),
-// gets nothing more dispatched, and is closed if it stays over for
-// overLimitCloseMs; one that drains to half its bound is read again.
+// socket: ws.bufferedAmount), and it is owed the replies of its requests in
+// flight (estimated from its earlier replies). The agent bounds what each
+// connection holds and is owed (maxConnectionBytes) and the same across
+// connections (maxTotalBytes: once the total has no room for another reply,
+// a connection over an equal share of it is over too). A connection over is
+// not read (its socket paused) and gets nothing more dispatched; at half its
+// bound (and share) it is read again. A connection whose socket has had
+// bytes pending and taken none of them (no 'drain') for stalledCloseMs is
+// not reading: it is closed, whether it is over or not, so that no
+// non-reader keeps its share for good.
 //
 // Per message this costs a few additions and one bufferedAmount read: no
 // closure per reply, no timer per connection. The socket's 'drain' hands it
-// more from the outbox; one sweep timer runs while any connection is paused
-// or has queued requests, and closes connections that stayed over too long.
+// more from the outbox; one sweep timer runs while any connection is paused,
+// has queued requests, an outbox or bytes pending, and closes non-readers.
 import type { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import { Outbox } from './outbox.js';
 import type { Reply } from './reply.js';
-import { OverConnectionBoundError, OverTotalShareError, type ConnectionLimitError } from './errors.js';
+import { NotReadingError, OverConnectionBoundError, OverTotalShareError, type ConnectionLimitError } from './errors.js';
 
 export interface FlowOptions {
   /** Requests in flight per connection before the agent stops reading it. */
   maxInFlight: number;
+  /** 0: no bound. */
   maxConnectionBytes: number;
+  /** 0: no bound. */
   maxTotalBytes: number;
-  overLimitCloseMs: number;
+  stalledCloseMs: number;
   log: Logger;
 }
 
@@ -38,17 +44,19 @@ export interface FlowConn {
   queuedBytes: number;
   /** Replies and events not yet handed to the socket. */
   readonly outbox: Outbox;
-  /** queuedBytes + unsent bytes (outbox and socket), as last counted (their sum over connections is the total). */
+  /** Real bytes, as last counted: queued requests, outbox, pending on the socket. */
   held: number;
+  /** held plus the replies expected for the requests in flight, as last counted (the total sums these). */
+  owed: number;
   /**
-   * What each request in flight is expected to add to the unsent bytes: a
-   * reply as large as the estimate or larger sets it, smaller ones lower it
-   * by an eighth of the difference.
+   * What each request in flight is expected to add: a reply as large as the
+   * estimate or larger sets it, smaller ones lower it by an eighth of the
+   * difference.
    */
   replyEstimate: number;
   paused: boolean;
-  /** performance.now() when it went over its bound or share; undefined while under. */
-  overSince: number | undefined;
+  /** performance.now() since which bytes are pending on its socket with none taken; undefined while none are. */
+  stalledSince: number | undefined;
   closing: boolean;
 }
 
@@ -64,26 +72,27 @@ const CLOSE_GRACE_MS = 1_000;
 
 export function newFlowConn(ws: WebSocket, peer: string, port: number): FlowConn {
   return {
-    ws, peer, port, inFlight: 0, queued: [], queuedBytes: 0, outbox: new Outbox(), held: 0, replyEstimate: 0, paused: false, overSince: undefined, closing: false,
+    ws, peer, port, inFlight: 0, queued: [], queuedBytes: 0, outbox: new Outbox(), held: 0, owed: 0, replyEstimate: 0,
+    paused: false, stalledSince: undefined, closing: false,
   };
 }
 
 export class FlowControl {
   private readonly conns = new Set<FlowConn>();
+  /** The sum of every connection's owed. */
   private total = 0;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly sweepMs: number;
-
   private readonly opts: FlowOptions;
 
-  /** `dispatch` starts handling one request of the connection (its inFlight is already counted). A byte bound of 0 is no bound. */
+  /** `dispatch` starts handling one request of the connection (its inFlight is already counted). */
   constructor(opts: FlowOptions, private readonly dispatch: (c: FlowConn, text: string) => void) {
     const bound = (v: number): number => (v > 0 ? v : Infinity);
     this.opts = { ...opts, maxConnectionBytes: bound(opts.maxConnectionBytes), maxTotalBytes: bound(opts.maxTotalBytes) };
-    this.sweepMs = Math.min(500, Math.max(50, opts.overLimitCloseMs / 10));
+    this.sweepMs = Math.min(500, Math.max(50, opts.stalledCloseMs / 10));
   }
 
-  /** Bytes held by all connections, as last counted. */
+  /** Bytes held and owed for all connections, as last counted. */
   get totalBytes(): number {
     return this.total;
   }
@@ -96,8 +105,8 @@ export class FlowControl {
   /** The connection is gone: its bytes leave the total. */
   remove(c: FlowConn): void {
     if (!this.conns.delete(c)) return;
-    this.total -= c.held;
-    c.held = 0;
+    this.total -= c.owed;
+    c.held = c.owed = 0;
     c.queued = [];
     c.queuedBytes = 0;
     c.outbox.clear();
@@ -133,6 +142,12 @@ export class FlowControl {
     this.update(c);
   }
 
+  /** The socket took everything pending on it: the peer reads. */
+  drained(c: FlowConn): void {
+    c.stalledSince = undefined;
+    this.touched(c);
+  }
+
   /** Hands the socket more (it drained, or more was queued), dispatches what may start, counts again. */
   touched(c: FlowConn): void {
     c.outbox.flush(c.ws);
@@ -149,11 +164,23 @@ export class FlowControl {
     return this.opts.maxTotalBytes / Math.max(1, this.conns.size);
   }
 
-  /** Not while closing, at the in-flight limit, or while its unsent replies plus those expected are over its bound or share. */
+  private realBytes(c: FlowConn): number {
+    return c.queuedBytes + c.outbox.bytes + c.ws.bufferedAmount;
+  }
+
+  /** The total has no room for another of this connection's replies. */
+  private pressed(c: FlowConn): boolean {
+    return this.total + c.replyEstimate > this.opts.maxTotalBytes;
+  }
+
+  /**
+   * With one more request in flight, would it stay within its bound, and
+   * within its share while the total is pressed? Not while closing or at the in-flight limit.
+   */
   private mayDispatch(c: FlowConn): boolean {
     if (c.closing || c.inFlight >= this.opts.maxInFlight) return false;
-    const owed = c.outbox.bytes + c.ws.bufferedAmount + c.inFlight * c.replyEstimate;
-    return owed <= this.opts.maxConnectionBytes && !(this.total > this.opts.maxTotalBytes && owed > this.share());
+    const owed = this.realBytes(c) + (c.inFlight + 1) * c.replyEstimate;
+    return owed <= this.opts.maxConnectionBytes && (owed <= this.share() || !this.pressed(c));
   }
 
   private pump(c: FlowConn): void {
@@ -162,69 +189,79 @@ export class FlowControl {
       c.queuedBytes -= text.length;
       c.inFlight++;
       this.dispatch(c, text);
+      this.count(c);
     }
   }
 
-  private overWhy(c: FlowConn): 'bound' | 'share' | undefined {
-    if (c.held > this.opts.maxConnectionBytes) return 'bound';
-    return this.total > this.opts.maxTotalBytes && c.held > this.share() ? 'share' : undefined;
+  /** Counts the connection's bytes again, and the total with them. */
+  private count(c: FlowConn): void {
+    if (c.ws.bufferedAmount === 0) c.stalledSince = undefined;
+    else c.stalledSince ??= performance.now();
+    c.held = this.realBytes(c);
+    const owed = c.held + c.inFlight * c.replyEstimate;
+    this.total += owed - c.owed;
+    c.owed = owed;
+  }
+
+  private over(c: FlowConn, bytes: number): 'bound' | 'share' | undefined {
+    if (bytes > this.opts.maxConnectionBytes) return 'bound';
+    return bytes > this.share() && this.pressed(c) ? 'share' : undefined;
   }
 
   private update(c: FlowConn): void {
     if (c.closing) return;
-    const held = c.queuedBytes + c.outbox.bytes + c.ws.bufferedAmount;
-    this.total += held - c.held;
-    c.held = held;
-    const why = this.overWhy(c);
-    if (why && c.overSince === undefined) c.overSince = performance.now();
-    else if (!why) c.overSince = undefined;
+    this.count(c);
+    const why = this.over(c, c.owed);
     const stop = why !== undefined || c.inFlight >= this.opts.maxInFlight;
     if (stop && !c.paused) {
       c.paused = true;
       c.ws.pause();
-      const fields = { peer: c.peer, port: c.port, heldBytes: c.held, queuedBytes: c.queuedBytes, unsentBytes: c.held - c.queuedBytes, totalBytes: this.total, inFlight: c.inFlight };
+      const fields = { peer: c.peer, port: c.port, heldBytes: c.held, owedBytes: c.owed, queuedBytes: c.queuedBytes, totalBytes: this.total, inFlight: c.inFlight };
       if (why) this.opts.log.info('connection paused', { ...fields, over: why });
       else this.opts.log.debug('connection paused', { ...fields, over: 'inFlight' });
     } else if (!stop && c.paused && this.mayResume(c)) {
       c.paused = false;
       c.ws.resume();
-      this.opts.log.debug('connection resumed', { peer: c.peer, port: c.port, heldBytes: c.held, totalBytes: this.total });
+      this.opts.log.debug('connection resumed', { peer: c.peer, port: c.port, owedBytes: c.owed, totalBytes: this.total });
     }
-    if (c.paused || c.queued.length > 0 || !c.outbox.empty) this.sweeper ??= setInterval(() => this.sweep(), this.sweepMs);
+    if (this.busy(c)) this.sweeper ??= setInterval(() => this.sweep(), this.sweepMs);
   }
 
-  /** Hysteresis: read again once down to half its bound (and half its share while the total is over). */
+  private busy(c: FlowConn): boolean {
+    return c.paused || c.queued.length > 0 || !c.outbox.empty || c.stalledSince !== undefined;
+  }
+
+  /** Hysteresis: read again once down to half its bound (and half its share while the total is pressed). */
   private mayResume(c: FlowConn): boolean {
-    return c.held <= this.opts.maxConnectionBytes / 2 && (this.total <= this.opts.maxTotalBytes || c.held <= this.share() / 2);
+    return c.owed <= this.opts.maxConnectionBytes / 2 && (c.owed <= this.share() / 2 || !this.pressed(c));
   }
 
   private sweep(): void {
     const now = performance.now();
     let busy = false;
     for (const c of this.conns) {
-      if (c.closing || (!c.paused && c.queued.length === 0 && c.outbox.empty)) continue;
+      if (c.closing || !this.busy(c)) continue;
       this.touched(c);
-      if (c.overSince !== undefined && now - c.overSince >= this.opts.overLimitCloseMs) this.close(c, Math.round(now - c.overSince));
-      else busy ||= c.paused || c.queued.length > 0 || !c.outbox.empty;
+      if (c.stalledSince !== undefined && now - c.stalledSince >= this.opts.stalledCloseMs) this.close(c, Math.round(now - c.stalledSince));
+      else busy ||= this.busy(c);
     }
     if (!busy) this.stop();
   }
 
-  private close(c: FlowConn, overMs: number): void {
-    const err: ConnectionLimitError = c.held > this.opts.maxConnectionBytes
-      ? new OverConnectionBoundError(c.peer, c.held, this.opts.maxConnectionBytes, overMs)
-      : new OverTotalShareError(c.peer, c.held, Math.round(this.share()), overMs);
-    this.opts.log.info('connection closed for holding too much', {
-      peer: c.peer, port: c.port, code: err.code, heldBytes: c.held, queuedBytes: c.queuedBytes,
-      unsentBytes: c.held - c.queuedBytes, totalBytes: this.total, overMs, err,
+  /** Closes a connection that took none of its pending bytes for stalledMs; the error says whether it was over too. */
+  private close(c: FlowConn, stalledMs: number): void {
+    const why = this.over(c, c.held);
+    const err: ConnectionLimitError = why === 'bound' ? new OverConnectionBoundError(c.peer, c.held, this.opts.maxConnectionBytes, stalledMs)
+      : why === 'share' ? new OverTotalShareError(c.peer, c.held, Math.round(this.share()), stalledMs)
+        : new NotReadingError(c.peer, c.held, stalledMs);
+    this.opts.log.info('connection closed for not reading', {
+      peer: c.peer, port: c.port, code: err.code, heldBytes: c.held, queuedBytes: c.queuedBytes, totalBytes: this.total, stalledMs, err,
     });
     c.closing = true;
-    const dropped = c.queuedBytes + c.outbox.bytes;
-    this.total -= dropped;
-    c.held -= dropped;
     c.queued = [];
     c.queuedBytes = 0;
     c.outbox.clear();
+    this.count(c);
     c.ws.close(err.code, err.name);
     // A peer that reads nothing never takes the close frame: its buffers go now-ish, not after ws's 30 s.
     setTimeout(() => c.ws.terminate(), CLOSE_GRACE_MS).unref();

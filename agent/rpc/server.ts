@@ -33,8 +33,8 @@ export interface RpcServerOptions {
   maxConnectionBytes: number;
   /** The same across all connections. */
   maxTotalBytes: number;
-  /** A connection over its bound (or share) this long is closed. */
-  overLimitCloseMs: number;
+  /** A connection that takes none of its pending replies this long is closed. */
+  stalledCloseMs: number;
   tlsHandshakeTimeoutMs: number;
   /** From TCP accept to a completed upgrade; 0: no bound. */
   upgradeTimeoutMs: number;
@@ -68,7 +68,7 @@ export class RpcServer {
     });
     this.flow = new FlowControl({
       maxInFlight: opts.maxInFlightPerConnection, maxConnectionBytes: opts.maxConnectionBytes, maxTotalBytes: opts.maxTotalBytes,
-      overLimitCloseMs: opts.overLimitCloseMs, log: opts.log,
+      stalledCloseMs: opts.stalledCloseMs, log: opts.log,
     }, (c, text) => { void this.run(c as Conn, text); });
   }
 
@@ -167,7 +167,7 @@ export class RpcServer {
       this.flow.received(c, (data as Buffer).toString('utf8'));
     });
     // 'drain' fires once everything pending on the socket is written: it may be handed more.
-    socket.on('drain', () => this.flow.touched(c));
+    socket.on('drain', () => this.flow.drained(c));
     ws.on('error', (err) => log.info('connection error', { err }));
     ws.on('close', (code) => {
       this.conns.delete(c);

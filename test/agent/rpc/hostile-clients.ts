@@ -164,3 +164,51 @@ export function rssBytes(pid: number): number {
   if (!m) throw new Error(`no VmRSS for ${pid}`);
   return Number(m[1]) * 1024;
 }
+
+/**
+ * A WebSocket client that reads, but slowly: at most `bytesPerSecond`, by
+ * pausing its socket after each chunk. It counts the messages it receives
+ * (frames with FIN set; the agent sends large replies as fragments).
+ */
+export class SlowReader {
+  messages = 0;
+  closed = false;
+  private pending = Buffer.alloc(0);
+
+  private constructor(readonly client: NonReadingClient, private readonly bytesPerSecond: number) {
+    const sock = client.sock;
+    sock.on('data', (d: Buffer) => {
+      this.take(d);
+      sock.pause();
+      setTimeout(() => { if (!sock.destroyed) sock.resume(); }, (d.length / this.bytesPerSecond) * 1000);
+    });
+    sock.once('close', () => { this.closed = true; });
+    sock.resume();
+  }
+
+  static async open(port: number, creds: ClientCreds, bytesPerSecond: number): Promise<SlowReader> {
+    return new SlowReader(await NonReadingClient.open(port, creds), bytesPerSecond);
+  }
+
+  get localPort(): number {
+    return this.client.localPort;
+  }
+
+  /** Server frames are unmasked: FIN+opcode, a length (7 bits, or 16 or 64 more), the payload. */
+  private take(d: Buffer): void {
+    this.pending = this.pending.length ? Buffer.concat([this.pending, d]) : Buffer.from(d);
+    for (;;) {
+      const b = this.pending;
+      if (b.length < 2) return;
+      let len = b[1]! & 0x7f;
+      let at = 2;
+      if (len === 126) { if (b.length < 4) return; len = b.readUInt16BE(2); at = 4; }
+      else if (len === 127) { if (b.length < 10) return; len = Number(b.readBigUInt64BE(2)); at = 10; }
+      if (b.length < at + len) return;
+      const fin = (b[0]! & 0x80) !== 0;
+      const opcode = b[0]! & 0x0f;
+      if (fin && opcode <= 2) this.messages++;
+      this.pending = b.subarray(at + len);
+    }
+  }
+}
