@@ -124,6 +124,7 @@ t.test('non-reading clients pipelining 3,000 rpc.discover: bounded memory, pause
 
   const prober = new PingProber(config);
   prober.start();
+  t.teardown(() => prober.stop()); // also when a step below fails
   let runaway = false;
   for (const n of [1, 10]) {
     const { ports } = await attacker.ask<{ ok: 'open'; ports: number[] }>({ cmd: 'open', port: config['rpc.port'], pkiDir: config['pki.dir'], clients: n }, 15_000);
