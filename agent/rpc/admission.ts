@@ -90,7 +90,7 @@ export class Admission {
     this.perPeer.set(address, count + 1);
     const key = `${address}:${raw.remotePort}`;
     const p: Pending = { raw, address, port: raw.remotePort, stage: 'TLS handshake', timer: undefined };
-    if (this.opts.upgradeTimeoutMs > 0) p.timer = setTimeout(() => this.expire(key, p), this.opts.upgradeTimeoutMs);
+    if (this.opts.upgradeTimeoutMs > 0) p.timer = setTimeout(() => this.expire(key, p), this.opts.upgradeTimeoutMs).unref();
     this.pending.set(key, p);
     raw.once('close', () => {
       clearTimeout(p.timer);

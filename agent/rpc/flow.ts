@@ -102,8 +102,9 @@ export class FlowControl {
     this.conns.add(c);
   }
 
-  /** The connection is gone: its bytes leave the total. */
+  /** The connection is gone: its bytes leave the total, and nothing about it is counted again. */
   remove(c: FlowConn): void {
+    c.closing = true; // a request still in flight, or a late 'drain', must not count it back in
     if (!this.conns.delete(c)) return;
     this.total -= c.owed;
     c.held = c.owed = 0;
@@ -224,7 +225,8 @@ export class FlowControl {
       c.ws.resume();
       this.opts.log.debug('connection resumed', { peer: c.peer, port: c.port, owedBytes: c.owed, totalBytes: this.total });
     }
-    if (this.busy(c)) this.sweeper ??= setInterval(() => this.sweep(), this.sweepMs);
+    // Unref'd: the server's sockets are what keep the agent alive, not this.
+    if (this.busy(c)) this.sweeper ??= setInterval(() => this.sweep(), this.sweepMs).unref();
   }
 
   private busy(c: FlowConn): boolean {
