@@ -25,6 +25,7 @@ import { HostStatsSampler } from './host/host-stats.js';
 import { capabilitiesWithNetworks } from './host/capabilities.js';
 import { Dispatcher } from './rpc/dispatcher.js';
 import { RpcServer } from './rpc/server.js';
+import { RawJson } from './rpc/reply.js';
 import { fanOutEvents } from './rpc/events.js';
 import { createHandlers } from './handlers.js';
 import { Migrations, migrationSettings, Slots } from './vm/migration/index.js';
@@ -34,6 +35,7 @@ import { RecoveryError, ShuttingDownError } from '../api/errors.js';
 import { HostNetworks } from './network/index.js';
 import { createNetworkHandlers } from './network/handlers.js';
 import { networkBridge } from './network/vm-nics.js';
+import { MemoryRelief } from './memory-relief.js';
 
 export class Hostvisord {
   readonly log: Logger;
@@ -53,6 +55,7 @@ export class Hostvisord {
   private migrations: Migrations | undefined;
   /** Host networks (setupNetworks, capabilities, restore); VM NICs find their network's bridge here. */
   readonly networks: HostNetworks;
+  private readonly memoryRelief: MemoryRelief;
 
   constructor(readonly config: Config, log?: Logger) {
     this.log = log ?? createLogger({ level: config['log.level'], bindings: { svc: 'hostvisord' } });
@@ -87,6 +90,9 @@ export class Hostvisord {
       policy: { chunkMiB: config['thinp.chunkMiB'], percent: config['thinp.percent'], maxFactor: config['storage.maxSizeFactor'] },
       pollMs: config['thinp.pollMs'], retryAfterMs: config['thinp.retryAfterMs'],
       log: this.log.child({ component: 'thinp' }),
+    });
+    this.memoryRelief = new MemoryRelief({
+      checkMs: config['memory.releaseCheckMs'], slackBytes: config['memory.releaseSlackBytes'], log: this.log.child({ component: 'memory' }),
     });
   }
 
@@ -123,6 +129,7 @@ export class Hostvisord {
     await this.hostStats.sample();
     this.timers.push(setInterval(() => { void this.hostStats.sample().catch(() => {}); }, c['stats.hostIntervalMs']).unref());
 
+    const discoverDocument = RawJson.of(openRpcDocument(VERSION));
     const timeouts: TimeoutBounds = { requestMs: c['rpc.requestTimeoutMs'], dhcpMs: c['network.dhcpTimeoutMs'] };
     const dispatcher = new Dispatcher(createHandlers({
       manager: this.manager, ops,
@@ -141,14 +148,21 @@ export class Hostvisord {
         : this.manager.recovering && !(Methods[m] as MethodDef).duringRecovery ? new RecoveryError() : undefined),
       // Any engine request proves the engine still reaches us (setupNetworks' connectivity check).
       onRequest: () => this.networks.connectivity.touch(),
-      extra: { 'rpc.discover': () => openRpcDocument(VERSION) },
+      // Built and serialised once: it does not change while the agent runs, and it is ~100 KB.
+      extra: { 'rpc.discover': () => discoverDocument },
+      maxDepth: c['rpc.maxNestingDepth'],
     });
     const server = new RpcServer(dispatcher, {
       host: c['rpc.host'], port: c['rpc.port'], tls,
       maxMessageBytes: c['rpc.maxMessageBytes'],
       maxInFlightPerConnection: c['rpc.maxInFlightPerConnection'],
-      sendHighWaterBytes: c['rpc.sendHighWaterBytes'],
+      maxConnectionBytes: c['rpc.maxConnectionBytes'],
+      maxTotalBytes: c['rpc.maxTotalBytes'],
+      stalledCloseMs: c['rpc.stalledCloseMs'],
       tlsHandshakeTimeoutMs: c['rpc.tlsHandshakeTimeoutMs'],
+      upgradeTimeoutMs: c['rpc.upgradeTimeoutMs'],
+      maxConnectionsPerPeer: c['rpc.maxConnectionsPerPeer'],
+      maxConnections: c['rpc.maxConnections'],
       log: this.log.child({ component: 'rpc' }),
     });
     this.server = server;
@@ -170,6 +184,7 @@ export class Hostvisord {
     await recovered;
     timer.mark('recovery');
     this.vmStats.start();
+    this.memoryRelief.start();
     await this.notify.ready(`running; ${this.manager.vms.size} VMs`).catch((e) => this.log.warn('systemd notify failed', { err: e }));
     const wd = this.notify.watchdogIntervalMs(c['systemd.watchdogFraction']);
     if (wd) this.timers.push(setInterval(() => { void this.notify.watchdog().catch(() => {}); }, wd));
@@ -193,6 +208,7 @@ export class Hostvisord {
     await this.server?.close();
     timer.mark('drain');
     for (const t of this.timers) clearInterval(t);
+    this.memoryRelief.stop();
     this.vmStats?.stop();
     this.diskRecovery?.stop();
     await this.migrations?.stop();

@@ -1,11 +1,12 @@
 // Loads the compiled addon and declares its raw shape. Only this package's
 // facade (connection.ts, domain.ts, domain-stats.ts, sanlock.ts,
-// inherited-fds.ts) talks to it; everything else uses the facade.
+// inherited-fds.ts, process-memory.ts) talks to it; everything else uses the facade.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SanlockBinding } from './sanlock.js';
+import type { ProcessMemoryBinding } from './process-memory.js';
 
 /** Opaque handles owned by the addon. */
 export type ConnHandle = { readonly __brand: 'virConnectPtr' };
@@ -21,8 +22,8 @@ export interface RawDomainEvent {
   [field: string]: unknown;
 }
 
-/** The addon; its sanlock functions are declared in sanlock.ts. */
-export interface NativeBinding extends SanlockBinding {
+/** The addon; its sanlock functions are declared in sanlock.ts, its process-memory ones in process-memory.ts. */
+export interface NativeBinding extends SanlockBinding, ProcessMemoryBinding {
   setErrorClass(ctor: new (message: string, detail: never) => Error): void;
   libVersion(): number;
   /** Sets FD_CLOEXEC on every inherited descriptor >= 3; returns how many it changed. */

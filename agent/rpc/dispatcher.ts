@@ -12,6 +12,8 @@ import { callTimeoutMs, Methods, type MethodDef, type MethodName, type ParamsOf,
 import { validateParams, compileAll } from '../../api/validate.js';
 import { ERRORS, HostvisorError } from '../../api/errors.js';
 import type { Logger } from '../log.js';
+import { serialize, type Reply, type Response } from './reply.js';
+import { preflight, PREFLIGHT_MIN_CHARS } from './preflight.js';
 
 export interface CallContext {
   connId: number;
@@ -43,20 +45,16 @@ export interface DispatcherOptions {
   gate: (method: MethodName) => HostvisorError | undefined;
   /** Called for every well-formed request: any engine request proves connectivity. */
   onRequest?: (method: string) => void;
-  /** Extra methods outside the schema (rpc.discover). */
+  /** Extra methods outside the schema (rpc.discover); a RawJson result is sent as its prebuilt bytes. */
   extra?: Record<string, () => unknown>;
   slowCallMs?: number;
   maxBatch?: number;
+  /** Frames over PREFLIGHT_MIN_CHARS nested deeper than this are refused before parsing. */
+  maxDepth?: number;
 }
 
 type Json = Record<string, unknown>;
 type Id = string | number | null;
-interface Response {
-  jsonrpc: '2.0';
-  id: Id;
-  result?: unknown;
-  error?: { code: number; message: string; data?: unknown };
-}
 
 interface Entry {
   name: string;
@@ -110,12 +108,14 @@ class Call implements CallContext {
 export class Dispatcher {
   private readonly methods = new Map<string, Entry>();
   private readonly maxBatch: number;
+  private readonly maxDepth: number;
   private readonly slowCallMs: number;
   private readonly debug: boolean;
 
   constructor(handlers: Handlers, private readonly opts: DispatcherOptions) {
     compileAll();
     this.maxBatch = opts.maxBatch ?? 100;
+    this.maxDepth = opts.maxDepth ?? 64;
     this.slowCallMs = opts.slowCallMs ?? 1000;
     this.debug = opts.log.enabled?.('debug') ?? true;
     for (const name of Object.keys(Methods) as MethodName[]) {
@@ -124,8 +124,12 @@ export class Dispatcher {
     for (const [name, fn] of Object.entries(opts.extra ?? {})) this.methods.set(name, { name, def: undefined, run: () => fn() });
   }
 
-  /** Handles one frame; resolves to the response text, or undefined when nothing is owed (notifications). */
-  async handle(text: string, caller: Caller): Promise<string | undefined> {
+  /** Handles one frame; resolves to the reply, or undefined when nothing is owed (notifications). */
+  async handle(text: string, caller: Caller): Promise<Reply | undefined> {
+    if (text.length > PREFLIGHT_MIN_CHARS) {
+      const refused = preflight(text, { maxDepth: this.maxDepth, maxBatch: this.maxBatch });
+      if (refused) return JSON.stringify(errorResponse(null, ERRORS.invalidRequest.code, `Invalid Request: ${refused}`));
+    }
     let payload: unknown;
     try {
       payload = JSON.parse(text);
@@ -138,11 +142,11 @@ export class Dispatcher {
         return JSON.stringify(errorResponse(null, ERRORS.invalidRequest.code, `Invalid Request: batch larger than ${this.maxBatch}`));
       }
       const responses = (await Promise.all(payload.map((r) => this.one(r, caller)))).filter((r): r is Response => r !== null);
-      return responses.length ? JSON.stringify(responses) : undefined;
+      return responses.length ? serialize(responses) : undefined;
     }
     const r = this.one(payload, caller);
     const response = isThenable(r) ? await r : r;
-    return response ? JSON.stringify(response) : undefined;
+    return response ? serialize(response) : undefined;
   }
 
   /** One request: its response, or null for a notification. Synchronous when the handler is. */

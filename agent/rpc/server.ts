@@ -1,12 +1,20 @@
 // The engine-facing listener: JSON-RPC 2.0 over WebSocket over mutual TLS.
 // A client certificate signed by the configured CA is required; anything else
 // is refused during the TLS handshake, before any WebSocket or JSON work.
+//
+// Hostile or broken peers are bounded at each stage: from accept to upgrade
+// by admission.ts (a deadline, caps per address and in all), and once
+// upgraded by flow.ts (requests in flight, and bytes held per connection
+// and in all, with offenders paused and then closed).
 import { createServer, type Server as HttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Caller, Dispatcher } from './dispatcher.js';
 import type { Logger } from '../log.js';
+import type { Reply } from './reply.js';
+import { Admission } from './admission.js';
+import { FlowControl, newFlowConn, type FlowConn } from './flow.js';
 
 export interface TlsFiles {
   key: Buffer | string;
@@ -21,59 +29,83 @@ export interface RpcServerOptions {
   maxMessageBytes: number;
   /** Requests in flight per connection before the agent stops reading from it. */
   maxInFlightPerConnection: number;
-  /** Bytes queued for a slow reader before the agent stops reading its requests. */
-  sendHighWaterBytes: number;
+  /** Bytes one connection may hold (queued requests + unsent replies) before it is not read. */
+  maxConnectionBytes: number;
+  /** The same across all connections. */
+  maxTotalBytes: number;
+  /** A connection that takes none of its pending replies this long is closed. */
+  stalledCloseMs: number;
   tlsHandshakeTimeoutMs: number;
+  /** From TCP accept to a completed upgrade; 0: no bound. */
+  upgradeTimeoutMs: number;
+  /** 0: no cap. */
+  maxConnectionsPerPeer: number;
+  /** 0: no cap. */
+  maxConnections: number;
   log: Logger;
 }
 
-interface ConnState {
+interface Conn extends FlowConn {
   id: number;
-  ws: WebSocket;
-  peer: string;
   /** Passed with each of its frames to the dispatcher. */
   caller: Caller;
-  inFlight: number;
-  paused: boolean;
-  /** Frames read while at the in-flight limit (pausing the socket stops further reads, not these). */
-  queued: string[];
 }
 
 export class RpcServer {
   private https: HttpsServer | undefined;
   private wss: WebSocketServer | undefined;
-  private readonly conns = new Set<ConnState>();
+  private readonly conns = new Set<Conn>();
   private nextId = 1;
   private accepting = true;
+  private readonly admission: Admission;
+  private readonly flow: FlowControl;
+  private readonly log: Logger;
 
-  constructor(private readonly dispatcher: Dispatcher, private readonly opts: RpcServerOptions) {}
+  constructor(private readonly dispatcher: Dispatcher, private readonly opts: RpcServerOptions) {
+    this.log = opts.log;
+    this.admission = new Admission({
+      upgradeTimeoutMs: opts.upgradeTimeoutMs, maxConnectionsPerPeer: opts.maxConnectionsPerPeer, maxConnections: opts.maxConnections, log: opts.log,
+    });
+    this.flow = new FlowControl({
+      maxInFlight: opts.maxInFlightPerConnection, maxConnectionBytes: opts.maxConnectionBytes, maxTotalBytes: opts.maxTotalBytes,
+      stalledCloseMs: opts.stalledCloseMs, log: opts.log,
+    }, (c, text) => { void this.run(c as Conn, text); });
+  }
 
   async listen(): Promise<AddressInfo> {
+    const o = this.opts;
     const https = createServer({
-      key: this.opts.tls.key,
-      cert: this.opts.tls.cert,
-      ca: this.opts.tls.ca,
+      key: o.tls.key,
+      cert: o.tls.cert,
+      ca: o.tls.ca,
       requestCert: true,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
-      handshakeTimeout: this.opts.tlsHandshakeTimeoutMs,
+      handshakeTimeout: o.upgradeTimeoutMs > 0 ? Math.min(o.tlsHandshakeTimeoutMs, o.upgradeTimeoutMs) : o.tlsHandshakeTimeoutMs,
     }, (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('hostvisord speaks JSON-RPC over WebSocket\n');
     });
     https.on('tlsClientError', (err, socket) => {
       // authorizationError says why a certificate was refused (e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE).
-      this.opts.log.info('TLS handshake refused', { err, reason: socket.authorizationError?.toString(), peer: socket.remoteAddress });
+      this.log.info('TLS handshake refused', { err, reason: socket.authorizationError?.toString(), peer: socket.remoteAddress });
     });
-    const wss = new WebSocketServer({ server: https, perMessageDeflate: false, maxPayload: this.opts.maxMessageBytes });
-    wss.on('connection', (ws, req) => this.onConnection(ws, req.socket as TLSSocket));
+    this.admission.attach(https);
+    const wss = new WebSocketServer({ server: https, perMessageDeflate: false, maxPayload: o.maxMessageBytes });
+    wss.on('connection', (ws, req) => {
+      const socket = req.socket as TLSSocket;
+      this.admission.upgraded(socket);
+      this.onConnection(ws, socket);
+    });
     this.https = https;
     this.wss = wss;
     await new Promise<void>((resolve, reject) => {
       https.once('error', reject);
-      https.listen(this.opts.port, this.opts.host, () => { https.off('error', reject); resolve(); });
+      https.listen(o.port, o.host, () => { https.off('error', reject); resolve(); });
     });
     const addr = https.address() as AddressInfo;
-    this.opts.log.info('listening', { host: addr.address, port: addr.port, maxMessageBytes: this.opts.maxMessageBytes });
+    this.log.info('listening', {
+      host: addr.address, port: addr.port, maxMessageBytes: o.maxMessageBytes, maxConnectionBytes: o.maxConnectionBytes, maxTotalBytes: o.maxTotalBytes,
+    });
     return addr;
   }
 
@@ -81,10 +113,15 @@ export class RpcServer {
     return this.conns.size;
   }
 
+  /** Bytes held for all connections (queued requests + unsent replies), as last counted. */
+  get heldBytes(): number {
+    return this.flow.totalBytes;
+  }
+
   /** Sends a JSON-RPC notification to every connected engine. */
   broadcast(method: string, params: Record<string, unknown>): void {
     const text = JSON.stringify({ jsonrpc: '2.0', method, params });
-    for (const c of this.conns) this.send(c, text);
+    for (const c of this.conns) this.flow.send(c, text);
   }
 
   /** Stops accepting connections and requests; in-flight requests finish. */
@@ -96,6 +133,7 @@ export class RpcServer {
   /** Waits (bounded) for in-flight requests, then closes every connection. */
   async close(drainMs = 5_000): Promise<void> {
     this.stopAccepting();
+    this.admission.closeAll();
     const until = Date.now() + drainMs;
     while ([...this.conns].some((c) => c.inFlight > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     for (const c of this.conns) c.ws.close(1001, 'agent stopping');
@@ -104,6 +142,7 @@ export class RpcServer {
     const closeBy = Date.now() + 1_000;
     while (this.conns.size > 0 && Date.now() < closeBy) await new Promise((r) => setTimeout(r, 20));
     for (const c of this.conns) c.ws.terminate();
+    this.flow.stop();
     this.wss?.close();
     this.https?.closeAllConnections();
   }
@@ -111,70 +150,40 @@ export class RpcServer {
   private onConnection(ws: WebSocket, socket: TLSSocket): void {
     const cert = socket.getPeerCertificate();
     const peer = `${cert.subject?.CN ?? '?'}@${socket.remoteAddress ?? '?'}`;
+    const port = socket.remotePort ?? -1;
     const id = this.nextId++;
-    const c: ConnState = { id, ws, peer, caller: { connId: id, peer }, inFlight: 0, paused: false, queued: [] };
+    const c: Conn = { ...newFlowConn(ws, peer, port), id, caller: { connId: id, peer } };
     this.conns.add(c);
-    const log = this.opts.log.child({ conn: c.id });
-    log.info('engine connected', { peer });
-    ws.on('message', (data, isBinary) => {
+    this.flow.add(c);
+    const log = this.log.child({ conn: id });
+    log.info('engine connected', { peer, port });
+    ws.on('message', (data) => {
+      if (c.closing) return;
       if (!this.accepting) {
-        this.send(c, JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: 1006, message: 'Agent is shutting down' } }));
+        this.flow.send(c, JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: 1006, message: 'Agent is shutting down' } }));
         return;
       }
-      const text = isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString();
-      if (c.inFlight >= this.opts.maxInFlightPerConnection) c.queued.push(text);
-      else this.dispatch(c, text, log);
-      this.updateFlow(c);
+      // Binary frames are read as UTF-8 text too; either way one copy, and the read buffer is not kept.
+      this.flow.received(c, (data as Buffer).toString('utf8'));
     });
+    // 'drain' fires once everything pending on the socket is written: it may be handed more.
+    socket.on('drain', () => this.flow.drained(c));
     ws.on('error', (err) => log.info('connection error', { err }));
     ws.on('close', (code) => {
       this.conns.delete(c);
-      log.info('engine disconnected', { peer, code });
+      this.flow.remove(c);
+      log.info('engine disconnected', { peer, port, code });
     });
   }
 
-  private dispatch(c: ConnState, text: string, log: Logger): void {
-    c.inFlight++;
-    this.dispatcher.handle(text, c.caller).then(
-      (reply) => this.answered(c, reply, log),
-      (err: unknown) => {
-        log.error('frame handling failed', { err });
-        this.answered(c, undefined, log);
-      },
-    );
-  }
-
-  /** A frame is done: its reply goes out, and the next queued frame (if any) takes its place. */
-  private answered(c: ConnState, reply: string | undefined, log: Logger): void {
-    if (reply !== undefined) this.send(c, reply);
-    c.inFlight--;
-    const next = c.queued.shift();
-    if (next !== undefined) this.dispatch(c, next, log);
-    this.updateFlow(c);
-  }
-
-  private send(c: ConnState, text: string): void {
-    if (c.ws.readyState !== c.ws.OPEN) return;
-    c.ws.send(text, (err) => {
-      if (err) return;
-      this.updateFlow(c);
-    });
-    this.updateFlow(c);
-  }
-
-  // Backpressure: stop reading a connection's requests while too many are in
-  // flight or while it is not reading our responses; resume when it catches up.
-  private updateFlow(c: ConnState): void {
-    const socket = (c.ws as unknown as { _socket?: TLSSocket })._socket;
-    if (!socket) return;
-    const overloaded = c.inFlight >= this.opts.maxInFlightPerConnection || c.queued.length > 0
-      || c.ws.bufferedAmount > this.opts.sendHighWaterBytes;
-    if (overloaded && !c.paused) {
-      c.paused = true;
-      socket.pause();
-    } else if (!overloaded && c.paused) {
-      c.paused = false;
-      socket.resume();
+  /** One request: handled, and its reply handed to the flow (which may dispatch the next). */
+  private async run(c: Conn, text: string): Promise<void> {
+    let reply: Reply | undefined;
+    try {
+      reply = await this.dispatcher.handle(text, c.caller);
+    } catch (err) {
+      this.log.error('frame handling failed', { conn: c.id, err });
     }
+    this.flow.answered(c, reply);
   }
 }

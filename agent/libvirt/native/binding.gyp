@@ -13,7 +13,8 @@
         "src/domain.cc",
         "src/domain_ops.cc",
         "src/events.cc",
-        "src/sanlock.cc", "src/sanlock_lockspace.cc"
+        "src/sanlock.cc", "src/sanlock_lockspace.cc",
+        "src/process_memory.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

@@ -17,7 +17,7 @@ function makeDispatcher(over: Partial<Handlers>, opts: { timeoutMs?: number; dhc
   });
   const call = async (msg: unknown) => {
     const out = await d.handle(typeof msg === 'string' ? msg : JSON.stringify(msg), { connId: 1, peer: 'test' });
-    return out === undefined ? undefined : JSON.parse(out);
+    return out === undefined ? undefined : JSON.parse(String(out));
   };
   return { call, lines };
 }

@@ -59,6 +59,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterDomainOps(env, exports);
   RegisterEvents(env, exports);
   RegisterSanlock(env, exports);
+  RegisterProcessMemory(env, exports);
   return exports;
 }
 

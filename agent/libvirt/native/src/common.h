@@ -124,5 +124,6 @@ void RegisterDomain(Napi::Env env, Napi::Object exports);
 void RegisterDomainOps(Napi::Env env, Napi::Object exports);
 void RegisterEvents(Napi::Env env, Napi::Object exports);
 void RegisterSanlock(Napi::Env env, Napi::Object exports);
+void RegisterProcessMemory(Napi::Env env, Napi::Object exports);
 
 }  // namespace hv
