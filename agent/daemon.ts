@@ -188,7 +188,7 @@ export class Hostvisord {
     await this.notify.ready(`running; ${this.manager.vms.size} VMs`).catch((e) => this.log.warn('systemd notify failed', { err: e }));
     const wd = this.notify.watchdogIntervalMs(c['systemd.watchdogFraction']);
     if (wd) this.timers.push(setInterval(() => { void this.notify.watchdog().catch(() => {}); }, wd));
-    releaseFreedMalloc(); // start-up's freed parser/compiler memory, kept resident by malloc otherwise
+    void releaseFreedMalloc().catch(() => false); // start-up's freed parser/compiler memory, kept resident by malloc otherwise
     this.log.info('ready', { port: address.port, vms: this.manager.vms.size, watchdogMs: wd, ...timer.fields() });
     return address;
   }

@@ -29,7 +29,6 @@ export interface NativeBinding extends SanlockBinding, ProcessMemoryBinding {
   /** Sets FD_CLOEXEC on every inherited descriptor >= 3; returns how many it changed. */
   markInheritedFdsCloexec(): number;
   /** malloc_trim(0): true when memory was given back to the kernel. */
-  trimMalloc(): boolean;
 
   open(uri: string | null, readOnly: boolean): Promise<ConnHandle>;
   close(c: ConnHandle): Promise<number>;

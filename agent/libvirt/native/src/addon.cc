@@ -1,7 +1,6 @@
 // Hostvisor's libvirt addon: module entry point.
 #include <dirent.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <cstdlib>
 
 #include "common.h"
@@ -34,16 +33,6 @@ Napi::Value MarkInheritedFdsCloexec(const Napi::CallbackInfo& info) {
   closedir(d);
   return Napi::Number::New(info.Env(), marked);
 }
-// Gives the pages of freed malloc memory back to the kernel, in every arena (glibc only
-// returns the top of the main heap by itself). Start-up frees megabytes of parser and
-// compiler memory in the middle of the heaps; without this they stay resident.
-Napi::Value TrimMalloc(const Napi::CallbackInfo& info) {
-#ifdef __GLIBC__
-  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
-#else
-  return Napi::Boolean::New(info.Env(), false);
-#endif
-}
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -53,7 +42,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { SetErrorClass(info); }));
   exports.Set("libVersion", Napi::Function::New(env, GetLibVersion));
   exports.Set("markInheritedFdsCloexec", Napi::Function::New(env, MarkInheritedFdsCloexec));
-  exports.Set("trimMalloc", Napi::Function::New(env, TrimMalloc));
   RegisterConnect(env, exports);
   RegisterDomain(env, exports);
   RegisterDomainOps(env, exports);
