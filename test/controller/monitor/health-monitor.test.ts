@@ -97,7 +97,8 @@ async function lost(t: Test, sink: RecordingSink, stoppedAt: number, made: strin
   // Fixed rate while the agent hangs too: a poll that ends by its timeout (one period) must not push the next one a period back.
   const periods = Math.floor((nr.at - conn.at) / POLL_MS);
   const failedMeanwhile = nr.o.host.failedPolls - conn.o.host.failedPolls;
-  t.ok(failedMeanwhile >= periods - 1, `a poll every period while it hangs: ${failedMeanwhile} more failed polls in the ${Math.round(nr.at - conn.at)} ms (${periods} periods) from Connecting to NonResponsive`);
+  // Every other period (the fault this guards against) is half; a loaded machine may skip a tick or two, never bunch them.
+  t.ok(failedMeanwhile >= Math.floor(0.75 * periods), `a poll every period while it hangs: ${failedMeanwhile} more failed polls in the ${Math.round(nr.at - conn.at)} ms (${periods} periods) from Connecting to NonResponsive`);
   t.same(nr.o.events.map((e) => e.kind), ['host.status', 'host.vms-unknown'], 'events: the transition and the VMs Unknown');
   t.equal(nr.o.events[0]?.severity, 'error', 'NonResponsive is an error event');
   t.comment(`reason: ${nr.o.events[0]?.reason ?? ''}`);

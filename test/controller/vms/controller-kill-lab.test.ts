@@ -325,7 +325,7 @@ async function main(pgs: PgServer): Promise<void> {
     t.equal(host.status, 'NonResponsive', 'GET /hosts says NonResponsive');
     const periods = Math.floor((atOf(nr) - atOf(conn)) / POLL_MS);
     const failedMeanwhile = Number(nr.details['failedPolls']) - 1;
-    t.ok(failedMeanwhile >= periods - 1, `polled every period while it hung: ${failedMeanwhile} more failed polls in the ${atOf(nr) - atOf(conn)} ms (${periods} periods) from Connecting to NonResponsive`);
+    t.ok(failedMeanwhile >= Math.floor(0.75 * periods), `polled every period while it hung (every other period would be half): ${failedMeanwhile} more failed polls in the ${atOf(nr) - atOf(conn)} ms (${periods} periods) from Connecting to NonResponsive`);
 
     const unknownAt = await until('its VMs Unknown in GET /vms', 10_000, async () => {
       await sample();
