@@ -50,7 +50,8 @@ export class AgentProcess {
   async kill9(): Promise<void> {
     const c = this.child;
     if (!c) return;
-    c.kill('SIGCONT'); // a stopped process dies of SIGKILL too, but its exit is reported sooner this way
+    // SIGKILL alone: a stopped process dies of it too. A SIGCONT first would let
+    // a stopped agent run for a moment and answer calls a test holds in flight.
     c.kill('SIGKILL');
     if (!(await waitExit(c, 10_000))) throw new Error(`agent ${c.pid} still there 10 s after SIGKILL`);
     this.child = undefined;
