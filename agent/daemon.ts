@@ -114,6 +114,7 @@ export class Hostvisord {
     const ops = new VmOperations({
       manager: this.manager, log: this.log.child({ component: 'vm' }),
       domainType: () => this.domainType,
+      displayListen: c['vm.displayListen'],
       timeouts: { destroyMs: c['vm.destroyTimeoutMs'], shutdownStepMs: c['vm.shutdownStepTimeoutMs'], hotunplugMs: c['vm.hotunplugTimeoutMs'] },
       accepting: () => this.accepting,
       hooks: this.hooks,

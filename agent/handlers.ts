@@ -98,6 +98,6 @@ export function createHandlers(s: HandlerServices): Handlers {
     'VM.hotunplugDisk': async (p) => { await ops.hotunplugDisk(p.vmID, p.drive.name); return {}; },
     'VM.hotplugNic': (p) => ops.hotplugNic(p.vmID, p.nic),
     'VM.hotunplugNic': async (p) => { await ops.hotunplugNic(p.vmID, p.nic.mac); return {}; },
-    'VM.setTicket': async (p) => { await ops.setTicket(p); return {}; },
+    'VM.setTicket': (p) => ops.setTicket(p),
   };
 }

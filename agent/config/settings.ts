@@ -78,6 +78,8 @@ export const SETTINGS = {
     "VDSM's sys_shutdown_timeout: how long each shutdown method (guest agent, ACPI) gets before the next."),
   'vm.hotunplugTimeoutMs': amount(30_000,
     "VDSM's hot-unplug timeout: the guest must release the device within it."),
+  'vm.displayListen': text('0.0.0.0',
+    "Address VNC displays listen on. Consoles are opened from admins' machines, and a display refuses everyone until VM.setTicket gives it a one-time password; set the display network's address to keep it off the others. The same on every host, so a migrated VM keeps it."),
   'systemd.watchdogFraction': amount(0.5,
     'WATCHDOG=1 is sent at this fraction of WATCHDOG_USEC, as sd_watchdog_enabled(3) advises.'),
   'hooks.dir': text('/usr/libexec/hostvisor/hooks',

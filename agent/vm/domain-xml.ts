@@ -40,7 +40,7 @@ export function randomMac(random: () => number = Math.random): string {
   return `52:54:00:${b()}:${b()}:${b()}`;
 }
 
-export function specToDomainXml(vmId: string, spec: VmSpecT, domainType: string, meta: VmMetadata): string {
+export function specToDomainXml(vmId: string, spec: VmSpecT, domainType: string, meta: VmMetadata, o: { displayListen?: string } = {}): string {
   const os = spec.kernel
     ? `<kernel>${esc(spec.kernel)}</kernel>${spec.initrd ? `<initrd>${esc(spec.initrd)}</initrd>` : ''}${spec.cmdline ? `<cmdline>${esc(spec.cmdline)}</cmdline>` : ''}`
     : '<boot dev="hd"/>';
@@ -52,7 +52,7 @@ export function specToDomainXml(vmId: string, spec: VmSpecT, domainType: string,
   // Started with an already expired random password, as VDSM does: QEMU can only
   // take a ticket later (setTicket) on a display that was started with one.
   const graphics = spec.graphics === 'vnc'
-    ? `<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' passwd='${randomBytes(4).toString('hex')}' passwdValidTo='1970-01-01T00:00:01'/>`
+    ? `<graphics type='vnc' port='-1' autoport='yes' listen='${esc(o.displayListen ?? '127.0.0.1')}' passwd='${randomBytes(4).toString('hex')}' passwdValidTo='1970-01-01T00:00:01'/>`
     : '';
   return `<domain type='${esc(spec.domainType ?? domainType)}'>`
     + `<name>${esc(spec.name)}</name><uuid>${esc(vmId)}</uuid>`

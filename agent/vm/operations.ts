@@ -2,7 +2,7 @@
 // devices, console). Each runs in its VM's queue (one operation at a time
 // per VM, VMs in parallel) and logs the time of each phase.
 import type { Static } from '@sinclair/typebox';
-import type { ParamsOf } from '../../api/schema.js';
+import type { ParamsOf, ResultOf } from '../../api/schema.js';
 import type { DiskSpec, NicSpec } from '../../api/types.js';
 import type { VmStatusT } from './status.js';
 import type { VmOperationsOptions } from './verbs/base.js';
@@ -36,5 +36,5 @@ export class VmOperations {
   hotunplugDisk(vmId: string, name: string): Promise<void> { return this.devices.hotunplugDisk(vmId, name); }
   hotplugNic(vmId: string, nic: Static<typeof NicSpec>): Promise<{ mac: string; xml: string }> { return this.devices.hotplugNic(vmId, nic); }
   hotunplugNic(vmId: string, mac: string): Promise<void> { return this.devices.hotunplugNic(vmId, mac); }
-  setTicket(p: ParamsOf<'VM.setTicket'>): Promise<void> { return this.console.setTicket(p); }
+  setTicket(p: ParamsOf<'VM.setTicket'>): Promise<ResultOf<'VM.setTicket'>> { return this.console.setTicket(p); }
 }

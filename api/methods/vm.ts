@@ -68,12 +68,19 @@ export const VM_METHODS = {
     result: Empty, errors: [...VM_ERRORS, 'wrongState'], since: '0.1', mutating: true,
   }),
   'VM.setTicket': method({
-    summary: 'Sets the VNC password, valid for ttl seconds.',
+    summary: 'Sets the VNC password, valid for ttl seconds (a one-time console ticket), and answers where the display listens.',
     params: withVmId({
       password: Type.String({ maxLength: 8, description: 'VNC passwords are at most 8 characters' }),
       ttl: Type.Integer({ minimum: 0, maximum: 7 * 24 * 3600, description: 's; 0 = expire now' }),
       existingConnAction: Type.Optional(Type.Union([Type.Literal('keep'), Type.Literal('disconnect'), Type.Literal('fail')], { default: 'keep' })),
     }),
-    result: Empty, errors: [...VM_ERRORS, 'wrongState'], since: '0.1', mutating: true,
+    result: Type.Object({
+      display: Type.Object({
+        type: Type.Literal('vnc'),
+        port: Type.Integer({ minimum: 1, maximum: 65535, description: 'the VNC port on this host' }),
+        listen: Type.String({ description: "the address the display listens on (vm.displayListen when it started); 0.0.0.0 or :: means every address of the host" }),
+      }, { description: 'where a console connects, with the password just set (added in 0.6)' }),
+    }),
+    errors: [...VM_ERRORS, 'wrongState'], since: '0.1', mutating: true,
   }),
 } as const satisfies Record<string, MethodDef>;

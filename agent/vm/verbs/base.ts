@@ -24,6 +24,8 @@ export interface VmOperationsOptions {
   manager: VmManager;
   log: Logger;
   domainType: () => string;
+  /** where new VNC displays listen (vm.displayListen) */
+  displayListen: string;
   timeouts: VmTimeouts;
   /** False once the agent is stopping: no new launches. */
   accepting: () => boolean;

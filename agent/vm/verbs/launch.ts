@@ -76,7 +76,7 @@ export class VmLaunch extends VmVerbs {
 
   /** Registers the VM as WaitForLaunch, runs before_vm_start, and launches in the background. */
   private async register(p: ParamsOf<'VM.create'>, spec: ParamsOf<'VM.create'>['spec'], meta: VmMetadata, engineDom: XmlElement | undefined): Promise<{ vmId: string; status: 'WaitForLaunch' }> {
-    let xml = engineDom ? prepareEngineXml(p.vmID, engineDom, meta) : specToDomainXml(p.vmID, spec!, this.o.domainType(), meta);
+    let xml = engineDom ? prepareEngineXml(p.vmID, engineDom, meta) : specToDomainXml(p.vmID, spec!, this.o.domainType(), meta, { displayListen: this.o.displayListen });
     const vm = new Vm(p.vmID, parseDomainDevices(xml).name, false);
     vm.meta = meta;
     this.m.vms.set(vm.id, vm);
