@@ -104,6 +104,10 @@ export const DECISION_SETTINGS = {
     default: 25_000, unit: 'ms', min: 1_000, max: 3_600_000,
     reason: "what a vm.shutdown that names no timeout gives each step of the agent's VM.shutdown (guest agent, then ACPI) before the VM is powered off: both steps fit in the agent's 60 s request bound, and a guest that has not stopped in 25 s after the power button is not going to",
   },
+  consoleTicketTtlMs: {
+    default: 120_000, unit: 'ms', min: 5_000, max: 3_600_000,
+    reason: "how long a console ticket (POST /vms/{id}/console without ttlSeconds) opens the VM's display: time to start a viewer and connect, and no longer, since the password is in the answer (oVirt's 120 s default). A viewer connected before it ends stays connected",
+  },
   hostFactsRefreshMs: {
     default: 60_000, unit: 'ms', min: 1_000, max: 3_600_000,
     reason: "how often placement re-reads each host's capabilities (CPUs, the networks up on it) and pool connection; each new connection to an agent reads them at once. They change only when the host's networks or storage are set up, which other parts do through the controller",

@@ -12,6 +12,7 @@ import { waitForJob } from './job-wait.js';
 import { ago, table } from './table.js';
 import { resolveRef, type CliEnv, type GlobalOpts, type Io } from './commands/cli-env.js';
 import { registerStorage } from './commands/storage.js';
+import { registerConsole } from './commands/console.js';
 import { registerVms } from './commands/vms.js';
 import { registerEvents } from './commands/events.js';
 
@@ -83,6 +84,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
   const env: CliEnv = { io, ctx, print: (value, human) => print(program.opts<GlobalOpts>().json, value, human), setCode: (c) => { code = c; } };
   registerStorage(program, env);
   registerVms(program, env);
+  registerConsole(program, env);
   registerEvents(program, env);
 
   const jobs = program.command('jobs').description('asynchronous actions');

@@ -14,6 +14,14 @@ export interface ApiContext {
   hostsChanged?: () => void;
   /** Places a VM when its start is requested (controller/vms); without it the start job is placed when it runs. */
   vmStarts?: VmStartPlacer;
+  /** One-time console tickets (controller/vms); without them POST /vms/{id}/console answers 503. */
+  consoles?: ConsoleOpener;
+}
+
+export interface ConsoleOpener {
+  open(vmId: string, ttlSeconds: number | undefined, correlationId: string): Promise<{
+    vmId: string; hostId: string; host: string; port: number; password: string; expiresAt: string; url: string;
+  }>;
 }
 
 /** A start placed and reserved at request time, before its job exists. */

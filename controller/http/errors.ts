@@ -7,7 +7,7 @@ import { InvalidTokenError } from '../enrollment/enroll.js';
 import { CsrRejectedError } from '../pki/ca.js';
 
 export const ErrorBody = Type.Object({
-  code: Type.String({ description: 'stable name: InvalidRequest, Unauthenticated, Forbidden, NotFound, Conflict, BodyTooLarge, UnsupportedMediaType, NoPlacement, Internal' }),
+  code: Type.String({ description: 'stable name: InvalidRequest, Unauthenticated, Forbidden, NotFound, Conflict, BodyTooLarge, UnsupportedMediaType, NoPlacement, HostUnavailable, Unavailable, Internal' }),
   message: Type.String(),
   details: Type.Record(Type.String(), Type.Unknown()),
 }, { $id: 'ErrorBody', description: 'every error answer' });

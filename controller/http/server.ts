@@ -12,6 +12,7 @@ import { API_PREFIX, type ApiContext } from './context.js';
 import { ApiError, InvalidRequestError, sendError } from './errors.js';
 import { validatorCompiler } from './validation.js';
 import { clusterRoutes } from './routes/clusters.js';
+import { consoleRoutes } from './routes/console.js';
 import { enrollRoutes } from './routes/enroll.js';
 import { eventRoutes } from './routes/events.js';
 import { hostRoutes } from './routes/hosts.js';
@@ -113,7 +114,7 @@ async function build(o: Omit<ServerOptions, 'tls'>, https: Record<string, unknow
   // @fastify/websocket hides its routes from the document; ours are part of the API.
   app.addHook('onRoute', (r) => { if (r.websocket && r.schema) r.schema.hide = false; });
 
-  const routes = [metaRoutes, enrollRoutes, hostRoutes, clusterRoutes, storageRoutes, networkRoutes, vmRoutes, jobRoutes, eventRoutes];
+  const routes = [metaRoutes, enrollRoutes, hostRoutes, clusterRoutes, storageRoutes, networkRoutes, vmRoutes, consoleRoutes, jobRoutes, eventRoutes];
   for (const r of routes) await app.register(r(o.ctx), { prefix: API_PREFIX });
   await app.ready();
   return app;

@@ -9,6 +9,7 @@ import type { ControllerRuntime } from '../runtime/controller-runtime.js';
 import { PlacementService } from '../scheduler/placement-service.js';
 import { PendingReservations } from '../scheduler/reservations.js';
 import type { Store } from '../store/store.js';
+import { ConsoleTickets } from './console-tickets.js';
 import { HostFacts, type PlacementFacts } from './host-facts.js';
 import { runtimePlacementView } from './placement-view.js';
 import { startJob } from './start-job.js';
@@ -83,6 +84,9 @@ export function installVms(runtime: ControllerRuntime, store: Store, settings: D
       await registry.flushed();
     },
   });
-  if (api) api.vmStarts = starts;
+  if (api) {
+    api.vmStarts = starts;
+    api.consoles = new ConsoleTickets({ store, registry, links: runtime.links, settings });
+  }
   return { registry, reservations, reconciler, facts, placementFacts, starts, get ready() { return load(); } };
 }
