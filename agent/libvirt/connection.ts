@@ -149,6 +149,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.run('getVersions', () => native.getVersions(this.h()));
   }
   nodeInfo(): Promise<NodeInfo> { return this.run('nodeGetInfo', () => native.nodeGetInfo(this.h())); }
+  /** Starts a domain from a state file that Domain.save wrote; `dxml` may replace its XML (same ABI). */
+  restore(path: string, dxml: string | null = null, flags = 0): Promise<void> { return this.run('connRestore', () => native.connRestore(this.h(), path, dxml, flags)); }
   /** cpu -1 = all CPUs (VIR_NODE_CPU_STATS_ALL_CPUS). */
   nodeCPUStats(cpu = -1, flags = 0): Promise<Record<string, Int64>> {
     return this.run('nodeGetCPUStats', () => native.nodeGetCPUStats(this.h(), cpu, flags));

@@ -86,6 +86,8 @@ export class Domain {
   attachDevice(xml: string, flags = 0): Promise<void> { return this.run('domainAttachDevice', () => native.domainAttachDevice(this.h(), xml, flags)); }
   detachDevice(xml: string, flags = 0): Promise<void> { return this.run('domainDetachDevice', () => native.domainDetachDevice(this.h(), xml, flags)); }
   updateDevice(xml: string, flags = 0): Promise<void> { return this.run('domainUpdateDevice', () => native.domainUpdateDevice(this.h(), xml, flags)); }
+  /** Writes the running domain's RAM and device state to `path` and stops it (hibernation). */
+  save(path: string, dxml: string | null = null, flags = 0): Promise<void> { return this.run('domainSave', () => native.domainSave(this.h(), path, dxml, flags)); }
   detachDeviceAlias(alias: string, flags = 0): Promise<void> {
     return this.run('domainDetachDeviceAlias', () => native.domainDetachDeviceAlias(this.h(), alias, flags));
   }

@@ -42,6 +42,7 @@ export interface NativeBinding extends SanlockBinding, ProcessMemoryBinding {
     virttype: string | null, flags: number): Promise<string>;
   getVersions(c: ConnHandle): Promise<{ hypervisor: number; libvirt: number; type: string }>;
   nodeGetInfo(c: ConnHandle): Promise<NodeInfo>;
+  connRestore(c: ConnHandle, path: string, dxml: string | null, flags: number): Promise<void>;
   nodeGetCPUStats(c: ConnHandle, cpu: number, flags: number): Promise<Record<string, Int64>>;
   nodeGetMemoryStats(c: ConnHandle, cell: number, flags: number): Promise<Record<string, Int64>>;
 
@@ -73,6 +74,7 @@ export interface NativeBinding extends SanlockBinding, ProcessMemoryBinding {
   domainAttachDevice(d: DomHandle, xml: string, flags: number): Promise<void>;
   domainDetachDevice(d: DomHandle, xml: string, flags: number): Promise<void>;
   domainUpdateDevice(d: DomHandle, xml: string, flags: number): Promise<void>;
+  domainSave(d: DomHandle, path: string, dxml: string | null, flags: number): Promise<void>;
   domainDetachDeviceAlias(d: DomHandle, alias: string, flags: number): Promise<void>;
   domainMigrateToURI3(d: DomHandle, dconnuri: string | null, params: TypedParamTuple[], flags: number): Promise<void>;
   domainMigrate3(d: DomHandle, dconn: ConnHandle, params: TypedParamTuple[], flags: number): Promise<DomHandle>;

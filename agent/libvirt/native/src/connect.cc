@@ -158,6 +158,19 @@ Napi::Value GetVersions(const Napi::CallbackInfo& info) {
   });
 }
 
+// Starts a domain from a state file written by virDomainSaveFlags (hibernation).
+Napi::Value RestoreFlags(const Napi::CallbackInfo& info) {
+  auto ref = RefConn(info[0]);
+  std::string path = ArgString(info, 1, "path");
+  OptString dxml = ArgOptString(info, 2);
+  unsigned flags = ArgFlags(info, 3);
+  // Reads all of the guest's RAM back: as long as the save, never on the shared pool.
+  return Queue(info.Env(), Lane::Dedicated, [ref, path, dxml, flags]() -> Builder {
+    if (virDomainRestoreFlags(ref->get(), path.c_str(), dxml.c_str(), flags) < 0) Fail("virDomainRestoreFlags failed");
+    return [](Napi::Env env) { return env.Undefined(); };
+  });
+}
+
 Napi::Value NodeGetInfo(const Napi::CallbackInfo& info) {
   auto ref = RefConn(info[0]);
   return Queue(info.Env(), Lane::Pool, [ref]() -> Builder {
@@ -229,6 +242,7 @@ void RegisterConnect(Napi::Env env, Napi::Object exports) {
   exports.Set("getCapabilities", Napi::Function::New(env, GetCapabilities));
   exports.Set("getDomainCapabilities", Napi::Function::New(env, GetDomainCapabilities));
   exports.Set("getVersions", Napi::Function::New(env, GetVersions));
+  exports.Set("connRestore", Napi::Function::New(env, RestoreFlags));
   exports.Set("nodeGetInfo", Napi::Function::New(env, NodeGetInfo));
   exports.Set("nodeGetCPUStats", Napi::Function::New(env, NodeGetCPUStats));
   exports.Set("nodeGetMemoryStats", Napi::Function::New(env, NodeGetMemoryStats));

@@ -116,6 +116,18 @@ DEVICE_CALL(UpdateDevice, virDomainUpdateDeviceFlags)
 DEVICE_CALL(DetachDeviceAlias, virDomainDetachDeviceAlias)
 #undef DEVICE_CALL
 
+// ---------- saved state (hibernation) ----------
+
+Napi::Value SaveFlags(const Napi::CallbackInfo& info) {
+  std::string path = ArgString(info, 1, "path");
+  OptString dxml = ArgOptString(info, 2);
+  unsigned flags = ArgFlags(info, 3);
+  // Writes all of the guest's RAM: seconds to minutes, never on the shared pool.
+  return DomainVoidCall(info, Lane::Dedicated, [path, dxml, flags](virDomainPtr d) {
+    return virDomainSaveFlags(d, path.c_str(), dxml.c_str(), flags);
+  }, "virDomainSaveFlags failed");
+}
+
 // ---------- migration and jobs ----------
 
 Napi::Value MigrateToURI3(const Napi::CallbackInfo& info) {
@@ -277,6 +289,7 @@ void RegisterDomainOps(Napi::Env env, Napi::Object exports) {
   exports.Set("domainDetachDevice", Napi::Function::New(env, DetachDevice));
   exports.Set("domainUpdateDevice", Napi::Function::New(env, UpdateDevice));
   exports.Set("domainDetachDeviceAlias", Napi::Function::New(env, DetachDeviceAlias));
+  exports.Set("domainSave", Napi::Function::New(env, SaveFlags));
   exports.Set("domainMigrateToURI3", Napi::Function::New(env, MigrateToURI3));
   exports.Set("domainMigrate3", Napi::Function::New(env, Migrate3));
   exports.Set("domainGetJobStats", Napi::Function::New(env, GetJobStats));
