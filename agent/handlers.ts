@@ -99,5 +99,6 @@ export function createHandlers(s: HandlerServices): Handlers {
     'VM.hotplugNic': (p) => ops.hotplugNic(p.vmID, p.nic),
     'VM.hotunplugNic': async (p) => { await ops.hotunplugNic(p.vmID, p.nic.mac); return {}; },
     'VM.setTicket': (p) => ops.setTicket(p),
+    'VM.hibernate': async (p) => { await ops.hibernate(p); return {}; },
   };
 }

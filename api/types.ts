@@ -15,6 +15,8 @@ export const VmStatus = Type.Union([
   Type.Literal('Down'),
   Type.Literal('Migration Source'),
   Type.Literal('Migration Destination'),
+  Type.Literal('Saving State'),
+  Type.Literal('Restoring State'),
   Type.Literal('Unknown'),
 ], { description: "VDSM's VM statuses, plus Unknown for a VM not reconciled yet (never reported as Down)" });
 
@@ -32,6 +34,12 @@ export const StorageRef = Type.Object({
   imageID: Uuid,
   volumeID: Uuid,
 }, { description: 'Where a disk lives in Hostvisor storage; kept in the VM metadata' });
+
+/** Where a hibernated VM's RAM and device state is written, and read back by VM.create's restoreState. */
+export const StateVolume = Type.Union([
+  StorageRef,
+  Type.Object({ path: Type.String({ minLength: 1, maxLength: 4096, pattern: '^/', description: 'a file or block device, the same path on every host that may resume it' }) }, { additionalProperties: false }),
+], { description: "a RAW volume of the pool (storage ids; at least the VM's memory plus 10 % and 64 MiB), or a path" });
 
 export const DiskSpec = Type.Object({
   name: Type.String({ pattern: '^(vd|sd|hd)[a-z]{1,3}$', description: 'target device, e.g. vdb' }),
@@ -136,4 +144,5 @@ export enum ExitReason {
   CRASHED = 7,
   DOMAIN_MISSING = 8,
   MIGRATION_SUCCEEDED = 9,
+  SAVE_STATE_SUCCEEDED = 10,
 }

@@ -33,6 +33,10 @@ export const HOOK_POINTS = {
   after_vm_migrate_source: xmlAfter('domain XML'),
   before_vm_migrate_destination: xmlBefore('source domain XML'),
   after_vm_migrate_destination: xmlAfter('domain XML'),
+  before_vm_hibernate: xmlBefore('domain XML'),
+  after_vm_hibernate: xmlAfter('domain XML as it was saved'),
+  before_vm_dehibernate: xmlBefore('domain XML to be resumed (the spec as given; the state file keeps its own)'),
+  after_vm_dehibernate: xmlAfter('live domain XML'),
   // devices (the device XML)
   before_device_create: xmlBefore('device XML of a non-disk device with custom properties'),
   after_device_create: xmlAfter('device XML'),

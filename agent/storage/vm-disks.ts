@@ -55,6 +55,17 @@ export class VmDisks {
     }
   }
 
+  /** A hibernation state volume given by storage ids, activated on this host: its path. */
+  async prepareState(ref: { domainID: string; imageID: string; volumeID: string }): Promise<string> {
+    const dom = await this.pool.domain(ref.domainID);
+    return (await dom.prepareImage(ref.imageID, ref.volumeID)).path;
+  }
+
+  /** Deactivates a state volume once written or read back; a failure is logged, never thrown. */
+  async releaseState(vmId: string, ref: { domainID: string; imageID: string; volumeID: string }): Promise<void> {
+    await this.teardown(vmId, [{ name: 'state', storage: { poolID: '', ...ref } } as Disk]);
+  }
+
   /** After launch: thin qcow2 volumes on block storage go under the drive monitor. */
   launched(vmId: string, disks: Disk[]): void {
     for (const d of disks) {

@@ -13,6 +13,7 @@ function stoppedExit(vm: Vm, detail: number): ExitInfo {
       ? { exitCode: 0, exitReason: ExitReason.ADMIN_SHUTDOWN, exitMessage: 'Admin shut down the VM' }
       : { exitCode: 0, exitReason: ExitReason.USER_SHUTDOWN, exitMessage: 'User shut down from within the guest' };
   }
+  if (detail === D.SAVED) return { exitCode: 0, exitReason: ExitReason.SAVE_STATE_SUCCEEDED, exitMessage: 'VM hibernated' };
   if (detail === D.MIGRATED) return { exitCode: 0, exitReason: ExitReason.MIGRATION_SUCCEEDED, exitMessage: 'migration succeeded' };
   if (detail === D.CRASHED) return { exitCode: 1, exitReason: ExitReason.CRASHED, exitMessage: 'The guest crashed' };
   if (detail === D.FAILED) return { exitCode: 1, exitReason: ExitReason.GENERIC_ERROR, exitMessage: 'The VM failed (QEMU exited)' };
@@ -26,16 +27,16 @@ export function applyLifecycle(vm: Vm, ev: DomainEvent<'lifecycle'>): boolean {
     case T.STARTED:
       vm.domId = ev.domain.id;
       // An incoming migration's domain starts paused: Up only once it resumes here.
-      return vm.status === 'WaitForLaunch' || vm.status === 'Migration Destination' ? false : vm.setStatus('Up');
+      return vm.status === 'WaitForLaunch' || vm.status === 'Migration Destination' || vm.status === 'Restoring State' ? false : vm.setStatus('Up');
     case T.SUSPENDED: {
       // A migration pauses the guest for its last copy; the migration sets the outcome.
-      if (vm.status === 'Migration Source' || vm.status === 'Migration Destination') return false;
+      if (vm.status === 'Migration Source' || vm.status === 'Migration Destination' || vm.status === 'Saving State' || vm.status === 'Restoring State') return false;
       const io = ev.detail === enums.DomainEventSuspendedDetailType.IOERROR;
       return vm.setStatus('Paused', { pauseCode: io ? vm.ioerror ? pauseCodeFor(vm.ioerror.reason) : 'EIO' : 'NOERR' });
     }
     case T.RESUMED:
       // A failed outgoing migration resumes the guest; the migration sets Up once it has cleaned up.
-      return vm.status === 'Migration Source' ? false : vm.setStatus('Up');
+      return vm.status === 'Migration Source' || vm.status === 'Saving State' || vm.status === 'Restoring State' ? false : vm.setStatus('Up');
     case T.SHUTDOWN:
       return vm.status === 'Down' ? false : vm.setStatus('Powering down');
     case T.STOPPED:

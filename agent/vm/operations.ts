@@ -10,6 +10,7 @@ import { VmLaunch } from './verbs/launch.js';
 import { VmLifecycle } from './verbs/lifecycle.js';
 import { VmDevices } from './verbs/devices.js';
 import { VmConsole } from './verbs/console.js';
+import { VmHibernation } from './verbs/hibernate.js';
 
 export type { VmOperationsOptions, VmTimeouts } from './verbs/base.js';
 
@@ -18,12 +19,14 @@ export class VmOperations {
   private readonly lifecycle: VmLifecycle;
   private readonly devices: VmDevices;
   private readonly console: VmConsole;
+  private readonly hibernation: VmHibernation;
 
   constructor(o: VmOperationsOptions) {
     this.launcher = new VmLaunch(o);
     this.lifecycle = new VmLifecycle(o);
     this.devices = new VmDevices(o);
     this.console = new VmConsole(o);
+    this.hibernation = new VmHibernation(o);
   }
 
   create(p: ParamsOf<'VM.create'>): Promise<{ vmId: string; status: 'WaitForLaunch' }> { return this.launcher.create(p); }
@@ -36,5 +39,6 @@ export class VmOperations {
   hotunplugDisk(vmId: string, name: string): Promise<void> { return this.devices.hotunplugDisk(vmId, name); }
   hotplugNic(vmId: string, nic: Static<typeof NicSpec>): Promise<{ mac: string; xml: string }> { return this.devices.hotplugNic(vmId, nic); }
   hotunplugNic(vmId: string, mac: string): Promise<void> { return this.devices.hotunplugNic(vmId, mac); }
+  hibernate(p: ParamsOf<'VM.hibernate'>): Promise<void> { return this.hibernation.hibernate(p); }
   setTicket(p: ParamsOf<'VM.setTicket'>): Promise<ResultOf<'VM.setTicket'>> { return this.console.setTicket(p); }
 }

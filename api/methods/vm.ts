@@ -1,7 +1,7 @@
 // VM verbs: lifecycle, devices and console.
 import { Type } from '@sinclair/typebox';
 import { method, type MethodDef } from '../method.js';
-import { DiskSpec, Empty, NicSpec, Uuid, VmSpec, VmStats, VmStatus, withVmId } from '../types.js';
+import { DiskSpec, Empty, NicSpec, StateVolume, Uuid, VmSpec, VmStats, VmStatus, withVmId } from '../types.js';
 
 const VM_ERRORS = ['noVM', 'recovery', 'libvirtUnavailable', 'libvirtError', 'externalVM', 'timeout', 'hookError'] as const;
 
@@ -12,9 +12,15 @@ export const VM_METHODS = {
       xml: Type.Optional(Type.String({ minLength: 1, maxLength: 4 * 1024 * 1024, description: 'libvirt domain XML' })),
       spec: Type.Optional(VmSpec),
       launchPaused: Type.Optional(Type.Boolean()),
+      restoreState: Type.Optional(StateVolume),
     }),
     result: Type.Object({ vmId: Uuid, status: Type.Literal('WaitForLaunch') }),
     errors: ['exists', 'invalidParams', 'recovery', 'libvirtUnavailable', 'shuttingDown', 'hookError', 'networkBadBridge'], since: '0.1', mutating: true,
+  }),
+  'VM.hibernate': method({
+    summary: "Hibernates the VM: its RAM and device state go to stateVolume and the VM stops (Saving State, then Down with exit reason 10). Answers at once. The disks stay as they are; VM.create with restoreState resumes it, on this host or another. Hooks: before_vm_hibernate (its failure refuses the call), after_vm_hibernate.",
+    params: withVmId({ stateVolume: StateVolume }), result: Empty,
+    errors: [...VM_ERRORS, 'wrongState', 'hookError', 'invalidParams'], since: '0.6', mutating: true,
   }),
   'VM.destroy': method({
     summary: 'Stops the VM at once (graceful destroy first, then forced) and forgets it.',

@@ -12,6 +12,7 @@ import { parseXml, XmlSyntaxError, type XmlElement } from '../xml.js';
 import { api } from '../libvirt-errors.js';
 import { hookError } from '../../hooks/runner.js';
 import { VmVerbs } from './base.js';
+import { VmHibernation, type StateVolumeRef } from './hibernate.js';
 
 export class VmLaunch extends VmVerbs {
   /**
@@ -20,6 +21,7 @@ export class VmLaunch extends VmVerbs {
    * create of one of them gets 4 instead of also passing the check.
    */
   private readonly creating = new Set<string>();
+  private readonly hibernation = new VmHibernation(this.o);
 
   /**
    * Registers the VM as WaitForLaunch, runs before_vm_start (whose failure
@@ -83,7 +85,9 @@ export class VmLaunch extends VmVerbs {
     this.m.setStatus(vm, 'WaitForLaunch');
     let flags = p.launchPaused ? enums.DomainCreateFlags.START_PAUSED : 0;
     try {
-      const r = await this.o.hooks.run('before_vm_start', { data: xml, vmId: vm.id, customProperties: meta.customProperties, launchFlags: flags });
+      // A resumed VM runs before_vm_dehibernate instead, as in VDSM.
+      const r = p.restoreState ? { failed: false, runs: [], data: xml, launchFlags: flags } as const
+        : await this.o.hooks.run('before_vm_start', { data: xml, vmId: vm.id, customProperties: meta.customProperties, launchFlags: flags });
       if (r.failed) throw hookError('before_vm_start', r);
       if (r.runs.length) {
         checkHookedXml(r.data, vm.id);
@@ -99,16 +103,23 @@ export class VmLaunch extends VmVerbs {
       throw e;
     }
     vm.disks = spec?.disks ?? [];
-    void vm.queue.run(() => this.launch(vm, xml, flags));
+    void vm.queue.run(() => this.launch(vm, xml, flags, p.restoreState));
     return { vmId: vm.id, status: 'WaitForLaunch' };
   }
 
-  private async launch(vm: Vm, xml: string, flags: number): Promise<void> {
+  private async launch(vm: Vm, xml: string, flags: number, restoreState?: StateVolumeRef): Promise<void> {
     const timer = new PhaseTimer();
-    const log = this.o.log.child({ vm: vm.id, op: 'create' });
+    const log = this.o.log.child({ vm: vm.id, op: restoreState ? 'restore' : 'create' });
     try {
-      this.m.setStatus(vm, 'Powering up');
       const paused = (flags & enums.DomainCreateFlags.START_PAUSED) !== 0;
+      if (restoreState) {
+        await this.hibernation.resume(vm, restoreState);
+        timer.mark('restore');
+        log.info('VM resumed from its saved state', { ...timer.fields() });
+        this.o.disks?.launched(vm.id, vm.disks);
+        return;
+      }
+      this.m.setStatus(vm, 'Powering up');
       const dom = await api(() => this.m.conn().createXML(xml, flags), vm.id);
       timer.mark('createXML');
       vm.domId = dom.id;
