@@ -132,6 +132,38 @@ export const DECISION_SETTINGS = {
     default: 80, unit: '%', min: 50, max: 99,
     reason: "default of a cluster policy's HighUtilization (oVirt's evenly_distributed and power_saving, 80 %): power_saving packs hosts only up to this",
   },
+  lowUtilizationPct: {
+    default: 20, unit: '%', min: 0, max: 49,
+    reason: "default of a cluster policy's LowUtilization (oVirt's power_saving, 20 %): a host under it for the whole duration is emptied onto the others and put into maintenance",
+  },
+  balancingIntervalMs: {
+    default: 60_000, unit: 'ms', min: 200, max: 3_600_000,
+    reason: "period of the balancing loop (oVirt's VdsLoadBalancingIntervalInMinutes, 1 min); each cycle migrates at most one VM per cluster, so a cluster evens out one VM a minute and a migration has finished before the next is decided",
+  },
+  balancingOverCommitDurationMs: {
+    default: 120_000, unit: 'ms', min: 200, max: 5_940_000,
+    reason: "how long a host must stay over HighUtilization (or under LowUtilization) before the balancer acts, when the cluster sets no cpuOverCommitDurationMinutes (oVirt's CpuOverCommitDurationMinutes, 2 min): a burst is not an overload, and moving a VM costs more than a short burst",
+  },
+  balancingSampleGapMs: {
+    default: 10_000, unit: 'ms', min: 100, max: 600_000,
+    reason: "two utilisation samples further apart than this (failed polls, a controller restart) break a run of over- or under-utilisation: the time between is unknown, and unknown is not 'still over'. Three 3 s polls: one lost poll does not reset the clock",
+  },
+  balancingHistorySamples: {
+    default: 2_000, unit: 'count', min: 10, max: 100_000,
+    reason: "utilisation samples kept per host (one per good poll): 2000 polls of 3 s cover 100 min, more than the longest CpuOverCommitDuration a cluster can set (99 min), in about 100 KiB per host",
+  },
+  balancingHighVmCount: {
+    default: 10, unit: 'count', min: 0, max: 1_000,
+    reason: "vm_evenly_distributed's HighVmCount when the cluster sets none (oVirt's default, 10): a host running fewer VMs is never a source, so small clusters are not shuffled",
+  },
+  balancingMigrationThreshold: {
+    default: 5, unit: 'count', min: 2, max: 1_000,
+    reason: "vm_evenly_distributed's MigrationThreshold when the cluster sets none (oVirt's MigrationThresholdForEvenGuestDistribute, 5): the VM-count difference between source and destination a move needs; at least 2, so a move never just swaps which host has more",
+  },
+  balancingSpmVmGrace: {
+    default: 5, unit: 'count', min: 0, max: 1_000,
+    reason: "vm_evenly_distributed's SpmVmGrace when the cluster sets none (oVirt's SpmVmGraceForEvenGuestDistribute, 5): the SPM host counts as this many extra VMs, as its storage work loads it",
+  },
 } as const satisfies Record<string, SettingDef>;
 
 export type DecisionSettingName = keyof typeof DECISION_SETTINGS;

@@ -14,6 +14,8 @@ export const Thresholds = Type.Object({
   highVmCount: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, description: 'vm_evenly_distributed: hosts with fewer VMs are never sources' })),
   migrationThreshold: Type.Optional(Type.Integer({ minimum: 2, maximum: 1000 })),
   spmVmGrace: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, description: 'the SPM counts as this many extra VMs' })),
+  maxFreeMemoryForOverUtilizedMiB: Type.Optional(Type.Integer({ minimum: 0, maximum: 16_777_216, description: 'a host with less free memory than this (MiB) for the duration is over-utilized; absent: memory is not balanced' })),
+  minFreeMemoryForUnderUtilizedMiB: Type.Optional(Type.Integer({ minimum: 0, maximum: 16_777_216, description: 'a balancing destination must have more free memory than this (MiB); absent: not checked' })),
 }, { additionalProperties: false });
 export type Thresholds = Static<typeof Thresholds>;
 
