@@ -9,6 +9,7 @@ import type { LogFn } from './agents/log-fn.js';
 import { installStorage, type InstallStorageOptions } from './storage/install.js';
 import { installVms } from './vms/install.js';
 import { installNetworks } from './networks/install.js';
+import { installBalancing } from './balancing/install.js';
 
 export function installParts(runtime: ControllerRuntime, store: Store, settings: DecisionSettings, log: LogFn, api?: ApiContext,
   o: { storage?: InstallStorageOptions } = {}) {
@@ -26,5 +27,6 @@ export function installParts(runtime: ControllerRuntime, store: Store, settings:
   // host it has not read yet falls back to what the agent reported.
   const reportedNetworks = vms.placementFacts.networksOn;
   vms.placementFacts.networksOn = (hostId) => networks.view.observedAt(hostId) !== undefined ? networks.networksOnHost(hostId) : reportedNetworks(hostId);
-  return { storage, networks, vms };
+  const balancing = installBalancing(runtime, store, settings, log, vms);
+  return { storage, networks, vms, balancing };
 }

@@ -71,6 +71,11 @@ export class UtilHistory {
     this.rings.delete(hostId);
   }
 
+  /** Forgets the hosts not in `hostIds` (deleted), so the rings stay bounded by the hosts there are. */
+  retain(hostIds: ReadonlySet<string>): void {
+    for (const id of [...this.rings.keys()]) if (!hostIds.has(id)) this.rings.delete(id);
+  }
+
   /** A copy of every host's samples: what one balancing decision is given. */
   snapshot(): Map<string, readonly UtilSample[]> {
     return new Map([...this.rings].map(([id, r]) => [id, [...r.samples()]]));
