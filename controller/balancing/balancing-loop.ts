@@ -124,6 +124,12 @@ export class BalancingLoop implements RuntimeLoop {
       await this.noteOnce(cluster.id, result.events);
       return { clusterId: cluster.id, decision: null };
     }
+    if (decision.kind !== 'migrate' && !this.d.hostRequest) {
+      // Decided, but this controller has no maintenance flow to carry it out: said once, not every cycle.
+      if (this.noted.get(cluster.id) !== decision.reason) this.log('warn', `balancing: ${decision.kind} of a host decided, but this controller has no host maintenance flow`, { cluster: cluster.id, ...decision });
+      await this.noteOnce(cluster.id, result.events);
+      return { clusterId: cluster.id, decision, skipped: 'no host maintenance flow to carry the decision out' };
+    }
     this.noted.delete(cluster.id);
     const correlationId = newCorrelationId('balancing');
     for (const e of result.events) await recordDecisionEvent(this.d.store, e, correlationId);
@@ -132,8 +138,11 @@ export class BalancingLoop implements RuntimeLoop {
       const job = await this.migrateJob(decision, correlationId);
       return { clusterId: cluster.id, decision, jobId: job.id };
     }
-    await this.hostRequest(decision.kind, decision.hostId, decision.reason, correlationId);
-    return { clusterId: cluster.id, decision };
+    const done = await this.d.hostRequest!(decision.kind, decision.hostId, decision.reason, correlationId);
+    // Only a host this policy did park may it activate again; an admin's maintenance is the admin's.
+    if (done && decision.kind === 'maintenance') this.policyMaintained.add(decision.hostId);
+    if (done && decision.kind === 'activate') this.policyMaintained.delete(decision.hostId);
+    return { clusterId: cluster.id, decision, ...(!done && { skipped: `the host ${decision.kind} request was refused` }) };
   }
 
   /** The cluster as the balancer sees it now. */
@@ -164,16 +173,7 @@ export class BalancingLoop implements RuntimeLoop {
     return job;
   }
 
-  private async hostRequest(kind: 'maintenance' | 'activate', hostId: string, reason: string, correlationId: string): Promise<void> {
-    const done = this.d.hostRequest ? await this.d.hostRequest(kind, hostId, reason, correlationId) : false;
-    if (kind === 'maintenance') this.policyMaintained.add(hostId);
-    else if (done) this.policyMaintained.delete(hostId);
-    if (!done) {
-      this.log('warn', `balancing: ${kind} of the host decided but not carried out: this controller has no host ${kind} flow`, { host: hostId, correlationId });
-    }
-  }
-
-  /** Records a no-decision event (a host needing relief that gets none) once while it lasts. */
+  /** Records the events of a cycle that changed nothing (a host needing relief that gets none) once while they last. */
   private async noteOnce(clusterId: string, events: DecisionEvent[]): Promise<void> {
     const key = events.map((e) => e.reason).join('\n');
     if (key === '') { this.noted.delete(clusterId); return; }

@@ -32,10 +32,11 @@ const settings = resolveDecisionSettings({
   vmStartTimeoutMs: 20_000, hostFactsRefreshMs: 5_000, balancingIntervalMs: 1_000,
 });
 
-const agentA = await AgentProcess.start();
-const agentB = await AgentProcess.start();
-t.teardown(async () => { await agentA.stop(); await agentB.stop(); });
-const c = await startController({ settings, credentials: credentialsOf(agentA) });
+// One after the other (the first makes the test PKI both use); host a, then host b.
+const agents: AgentProcess[] = [];
+for (let i = 0; i < 2; i++) agents.push(await AgentProcess.start());
+t.teardown(() => Promise.all(agents.map((a) => a.stop())));
+const c = await startController({ settings, credentials: credentialsOf(agents[0]!) });
 t.teardown(() => c.close());
 const { api, until, jobEnd } = c;
 
@@ -50,8 +51,11 @@ c.runtime.executor.register('vm.migrate', async (ctx) => {
 });
 
 const cluster = await api.store.clusters.update('default', { policy: 'vm_evenly_distributed', thresholds: { highVmCount: 2, migrationThreshold: 2, highUtilization: 99 } });
-const hostA = await api.store.hosts.create({ name: 'a', address: 'localhost', port: agentA.config['rpc.port'], clusterId: cluster.id, certFingerprint: 'test' });
-const hostB = await api.store.hosts.create({ name: 'b', address: 'localhost', port: agentB.config['rpc.port'], clusterId: cluster.id, certFingerprint: 'test' });
+const hosts = [];
+for (const [i, name] of ['a', 'b'].entries()) {
+  hosts.push(await api.store.hosts.create({ name, address: 'localhost', port: agents[i]!.config['rpc.port'], clusterId: cluster.id, certFingerprint: 'test' }));
+}
+const [hostA, hostB] = hosts as [typeof hosts[0], typeof hosts[0]];
 c.runtime.kick();
 await until('/api/v1/hosts', (a) => a.body.length === 2 && a.body.every((h: { status: string }) => h.status === 'Up'), 15_000, 'both hosts Up');
 
