@@ -160,6 +160,18 @@ async function startAgent(h: LabHost): Promise<LabAgent> {
   return spawnLabAgent(h, config);
 }
 
+/** The API client to a lab agent; a loaded machine can take its first TLS handshake past the client's 10 s, so up to 3 tries. */
+async function connectAgent(a: LabAgent): Promise<HostvisorClient> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connectLabClient(a);
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      log(`connecting to the agent on ${a.host.name} failed (${String(e)}); retrying`);
+    }
+  }
+}
+
 interface RoundRow { round: number; method: Method; from: string; to: string; m: Migration }
 
 async function main(): Promise<number> {
@@ -180,7 +192,7 @@ async function main(): Promise<number> {
     const started = await Promise.all(hosts.map(startAgent));
     agents.push(...started);
     sides = await Promise.all(started.map(async (a) => {
-      const client = await connectLabClient(a);
+      const client = await connectAgent(a);
       clients.push(client);
       const migrationEnds: NonNullable<Side['migrationEnds']> = [];
       client.on('VM_migration_status', (vmId, body) => { if (body.status !== 'in_progress') migrationEnds.push({ vmId, status: body.status, at: performance.now() }); });
