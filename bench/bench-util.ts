@@ -4,8 +4,9 @@
 // Everything here is bounded in time; nothing is printed on stdout.
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Connection } from '../agent/libvirt/index.js';
+import { Connection, native } from '../agent/libvirt/index.js';
 import type { HostvisorClient } from '../api/client/client.js';
 import type { Config } from '../agent/config/settings.js';
 import { MAIN_JS, spawnAgent, testConfig, type Overrides } from '../test/agent/harness.js';
@@ -120,6 +121,18 @@ export function summarize(values: readonly number[], digits = 1): Summary {
     p99: r(quantile(s, 0.99)),
     max: r(s[s.length - 1] ?? null),
     mean: r(s.length ? s.reduce((a, b) => a + b, 0) / s.length : null),
+  };
+}
+
+/** The facts every bench's JSON ends with: the load at start and end, the versions, the run's length. */
+export interface RunFacts { loadavg_1m_start: number; loadavg_1m_end: number; libvirt_version: number; node: string; total_s: number }
+export function runFacts(load1Start: number, runStart: number): RunFacts {
+  return {
+    loadavg_1m_start: round(load1Start, 2),
+    loadavg_1m_end: round(loadavg()[0] ?? 0, 2),
+    libvirt_version: native.libVersion(),
+    node: process.version,
+    total_s: round((performance.now() - runStart) / 1000),
   };
 }
 
