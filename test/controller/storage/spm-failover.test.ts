@@ -29,6 +29,12 @@ const echo = !!process.env['HV_TEST_LOG'];
 const GiB = 1024 ** 3;
 const HOSTVISOR_JS = join(repoRoot(), 'dist', 'agent', 'cli', 'hostvisor.js');
 const why = await sanlockUnavailable();
+// The power cut waits for the old SPM to be NonResponsive AND for its lease to free. The lease frees
+// sanlock's host_dead_seconds (8 x io_timeout + 60 s = 68 s with the lab's 1 s) after its last renewal,
+// whatever the controller does; the default grace (60 s + 20 s for the SPM) would add ~12 s on top.
+// A shorter grace (still far longer than the kill -9 case's agent restart, so that host never turns
+// NonResponsive) makes the host NonResponsive first, and a short retry finds the lease free soon after.
+const settings = resolveDecisionSettings({ nonResponsiveGraceMs: 30_000, spmExtraGraceMs: 5_000, spmRetryIntervalMs: 2_000 });
 
 t.test('two enrolled lab hosts, a block domain on the shared LUN: one SPM, and the other takes over when its agent is killed', { skip: why ?? false }, async (t) => {
   const undo: Array<{ what: string; ms: number; fn: () => Promise<unknown> }> = [];
@@ -39,7 +45,7 @@ t.test('two enrolled lab hosts, a block domain on the shared LUN: one SPM, and t
   undo.push({ what: 'storage lab cleanup', ms: 120_000, fn: () => { lab.driver('hostA'); lab.driver('hostB'); return lab.cleanup(); } });
   const pv = await lab.makePv(8);
 
-  const ctl: InProcessController = await inProcessController({ listen: LAB_MAIN_ADDRESS, settings: resolveDecisionSettings(), echo });
+  const ctl: InProcessController = await inProcessController({ listen: LAB_MAIN_ADDRESS, settings, echo });
   undo.push({ what: 'controller close', ms: 60_000, fn: () => ctl.close() });
   const agents: LabAgent[] = [];
   undo.push({ what: 'agents stop', ms: 90_000, fn: async () => { for (const a of agents) await a.stop(30_000); } });
