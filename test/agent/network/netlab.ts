@@ -63,7 +63,7 @@ export interface NetLab {
   peers: string[];
   inHost(argv: string[], timeoutMs?: number): Promise<RunResult>;
   inPeer(argv: string[], timeoutMs?: number): Promise<RunResult>;
-  /** From the peer namespace: -c 2 -W 1, bounded. */
+  /** From the peer namespace: true once one of up to `count` (2) echo requests is answered, each given 1 s; bounded. */
   ping(addr: string, count?: number): Promise<boolean>;
   /** A HostNetworks on this lab's namespace, with its store and DHCP files under dir. */
   networks(opts?: Partial<HostNetworksOptions>): HostNetworks;
@@ -88,8 +88,13 @@ export async function netLab(tag: string, nicCount = 1): Promise<NetLab> {
     inPeer: (argv, ms) => sh(['ip', 'netns', 'exec', peer, ...argv], ms),
     async ping(addr, count = 2) {
       if (!addr.startsWith('10.250.')) throw new Error(`refusing to ping ${addr}: lab addresses only`);
-      const r = await sh(['ip', 'netns', 'exec', peer, 'busybox', 'ping', '-c', String(count), '-W', '1', addr], 3000 + count * 1000);
-      return r.rc === 0;
+      // One request per ping run, so an answered one returns at once: `ping -c 2` waits its 1 s
+      // interval for the second request even after the first was answered, a second per call.
+      for (let i = 0; i < count; i++) {
+        const r = await sh(['ip', 'netns', 'exec', peer, 'busybox', 'ping', '-c', '1', '-W', '1', addr], 4000);
+        if (r.rc === 0) return true;
+      }
+      return false;
     },
     networks(opts = {}) {
       return new HostNetworks({
