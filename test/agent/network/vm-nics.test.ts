@@ -34,11 +34,15 @@ async function must(argv: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** From the peer namespace, lab addresses only; true once a reply comes (bounded retries while the guest settles). */
-async function pingFromPeer(addr: string, tries = 5): Promise<boolean> {
+/**
+ * From the peer namespace, lab addresses only; true once a reply comes (bounded retries while the guest settles).
+ * One request per try (`-c 2` waited its 1 s interval even after an answer); 10 tries of at most 1.5 s
+ * give the guest as long as the 5 tries of `-c 2` did.
+ */
+async function pingFromPeer(addr: string, tries = 10): Promise<boolean> {
   if (!addr.startsWith('10.250.')) throw new Error(`refusing to ping ${addr}`);
   for (let i = 0; i < tries; i++) {
-    if ((await sh(['ip', 'netns', 'exec', PEER, 'busybox', 'ping', '-c', '2', '-W', '1', addr], 6_000)).rc === 0) return true;
+    if ((await sh(['ip', 'netns', 'exec', PEER, 'busybox', 'ping', '-c', '1', '-W', '1', addr], 6_000)).rc === 0) return true;
     await sleep(500);
   }
   return false;

@@ -2,7 +2,7 @@
 // process, on its own SQLite file, PKI and port, so a test can kill -9 it and start it again on
 // the same state; and its REST API as the admin.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, scratchDir, stopChild, waitExit } from '../../agent/harness.js';
 import { repoRoot } from '../../lab/guest.js';
@@ -21,7 +21,8 @@ export interface ControllerDaemon {
   stop(): Promise<void>;
 }
 
-export async function controllerDaemon(o: { listen?: string; echo?: boolean } = {}): Promise<ControllerDaemon> {
+/** settings: decision settings passed as the daemon's `--settings` file (its defaults otherwise). */
+export async function controllerDaemon(o: { listen?: string; echo?: boolean; settings?: Record<string, number> } = {}): Promise<ControllerDaemon> {
   const dir = scratchDir('hv-ctl-');
   const listen = o.listen ?? '127.0.0.1';
   const port = await freePort(); // free on 127.0.0.1; the lab's address has no other listener
@@ -29,6 +30,11 @@ export async function controllerDaemon(o: { listen?: string; echo?: boolean } = 
   let child: ChildProcess | undefined;
   const args = [CONTROLLER_JS, '--listen', listen, '--port', String(port), '--db', join(dir, 'controller.db'), '--pki', join(dir, 'pki'),
     '--admin-creds', join(dir, 'admin'), '--read-only-creds', join(dir, 'read-only'), '--server-name', listen, '--log-level', 'info'];
+  if (o.settings) {
+    const file = join(dir, 'settings.json');
+    writeFileSync(file, JSON.stringify(o.settings));
+    args.push('--settings', file);
+  }
   const d: ControllerDaemon = {
     dir, url: `https://${listen}:${port}`, logs,
     call: (method, path, co) => callApi({

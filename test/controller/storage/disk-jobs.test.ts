@@ -19,7 +19,8 @@ const echo = !!process.env['HV_TEST_LOG'];
 t.test('one enrolled host, file domains, disks through the controller daemon', async (t) => {
   const tl = await taskLab(t, 'ctl-disks');
   if (!tl) return;
-  const ctl = await controllerDaemon({ echo });
+  // Polls every second, not every 3 s: the waits below for the host, its domains and the SPM end sooner.
+  const ctl = await controllerDaemon({ echo, settings: { pollIntervalMs: 1_000, pollTimeoutMs: 1_000 } });
   t.teardown(() => ctl.stop());
   await ctl.start();
 
