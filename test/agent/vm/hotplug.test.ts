@@ -4,9 +4,36 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startAgent, connectClient, StatusWatch, tinyGuest } from '../harness.js';
+import type { HostvisorClient } from '../../../api/client/client.js';
 import { LAB_DIR, ensureRunDir, waitForSerialMarker } from '../../lab/guest.js';
 
 const BRIDGE = 'hvtest-br0';
+
+// One agent for every case, and one guest for the disk and the NIC cases (its boot was most of
+// this file's time): the guest boots without disks or NICs and watches for each device on its
+// own, reporting on its serial console the disk's arrival and removal and the NIC's arrival.
+// The plugged disk is its first virtio disk (vda inside the guest, whatever libvirt's target name).
+const DISK_WATCH = 'while [ ! -b /dev/vda ]; do sleep 0.1; done; echo "LAB-VDB-SEEN $(cat /sys/block/vda/size)"; '
+  + 'while [ -b /dev/vda ]; do sleep 0.1; done; echo LAB-VDB-GONE';
+const NIC_WATCH = 'while [ ! -e /sys/class/net/eth0 ]; do sleep 0.1; done; echo "LAB-NIC-SEEN $(cat /sys/class/net/eth0/address)"';
+const g = tinyGuest('hv-it-hotplug', { cmdline: [`lab.sh=${Buffer.from(`(${DISK_WATCH}) &\n(${NIC_WATCH}) &\n`).toString('base64')}`] });
+let client: HostvisorClient;
+let watch: StatusWatch;
+let stopAgent: (() => Promise<void>) | undefined;
+t.before(async () => {
+  const started = await startAgent({ 'vm.hotunplugTimeoutMs': 20_000 });
+  stopAgent = started.stop;
+  client = await connectClient(started.config);
+  watch = new StatusWatch(client);
+  await client.call('VM.create', { vmID: g.vmID, spec: g.spec });
+  await watch.wait(g.vmID, 'Up', 30_000);
+  await waitForSerialMarker(g.serial, 'LAB-SH-START', 30_000);
+});
+t.teardown(async () => {
+  await client?.call('VM.destroy', { vmID: g.vmID }).catch(() => {});
+  await client?.close();
+  await stopAgent?.();
+});
 
 t.test('a hotplugged disk appears in the domain XML and inside the guest, and unplugs again', async (t) => {
   ensureRunDir();
@@ -14,20 +41,6 @@ t.test('a hotplugged disk appears in the domain XML and inside the guest, and un
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const disk = join(dir, 'vdb.qcow2');
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '64M'], { timeout: 30_000 });
-  const { config, stop } = await startAgent({ 'vm.hotunplugTimeoutMs': 20_000 });
-  t.teardown(stop);
-  const client = await connectClient(config);
-  t.teardown(() => client.close());
-  const watch = new StatusWatch(client);
-  // The guest boots without disks, so the plugged disk is its first virtio disk (vda inside the
-  // guest, whatever libvirt's target name). It reports the disk's arrival, then its removal.
-  const script = 'while [ ! -b /dev/vda ]; do sleep 0.1; done; echo "LAB-VDB-SEEN $(cat /sys/block/vda/size)"; '
-    + 'while [ -b /dev/vda ]; do sleep 0.1; done; echo LAB-VDB-GONE';
-  const g = tinyGuest('hv-it-hotplug-disk', { cmdline: [`lab.sh=${Buffer.from(script).toString('base64')}`] });
-  t.teardown(() => client.call('VM.destroy', { vmID: g.vmID }).catch(() => {}));
-  await client.call('VM.create', { vmID: g.vmID, spec: g.spec });
-  await watch.wait(g.vmID, 'Up', 30_000);
-  await waitForSerialMarker(g.serial, 'LAB-SH-START', 30_000);
 
   await client.call('VM.hotplugDisk', { vmID: g.vmID, drive: { name: 'vdb', path: disk, format: 'qcow2' } });
   const { domxmls } = await client.call('Host.dumpxmls', { vmList: [g.vmID] });
@@ -52,17 +65,6 @@ t.test('a hotplugged NIC on a bridge appears in the domain XML and unplugs by MA
   execFileSync('ip', ['link', 'add', BRIDGE, 'type', 'bridge'], { timeout: 10_000 });
   t.teardown(() => { try { execFileSync('ip', ['link', 'del', BRIDGE], { timeout: 10_000 }); } catch { /* already gone */ } });
   execFileSync('ip', ['link', 'set', BRIDGE, 'up'], { timeout: 10_000 });
-  const { config, stop } = await startAgent({ 'vm.hotunplugTimeoutMs': 20_000 });
-  t.teardown(stop);
-  const client = await connectClient(config);
-  t.teardown(() => client.close());
-  const watch = new StatusWatch(client);
-  const script = 'while [ ! -e /sys/class/net/eth0 ]; do sleep 0.1; done; echo "LAB-NIC-SEEN $(cat /sys/class/net/eth0/address)"';
-  const g = tinyGuest('hv-it-hotplug-nic', { cmdline: [`lab.sh=${Buffer.from(script).toString('base64')}`] });
-  t.teardown(() => client.call('VM.destroy', { vmID: g.vmID }).catch(() => {}));
-  await client.call('VM.create', { vmID: g.vmID, spec: g.spec });
-  await watch.wait(g.vmID, 'Up', 30_000);
-  await waitForSerialMarker(g.serial, 'LAB-SH-START', 30_000);
 
   const { mac } = await client.call('VM.hotplugNic', { vmID: g.vmID, nic: { bridge: BRIDGE, mac: '52:54:00:aa:bb:01' } });
   t.equal(mac, '52:54:00:aa:bb:01');
@@ -77,18 +79,13 @@ t.test('a hotplugged NIC on a bridge appears in the domain XML and unplugs by MA
 });
 
 t.test('setTicket sets a VNC password with an expiry on a VM with graphics', async (t) => {
-  const { config, stop } = await startAgent();
-  t.teardown(stop);
-  const client = await connectClient(config);
-  t.teardown(() => client.close());
-  const watch = new StatusWatch(client);
-  const g = tinyGuest('hv-it-ticket', { graphics: 'vnc' });
-  t.teardown(() => client.call('VM.destroy', { vmID: g.vmID }).catch(() => {}));
-  await client.call('VM.create', { vmID: g.vmID, spec: g.spec });
-  await watch.wait(g.vmID, 'Up', 30_000);
+  const gfx = tinyGuest('hv-it-ticket', { graphics: 'vnc' });
+  t.teardown(() => client.call('VM.destroy', { vmID: gfx.vmID }).catch(() => {}));
+  await client.call('VM.create', { vmID: gfx.vmID, spec: gfx.spec });
+  await watch.wait(gfx.vmID, 'Up', 30_000);
   const before = Date.now();
-  await client.call('VM.setTicket', { vmID: g.vmID, password: 's3cret', ttl: 120 });
-  const xml = (await client.call('Host.dumpxmls', { vmList: [g.vmID] })).domxmls[g.vmID]!;
+  await client.call('VM.setTicket', { vmID: gfx.vmID, password: 's3cret', ttl: 120 });
+  const xml = (await client.call('Host.dumpxmls', { vmList: [gfx.vmID] })).domxmls[gfx.vmID]!;
   const validTo = xml.match(/passwdValidTo='([^']+)'/)?.[1];
   t.ok(validTo, 'the graphics device has an expiry');
   const expires = Date.parse(`${validTo}Z`);
