@@ -172,10 +172,13 @@ t.test('a bad request is refused with -32602 naming the field, and nothing chang
 });
 
 t.test('a second setupNetworks while one runs gets 40', async (t) => {
+  const mark = env.logs.length;
   const first = env.client.call<Caps>('engine', 'Host.setupNetworks', { networks: { hvside: { nic: 'hvnic1' } }, bondings: {}, options: { connectivityTimeout: 20 } }, 60_000);
   first.catch(() => undefined);
-  // The first call has applied its change and now waits for confirmation.
+  // The first call has applied its change and now waits for confirmation: the confirmation below
+  // must not land before that wait starts (right after apply's log line), or it does not count.
   t.ok(await within(async () => (await state()).links['hvside'] !== undefined, 10_000), 'the first call is under way');
+  t.ok(await within(async () => env.logs.slice(mark).some((l) => l.includes('"msg":"network config applied"')), 10_000, 50) !== undefined, 'its change is applied: it waits for a confirmation');
   await env.client.connect('other', HOST);
   const e = await env.client.call('other', 'Host.setupNetworks', { networks: { hvbad: { nic: 'hvnic1' } }, bondings: {} }).then(() => undefined, (x: unknown) => x as PeerCallError);
   t.equal(e?.code, 40, 'unavailable');
