@@ -115,7 +115,7 @@ export class Hostvisord {
       manager: this.manager, log: this.log.child({ component: 'vm' }),
       domainType: () => this.domainType,
       displayListen: c['vm.displayListen'],
-      timeouts: { destroyMs: c['vm.destroyTimeoutMs'], shutdownStepMs: c['vm.shutdownStepTimeoutMs'], hotunplugMs: c['vm.hotunplugTimeoutMs'] },
+      timeouts: { launchMs: c['vm.launchTimeoutMs'], destroyMs: c['vm.destroyTimeoutMs'], shutdownStepMs: c['vm.shutdownStepTimeoutMs'], hotunplugMs: c['vm.hotunplugTimeoutMs'] },
       accepting: () => this.accepting,
       hooks: this.hooks,
       disks,
@@ -152,6 +152,7 @@ export class Hostvisord {
       // Built and serialised once: it does not change while the agent runs, and it is ~100 KB.
       extra: { 'rpc.discover': () => discoverDocument },
       maxDepth: c['rpc.maxNestingDepth'],
+      maxBatchReplyBytes: c['rpc.maxBatchReplyBytes'],
     });
     const server = new RpcServer(dispatcher, {
       host: c['rpc.host'], port: c['rpc.port'], tls,

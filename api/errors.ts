@@ -29,6 +29,7 @@ export const ERRORS = {
   externalVM: { code: 1005, message: 'VM is not managed by Hostvisor', fault: 'client' },
   shuttingDown: { code: 1006, message: 'Agent is shutting down', fault: 'server' },
   requestTimeout: { code: 1007, message: 'Request timed out', fault: 'server' },
+  batchReplyTooLarge: { code: 1012, message: 'The batch reply reached its size bound: this call ran, but its result is left out; ask for it alone', fault: 'client' },
   networkLostConnection: { code: 10, message: 'Connectivity to the engine was lost; the change was rolled back', fault: 'client' },
   networkSetupFailed: { code: 29, message: 'Applying the network configuration failed', fault: 'server' },
   networkRollbackFailed: { code: 1009, message: 'The network rollback could not be verified', fault: 'server' },
