@@ -160,6 +160,7 @@ export class Hostvisord {
       maxInFlightPerConnection: c['rpc.maxInFlightPerConnection'],
       maxConnectionBytes: c['rpc.maxConnectionBytes'],
       maxTotalBytes: c['rpc.maxTotalBytes'],
+      partialMessageTimeoutMs: c['rpc.partialMessageTimeoutMs'],
       stalledCloseMs: c['rpc.stalledCloseMs'],
       tlsHandshakeTimeoutMs: c['rpc.tlsHandshakeTimeoutMs'],
       upgradeTimeoutMs: c['rpc.upgradeTimeoutMs'],

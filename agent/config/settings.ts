@@ -58,6 +58,8 @@ export const SETTINGS = {
     'The same bound across all connections (what they hold and the replies they are owed): once it has no room for another reply, connections over an equal share of it are not read and get nothing more dispatched either, so that ten bad clients cannot do together what one may not. A client holding little (an engine polling) is never held up by it. 0: no bound.'),
   'rpc.stalledCloseMs': amount(10_000,
     'A connection whose socket has had replies pending and taken none of them for this long is not reading: it is closed, 1008 (policy) or 1013 (try again later, when it held more than its share of the total), and its buffers freed, so that no non-reader keeps its share for good. A reader takes what is pending within milliseconds on any management network; one that takes nothing for 10 s is stuck or hostile.'),
+  'rpc.partialMessageTimeoutMs': amount(20_000,
+    'A WebSocket message begun and not finished within this closes its connection (1008): a peer that sends the start of a message and stops would hold up to rpc.maxMessageBytes and a descriptor for good. The largest message the agent takes (8 MiB) arrives in well under this on any link an engine uses; time while the agent itself is not reading the connection does not count. 0: no bound.'),
   'rpc.tlsHandshakeTimeoutMs': amount(10_000,
     "VDSM's TLS handshake timeout: a peer that stalls the handshake cannot hold a socket for long. upgradeTimeoutMs bounds it too."),
   'rpc.upgradeTimeoutMs': amount(5_000,

@@ -15,6 +15,8 @@ import type { Logger } from '../log.js';
 import type { Reply } from './reply.js';
 import { Admission } from './admission.js';
 import { FlowControl, newFlowConn, type FlowConn } from './flow.js';
+import { PartialMessageBound } from './partial-message.js';
+import { PartialMessageTimeoutError } from './errors.js';
 
 export interface TlsFiles {
   key: Buffer | string;
@@ -35,6 +37,8 @@ export interface RpcServerOptions {
   maxTotalBytes: number;
   /** A connection that takes none of its pending replies this long is closed. */
   stalledCloseMs: number;
+  /** A message begun and not finished this long closes its connection; 0: no bound. */
+  partialMessageTimeoutMs: number;
   tlsHandshakeTimeoutMs: number;
   /** From TCP accept to a completed upgrade; 0: no bound. */
   upgradeTimeoutMs: number;
@@ -168,12 +172,30 @@ export class RpcServer {
     });
     // 'drain' fires once everything pending on the socket is written: it may be handed more.
     socket.on('drain', () => this.flow.drained(c));
+    const partial = this.opts.partialMessageTimeoutMs > 0 ? this.boundPartialMessages(c, socket, log) : undefined;
     ws.on('error', (err) => log.info('connection error', { err }));
     ws.on('close', (code) => {
+      partial?.stop();
       this.conns.delete(c);
       this.flow.remove(c);
       log.info('engine disconnected', { peer, port, code });
     });
+  }
+
+  /** Closes the connection once a message stays incomplete past rpc.partialMessageTimeoutMs. */
+  private boundPartialMessages(c: Conn, socket: TLSSocket, log: Logger): PartialMessageBound {
+    const timeoutMs = this.opts.partialMessageTimeoutMs;
+    const bound = new PartialMessageBound(c.ws, timeoutMs, () => c.paused, (incompleteMs) => {
+      const err = new PartialMessageTimeoutError(c.peer, incompleteMs, timeoutMs);
+      log.info('connection closed: message left incomplete', { peer: c.peer, port: c.port, code: err.code, incompleteMs, err });
+      c.closing = true;
+      c.ws.close(err.code, err.name);
+      // A peer stalled mid-frame may never read the close frame: its socket goes soon, not after ws's 30 s.
+      setTimeout(() => c.ws.terminate(), 1_000).unref();
+    });
+    // Registered after ws's own 'data' listener (set when the upgrade completed), so it sees what ws has parsed.
+    socket.on('data', () => bound.afterData());
+    return bound;
   }
 
   /** One request: handled, and its reply handed to the flow (which may dispatch the next). */
