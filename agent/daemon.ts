@@ -1,5 +1,6 @@
 // hostvisord's wiring: config, PKI, libvirt, VM registry and operations,
 // stats, the RPC listener, events to engines, and systemd notification.
+import { authorizePeerHost, identityList } from './rpc/identity.js';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { ReconnectingLibvirtClient, releaseFreedMalloc } from './libvirt/index.js';
@@ -153,6 +154,7 @@ export class Hostvisord {
       extra: { 'rpc.discover': () => discoverDocument },
       maxDepth: c['rpc.maxNestingDepth'],
       maxBatchReplyBytes: c['rpc.maxBatchReplyBytes'],
+      authorize: (method, params) => authorizePeerHost(method, params, (vmId) => this.manager.vms.get(vmId)?.status),
     });
     const server = new RpcServer(dispatcher, {
       host: c['rpc.host'], port: c['rpc.port'], tls,
@@ -161,6 +163,7 @@ export class Hostvisord {
       maxConnectionBytes: c['rpc.maxConnectionBytes'],
       maxTotalBytes: c['rpc.maxTotalBytes'],
       partialMessageTimeoutMs: c['rpc.partialMessageTimeoutMs'],
+      identities: { full: identityList(c['rpc.clientIdentities']), peerHost: identityList(c['rpc.peerHostIdentities']) },
       stalledCloseMs: c['rpc.stalledCloseMs'],
       tlsHandshakeTimeoutMs: c['rpc.tlsHandshakeTimeoutMs'],
       upgradeTimeoutMs: c['rpc.upgradeTimeoutMs'],

@@ -14,6 +14,7 @@ import { ERRORS, HostvisorError } from '../../api/errors.js';
 import type { Logger } from '../log.js';
 import { serialize, serializeBatch, type Reply, type Response } from './reply.js';
 import { preflight, PREFLIGHT_MIN_CHARS } from './preflight.js';
+import type { ClientRole } from './identity.js';
 
 export interface CallContext {
   connId: number;
@@ -35,6 +36,8 @@ export type Handlers = { [M in MethodName]: Handler<M> };
 export interface Caller {
   connId: number;
   peer: string;
+  /** What its certificate identity allows (identity.ts); absent: everything. */
+  role?: ClientRole;
 }
 
 export interface DispatcherOptions {
@@ -43,6 +46,8 @@ export interface DispatcherOptions {
   timeouts: TimeoutBounds;
   /** Why mutating calls are refused right now (recovering, shutting down), if they are. */
   gate: (method: MethodName) => HostvisorError | undefined;
+  /** For a caller whose role does not allow everything: why this call is refused, if it is. */
+  authorize?: (method: string, params: unknown, caller: Caller) => HostvisorError | undefined;
   /** Called for every well-formed request: any engine request proves connectivity. */
   onRequest?: (method: string) => void;
   /** Extra methods outside the schema (rpc.discover); a RawJson result is sent as its prebuilt bytes. */
@@ -176,6 +181,10 @@ export class Dispatcher {
     const t0 = performance.now();
     let out: unknown;
     try {
+      if (caller.role !== undefined && caller.role !== 'full') {
+        const refused = this.opts.authorize ? this.opts.authorize(entry.name, r.params, caller) : new HostvisorError('notPermitted');
+        if (refused) throw refused;
+      }
       out = this.invoke(entry, r.params, ctx);
     } catch (e) {
       return this.failure(id, entry.name, e, ctx, t0);

@@ -16,6 +16,7 @@ import type { Reply } from './reply.js';
 import { Admission } from './admission.js';
 import { FlowControl, newFlowConn, type FlowConn } from './flow.js';
 import { PartialMessageBound } from './partial-message.js';
+import { clientRole, subjectOUs, type IdentityRules } from './identity.js';
 import { PartialMessageTimeoutError } from './errors.js';
 
 export interface TlsFiles {
@@ -46,6 +47,8 @@ export interface RpcServerOptions {
   maxConnectionsPerPeer: number;
   /** 0: no cap. */
   maxConnections: number;
+  /** Which certificate identities (subject OU) may connect, and with what role. */
+  identities: IdentityRules;
   log: Logger;
 }
 
@@ -94,7 +97,19 @@ export class RpcServer {
       this.log.info('TLS handshake refused', { err, reason: socket.authorizationError?.toString(), peer: socket.remoteAddress });
     });
     this.admission.attach(https);
-    const wss = new WebSocketServer({ server: https, perMessageDeflate: false, maxPayload: o.maxMessageBytes });
+    const wss = new WebSocketServer({
+      server: https, perMessageDeflate: false, maxPayload: o.maxMessageBytes,
+      // A certificate from our CA is not enough: its identity (OU) must be one allowed here.
+      verifyClient: ({ req }, done) => {
+        const socket = req.socket as TLSSocket;
+        const cert = socket.getPeerCertificate();
+        if (clientRole(cert, o.identities) !== undefined) { done(true); return; }
+        this.log.info('connection refused: certificate identity not allowed', {
+          peer: `${cert.subject?.CN ?? '?'}@${socket.remoteAddress ?? '?'}`, ous: subjectOUs(cert), allowed: [...o.identities.full, ...o.identities.peerHost],
+        });
+        done(false, 403, 'certificate identity not allowed');
+      },
+    });
     wss.on('connection', (ws, req) => {
       const socket = req.socket as TLSSocket;
       this.admission.upgraded(socket);
@@ -156,11 +171,12 @@ export class RpcServer {
     const peer = `${cert.subject?.CN ?? '?'}@${socket.remoteAddress ?? '?'}`;
     const port = socket.remotePort ?? -1;
     const id = this.nextId++;
-    const c: Conn = { ...newFlowConn(ws, peer, port), id, caller: { connId: id, peer } };
+    const role = clientRole(cert, this.opts.identities);
+    const c: Conn = { ...newFlowConn(ws, peer, port), id, caller: { connId: id, peer, ...(role ? { role } : {}) } };
     this.conns.add(c);
     this.flow.add(c);
     const log = this.log.child({ conn: id });
-    log.info('engine connected', { peer, port });
+    log.info('engine connected', { peer, port, role });
     ws.on('message', (data) => {
       if (c.closing) return;
       if (!this.accepting) {
