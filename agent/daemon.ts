@@ -1,5 +1,6 @@
 // hostvisord's wiring: config, PKI, libvirt, VM registry and operations,
 // stats, the RPC listener, events to engines, and systemd notification.
+import { authorizePeerHost, identityList } from './rpc/identity.js';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { ReconnectingLibvirtClient, releaseFreedMalloc } from './libvirt/index.js';
@@ -115,7 +116,7 @@ export class Hostvisord {
       manager: this.manager, log: this.log.child({ component: 'vm' }),
       domainType: () => this.domainType,
       displayListen: c['vm.displayListen'],
-      timeouts: { destroyMs: c['vm.destroyTimeoutMs'], shutdownStepMs: c['vm.shutdownStepTimeoutMs'], hotunplugMs: c['vm.hotunplugTimeoutMs'] },
+      timeouts: { launchMs: c['vm.launchTimeoutMs'], destroyMs: c['vm.destroyTimeoutMs'], shutdownStepMs: c['vm.shutdownStepTimeoutMs'], hotunplugMs: c['vm.hotunplugTimeoutMs'] },
       accepting: () => this.accepting,
       hooks: this.hooks,
       disks,
@@ -152,6 +153,8 @@ export class Hostvisord {
       // Built and serialised once: it does not change while the agent runs, and it is ~100 KB.
       extra: { 'rpc.discover': () => discoverDocument },
       maxDepth: c['rpc.maxNestingDepth'],
+      maxBatchReplyBytes: c['rpc.maxBatchReplyBytes'],
+      authorize: (method, params) => authorizePeerHost(method, params, (vmId) => this.manager.vms.get(vmId)?.status),
     });
     const server = new RpcServer(dispatcher, {
       host: c['rpc.host'], port: c['rpc.port'], tls,
@@ -159,6 +162,8 @@ export class Hostvisord {
       maxInFlightPerConnection: c['rpc.maxInFlightPerConnection'],
       maxConnectionBytes: c['rpc.maxConnectionBytes'],
       maxTotalBytes: c['rpc.maxTotalBytes'],
+      partialMessageTimeoutMs: c['rpc.partialMessageTimeoutMs'],
+      identities: { full: identityList(c['rpc.clientIdentities']), peerHost: identityList(c['rpc.peerHostIdentities']) },
       stalledCloseMs: c['rpc.stalledCloseMs'],
       tlsHandshakeTimeoutMs: c['rpc.tlsHandshakeTimeoutMs'],
       upgradeTimeoutMs: c['rpc.upgradeTimeoutMs'],

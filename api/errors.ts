@@ -29,6 +29,8 @@ export const ERRORS = {
   externalVM: { code: 1005, message: 'VM is not managed by Hostvisor', fault: 'client' },
   shuttingDown: { code: 1006, message: 'Agent is shutting down', fault: 'server' },
   requestTimeout: { code: 1007, message: 'Request timed out', fault: 'server' },
+  notPermitted: { code: 1013, message: 'Not permitted for this client identity', fault: 'client' },
+  batchReplyTooLarge: { code: 1012, message: 'The batch reply reached its size bound: this call ran, but its result is left out; ask for it alone', fault: 'client' },
   networkLostConnection: { code: 10, message: 'Connectivity to the engine was lost; the change was rolled back', fault: 'client' },
   networkSetupFailed: { code: 29, message: 'Applying the network configuration failed', fault: 'server' },
   networkRollbackFailed: { code: 1009, message: 'The network rollback could not be verified', fault: 'server' },
@@ -91,6 +93,11 @@ type Opts = { cause?: unknown; data?: Record<string, unknown> };
 export class InvalidParamsError extends HostvisorError {
   override readonly name = 'InvalidParamsError';
   constructor(message: string, opts?: Opts) { super('invalidParams', message, opts); }
+}
+/** The client's certificate identity may not make this call (a host identity outside the migration verbs). */
+export class NotPermittedError extends HostvisorError {
+  override readonly name = 'NotPermittedError';
+  constructor(method: string, why: string, opts?: Opts) { super('notPermitted', `${method} is not permitted for this client identity: ${why}`, opts); }
 }
 export class NoVmError extends HostvisorError {
   override readonly name = 'NoVmError';

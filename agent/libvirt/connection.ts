@@ -173,8 +173,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   async defineXML(xml: string, flags = 0): Promise<Domain> {
     return new Domain(this, await this.run('defineXML', () => native.defineXML(this.h(), xml, flags)));
   }
-  async createXML(xml: string, flags = 0): Promise<Domain> {
-    return new Domain(this, await this.run('createXML', () => native.createXML(this.h(), xml, flags)));
+  async createXML(xml: string, flags = 0, timeoutMs?: number): Promise<Domain> {
+    return new Domain(this, await this.run('createXML', () => native.createXML(this.h(), xml, flags), timeoutMs));
   }
 
   /** One bulk call for every domain (virConnectGetAllDomainStats). stats = DomainStatsTypes bits, 0 = all. */

@@ -12,8 +12,9 @@ import { callTimeoutMs, Methods, type MethodDef, type MethodName, type ParamsOf,
 import { validateParams, compileAll } from '../../api/validate.js';
 import { ERRORS, HostvisorError } from '../../api/errors.js';
 import type { Logger } from '../log.js';
-import { serialize, type Reply, type Response } from './reply.js';
+import { serialize, serializeBatch, type Reply, type Response } from './reply.js';
 import { preflight, PREFLIGHT_MIN_CHARS } from './preflight.js';
+import type { ClientRole } from './identity.js';
 
 export interface CallContext {
   connId: number;
@@ -35,6 +36,8 @@ export type Handlers = { [M in MethodName]: Handler<M> };
 export interface Caller {
   connId: number;
   peer: string;
+  /** What its certificate identity allows (identity.ts); absent: everything. */
+  role?: ClientRole;
 }
 
 export interface DispatcherOptions {
@@ -43,12 +46,16 @@ export interface DispatcherOptions {
   timeouts: TimeoutBounds;
   /** Why mutating calls are refused right now (recovering, shutting down), if they are. */
   gate: (method: MethodName) => HostvisorError | undefined;
+  /** For a caller whose role does not allow everything: why this call is refused, if it is. */
+  authorize?: (method: string, params: unknown, caller: Caller) => HostvisorError | undefined;
   /** Called for every well-formed request: any engine request proves connectivity. */
   onRequest?: (method: string) => void;
   /** Extra methods outside the schema (rpc.discover); a RawJson result is sent as its prebuilt bytes. */
   extra?: Record<string, () => unknown>;
   slowCallMs?: number;
   maxBatch?: number;
+  /** A batch's reply past this many bytes has error 1012 for the rest of its entries (serializeBatch); 0 or absent: no bound. */
+  maxBatchReplyBytes?: number;
   /** Frames over PREFLIGHT_MIN_CHARS nested deeper than this are refused before parsing. */
   maxDepth?: number;
 }
@@ -108,6 +115,7 @@ class Call implements CallContext {
 export class Dispatcher {
   private readonly methods = new Map<string, Entry>();
   private readonly maxBatch: number;
+  private readonly maxBatchReplyBytes: number;
   private readonly maxDepth: number;
   private readonly slowCallMs: number;
   private readonly debug: boolean;
@@ -115,6 +123,7 @@ export class Dispatcher {
   constructor(handlers: Handlers, private readonly opts: DispatcherOptions) {
     compileAll();
     this.maxBatch = opts.maxBatch ?? 100;
+    this.maxBatchReplyBytes = opts.maxBatchReplyBytes ? opts.maxBatchReplyBytes : Infinity;
     this.maxDepth = opts.maxDepth ?? 64;
     this.slowCallMs = opts.slowCallMs ?? 1000;
     this.debug = opts.log.enabled?.('debug') ?? true;
@@ -142,7 +151,11 @@ export class Dispatcher {
         return JSON.stringify(errorResponse(null, ERRORS.invalidRequest.code, `Invalid Request: batch larger than ${this.maxBatch}`));
       }
       const responses = (await Promise.all(payload.map((r) => this.one(r, caller)))).filter((r): r is Response => r !== null);
-      return responses.length ? serialize(responses) : undefined;
+      if (!responses.length) return undefined;
+      const { reply, leftOut } = serializeBatch(responses, this.maxBatchReplyBytes);
+      // The caller's doing (it asked for too much at once): info, with who.
+      if (leftOut > 0) this.opts.log.info('batch reply bounded', { conn: caller.connId, peer: caller.peer, entries: responses.length, leftOut, maxBatchReplyBytes: this.maxBatchReplyBytes });
+      return reply;
     }
     const r = this.one(payload, caller);
     const response = isThenable(r) ? await r : r;
@@ -168,6 +181,10 @@ export class Dispatcher {
     const t0 = performance.now();
     let out: unknown;
     try {
+      if (caller.role !== undefined && caller.role !== 'full') {
+        const refused = this.opts.authorize ? this.opts.authorize(entry.name, r.params, caller) : new HostvisorError('notPermitted');
+        if (refused) throw refused;
+      }
       out = this.invoke(entry, r.params, ctx);
     } catch (e) {
       return this.failure(id, entry.name, e, ctx, t0);

@@ -55,6 +55,16 @@ export class UpgradeTimeoutError extends ConnectionLimitError {
   }
 }
 
+/** A message was begun and not finished within rpc.partialMessageTimeoutMs. */
+export class PartialMessageTimeoutError extends ConnectionLimitError {
+  override readonly name = 'PartialMessageTimeoutError';
+  readonly code = CLOSE_POLICY;
+
+  constructor(peer: string, incompleteMs: number, timeoutMs: number) {
+    super(peer, `left a message incomplete for ${incompleteMs} ms (the bound is ${timeoutMs} ms)`);
+  }
+}
+
 /** A peer address already had rpc.maxConnectionsPerPeer connections, or the agent had rpc.maxConnections. */
 export class TooManyConnectionsError extends ConnectionLimitError {
   override readonly name = 'TooManyConnectionsError';

@@ -3,6 +3,7 @@
 // which does not change while the agent runs) is sent as the same Buffer
 // every time, spliced between the reply's own short texts, so a call costs
 // no serialisation and no copy of it.
+import { ERRORS } from '../../api/errors.js';
 
 /** A result already serialised as JSON (built once): sent as is, never parsed or serialised again. */
 export class RawJson {
@@ -45,28 +46,48 @@ export interface Response {
   error?: { code: number; message: string; data?: unknown };
 }
 
-/** A response, or a batch of them, as the reply to send. */
+/** A response, or a batch of them (unbounded: see serializeBatch), as the reply to send. */
 export function serialize(r: Response | readonly Response[]): Reply {
-  if (!Array.isArray(r)) {
-    const one = r as Response;
-    return one.result instanceof RawJson ? new ReplyParts(withRaw(one, one.result)) : JSON.stringify(one);
-  }
-  const batch = r as readonly Response[];
-  if (!batch.some((x) => x.result instanceof RawJson)) return JSON.stringify(batch);
+  if (Array.isArray(r)) return serializeBatch(r as readonly Response[], Infinity).reply;
+  const one = r as Response;
+  return one.result instanceof RawJson ? new ReplyParts(withRaw(one, one.result)) : JSON.stringify(one);
+}
+
+/**
+ * A batch's reply, bounded: once the entries so far and the next one would
+ * pass maxBytes, that entry and every later one get error 1012 (which says
+ * the call ran) instead of their result. The reply is then at most maxBytes
+ * plus a short error per entry left out. leftOut counts those entries.
+ */
+export function serializeBatch(batch: readonly Response[], maxBytes: number): { reply: Reply; leftOut: number } {
   const parts: (string | Buffer)[] = [];
   let text = '[';
+  let bytes = 2;
+  let leftOut = 0;
   batch.forEach((x, i) => {
-    if (i > 0) text += ',';
-    if (!(x.result instanceof RawJson)) {
-      text += JSON.stringify(x);
+    const sep = i > 0 ? ',' : '';
+    let piece: string | [string, Buffer, string] = leftOut === 0 ? (x.result instanceof RawJson ? withRaw(x, x.result) : JSON.stringify(x)) : '';
+    const size = typeof piece === 'string' ? Buffer.byteLength(piece) : Buffer.byteLength(piece[0]) + piece[1].length + Buffer.byteLength(piece[2]);
+    if (leftOut > 0 || bytes + sep.length + size > maxBytes) {
+      leftOut++;
+      piece = JSON.stringify(replyTooLarge(x.id, maxBytes));
+    }
+    bytes += sep.length + (typeof piece === 'string' ? Buffer.byteLength(piece) : size);
+    if (typeof piece === 'string') {
+      text += sep + piece;
       return;
     }
-    const [head, raw, tail] = withRaw(x, x.result);
-    parts.push(text + head, raw);
-    text = tail;
+    parts.push(text + sep + piece[0], piece[1]);
+    text = piece[2];
   });
+  if (parts.length === 0) return { reply: text + ']', leftOut };
   parts.push(text + ']');
-  return new ReplyParts(parts);
+  return { reply: new ReplyParts(parts), leftOut };
+}
+
+function replyTooLarge(id: Id, maxBytes: number): Response {
+  const e = ERRORS.batchReplyTooLarge;
+  return { jsonrpc: '2.0', id, error: { code: e.code, message: e.message, data: { maxBatchReplyBytes: maxBytes } } };
 }
 
 /** `{"jsonrpc":"2.0","id":…,"result":` + the prebuilt bytes + `}`. */

@@ -15,6 +15,9 @@ import type { Logger } from '../log.js';
 import type { Reply } from './reply.js';
 import { Admission } from './admission.js';
 import { FlowControl, newFlowConn, type FlowConn } from './flow.js';
+import { PartialMessageBound } from './partial-message.js';
+import { clientRole, subjectOUs, type IdentityRules } from './identity.js';
+import { PartialMessageTimeoutError } from './errors.js';
 
 export interface TlsFiles {
   key: Buffer | string;
@@ -35,6 +38,8 @@ export interface RpcServerOptions {
   maxTotalBytes: number;
   /** A connection that takes none of its pending replies this long is closed. */
   stalledCloseMs: number;
+  /** A message begun and not finished this long closes its connection; 0: no bound. */
+  partialMessageTimeoutMs: number;
   tlsHandshakeTimeoutMs: number;
   /** From TCP accept to a completed upgrade; 0: no bound. */
   upgradeTimeoutMs: number;
@@ -42,6 +47,8 @@ export interface RpcServerOptions {
   maxConnectionsPerPeer: number;
   /** 0: no cap. */
   maxConnections: number;
+  /** Which certificate identities (subject OU) may connect, and with what role. */
+  identities: IdentityRules;
   log: Logger;
 }
 
@@ -90,7 +97,19 @@ export class RpcServer {
       this.log.info('TLS handshake refused', { err, reason: socket.authorizationError?.toString(), peer: socket.remoteAddress });
     });
     this.admission.attach(https);
-    const wss = new WebSocketServer({ server: https, perMessageDeflate: false, maxPayload: o.maxMessageBytes });
+    const wss = new WebSocketServer({
+      server: https, perMessageDeflate: false, maxPayload: o.maxMessageBytes,
+      // A certificate from our CA is not enough: its identity (OU) must be one allowed here.
+      verifyClient: ({ req }, done) => {
+        const socket = req.socket as TLSSocket;
+        const cert = socket.getPeerCertificate();
+        if (clientRole(cert, o.identities) !== undefined) { done(true); return; }
+        this.log.info('connection refused: certificate identity not allowed', {
+          peer: `${cert.subject?.CN ?? '?'}@${socket.remoteAddress ?? '?'}`, ous: subjectOUs(cert), allowed: [...o.identities.full, ...o.identities.peerHost],
+        });
+        done(false, 403, 'certificate identity not allowed');
+      },
+    });
     wss.on('connection', (ws, req) => {
       const socket = req.socket as TLSSocket;
       this.admission.upgraded(socket);
@@ -152,11 +171,12 @@ export class RpcServer {
     const peer = `${cert.subject?.CN ?? '?'}@${socket.remoteAddress ?? '?'}`;
     const port = socket.remotePort ?? -1;
     const id = this.nextId++;
-    const c: Conn = { ...newFlowConn(ws, peer, port), id, caller: { connId: id, peer } };
+    const role = clientRole(cert, this.opts.identities);
+    const c: Conn = { ...newFlowConn(ws, peer, port), id, caller: { connId: id, peer, ...(role ? { role } : {}) } };
     this.conns.add(c);
     this.flow.add(c);
     const log = this.log.child({ conn: id });
-    log.info('engine connected', { peer, port });
+    log.info('engine connected', { peer, port, role });
     ws.on('message', (data) => {
       if (c.closing) return;
       if (!this.accepting) {
@@ -168,12 +188,30 @@ export class RpcServer {
     });
     // 'drain' fires once everything pending on the socket is written: it may be handed more.
     socket.on('drain', () => this.flow.drained(c));
+    const partial = this.opts.partialMessageTimeoutMs > 0 ? this.boundPartialMessages(c, socket, log) : undefined;
     ws.on('error', (err) => log.info('connection error', { err }));
     ws.on('close', (code) => {
+      partial?.stop();
       this.conns.delete(c);
       this.flow.remove(c);
       log.info('engine disconnected', { peer, port, code });
     });
+  }
+
+  /** Closes the connection once a message stays incomplete past rpc.partialMessageTimeoutMs. */
+  private boundPartialMessages(c: Conn, socket: TLSSocket, log: Logger): PartialMessageBound {
+    const timeoutMs = this.opts.partialMessageTimeoutMs;
+    const bound = new PartialMessageBound(c.ws, timeoutMs, () => c.paused, (incompleteMs) => {
+      const err = new PartialMessageTimeoutError(c.peer, incompleteMs, timeoutMs);
+      log.info('connection closed: message left incomplete', { peer: c.peer, port: c.port, code: err.code, incompleteMs, err });
+      c.closing = true;
+      c.ws.close(err.code, err.name);
+      // A peer stalled mid-frame may never read the close frame: its socket goes soon, not after ws's 30 s.
+      setTimeout(() => c.ws.terminate(), 1_000).unref();
+    });
+    // Registered after ws's own 'data' listener (set when the upgrade completed), so it sees what ws has parsed.
+    socket.on('data', () => bound.afterData());
+    return bound;
   }
 
   /** One request: handled, and its reply handed to the flow (which may dispatch the next). */

@@ -26,6 +26,7 @@ export function applyLifecycle(vm: Vm, ev: DomainEvent<'lifecycle'>): boolean {
   switch (ev.event) {
     case T.STARTED:
       vm.domId = ev.domain.id;
+      if (vm.destroying) return false; // a late event of a launch that destroy is undoing
       // An incoming migration's domain starts paused: Up only once it resumes here.
       return vm.status === 'WaitForLaunch' || vm.status === 'Migration Destination' || vm.status === 'Restoring State' ? false : vm.setStatus('Up');
     case T.SUSPENDED: {

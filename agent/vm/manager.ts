@@ -22,6 +22,12 @@ type ManagerEvents = { status: [Vm]; recovered: [{ generation: number; managed: 
 
 export class VmManager extends EventEmitter<ManagerEvents> {
   readonly vms = new Map<string, Vm>();
+  /**
+   * VM.create calls between their "exists" check and the VM's registration
+   * (NIC and disk resolution await in between), by vmID: a second create of
+   * one gets 4, and a destroy of one waits for it to register (or fail).
+   */
+  readonly creating = new Map<string, Promise<unknown>>();
   /** True until the first reconciliation with libvirt has finished. */
   recovering = true;
   private reconciledGeneration = 0;

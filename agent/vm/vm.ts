@@ -17,6 +17,13 @@ export class Vm {
   /** Set while an orderly shutdown is in progress: STOPPED then means ADMIN_SHUTDOWN. */
   shuttingDown: AbortController | undefined;
   destroying = false;
+  /**
+   * Its launch by this agent: waiting in the queue (before_vm_start still
+   * running, or behind other operations), cancelled by a VM.destroy before it
+   * began (so no domain was ever asked for), or begun. Undefined for a VM the
+   * agent did not launch (found in libvirt).
+   */
+  launch: 'waiting' | 'cancelled' | 'begun' | undefined;
   /** The disks the agent launched it with (storage-backed ones resolved to paths). */
   disks: import('../vm/domain-xml.js').DiskSpecT[] = [];
   /**

@@ -15,6 +15,8 @@ import type { VmDisks } from '../../storage/vm-disks.js';
 import type { HookPoint } from '../../hooks/points.js';
 
 export interface VmTimeouts {
+  /** createXML: a launch given up on while libvirtd still starts QEMU leaves a domain behind a Down status. */
+  launchMs: number;
   destroyMs: number;
   shutdownStepMs: number;
   hotunplugMs: number;

@@ -2,7 +2,8 @@
 // background (WaitForLaunch -> Powering up -> Up, or Down with the reason).
 import { PhaseTimer } from '../../log.js';
 import { enums } from '../../libvirt/index.js';
-import { HookError, InvalidParamsError, VmExistsError, ShuttingDownError } from '../../../api/errors.js';
+import { HookError, InvalidParamsError, VmExistsError, ShuttingDownError, OperationTimeoutError } from '../../../api/errors.js';
+import type { Logger } from '../../log.js';
 import type { ParamsOf } from '../../../api/schema.js';
 import { Vm } from '../vm.js';
 import { ExitReason } from '../status.js';
@@ -15,12 +16,6 @@ import { VmVerbs } from './base.js';
 import { VmHibernation, type StateVolumeRef } from './hibernate.js';
 
 export class VmLaunch extends VmVerbs {
-  /**
-   * vmIDs whose create is between its "exists" check and the VM's
-   * registration (NIC and disk resolution await in between): a second
-   * create of one of them gets 4 instead of also passing the check.
-   */
-  private readonly creating = new Set<string>();
   private readonly hibernation = new VmHibernation(this.o);
 
   /**
@@ -31,13 +26,14 @@ export class VmLaunch extends VmVerbs {
   async create(p: ParamsOf<'VM.create'>): Promise<{ vmId: string; status: 'WaitForLaunch' }> {
     if (!this.o.accepting()) throw new ShuttingDownError();
     if (this.m.recovering) this.m.managed(p.vmID); // throws RecoveryError
-    if (this.m.vms.has(p.vmID) || this.creating.has(p.vmID)) throw new VmExistsError(p.vmID);
+    if (this.m.vms.has(p.vmID) || this.m.creating.has(p.vmID)) throw new VmExistsError(p.vmID);
     // Reserved before the first await; released once the VM is registered (vms.has covers it from then on) or the create failed.
-    this.creating.add(p.vmID);
+    const created = this.createReserved(p);
+    this.m.creating.set(p.vmID, created);
     try {
-      return await this.createReserved(p);
+      return await created;
     } finally {
-      this.creating.delete(p.vmID);
+      this.m.creating.delete(p.vmID);
     }
   }
 
@@ -81,6 +77,18 @@ export class VmLaunch extends VmVerbs {
     let xml = engineDom ? prepareEngineXml(p.vmID, engineDom, meta) : specToDomainXml(p.vmID, spec!, this.o.domainType(), meta, { displayListen: this.o.displayListen });
     const vm = new Vm(p.vmID, parseDomainDevices(xml).name, false);
     vm.meta = meta;
+    // The launch takes its place in the VM's queue before the VM is visible:
+    // a VM.destroy queues behind it (even one dispatched from inside the
+    // WaitForLaunch event's send, which may pump a connection's queued
+    // requests), so it destroys what the launch made, or finds that nothing
+    // was launched; it never answers before a launch that then starts the VM.
+    vm.launch = 'waiting';
+    let launchWith!: (go: { xml: string; flags: number } | undefined) => void;
+    const go = new Promise<{ xml: string; flags: number } | undefined>((resolve) => { launchWith = resolve; });
+    void vm.queue.run(async () => {
+      const l = await go;
+      if (l) await this.launch(vm, l.xml, l.flags, p.restoreState);
+    });
     this.m.vms.set(vm.id, vm);
     this.m.setStatus(vm, 'WaitForLaunch');
     let flags = p.launchPaused ? enums.DomainCreateFlags.START_PAUSED : 0;
@@ -96,6 +104,7 @@ export class VmLaunch extends VmVerbs {
         flags = r.launchFlags ?? flags;
       }
     } catch (e) {
+      launchWith(undefined);
       this.m.setStatus(vm, 'Down', { exit: { exitCode: 1, exitReason: ExitReason.HOOK_ERROR, exitMessage: (e as Error).message } });
       this.m.forget(vm);
       // Earlier hooks may have made things for this VM (scratch disks...): let their cleanup run.
@@ -103,7 +112,7 @@ export class VmLaunch extends VmVerbs {
       throw e;
     }
     vm.disks = spec?.disks ?? [];
-    void vm.queue.run(() => this.launch(vm, xml, flags, p.restoreState));
+    launchWith({ xml, flags });
     return { vmId: vm.id, status: 'WaitForLaunch' };
   }
 
@@ -111,6 +120,12 @@ export class VmLaunch extends VmVerbs {
     const timer = new PhaseTimer();
     const log = this.o.log.child({ vm: vm.id, op: restoreState ? 'restore' : 'create' });
     try {
+      // A destroy came first: nothing is started, and the destroy knows no domain was asked for.
+      if (vm.launch === 'cancelled' || this.m.vms.get(vm.id) !== vm) {
+        log.info('VM launch cancelled by a destroy before it began');
+        return;
+      }
+      vm.launch = 'begun';
       const paused = (flags & enums.DomainCreateFlags.START_PAUSED) !== 0;
       if (restoreState) {
         await this.hibernation.resume(vm, restoreState);
@@ -120,7 +135,7 @@ export class VmLaunch extends VmVerbs {
         return;
       }
       this.m.setStatus(vm, 'Powering up');
-      const dom = await api(() => this.m.conn().createXML(xml, flags), vm.id);
+      const dom = await api(() => this.m.conn().createXML(xml, flags, this.o.timeouts.launchMs), vm.id);
       timer.mark('createXML');
       vm.domId = dom.id;
       vm.hasGuestAgent = parseDomainDevices(xml).hasGuestAgentChannel;
@@ -132,7 +147,20 @@ export class VmLaunch extends VmVerbs {
     } catch (e) {
       timer.mark('failed');
       log.warn('VM launch failed', { err: e, ...timer.fields() });
+      // Timed out, libvirtd may still have started it: the VM is reported Down, so its domain must not run.
+      if (e instanceof OperationTimeoutError) await this.destroyLeftover(vm, log);
       this.m.setStatus(vm, 'Down', { exit: { exitCode: 1, exitReason: ExitReason.LIBVIRT_START_FAILED, exitMessage: (e as Error).message } });
+    }
+  }
+
+  /** Destroys the domain of a launch that timed out, if libvirtd made it after all (a lookup that fails finds none). */
+  private async destroyLeftover(vm: Vm, log: Logger): Promise<void> {
+    try {
+      const dom = await this.m.conn().lookupByUUID(vm.id);
+      await dom.destroy(0);
+      log.warn('VM launch timed out but libvirt made the domain: destroyed it', { vm: vm.id });
+    } catch (err) {
+      log.info('no domain left by the timed-out launch', { vm: vm.id, err });
     }
   }
 }
