@@ -163,6 +163,25 @@ export const DECISION_SETTINGS = {
   balancingSpmVmGrace: {
     default: 5, unit: 'count', min: 0, max: 1_000,
     reason: "vm_evenly_distributed's SpmVmGrace when the cluster sets none (oVirt's SpmVmGraceForEvenGuestDistribute, 5): the SPM host counts as this many extra VMs, as its storage work loads it",
+  migrationTimeoutMs: {
+    default: 900_000, unit: 'ms', min: 5_000, max: 86_400_000,
+    reason: "a vm.migrate job that has not seen the VM Up on the destination after this fails (the agent's own migration.timeoutSec and its progress timeout abort a copy that does not converge well before; this bounds the controller's wait when the agent never says). 15 min: a 16 GiB guest at 100 MiB/s with several dirty passes fits",
+  },
+  migrationStatusPollMs: {
+    default: 1_000, unit: 'ms', min: 100, max: 60_000,
+    reason: 'period of VM.getMigrationStatus while a vm.migrate job follows its migration: VM_migration_status events bring the progress sooner, this catches an event lost with a reconnect. One call per second per migration is cheap for the agent',
+  },
+  maintenanceMigrationAttempts: {
+    default: 3, unit: 'count', min: 1, max: 20,
+    reason: "tries per VM (vm.migrate jobs, each to the scheduler's best host at that moment) before maintenance gives up on it and the host goes MaintenanceFailed naming it: a transient failure (destination at its incoming limit, a blip) gets retried, a VM that cannot move does not leave the host in PreparingForMaintenance forever, oVirt's most common complaint (it retries every 300 s without end)",
+  },
+  maintenanceParallelMigrations: {
+    default: 2, unit: 'count', min: 1, max: 16,
+    reason: "VMs migrated off a host entering maintenance at once: the agent's outgoing limit (migration.maxOutgoing, VDSM's max_outgoing_migrations 2); more would only queue on the agent",
+  },
+  maintenanceSpmHandoverTimeoutMs: {
+    default: 300_000, unit: 'ms', min: 1_000, max: 3_600_000,
+    reason: "a host entering maintenance while it is the SPM waits this long for the SPM loop to stop it and elect another host before the maintenance fails: spmStop is quick, but a new spmStart may wait for the lease (sanlock, up to 140 s host_dead_seconds after a lost holder)",
   },
 } as const satisfies Record<string, SettingDef>;
 

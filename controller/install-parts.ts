@@ -10,6 +10,7 @@ import { installStorage, type InstallStorageOptions } from './storage/install.js
 import { installVms } from './vms/install.js';
 import { installNetworks } from './networks/install.js';
 import { installBalancing } from './balancing/install.js';
+import { installMigration } from './migration/install.js';
 
 export function installParts(runtime: ControllerRuntime, store: Store, settings: DecisionSettings, log: LogFn, api?: ApiContext,
   o: { storage?: InstallStorageOptions } = {}) {
@@ -28,5 +29,6 @@ export function installParts(runtime: ControllerRuntime, store: Store, settings:
   const reportedNetworks = vms.placementFacts.networksOn;
   vms.placementFacts.networksOn = (hostId) => networks.view.observedAt(hostId) !== undefined ? networks.networksOnHost(hostId) : reportedNetworks(hostId);
   const balancing = installBalancing(runtime, store, settings, log, vms);
-  return { storage, networks, vms, balancing };
+  const migration = installMigration(runtime, store, settings, log, vms, storage, api);
+  return { storage, networks, vms, balancing, migration };
 }

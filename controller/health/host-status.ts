@@ -11,12 +11,13 @@ export const HOST_STATUSES = [
   'NonOperational',          // reachable but unfit (see reasons)
   'PreparingForMaintenance',
   'Maintenance',
+  'MaintenanceFailed',       // a VM could not be moved off after the bounded tries (reasons per VM); cancel returns it to Up
 ] as const;
 export type HostStatus = typeof HOST_STATUSES[number];
 
 /** Why a reachable host is unfit; `code` is for programs, `message` for people. */
 export interface UnfitReason {
-  code: 'requiredNetworkMissing' | 'poolStorageUnreachable' | 'recoveryTimeout';
+  code: 'requiredNetworkMissing' | 'poolStorageUnreachable' | 'recoveryTimeout' | 'vmNotMigrated';
   message: string;
   /** the network or storage domain concerned, when there is one */
   subject?: string;
@@ -28,7 +29,7 @@ export interface HostHealth {
   status: HostStatus;
   /** when the host entered its status (ms since the epoch) */
   statusSince: number;
-  /** non-empty exactly when NonOperational */
+  /** non-empty when NonOperational, and when MaintenanceFailed (one per VM that could not be moved) */
   reasons: UnfitReason[];
   /** consecutive failed polls (reset by any answer, even 99) */
   failedPolls: number;
@@ -53,5 +54,5 @@ export function enrolledHost(hostId: string, now: number): HostHealth {
 /** States in which the agent answered its last poll: what it reports (VMs, networks, SPM role) is current. */
 export function agentAnswering(status: HostStatus): boolean {
   return status === 'Up' || status === 'NonOperational' || status === 'PreparingForMaintenance'
-    || status === 'Maintenance' || status === 'Initializing';
+    || status === 'Maintenance' || status === 'MaintenanceFailed' || status === 'Initializing';
 }

@@ -2,7 +2,7 @@
 // record, what the poll saw and the time in; the next record and the transition events out.
 //
 //   answered  -> Up, or NonOperational with reasons (Maintenance stays; PreparingForMaintenance
-//                ends in Maintenance once the host runs no VM)
+//                ends in Maintenance once the host runs no VM; MaintenanceFailed stays until cancelled)
 //   recovering (the agent answered 99) -> Initializing; NonOperational after recoveryTimeoutMs
 //   failed    -> Connecting while in grace, NonResponsive after it (its VMs become Unknown);
 //                Installing stays Installing (never contacted), Maintenance ignores failures
@@ -46,7 +46,7 @@ function afterAnswer(prev: HostHealth, poll: { vmCount: number; fitness: Fitness
     ...prev, failedPolls: 0, lastContactAt: now, lastError: null, vmCount: poll.vmCount,
     storageUnreachableSince: fit.storageUnreachableSince,
   };
-  if (prev.status === 'Maintenance') return stay(contacted);
+  if (prev.status === 'Maintenance' || prev.status === 'MaintenanceFailed') return stay(contacted);
   if (prev.status === 'PreparingForMaintenance') {
     return poll.vmCount === 0
       ? move(contacted, 'Maintenance', [], now, 'no VM runs on the host any more: maintenance reached')
@@ -77,6 +77,7 @@ function afterRecovering(prev: HostHealth, now: number, s: DecisionSettings): He
   switch (prev.status) {
     case 'Maintenance':
     case 'PreparingForMaintenance':
+    case 'MaintenanceFailed':
     case 'NonOperational':
       return stay(contacted);
     case 'Initializing':
@@ -97,7 +98,7 @@ function afterFailure(prev: HostHealth, error: string, ctx: HealthContext, now: 
   const graceMs = nonResponsiveGraceMs(s, { isSpm: ctx.isSpm, vmCount: prev.vmCount });
   if (stillInGrace(s, failed.failedPolls, lastAnswer, graceMs, now)) {
     // PreparingForMaintenance keeps its state through the grace, as in oVirt: it is still draining.
-    if (prev.status === 'Connecting' || prev.status === 'PreparingForMaintenance') return stay(failed);
+    if (prev.status === 'Connecting' || prev.status === 'PreparingForMaintenance' || prev.status === 'MaintenanceFailed') return stay(failed);
     return move(failed, 'Connecting', [], now,
       `poll failed (${error}); NonResponsive after more than ${s.nonResponsiveAttempts} failed polls and ${graceMs / 1000} s without an answer`,
       { graceMs });

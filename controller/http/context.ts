@@ -5,6 +5,8 @@ import type { JobRunner } from '../jobs/runner.js';
 import type { Job } from '../model/jobs.js';
 import type { NewJob } from '../store/repos/jobs.js';
 import type { Store } from '../store/store.js';
+import type { VmMigrationPlacer } from '../migration/migrate-placement.js';
+import type { HostMaintenanceApi } from '../migration/maintenance-service.js';
 
 export interface ApiContext {
   store: Store;
@@ -16,6 +18,10 @@ export interface ApiContext {
   vmStarts?: VmStartPlacer;
   /** One-time console tickets (controller/vms); without them POST /vms/{id}/console answers 503. */
   consoles?: ConsoleOpener;
+  /** Places a VM's migration when it is requested (controller/migration). */
+  vmMigrations?: VmMigrationPlacer;
+  /** Host maintenance: blockers, state moves (controller/migration). */
+  hostMaintenance?: HostMaintenanceApi;
 }
 
 export interface ConsoleOpener {

@@ -4,7 +4,7 @@ import { EpochMs, Id, Name, NullableEpochMs, StringEnum } from './common.js';
 
 // The states of issue 11 (oVirt's VDSStatus subset a thin controller needs).
 export const HOST_STATUSES = ['Installing', 'Initializing', 'Up', 'Connecting', 'NonResponsive', 'NonOperational',
-  'PreparingForMaintenance', 'Maintenance'] as const;
+  'PreparingForMaintenance', 'Maintenance', 'MaintenanceFailed'] as const;
 export const HostStatus = StringEnum(HOST_STATUSES);
 export type HostStatus = Static<typeof HostStatus>;
 

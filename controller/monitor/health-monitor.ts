@@ -23,6 +23,7 @@ import { errorFields, noLog, type LogFn } from '../agents/log-fn.js';
 import type { HostObservationSink, VmChange, VmObservationSource } from './observation-sink.js';
 import { answeredPoll, failedPoll, type HostStats } from './poll-outcome.js';
 import { VmView } from './vm-view.js';
+import type { DecisionEvent } from '../decision-event.js';
 
 /** What the monitor needs of one agent link (AgentLink). */
 export interface MonitorLink {
@@ -118,6 +119,26 @@ export class HealthMonitor {
   /** The host's current record, or undefined when it is not tracked. */
   health(hostId: string): HostHealth | undefined {
     return this.watches.get(hostId)?.health;
+  }
+
+  /**
+   * An admin's state move (maintenance, activate, cancel; controller/health/maintenance.ts): applied
+   * to the record at once, persisted and fanned out as a poll's step is. Undefined when the host is
+   * not tracked; whatever `move` throws (a move the state forbids) is thrown.
+   */
+  adminMove(hostId: string, move: (h: HostHealth, now: number) => { host: HostHealth; events: DecisionEvent[] }): HostHealth | undefined {
+    const w = this.watches.get(hostId);
+    if (w === undefined || this.closed) return undefined;
+    const before = w.health.status;
+    const step = move(w.health, this.clock());
+    w.health = step.host;
+    for (const e of step.events) this.log('info', e.kind, { hostId, reason: e.reason, ...e.data });
+    this.deliver('health', () => this.o.sink.health({ host: step.host, events: step.events, stats: null }));
+    if (step.host.status !== before) {
+      w.listWanted++;
+      this.emitVms(w, 'host-status', [], this.clock());
+    }
+    return step.host;
   }
 
   /** Stops the loop and waits for the polls in flight (each bounded); leaves no timer behind. */

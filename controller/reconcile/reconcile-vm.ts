@@ -44,20 +44,30 @@ interface Ctx {
 
 function whereItRuns(ctx: Ctx, running: Seen[]): VmRecord {
   const { prev, now } = ctx;
-  if (running.length > 1) ctx.anomaly = `reported on ${running.length} hosts: ${running.map((r) => `${r.hostId} (${r.vm.status})`).join(', ')}`;
-  const here = running.find((r) => r.hostId === prev.startInFlight?.hostId) ?? running.find((r) => r.hostId === prev.hostId) ?? running[0]!;
+  // A live migration shows the VM on two hosts, as its source and its destination: one VM, on the source until it ends.
+  const source = migrationSource(running);
+  if (running.length > 1 && source === undefined) ctx.anomaly = `reported on ${running.length} hosts: ${running.map((r) => `${r.hostId} (${r.vm.status})`).join(', ')}`;
+  const here = source ?? running.find((r) => r.hostId === prev.startInFlight?.hostId) ?? running.find((r) => r.hostId === prev.hostId) ?? running[0]!;
   let startInFlight = prev.startInFlight;
   if (startInFlight !== null && startInFlight.hostId === here.hostId) startInFlight = null; // the start landed
   if (startInFlight !== null) {
     ctx.anomaly ??= `running on ${here.hostId} while a start is in flight on ${startInFlight.hostId}`;
     ctx.blockers.push(`a start is in flight on ${startInFlight.hostId}`);
   }
-  if (prev.hostId !== null && prev.hostId !== here.hostId && prev.startInFlight?.hostId !== here.hostId) {
+  const migrated = prev.status === 'Migration Source' || prev.status === 'Migration Destination';
+  if (prev.hostId !== null && prev.hostId !== here.hostId && prev.startInFlight?.hostId !== here.hostId && !migrated) {
     ctx.events.push(decisionEvent(now, 'vm.host-differs', 'warning',
       `the agent of ${here.hostId} runs the VM; the store had it on ${prev.hostId}: the agent's state wins`, { vm: prev.vmId, host: here.hostId, data: { recorded: prev.hostId } }));
   }
   ctx.blockers.push(`the VM is ${here.vm.status} on ${here.hostId}`);
   return { ...prev, hostId: here.hostId, status: here.vm.status, startInFlight };
+}
+
+function migrationSource(running: readonly Seen[]): Seen | undefined {
+  if (running.length !== 2) return undefined;
+  const src = running.find((r) => r.vm.status === 'Migration Source');
+  // The destination may already say Up in the moment before the source says Down.
+  return src !== undefined && running.some((r) => r !== src && (r.vm.status === 'Migration Destination' || r.vm.status === 'Up')) ? src : undefined;
 }
 
 function whereItDoesNot(ctx: Ctx): VmRecord {

@@ -48,7 +48,7 @@ export interface HostReport {
 /** The host's VM list is current and complete (a recovering agent's is not). */
 export function listTrusted(h: HostReport): h is HostReport & { vms: ReadonlyMap<string, ReportedVm>; at: number } {
   return h.vms !== undefined && h.at !== undefined
-    && (h.status === 'Up' || h.status === 'NonOperational' || h.status === 'PreparingForMaintenance' || h.status === 'Maintenance');
+    && (h.status === 'Up' || h.status === 'NonOperational' || h.status === 'PreparingForMaintenance' || h.status === 'Maintenance' || h.status === 'MaintenanceFailed');
 }
 
 export function newVmRecord(vmId: string): VmRecord {

@@ -52,12 +52,12 @@ export class PendingReservations {
     return { starts: mine.length, memoryMiB: mine.reduce((a, p) => a + p.memoryMiB, 0), vcpus: mine.reduce((a, p) => a + p.vcpus, 0) };
   }
 
-  /** Rebuilds the reservations of unfinished vm.start jobs (after a restart); returns how many. */
+  /** Rebuilds the reservations of unfinished vm.start and vm.migrate jobs (after a restart); returns how many. */
   rebuild(unfinished: readonly Job[]): number {
     let n = 0;
     for (const job of unfinished) {
       const p = placementOf(job);
-      if (job.kind !== 'vm.start' || p === undefined) continue;
+      if ((job.kind !== 'vm.start' && job.kind !== 'vm.migrate') || p === undefined) continue;
       this.pending = [...release(this.pending, job.targetId), { vmId: job.targetId, ...p }];
       this.jobs.set(job.targetId, job.id);
       n++;

@@ -93,6 +93,11 @@ export class PoolConnector {
       }
       return;
     }
+    // A host in Maintenance stays out of the pool (once it no longer holds the SPM role: the SPM loop stops it first).
+    if (status === 'Maintenance' && !runtime.hostContext.isSpm(h.id)) {
+      await this.disconnect(h, plan, correlationId);
+      return;
+    }
     // The monitors' own view (validity, lockspace); getInfo adds sizes. Without it, getInfo's status serves.
     const stats = await runtime.links.call(h.id, 'Host.getStorageRepoStats', { domains: Object.keys(info.dominfo) }, { timeoutMs, correlationId })
       .catch(() => ({} as ResultOf<'Host.getStorageRepoStats'>));
@@ -111,6 +116,22 @@ export class PoolConnector {
     const view = state.update(h.id, plan.poolId, { state: 'connected', domains, error: null }, now);
     const missing = Object.keys(plan.domains).filter((sd) => !(sd in info.dominfo));
     if (missing.length > 0) this.startConnect(h, plan, status, `the host lacks pool domain(s) ${missing.map((sd) => this.domainNames.get(sd) ?? sd).join(', ')}`, view);
+  }
+
+  /** StoragePool.disconnect of a host in Maintenance; it stays disconnected (startConnect connects only Up hosts). */
+  private async disconnect(h: Host, plan: PoolPlan, correlationId: string): Promise<void> {
+    const { state, runtime } = this.o;
+    try {
+      await runtime.links.call(h.id, 'StoragePool.disconnect', { storagepoolID: plan.poolId }, { correlationId });
+    } catch (e) {
+      if (!answered(e, 'storagePoolUnknown')) {
+        state.update(h.id, plan.poolId, { state: 'unknown', domains: {}, error: `StoragePool.disconnect: ${errorText(e)}` }, this.clock());
+        return;
+      }
+    }
+    state.update(h.id, plan.poolId, { state: 'disconnected', domains: {}, error: 'the host is in Maintenance' }, this.clock());
+    this.o.log('info', 'host in Maintenance disconnected from the storage pool', { hostId: h.id, poolId: plan.poolId });
+    await this.event('storage.pool-disconnected', 'info', h.id, `disconnected from pool ${plan.poolId}: the host is in Maintenance`, { poolId: plan.poolId });
   }
 
   /** StoragePool.connect in the background (at most one per host; a failed one is retried after poolConnectRetryMs). */

@@ -6,7 +6,7 @@ import type { DecisionSettings } from '../decision-settings.js';
 import type { ApiContext } from '../http/context.js';
 import { agentAnswering } from '../health/host-status.js';
 import type { ControllerRuntime } from '../runtime/controller-runtime.js';
-import { PlacementService } from '../scheduler/placement-service.js';
+import { PlacementService, type PlacementView } from '../scheduler/placement-service.js';
 import { PendingReservations } from '../scheduler/reservations.js';
 import type { Store } from '../store/store.js';
 import { ConsoleTickets } from './console-tickets.js';
@@ -30,6 +30,11 @@ export interface VmsPart {
    */
   placementFacts: PlacementFacts;
   starts: VmStarts;
+  /** placement over the hosts as the runtime sees them (migrations and maintenance place with it too) */
+  placement: PlacementService;
+  view: PlacementView;
+  /** what the VM job handlers share */
+  deps: VmJobDeps;
   /** resolves once the VMs and the pending reservations are loaded from the store */
   ready: Promise<void>;
 }
@@ -88,5 +93,5 @@ export function installVms(runtime: ControllerRuntime, store: Store, settings: D
     api.vmStarts = starts;
     api.consoles = new ConsoleTickets({ store, registry, links: runtime.links, settings });
   }
-  return { registry, reservations, reconciler, facts, placementFacts, starts, get ready() { return load(); } };
+  return { registry, reservations, reconciler, facts, placementFacts, starts, placement, view, deps, get ready() { return load(); } };
 }

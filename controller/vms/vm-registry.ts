@@ -20,7 +20,7 @@ export interface VmDef {
   vcpus: number;
 }
 
-const STATUSES: readonly VmRuntimeStatus[] = ['WaitForLaunch', 'Powering up', 'Up', 'Paused', 'Powering down', 'Down', 'Unknown'];
+const STATUSES: readonly VmRuntimeStatus[] = ['WaitForLaunch', 'Powering up', 'Up', 'Paused', 'Powering down', 'Down', 'Unknown', 'Migration Source', 'Migration Destination'];
 
 /** The runtime record a restarted controller starts from: what the store last recorded. */
 export function recordFromRow(vm: Vm): VmRecord {

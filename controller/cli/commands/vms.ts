@@ -58,6 +58,14 @@ export const registerVms: RegisterCommands = (program, env) => {
       const job = await env.ctx().client.call<Job>('POST', `/api/v1/vms/${await vmId(ref)}/start`, o.host ? { host: o.host } : {});
       await afterAction(env, job, `start ${ref}`, o.wait);
     });
+  vms.command('migrate <vm>').description('live-migrate a running VM (the scheduler picks the host unless --host); shows a progress bar until it ends')
+    .option('--host <host>', 'destination host id or name').option('--no-wait', 'answer with the job at once')
+    .option('--timeout <seconds>', 'how long to wait', (v) => Number(v), 900)
+    .action(async (ref: string, o: { host?: string; wait: boolean; timeout: number }) => {
+      const job = await env.ctx().client.call<Job>('POST', `/api/v1/vms/${await vmId(ref)}/migrate`, o.host ? { host: o.host } : {});
+      await afterAction(env, job, `migrate ${ref}`, o.wait, o.timeout);
+    });
+
   vms.command('stop <vm>').description('power a VM off').option('--wait', 'wait for the job to end')
     .action(async (ref: string, o: { wait?: boolean }) => {
       const job = await env.ctx().client.call<Job>('POST', `/api/v1/vms/${await vmId(ref)}/stop`, {});

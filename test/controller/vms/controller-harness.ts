@@ -32,7 +32,9 @@ export function controllerCredentials(api: Api): ControllerCredentials {
 }
 
 /** `api`: an API already serving (hosts enrolled through it before the runtime starts); default a new one. */
-export async function startController(o: { settings: DecisionSettings; credentials: ControllerCredentials | 'own'; api?: Api }): Promise<TestController> {
+export async function startController(o: { settings: DecisionSettings; credentials: ControllerCredentials | 'own'; api?: Api;
+  /** another part installed on the same runtime (e.g. installMigration) */
+  install?: (runtime: ControllerRuntime, vms: VmsPart, log: LogFn) => void }): Promise<TestController> {
   const api = o.api ?? await startApi();
   const credentials = o.credentials === 'own' ? controllerCredentials(api) : o.credentials;
   const logs: LogLine[] = [];
@@ -42,6 +44,7 @@ export async function startController(o: { settings: DecisionSettings; credentia
   };
   const runtime = new ControllerRuntime({ store: api.store, credentials, settings: o.settings, log, hostSyncIntervalMs: 500 });
   const vms = installVms(runtime, api.store, o.settings, log, api.ctx);
+  o.install?.(runtime, vms, log);
   api.ctx.jobs = runtime.executor;
   api.ctx.hostsChanged = () => runtime.kick();
   await runtime.start();
