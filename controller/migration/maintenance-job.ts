@@ -51,7 +51,8 @@ export function maintenanceJob(d: MaintenanceJobDeps): JobHandler {
     }
 
     const tries: Tries = { ...(ctx.memo<Tries>('tries') ?? {}) };
-    const following = new Set<string>();
+    /** vm.migrate job id -> its step, ending with the job */
+    const following = new Map<string, Promise<void>>();
     const drained = await ctx.step('migrate the VMs off the host', async () => {
       const limit = since + d.settings.maintenanceSpmHandoverTimeoutMs + d.settings.maintenanceMigrationAttempts * d.settings.migrationTimeoutMs;
       for (;;) {
@@ -65,6 +66,7 @@ export function maintenanceJob(d: MaintenanceJobDeps): JobHandler {
           case 'drained':
             return true;
           case 'fail': {
+            await Promise.all(following.values()); // their jobs ended: their steps end too
             d.runtime.monitor.adminMove(hostId, (h, t) => maintenanceFailed(h, t, step.reasons));
             throw new JobFailure('MaintenanceFailed', `host ${host.name} is MaintenanceFailed: ${step.reasons.map((r) => r.message).join('; ')}`,
               { reasons: step.reasons });
@@ -75,14 +77,22 @@ export function maintenanceJob(d: MaintenanceJobDeps): JobHandler {
           default:
             break;
         }
-        for (const v of vms) if (v.moving && !following.has(v.vmId)) follow(d, ctx, v, tries[v.vmId]!.at(-1)!, following);
+        for (const v of vms) {
+          const last = tries[v.vmId]?.at(-1);
+          if (v.moving && last !== undefined && !following.has(last)) follow(d, ctx, v, last, following); // a resumed run's
+        }
         if (now() > limit) throw new JobFailure('MaintenanceTimeout', `host ${host.name} is not drained after ${Math.round((now() - since) / 1000)} s`, {});
         await sleep(ctx, TICK_MS);
       }
     }, { hostId });
 
     if (drained) {
-      await ctx.step('wait for Maintenance', () => until(ctx, () => status() === 'Maintenance', 4 * d.settings.pollIntervalMs + 30_000), { hostId });
+      // The monitor moves it once the host's agent reports no VM at all (external ones included, as oVirt's MaintenanceVdsIgnoreExternalVms=false).
+      await ctx.step('wait for Maintenance', () => until(ctx, () => {
+        const st = status();
+        if (st !== 'Maintenance' && st !== 'PreparingForMaintenance') throw new JobFailure('Cancelled', `host ${host.name} left PreparingForMaintenance (${st}): the maintenance was cancelled`, { status: st });
+        return st === 'Maintenance';
+      }, 4 * d.settings.pollIntervalMs + 60_000), { hostId });
       const poolId = (await d.store.clusters.get(host.clusterId)).poolId;
       if (poolId !== null && d.storage) {
         const pool = d.storage.pool;
@@ -116,7 +126,7 @@ async function drainVms(d: MaintenanceJobDeps, hostId: string, tries: Tries): Pr
   return out;
 }
 
-async function startMigration(d: MaintenanceJobDeps, ctx: JobContext, hostName: string, v: DrainVm, tries: Tries, following: Set<string>): Promise<void> {
+async function startMigration(d: MaintenanceJobDeps, ctx: JobContext, hostName: string, v: DrainVm, tries: Tries, following: Map<string, Promise<void>>): Promise<void> {
   const job = await d.store.jobs.create({
     kind: 'vm.migrate', targetKind: 'vm', targetId: v.vmId, correlationId: ctx.correlationId,
     params: { vmId: v.vmId, hostId: null, reason: `maintenance of host ${hostName} (try ${v.attempts + 1})` },
@@ -130,16 +140,16 @@ async function startMigration(d: MaintenanceJobDeps, ctx: JobContext, hostName: 
 }
 
 /** A step per try, in the job's steps, ending with its vm.migrate job (its failure is the VM's reason, not the maintenance's). */
-function follow(d: MaintenanceJobDeps, ctx: JobContext, v: DrainVm, jobId: string, following: Set<string>): void {
-  following.add(v.vmId);
-  void ctx.step(`migrate VM ${v.name} (try ${v.attempts}, job ${jobId})`, async () => {
+function follow(d: MaintenanceJobDeps, ctx: JobContext, v: DrainVm, jobId: string, following: Map<string, Promise<void>>): void {
+  const p = ctx.step(`migrate VM ${v.name} (try ${v.attempts}, job ${jobId})`, async () => {
     let j = await d.store.jobs.get(jobId);
     while (j.state !== 'succeeded' && j.state !== 'failed') {
       await sleep(ctx, TICK_MS);
       j = await d.store.jobs.get(jobId);
     }
     if (j.state === 'failed') throw new JobFailure(j.error?.code ?? 'MigrationFailed', j.error?.message ?? 'the migration failed', { job: jobId });
-  }).catch(() => undefined).finally(() => following.delete(v.vmId));
+  }).catch(() => undefined);
+  following.set(jobId, p);
 }
 
 function sleep(ctx: JobContext, ms: number): Promise<void> {
