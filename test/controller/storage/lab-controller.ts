@@ -8,6 +8,8 @@ import { Enrollment } from '../../../controller/enrollment/enroll.js';
 import { buildServer, type ApiServer } from '../../../controller/http/server.js';
 import { ControllerRuntime } from '../../../controller/runtime/controller-runtime.js';
 import { installStorage } from '../../../controller/storage/install.js';
+import { installParts } from '../../../controller/install-parts.js';
+import type { ApiContext } from '../../../controller/http/context.js';
 import type { StorageDeps } from '../../../controller/storage/storage-deps.js';
 import type { DecisionSettings } from '../../../controller/decision-settings.js';
 import type { LogFn } from '../../../controller/agents/log-fn.js';
@@ -27,7 +29,9 @@ export interface InProcessController {
   close(): Promise<void>;
 }
 
-export async function inProcessController(o: { listen: string; settings: DecisionSettings; echo?: boolean }): Promise<InProcessController> {
+export async function inProcessController(o: { listen: string; settings: DecisionSettings; echo?: boolean;
+  /** every part (installParts: storage, networks, VMs, migration) rather than storage alone */
+  allParts?: boolean }): Promise<InProcessController> {
   const dir = scratchDir('hv-ctl-lab-');
   const pki = await ensureControllerPki(join(dir, 'pki'), [o.listen]);
   const admin = await ensureClientCredentials(pki.ca, 'admin', join(dir, 'admin'));
@@ -42,9 +46,10 @@ export async function inProcessController(o: { listen: string; settings: Decisio
   const runtime = new ControllerRuntime({
     store, settings: o.settings, log, credentials: { key: readFileSync(pki.clientKey), cert: readFileSync(pki.clientCert), ca: caPem },
   });
-  const storage = installStorage(runtime, store, o.settings, log);
+  const ctx: ApiContext = { store, enrollment: new Enrollment(store, pki.ca), jobs: runtime.executor, hostsChanged: () => runtime.kick() };
+  const storage = o.allParts ? installParts(runtime, store, o.settings, log, ctx).storage : installStorage(runtime, store, o.settings, log);
   const server: ApiServer = await buildServer({
-    ctx: { store, enrollment: new Enrollment(store, pki.ca), jobs: runtime.executor, hostsChanged: () => runtime.kick() },
+    ctx,
     tls: { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert), ca: caPem },
     logger: { level: process.env['HV_TEST_LOG'] ? 'info' : 'silent' },
   });
