@@ -9,7 +9,8 @@ import { resolveDecisionSettings } from '../../../controller/decision-settings.j
 import { installMigration } from '../../../controller/migration/install.js';
 import { AgentProcess } from '../../api/client/agent-process.js';
 import { credentialsOf } from '../agents/test-hosts.js';
-import { startController } from '../vms/controller-harness.js';
+import { addLocalHosts, startController } from '../vms/controller-harness.js';
+import type { Host } from '../../../controller/model/hosts.js';
 import { startApi } from '../http/harness.js';
 
 t.setTimeout(240_000);
@@ -31,11 +32,7 @@ t.teardown(() => c.close());
 const { api, until, jobEnd } = c;
 const call = api.call;
 
-const cluster = await api.store.clusters.get('default');
-const hostA = await api.store.hosts.create({ name: 'a', address: 'localhost', port: agentA.config['rpc.port'], clusterId: cluster.id, certFingerprint: 'test' });
-const hostB = await api.store.hosts.create({ name: 'b', address: 'localhost', port: agentB.config['rpc.port'], clusterId: cluster.id, certFingerprint: 'test' });
-c.runtime.kick();
-await until('/api/v1/hosts', (a) => a.body.length === 2 && a.body.every((h: { status: string }) => h.status === 'Up'), 15_000, 'both hosts Up');
+const [hostA, hostB] = await addLocalHosts(c, [agentA.config['rpc.port'], agentB.config['rpc.port']]) as [Host, Host];
 
 async function defineVm(name: string, extra: Record<string, unknown> = {}): Promise<string> {
   const r = await call('POST', '/api/v1/vms', { body: { name, spec: { memoryMiB: 64, domainType: 'qemu' }, ...extra } });

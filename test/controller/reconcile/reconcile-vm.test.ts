@@ -116,3 +116,17 @@ t.test('reconcile does not change its input (the caller may keep the old record)
   reconcileVm(upOnA, [rep('a', 'Up', {})], 2000, S);
   t.equal(JSON.stringify(upOnA), before);
 });
+
+t.test('a live migration is one VM: on its source while the destination prepares and copies, then on the destination with no anomaly', async (t) => {
+  const during = reconcileVm(upOnA, [rep('a', 'Up', { vm1: 'Migration Source' }), rep('b', 'Up', { vm1: 'Migration Destination' })], 2000, S);
+  t.match(during.record, { hostId: 'a', status: 'Migration Source', noted: null }, 'recorded on the source');
+  t.notOk(during.events.some((e) => e.kind === 'vm.running-twice'), 'not "running twice"');
+  t.match(during.blockers, [/Migration Source on a/], 'a start is still refused');
+  const ending = reconcileVm(during.record, [rep('a', 'Up', { vm1: 'Migration Source' }), rep('b', 'Up', { vm1: 'Up' })], 2500, S);
+  t.match(ending.record, { hostId: 'a', noted: null }, 'the destination Up a moment before the source says Down: still one VM');
+  const after = reconcileVm(during.record, [rep('a', 'Up', { vm1: { status: 'Down', exitMessage: 'migration succeeded' } }), rep('b', 'Up', { vm1: 'Up' })], 3000, S);
+  t.match(after.record, { hostId: 'b', status: 'Up' }, 'then on the destination');
+  t.same(after.events.map((e) => e.kind), ['vm.status'], 'a status change, not "the host differs"');
+  const twice = reconcileVm(upOnA, [rep('a', 'Up', { vm1: 'Up' }), rep('b', 'Up', { vm1: 'Up' })], 2000, S);
+  t.ok(twice.events.some((e) => e.kind === 'vm.running-twice'), 'Up on two hosts with no migration is still an anomaly');
+});

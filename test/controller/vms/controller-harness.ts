@@ -8,6 +8,7 @@ import type { ControllerCredentials } from '../../../controller/agents/agent-lin
 import type { LogFn } from '../../../controller/agents/log-fn.js';
 import type { DecisionSettings } from '../../../controller/decision-settings.js';
 import type { Job } from '../../../controller/model/jobs.js';
+import type { Host } from '../../../controller/model/hosts.js';
 import { ControllerRuntime } from '../../../controller/runtime/controller-runtime.js';
 import { installVms, type VmsPart } from '../../../controller/vms/install.js';
 import { startApi, type Answer, type Api } from '../http/harness.js';
@@ -24,6 +25,18 @@ export interface TestController {
   /** waits for the job at this Location to end; returns it */
   jobEnd(location: string, ms?: number): Promise<Job>;
   close(): Promise<void>;
+}
+
+/** Hosts named a, b, ... on local test-driver agents (by their ports), in the default cluster; resolves once all are Up. */
+export async function addLocalHosts(c: TestController, ports: readonly number[]): Promise<Host[]> {
+  const cluster = await c.api.store.clusters.get('default');
+  const hosts: Host[] = [];
+  for (const [i, port] of ports.entries()) {
+    hosts.push(await c.api.store.hosts.create({ name: String.fromCharCode(97 + i), address: 'localhost', port, clusterId: cluster.id, certFingerprint: 'test' }));
+  }
+  c.runtime.kick();
+  await c.until('/api/v1/hosts', (a) => a.body.length === ports.length && a.body.every((x: { status: string }) => x.status === 'Up'), 15_000, 'every host Up');
+  return hosts;
 }
 
 /** The controller's own client credentials (what it reaches enrolled agents with). */

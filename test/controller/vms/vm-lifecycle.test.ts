@@ -15,7 +15,8 @@ import { randomUUID } from 'node:crypto';
 import { resolveDecisionSettings } from '../../../controller/decision-settings.js';
 import { AgentProcess } from '../../api/client/agent-process.js';
 import { credentialsOf } from '../agents/test-hosts.js';
-import { startController } from './controller-harness.js';
+import { addLocalHosts, startController } from './controller-harness.js';
+import type { Host } from '../../../controller/model/hosts.js';
 
 t.setTimeout(240_000);
 const settings = resolveDecisionSettings({
@@ -33,11 +34,7 @@ t.teardown(() => c.close());
 const { api, until, jobEnd } = c;
 const call = api.call;
 
-const cluster = await api.store.clusters.get('default');
-const hostA = await api.store.hosts.create({ name: 'a', address: 'localhost', port: agentA.config['rpc.port'], clusterId: cluster.id, certFingerprint: 'test' });
-const hostB = await api.store.hosts.create({ name: 'b', address: 'localhost', port: agentB.config['rpc.port'], clusterId: cluster.id, certFingerprint: 'test' });
-c.runtime.kick();
-await until('/api/v1/hosts', (a) => a.body.length === 2 && a.body.every((h: { status: string }) => h.status === 'Up'), 15_000, 'both hosts Up');
+const [hostA, hostB] = await addLocalHosts(c, [agentA.config['rpc.port'], agentB.config['rpc.port']]) as [Host, Host];
 
 const agentOf = (hostId: string): AgentProcess => (hostId === hostA.id ? agentA : agentB);
 async function listed(agent: AgentProcess, vmId: string): Promise<string | undefined> {
@@ -107,7 +104,7 @@ t.test('an explicit host is used, and validated by the same filters (422 naming 
   t.equal(c.vms.reservations.list().length, 0, 'and no reservation behind');
 
   // A cluster network that no host has up (the agents report their networks; none here has it).
-  await api.store.networks.create({ clusterId: cluster.id, name: 'vmnet', vlan: null, mtu: 1500, bridged: true, required: false, nics: {} });
+  await api.store.networks.create({ clusterId: hostA.clusterId, name: 'vmnet', vlan: null, mtu: 1500, bridged: true, required: false, nics: {} });
   const netVm = await defineVm('life-net', { spec: { memoryMiB: 64, domainType: 'qemu', nics: [{ network: 'vmnet' }] } });
   const n = await call('POST', `/api/v1/vms/${netVm}/start`);
   t.same([n.status, n.body.details?.hosts?.map((h: { filter: string }) => h.filter)], [422, ['networks', 'networks']], `a VM whose NIC needs a network no host has: 422, networks filter on each host (${n.body.details?.hosts?.[0]?.reason})`);
