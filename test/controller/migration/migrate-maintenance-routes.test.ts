@@ -5,6 +5,8 @@
 // with the agent's step and code; a host whose VM cannot move ends MaintenanceFailed naming it,
 // and cancel returns it to Up). The success paths run on the lab hosts (migration-lab.test.ts).
 import t from 'tap';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { resolveDecisionSettings } from '../../../controller/decision-settings.js';
 import { installMigration } from '../../../controller/migration/install.js';
 import { AgentProcess } from '../../api/client/agent-process.js';
@@ -68,6 +70,21 @@ t.test('migrate: 404, 409 for a VM not running, 409 to its own host; 202 + a vm.
   const vm = await until(`/api/v1/vms/${id}`, (a) => a.body.status === 'Up', 10_000, 'VM Up again');
   t.same([vm.body.status, vm.body.hostId], ['Up', hostA.id], 'the VM is still Up on A');
   t.equal(c.vms.reservations.get(id), undefined, 'the destination reservation went with the job');
+  await call('POST', `/api/v1/vms/${id}/stop`);
+  await until(`/api/v1/vms/${id}`, (a) => a.body.status === 'Down', 15_000, 'stopped');
+});
+
+t.test('hostvisor-ctl vms migrate posts the migration and follows its job with a progress bar to its end (here the agent\'s failure, exit 1)', async (t) => {
+  const id = await defineVm('mig-cli');
+  await startOn(id, 'a');
+  const ctlBin = join(import.meta.dirname, '..', '..', '..', '..', 'bin', 'hostvisor-ctl');
+  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(ctlBin, ['--url', `https://localhost:${api.port}`, '--creds', join(api.dir, 'admin'), 'vms', 'migrate', 'mig-cli', '--host', 'b', '--timeout', '60'],
+      { timeout: 90_000 }, (e, stdout, stderr) => resolve({ code: e ? (e as { code?: number }).code ?? -1 : 0, stdout, stderr }));
+  });
+  t.match(r.stdout, /\[[#-]{30}\]\s+\d+%/, `a progress bar: ${r.stdout.trim().split('\n').at(-1)}`);
+  t.equal(r.code, 1, 'exit 1: the migration failed');
+  t.match(r.stderr, /migrate mig-cli failed: MigrationFailed: .*migrateToURI3/, `the agent's step in the message: ${r.stderr.trim()}`);
   await call('POST', `/api/v1/vms/${id}/stop`);
   await until(`/api/v1/vms/${id}`, (a) => a.body.status === 'Down', 15_000, 'stopped');
 });
