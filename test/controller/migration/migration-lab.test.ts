@@ -91,6 +91,7 @@ t.test('migration and maintenance through the controller on two lab hosts', { sk
   };
   const startOn = async (id: string, host: string): Promise<void> => {
     const r = await ctl.call('POST', `/api/v1/vms/${id}/start`, { body: { host } });
+    if (r.status !== 202) throw new Error(`start on ${host}: ${r.status} ${r.text}`);
     const j = await jobEnd(ctl.call, r.body.id, 120_000);
     if (j.state !== 'succeeded') throw new Error(`start: ${jobSummary(j)}`);
   };
