@@ -163,6 +163,7 @@ export const DECISION_SETTINGS = {
   balancingSpmVmGrace: {
     default: 5, unit: 'count', min: 0, max: 1_000,
     reason: "vm_evenly_distributed's SpmVmGrace when the cluster sets none (oVirt's SpmVmGraceForEvenGuestDistribute, 5): the SPM host counts as this many extra VMs, as its storage work loads it",
+  },
   migrationTimeoutMs: {
     default: 900_000, unit: 'ms', min: 5_000, max: 86_400_000,
     reason: "a vm.migrate job that has not seen the VM Up on the destination after this fails (the agent's own migration.timeoutSec and its progress timeout abort a copy that does not converge well before; this bounds the controller's wait when the agent never says). 15 min: a 16 GiB guest at 100 MiB/s with several dirty passes fits",
