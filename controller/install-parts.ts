@@ -10,6 +10,7 @@ import { installStorage, type InstallStorageOptions } from './storage/install.js
 import { installVms } from './vms/install.js';
 import { installNetworks } from './networks/install.js';
 import { installBalancing } from './balancing/install.js';
+import { maintenanceRequests } from './balancing/host-requests.js';
 import { installMigration } from './migration/install.js';
 
 export function installParts(runtime: ControllerRuntime, store: Store, settings: DecisionSettings, log: LogFn, api?: ApiContext,
@@ -28,7 +29,9 @@ export function installParts(runtime: ControllerRuntime, store: Store, settings:
   // host it has not read yet falls back to what the agent reported.
   const reportedNetworks = vms.placementFacts.networksOn;
   vms.placementFacts.networksOn = (hostId) => networks.view.observedAt(hostId) !== undefined ? networks.networksOnHost(hostId) : reportedNetworks(hostId);
-  const balancing = installBalancing(runtime, store, settings, log, vms);
   const migration = installMigration(runtime, store, settings, log, vms, storage, api);
+  // power_saving parks and activates hosts through the same maintenance flow as an admin.
+  const hostRequest = maintenanceRequests({ store, maintenance: migration.maintenance, submit: (job) => runtime.executor.submit(job), log });
+  const balancing = installBalancing(runtime, store, settings, log, vms, { hostRequest });
   return { storage, networks, vms, balancing, migration };
 }
