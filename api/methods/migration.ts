@@ -64,7 +64,7 @@ export const MigrationStats = Type.Object({
   postcopy: Type.Boolean({ description: 'true once the migration switched to post-copy (the guest runs on the destination; a failure from then on destroys it on both hosts)' }),
   dataRemaining: Type.Optional(Type.Number({ description: 'bytes still to copy, from the last job stats' })),
   maxDowntime: Type.Optional(Type.Integer({ minimum: 0, description: 'ms: the downtime limit in force, the last setDowntime of the schedule' })),
-  memoryIteration: Type.Optional(Type.Integer({ minimum: 0, description: "libvirt's memory-copy pass, 0 in the first" })),
+  memoryIteration: Type.Optional(Type.Integer({ minimum: 0, description: "libvirt's memory-copy pass counter (memory_iteration); the schedule steps on it" })),
   downtime: Type.Optional(Type.Number({ description: "ms the guest was stopped, libvirt's figure; only once done" })),
   totalMs: Type.Optional(Type.Number({ description: 'ms from VM.migrate to the end' })),
   error: Type.Optional(MigrationError),

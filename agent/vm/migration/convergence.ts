@@ -14,6 +14,8 @@ export interface ConvergenceAbort { step: 'abort by schedule' | 'progressTimeout
 export interface ConvergenceView {
   postcopy: boolean;
   maxDowntime: number | undefined;
+  /** The highest memory iteration seen, event or job stats. */
+  iteration: number | undefined;
 }
 
 export class ConvergenceMonitor {
@@ -24,7 +26,7 @@ export class ConvergenceMonitor {
   private chain: Promise<void> = Promise.resolve();
   private ended = false;
   aborted: ConvergenceAbort | undefined;
-  readonly view: ConvergenceView = { postcopy: false, maxDowntime: undefined };
+  readonly view: ConvergenceView = { postcopy: false, maxDowntime: undefined, iteration: undefined };
 
   constructor(
     private readonly dom: Domain,
@@ -79,6 +81,7 @@ export class ConvergenceMonitor {
   private async stepTo(iteration: number): Promise<void> {
     const r = stepSchedule(this.schedule, this.state, iteration);
     this.state = r.state;
+    if (r.state.last !== undefined) this.view.iteration = r.state.last;
     if (!r.action || this.ended) return;
     this.log.info('convergence schedule step', { iteration, action: r.action.name, params: r.action.params });
     try {

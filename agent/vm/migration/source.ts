@@ -199,7 +199,6 @@ export class OutgoingMigration {
       const js = this.progress.update(stats);
       this.stats.progress = js.progress;
       if (js.dataRemaining !== undefined) this.stats.dataRemaining = js.dataRemaining;
-      if (js.memoryIteration !== undefined) this.stats.memoryIteration = js.memoryIteration;
       await this.conv?.sample(js);
       this.syncConvergence(false);
       this.emit(this.stats);
@@ -216,6 +215,7 @@ export class OutgoingMigration {
     if (!v || !this.running) return;
     const changed = v.postcopy !== this.stats.postcopy || v.maxDowntime !== this.stats.maxDowntime;
     this.stats.postcopy = v.postcopy;
+    if (v.iteration !== undefined) this.stats.memoryIteration = v.iteration;
     if (v.maxDowntime !== undefined) this.stats.maxDowntime = v.maxDowntime;
     if (changed && emit) this.emit(this.stats);
   }
