@@ -72,7 +72,8 @@ export class OutgoingMigration {
 
   async setBandwidth(mibs: number): Promise<void> {
     if (!this.migrating || !this.dom) throw new MigrateError(this.step, 'the libvirt migration has not started yet');
-    await this.dom.migrateSetMaxSpeed(mibs);
+    // In post-copy the limit that matters is the post-copy one.
+    await this.dom.migrateSetMaxSpeed(mibs, this.conv?.view.postcopy ? enums.DomainMigrateMaxSpeedFlags.POSTCOPY : 0);
   }
 
   async run(): Promise<void> {
@@ -165,6 +166,8 @@ export class OutgoingMigration {
       bandwidth: this.p.maxBandwidth ?? s.maxBandwidthMiBs,
       migrate_uri: this.p.dstqemu ? `tcp://${this.p.dstqemu}` : undefined,
       destination_xml: destXml,
+      // The bandwidth is the link share the migration may take, in post-copy too (QEMU's default there is unlimited).
+      'bandwidth.postcopy': plan.postcopy ? this.p.maxBandwidth ?? s.maxBandwidthMiBs : undefined,
     };
     const monitor = setInterval(() => { void this.sample(); }, s.monitorIntervalMs);
     // The init actions need the job running: try them soon, not only at the first monitor tick.

@@ -50,23 +50,23 @@ t.test('migrations that do not converge, post-copy, and the outgoing limit, betw
   });
   const t0 = performance.now();
   const [hA, hB] = (await labUp(2)) as [LabHost, LabHost];
-  const agentOn = async (h: LabHost): Promise<LabAgent> => {
+  /** An agent in lab host `h` (its console dir made), with a client and a status watch on it. */
+  const agentOn = async (h: LabHost): Promise<{ agent: LabAgent; client: HostvisorClient; watch: StatusWatch }> => {
     await h.exec(['mkdir', '-p', CONSOLE_DIR]);
-    const config = await testConfig({
+    const agent = await spawnLabAgent(h, await testConfig({
       'rpc.host': '0.0.0.0', 'rpc.port': 54321, 'virt.domainType': 'qemu',
       'migration.libvirtTransport': 'tcp', 'migration.peerTlsServername': 'localhost',
       'migration.monitorIntervalMs': 250, 'migration.incomingStartTimeoutMs': 15_000, 'migration.maxOutgoing': 2,
-    });
-    const a = await spawnLabAgent(h, config, { echo });
-    agents.push(a);
-    return a;
+    }), { echo });
+    agents.push(agent);
+    const client = await connectLabClient(agent);
+    clients.push(client);
+    return { agent, client, watch: new StatusWatch(client) };
   };
-  const [aA, aB] = await Promise.all([agentOn(hA), agentOn(hB)]);
-  const [cA, cB] = await Promise.all([connectLabClient(aA), connectLabClient(aB)]);
-  clients.push(cA, cB);
+  const [onA, onB] = await Promise.all([agentOn(hA), agentOn(hB)]);
+  const { agent: aA, client: cA, watch: watchA } = onA;
+  const { agent: aB, client: cB, watch: watchB } = onB;
   t.comment(`lab and agents up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const watchA = new StatusWatch(cA);
-  const watchB = new StatusWatch(cB);
   const events = new Map<string, MigrationStatsT[]>();
   cA.on('VM_migration_status', (vmId, body) => { events.set(vmId, [...(events.get(vmId) ?? []), { vmId, ...body }]); });
   const dst = `${hB.address}:54321`;
@@ -138,7 +138,8 @@ t.test('migrations that do not converge, post-copy, and the outgoing limit, betw
       }
     });
     const tm = performance.now();
-    await cA.call('VM.migrate', { vmID: g.vmID, params: { dst, maxBandwidth: 5, convergenceSchedule: schedule } });
+    // 10 MiB/s: still below what the guest dirties, and post-copy (held to the same bandwidth) ends sooner.
+    await cA.call('VM.migrate', { vmID: g.vmID, params: { dst, maxBandwidth: 10, convergenceSchedule: schedule } });
     const down = await watchA.wait(g.vmID, 'Down', 120_000, tm);
     t.equal(down['exitMessage'], 'migration succeeded', `A is Down with "migration succeeded" after ${((performance.now() - tm) / 1000).toFixed(1)} s`);
     await watchB.wait(g.vmID, 'Up', 30_000);
@@ -159,6 +160,37 @@ t.test('migrations that do not converge, post-copy, and the outgoing limit, betw
     t.notMatch(consoleText(consoleOf(hB, g.spec.name)), /LAB-BOOT-OK/, 'no boot on B');
     await cA.call('VM.destroy', { vmID: g.vmID });
     await cB.call('VM.destroy', { vmID: g.vmID });
+  });
+
+  await t.test('a post-copy that fails (the destination QEMU dies) destroys the VM on both hosts and says so', async (t) => {
+    const g = guest('hv-conv-pcfail', 30, 256);
+    await launch(g, 'LAB-DIRTY-READY');
+    let killed: Promise<string> | undefined;
+    cA.on('VM_migration_status', (vmId, body) => {
+      if (vmId !== g.vmID || !body.postcopy || body.status !== 'in_progress' || killed) return;
+      // Post-copy slowed to 1 MiB/s (migrateChangeParams applies to the phase running), then B's QEMU killed.
+      killed = (async () => {
+        await cA.call('VM.migrateChangeParams', { vmID: g.vmID, params: { maxBandwidth: 1 } });
+        const r = await hB.exec(['virsh', '-c', 'qemu:///system', 'destroy', g.spec.name]);
+        return r.stdout.trim();
+      })().catch((e: Error) => `not killed: ${e.message}`);
+    });
+    const tm = performance.now();
+    await cA.call('VM.migrate', { vmID: g.vmID, params: { dst, maxBandwidth: 5, convergenceSchedule: { init: [], stalling: [{ limit: 0, action: { name: 'postcopy' } }] } } });
+    const st = await ended(g.vmID, 120_000);
+    t.comment(`B's domain: ${killed ? await killed : 'never killed (no post-copy event)'}`);
+    t.equal(st.status, 'failed', `the migration failed after ${((performance.now() - tm) / 1000).toFixed(1)} s: ${st.error?.message}`);
+    t.equal(st.error?.step, 'postcopy', "the error's step: postcopy");
+    t.match(st.error?.message ?? '', /destroyed on both hosts/, 'saying the VM was destroyed on both hosts');
+    await watchA.wait(g.vmID, 'Down', 30_000, tm);
+    // libvirt's STOPPED event for the destroy comes first ("destroyed outside the agent"); the agent's reason follows it.
+    const until = Date.now() + 10_000;
+    const lastDown = (): string => String(watchA.events.filter((e) => e.vmId === g.vmID && e.body['status'] === 'Down').at(-1)?.body['exitMessage']);
+    while (!/post-copy/.test(lastDown()) && Date.now() < until) await sleep(100);
+    t.match(lastDown(), /post-copy migration failed/, `A: Down, "${lastDown()}"`);
+    t.notOk((await hA.exec(['virsh', '-c', 'qemu:///system', 'list', '--name'])).stdout.includes(g.spec.name), "A's libvirt runs no domain of it");
+    await bIsClean(t, g);
+    await cA.call('VM.destroy', { vmID: g.vmID }).catch(() => {});
   });
 
   await t.test('past completionTimeoutPerGiB x memory the migration is aborted: Up on A, the step says completionTimeout', async (t) => {
