@@ -106,7 +106,7 @@ export const MIGRATION_METHODS = {
     params: withVmId({}), result: MigrationStats, errors: ['noVM', 'migNotInProgress'], since: MIGRATION_SINCE, mutating: false,
   }),
   'VM.migrateChangeParams': method({
-    summary: 'Changes the bandwidth of a running outgoing migration (MiB/s). 81 when none is running.',
+    summary: 'Changes the bandwidth of a running outgoing migration (MiB/s), of its post-copy phase once it switched. 81 when none is running.',
     params: withVmId({ params: Type.Object({ maxBandwidth: Type.Integer({ minimum: 1, maximum: 1024 * 1024, description: 'MiB/s' }) }) }),
     result: Empty, errors: ['noVM', 'migNotInProgress', 'libvirtError'], since: MIGRATION_SINCE, mutating: true,
   }),
