@@ -174,6 +174,8 @@ export const SETTINGS = {
     "VDSM's migration_downtime: the last downtime step of the default (legacy) convergence schedule when VM.migrate sends none; half a second is what a guest's TCP sessions ride out."),
   'migration.downtimeSteps': count(5,
     "VDSM's migration_downtime_steps: the default schedule raises the downtime in this many exponential steps (101, 104, 120, 189, 500 ms), one per memory iteration, so a fast-converging guest stops for as short as it can."),
+  'migration.defaultSchedule': oneOf(['none', 'legacy'], 'none',
+    "The convergence schedule when VM.migrate sends none. 'legacy' is VDSM's (downtime steps from migration.maxDowntimeMs/downtimeSteps, then abort, or post-copy when allowed). 'none' leaves QEMU's own 300 ms downtime and no abort, the default for now: in the lab a guest migrated under the legacy schedule showed no console output on the destination for seconds afterwards, not yet understood."),
   'migration.progressTimeoutSec': count(150,
     "KubeVirt's progressTimeout: a migration whose data remaining has not gone below its lowest for this long is aborted (0 off); VDSM has only a wall clock, which lets a stuck copy run for hours."),
   'migration.completionTimeoutPerGiBSec': count(800,

@@ -30,7 +30,7 @@ export const ConvergenceSchedule = Type.Object({
     limit: Type.Integer({ minimum: -1, maximum: 1_000_000, description: 'the action runs at the first new memory iteration past `limit` iterations since the start (-1: the next new iteration); one action per iteration, in order' }),
     action: ConvergenceAction,
   }, { additionalProperties: false }), { maxItems: 64 }),
-}, { additionalProperties: false, description: "VDSM's convergence schedule, stepped by libvirt's memory iterations. Without one the agent uses VDSM's legacy schedule: downtime steps up to migration.maxDowntimeMs, then abort (or post-copy when postcopy is true)" });
+}, { additionalProperties: false, description: "VDSM's convergence schedule, stepped by libvirt's memory iterations. Without one the agent's migration.defaultSchedule applies: none (QEMU's own downtime, no steps) or VDSM's legacy schedule (downtime steps up to migration.maxDowntimeMs, then abort, or post-copy when postcopy is true)" });
 
 
 export const MigrateParams = Type.Object({

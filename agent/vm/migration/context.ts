@@ -24,6 +24,7 @@ export interface MigrationSettings {
   /** The default convergence schedule's last downtime and its number of steps (VDSM's legacy). */
   maxDowntimeMs: number;
   downtimeSteps: number;
+  defaultSchedule: 'none' | 'legacy';
   /** KubeVirt's knobs; 0 off. */
   progressTimeoutSec: number;
   completionTimeoutPerGiBSec: number;

@@ -22,7 +22,8 @@ export interface MigrationPlan {
 const DESTROYED_WAIT_MS = 5_000;
 
 export function migrationPlan(p: MigrateParamsT, s: MigrationSettings, memoryBytes: number): MigrationPlan {
-  const schedule = p.convergenceSchedule ?? defaultSchedule(s.maxDowntimeMs, s.downtimeSteps, p.postcopy === true);
+  const schedule = p.convergenceSchedule
+    ?? (s.defaultSchedule === 'legacy' ? defaultSchedule(s.maxDowntimeMs, s.downtimeSteps, p.postcopy === true) : { init: [], stalling: [] });
   const postcopy = p.postcopy === true || scheduleHas(schedule, 'postcopy');
   return {
     schedule, postcopy,
