@@ -112,6 +112,11 @@ export class Domain {
     return this.run('domainMigrateSetMaxSpeed', () => native.domainMigrateSetMaxSpeed(this.h(), mibPerSec, flags));
   }
 
+  /** Switches a migration started with VIR_MIGRATE_POSTCOPY to post-copy; no way back once it succeeded. */
+  migrateStartPostCopy(flags = 0): Promise<void> {
+    return this.run('domainMigrateStartPostCopy', () => native.domainMigrateStartPostCopy(this.h(), flags));
+  }
+
   /** Returns the new snapshot's name. */
   snapshotCreateXML(xml: string, o: LongCallOptions = {}): Promise<string> {
     return this.run('domainSnapshotCreateXML', () => native.domainSnapshotCreateXML(this.h(), xml, o.flags ?? 0), o.timeoutMs);

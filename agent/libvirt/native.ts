@@ -82,6 +82,7 @@ export interface NativeBinding extends SanlockBinding, ProcessMemoryBinding {
   domainAbortJob(d: DomHandle): Promise<void>;
   domainMigrateSetMaxDowntime(d: DomHandle, ms: Int64, flags: number): Promise<void>;
   domainMigrateSetMaxSpeed(d: DomHandle, mibPerSec: Int64, flags: number): Promise<void>;
+  domainMigrateStartPostCopy(d: DomHandle, flags: number): Promise<void>;
   domainSnapshotCreateXML(d: DomHandle, xml: string, flags: number): Promise<string>;
   domainQemuAgentCommand(d: DomHandle, cmd: string, timeoutSec: number, flags: number): Promise<string>;
   domainInterfaceAddresses(d: DomHandle, source: number, flags: number): Promise<InterfaceAddresses[]>;

@@ -21,6 +21,13 @@ export interface MigrationSettings {
   /** This agent's RPC port: the destination's when dst names none. */
   rpcPort: number;
   pkiDir: string;
+  /** The default convergence schedule's last downtime and its number of steps (VDSM's legacy). */
+  maxDowntimeMs: number;
+  downtimeSteps: number;
+  defaultSchedule: 'none' | 'legacy';
+  /** KubeVirt's knobs; 0 off. */
+  progressTimeoutSec: number;
+  completionTimeoutPerGiBSec: number;
 }
 
 export interface MigrationContext {

@@ -2,13 +2,14 @@
 // (destination), VM.migrateCancel, VM.getMigrationStatus and
 // VM.migrateChangeParams. Progress goes out as VM_migration_status events.
 import { EventEmitter } from 'node:events';
-import { MigCancelError, MigNotInProgressError, ShuttingDownError, WrongStateError } from '../../../api/errors.js';
+import { InvalidParamsError, MigCancelError, MigNotInProgressError, ShuttingDownError, WrongStateError } from '../../../api/errors.js';
 import type { MigrationStatsT, ParamsOf, ResultOf } from '../../../api/schema.js';
 import type { DurableSubscription } from '../../libvirt/index.js';
 import { api } from '../libvirt-errors.js';
 import type { MigrationContext } from './context.js';
 import { IncomingMigrations } from './destination.js';
 import { OutgoingMigration } from './source.js';
+import { scheduleProblem } from './schedule.js';
 
 type MigrationEvents = { status: [vmId: string, stats: MigrationStatsT] };
 
@@ -17,6 +18,7 @@ export class Migrations extends EventEmitter<MigrationEvents> {
   private readonly outgoing = new Map<string, OutgoingMigration>();
   private readonly incoming: IncomingMigrations;
   private jobSub: DurableSubscription | undefined;
+  private iterationSub: DurableSubscription | undefined;
 
   constructor(private readonly c: MigrationContext) {
     super();
@@ -29,10 +31,15 @@ export class Migrations extends EventEmitter<MigrationEvents> {
       const mig = this.outgoing.get(ev.domain.uuid);
       if (mig?.running) mig.jobCompleted(ev.params);
     });
+    // The convergence schedule steps on each new memory iteration.
+    this.iterationSub = await this.c.manager.client.subscribe('migration-iteration', (ev) => {
+      this.outgoing.get(ev.domain.uuid)?.iteration(ev.iteration);
+    });
   }
 
   async stop(): Promise<void> {
     await this.jobSub?.close().catch(() => {});
+    await this.iterationSub?.close().catch(() => {});
   }
 
   migrate(p: ParamsOf<'VM.migrate'>): ResultOf<'VM.migrate'> {
@@ -42,6 +49,8 @@ export class Migrations extends EventEmitter<MigrationEvents> {
     const vm = m.managed(p.vmID);
     if (this.outgoing.get(vm.id)?.running) throw new WrongStateError(`VM ${vm.id} is already migrating`);
     if (vm.status !== 'Up') throw new WrongStateError(`VM.migrate needs the VM Up, not ${vm.status}`);
+    const problem = scheduleProblem(p.params.convergenceSchedule, p.params.postcopy);
+    if (problem) throw new InvalidParamsError(problem, { data: { field: 'params.params.postcopy' } });
     // Ended migrations of VMs this host no longer has are of no more use to getMigrationStatus.
     for (const [id, old] of this.outgoing) if (!old.running && !m.vms.has(id)) this.outgoing.delete(id);
     const mig = new OutgoingMigration(this.c, vm, p.params, (s) => this.emit('status', vm.id, { ...s }));

@@ -15,6 +15,8 @@ import { ExitReason } from '../status.js';
 import { pause, type MigrationContext } from './context.js';
 import { connectPeer, parseHostPort } from './peer.js';
 import { ProgressTracker } from './progress.js';
+import { ConvergenceMonitor } from './convergence.js';
+import { migrationPlan, failInPostcopy } from './postcopy.js';
 
 const F = enums.DomainMigrateFlags;
 const MIGRATE_LIMIT_CODE = 82;
@@ -25,7 +27,8 @@ const COMPLETED_WAIT_MS = 2_000;
 /** Bound on each cleanup call to the destination. */
 const PEER_CLEANUP_MS = 30_000;
 
-export type Step = 'outgoingSlot' | 'before_vm_migrate_source' | 'connectDestination' | 'migrationCreate' | 'migrateToURI3' | 'timeout' | 'cancelled';
+export type Step = 'outgoingSlot' | 'before_vm_migrate_source' | 'connectDestination' | 'migrationCreate' | 'migrateToURI3' | 'timeout' | 'cancelled'
+  | 'abort by schedule' | 'progressTimeout' | 'completionTimeout' | 'postcopy';
 
 export class OutgoingMigration {
   readonly stats: MigrationStatsT;
@@ -40,6 +43,8 @@ export class OutgoingMigration {
   /** JOB_COMPLETED's stats (downtime): the service hands them over; the event may trail the STOPPED one. */
   private completed: TypedParamsRecord | undefined;
   private onCompleted: (() => void) | undefined;
+  /** The schedule and deadlines of the running libvirt job. */
+  private conv: ConvergenceMonitor | undefined;
 
   constructor(private readonly c: MigrationContext, readonly vm: Vm, private readonly p: MigrateParamsT, private readonly emit: (s: MigrationStatsT) => void) {
     this.stats = { vmId: vm.id, status: 'in_progress', progress: 0, postcopy: false };
@@ -52,16 +57,23 @@ export class OutgoingMigration {
     this.onCompleted?.();
   }
 
+  /** libvirt's MIGRATION_ITERATION event for this VM. */
+  iteration(n: number): void {
+    if (this.migrating) void this.conv?.iteration(n).then(() => this.syncConvergence());
+  }
+
   /** Aborts the migration: the libvirt job if it runs, else the steps before it. */
   async abort(): Promise<void> {
     if (!this.running) throw new MigCancelError(`the migration of VM ${this.vm.id} already ended (${this.stats.status})`);
+    if (this.conv?.view.postcopy) throw new MigCancelError(`the migration of VM ${this.vm.id} is in post-copy: the guest already runs on the destination, and that cannot be undone`);
     this.cancel.abort();
     if (this.migrating && this.dom) await this.dom.abortJob();
   }
 
   async setBandwidth(mibs: number): Promise<void> {
     if (!this.migrating || !this.dom) throw new MigrateError(this.step, 'the libvirt migration has not started yet');
-    await this.dom.migrateSetMaxSpeed(mibs);
+    // In post-copy the limit that matters is the post-copy one.
+    await this.dom.migrateSetMaxSpeed(mibs, this.conv?.view.postcopy ? enums.DomainMigrateMaxSpeedFlags.POSTCOPY : 0);
   }
 
   async run(): Promise<void> {
@@ -111,7 +123,8 @@ export class OutgoingMigration {
       const err = this.failure(e);
       log.warn('migration failed', { step: err.step, err: e, phasesMs: phases });
       if (created && peer) await this.cleanupDestination(peer, log);
-      await this.recover(log);
+      if (err.step === 'postcopy') await failInPostcopy(this.c, this.vm, this.dom, log);
+      else await this.recover(log);
       this.finish('failed', { code: err.code, message: err.message, step: err.step });
     } finally {
       if (slot) this.c.outgoing.release();
@@ -143,19 +156,26 @@ export class OutgoingMigration {
     const s = this.c.settings;
     const dom = this.dom!;
     const duri = `qemu+${s.libvirtTransport}://${host}/system`;
+    const plan = migrationPlan(this.p, s, Number((await dom.info()).maxMemKiB) * 1024);
     let flags = F.LIVE | F.PEER2PEER | F.PERSIST_DEST;
     if (this.p.autoConverge) flags |= F.AUTO_CONVERGE;
     if (this.p.compressed) flags |= F.COMPRESSED;
+    if (plan.postcopy) flags |= F.POSTCOPY;
+    this.conv = new ConvergenceMonitor(dom, plan.schedule, plan.limits, log, () => this.syncConvergence());
     const params = {
       bandwidth: this.p.maxBandwidth ?? s.maxBandwidthMiBs,
       migrate_uri: this.p.dstqemu ? `tcp://${this.p.dstqemu}` : undefined,
       destination_xml: destXml,
+      // The bandwidth is the link share the migration may take, in post-copy too (QEMU's default there is unlimited).
+      'bandwidth.postcopy': plan.postcopy ? this.p.maxBandwidth ?? s.maxBandwidthMiBs : undefined,
     };
     const monitor = setInterval(() => { void this.sample(); }, s.monitorIntervalMs);
+    // The init actions need the job running: try them soon, not only at the first monitor tick.
+    const early = setTimeout(() => { void this.sample(); }, Math.min(500, s.monitorIntervalMs));
     this.migrating = true;
     try {
       if (this.cancel.signal.aborted) throw new MigCancelError('migration cancelled before libvirt started it');
-      log.info('libvirt migration starting', { duri, flags, bandwidthMiBs: params.bandwidth, migrateUri: params.migrate_uri });
+      log.info('libvirt migration starting', { duri, flags, bandwidthMiBs: params.bandwidth, migrateUri: params.migrate_uri, schedule: plan.schedule, ...plan.limits });
       await dom.migrateToURI3(duri, params, { flags, timeoutMs: Math.max(1, timeoutMs) });
     } catch (e) {
       if (e instanceof LibvirtTimeoutError) {
@@ -165,7 +185,9 @@ export class OutgoingMigration {
       throw e;
     } finally {
       this.migrating = false;
+      this.conv.stop();
       clearInterval(monitor);
+      clearTimeout(early);
     }
   }
 
@@ -180,12 +202,25 @@ export class OutgoingMigration {
       const js = this.progress.update(stats);
       this.stats.progress = js.progress;
       if (js.dataRemaining !== undefined) this.stats.dataRemaining = js.dataRemaining;
+      await this.conv?.sample(js);
+      this.syncConvergence(false);
       this.emit(this.stats);
     } catch (e) {
       this.c.log.debug('job stats failed', { vm: this.vm.id, err: e });
     } finally {
       this.sampling = false;
     }
+  }
+
+  /** The downtime in force and post-copy into the stats; an event when they changed. */
+  private syncConvergence(emit = true): void {
+    const v = this.conv?.view;
+    if (!v || !this.running) return;
+    const changed = v.postcopy !== this.stats.postcopy || v.maxDowntime !== this.stats.maxDowntime;
+    this.stats.postcopy = v.postcopy;
+    if (v.iteration !== undefined) this.stats.memoryIteration = v.iteration;
+    if (v.maxDowntime !== undefined) this.stats.maxDowntime = v.maxDowntime;
+    if (changed && emit) this.emit(this.stats);
   }
 
   private async succeeded(): Promise<void> {
@@ -221,6 +256,9 @@ export class OutgoingMigration {
 
   private failure(e: unknown): { code: number; message: string; step: string } {
     const cancelled = this.cancel.signal.aborted;
+    if (this.conv?.view.postcopy) return { code: 12, message: `post-copy failed: ${(e as Error).message}; the VM was destroyed on both hosts (neither holds its whole memory)`, step: 'postcopy' };
+    const by = this.conv?.aborted;
+    if (by && !cancelled) return { code: 12, message: `${by.step}: ${by.message}`, step: by.step };
     const step = cancelled ? 'cancelled' : e instanceof MigrateError ? e.step : this.step;
     if (cancelled) return { code: 47, message: `migration cancelled during ${this.step}`, step };
     const code = e instanceof HostvisorError || e instanceof RpcCallError ? e.code : 12;

@@ -191,6 +191,14 @@ Napi::Value MigrateSetMaxSpeed(const Napi::CallbackInfo& info) {
   }, "virDomainMigrateSetMaxSpeed failed");
 }
 
+// Switches a running migration started with VIR_MIGRATE_POSTCOPY to post-copy.
+Napi::Value MigrateStartPostCopy(const Napi::CallbackInfo& info) {
+  unsigned flags = ArgFlags(info, 1);
+  return DomainVoidCall(info, Lane::Pool, [flags](virDomainPtr d) {
+    return virDomainMigrateStartPostCopy(d, flags);
+  }, "virDomainMigrateStartPostCopy failed");
+}
+
 // ---------- snapshots and guest ----------
 
 Napi::Value SnapshotCreateXML(const Napi::CallbackInfo& info) {
@@ -296,6 +304,7 @@ void RegisterDomainOps(Napi::Env env, Napi::Object exports) {
   exports.Set("domainAbortJob", Napi::Function::New(env, AbortJob));
   exports.Set("domainMigrateSetMaxDowntime", Napi::Function::New(env, MigrateSetMaxDowntime));
   exports.Set("domainMigrateSetMaxSpeed", Napi::Function::New(env, MigrateSetMaxSpeed));
+  exports.Set("domainMigrateStartPostCopy", Napi::Function::New(env, MigrateStartPostCopy));
   exports.Set("domainSnapshotCreateXML", Napi::Function::New(env, SnapshotCreateXML));
   exports.Set("domainQemuAgentCommand", Napi::Function::New(env, QemuAgentCommand));
   exports.Set("domainInterfaceAddresses", Napi::Function::New(env, InterfaceAddresses));
