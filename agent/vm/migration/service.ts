@@ -9,12 +9,13 @@ import { api } from '../libvirt-errors.js';
 import type { MigrationContext } from './context.js';
 import { IncomingMigrations } from './destination.js';
 import { OutgoingMigration } from './source.js';
+import { recoverMigrations, type OutgoingJob } from './recovery.js';
 
 type MigrationEvents = { status: [vmId: string, stats: MigrationStatsT] };
 
 export class Migrations extends EventEmitter<MigrationEvents> {
-  /** The running or last outgoing migration of each VM. */
-  private readonly outgoing = new Map<string, OutgoingMigration>();
+  /** The running or last outgoing migration of each VM (started here, or found running after a restart). */
+  private readonly outgoing = new Map<string, OutgoingJob>();
   private readonly incoming: IncomingMigrations;
   private jobSub: DurableSubscription | undefined;
 
@@ -29,6 +30,16 @@ export class Migrations extends EventEmitter<MigrationEvents> {
       const mig = this.outgoing.get(ev.domain.uuid);
       if (mig?.running) mig.jobCompleted(ev.params);
     });
+    // After every reconciliation (agent start, libvirt back): migrations libvirt still runs are found and followed.
+    this.c.manager.on('recovered', () => { void this.recover(); });
+  }
+
+  private async recover(): Promise<void> {
+    await recoverMigrations(this.c, {
+      outgoing: (vm, job) => { this.outgoing.set(vm.id, job); },
+      incoming: (vm) => this.incoming.adopt(vm),
+      tracked: (id) => !!this.outgoing.get(id)?.running || this.c.manager.vms.get(id)?.status === 'Migration Destination',
+    }, (vmId, s) => this.emit('status', vmId, s)).catch((e: unknown) => this.c.log.warn('migration recovery failed', { err: e }));
   }
 
   async stop(): Promise<void> {
