@@ -17,6 +17,8 @@ export interface MigrationSettings {
   incomingStartTimeoutMs: number;
   destinationTimeoutMs: number;
   libvirtTransport: 'tls' | 'tcp';
+  /** Directory of libvirt's client certificates for qemu+tls; empty: libvirt's defaults under /etc/pki. */
+  libvirtPkiPath: string;
   peerTlsServername: string;
   /** This agent's RPC port: the destination's when dst names none. */
   rpcPort: number;

@@ -15,6 +15,7 @@ import { ExitReason } from '../status.js';
 import { pause, type MigrationContext } from './context.js';
 import { connectPeer, parseHostPort } from './peer.js';
 import { ProgressTracker } from './progress.js';
+import { libvirtPeerUri } from './libvirt-uri.js';
 
 const F = enums.DomainMigrateFlags;
 const MIGRATE_LIMIT_CODE = 82;
@@ -142,7 +143,7 @@ export class OutgoingMigration {
   private async migrate(host: string, destXml: string | undefined, timeoutMs: number, log: ReturnType<MigrationContext['log']['child']>): Promise<void> {
     const s = this.c.settings;
     const dom = this.dom!;
-    const duri = `qemu+${s.libvirtTransport}://${host}/system`;
+    const duri = libvirtPeerUri(host, s);
     let flags = F.LIVE | F.PEER2PEER | F.PERSIST_DEST;
     if (this.p.autoConverge) flags |= F.AUTO_CONVERGE;
     if (this.p.compressed) flags |= F.COMPRESSED;
