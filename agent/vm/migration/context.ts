@@ -29,6 +29,8 @@ export interface MigrationContext {
   manager: VmManager;
   hooks: Hooks;
   disks?: VmDisks;
+  /** Makes this host see a block volume's current size (loop/LV refresh); bytes. Absent without a pool. */
+  refreshVolume?: (sdUUID: string, volUUID: string) => Promise<number>;
   log: Logger;
   settings: MigrationSettings;
   outgoing: Slots;

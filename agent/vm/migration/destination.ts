@@ -33,7 +33,8 @@ export class IncomingMigrations {
     try {
       const vm = await this.register(p);
       void this.follow(vm);
-      return { migrationPort: 0, params: { vmId: vm.id, status: vm.status } };
+      const disks = vm.disks.flatMap((d) => (d.storage && d.path ? [{ name: d.name, path: d.path }] : []));
+      return { migrationPort: 0, params: { vmId: vm.id, status: vm.status, ...(disks.length ? { disks } : {}) } };
     } catch (e) {
       this.c.incoming.release();
       throw e;

@@ -10,6 +10,7 @@
 import { enums, LibvirtError, toNumber, type Domain, type TypedParamsRecord } from '../../libvirt/index.js';
 import { MigCancelError, MigrateError } from '../../../api/errors.js';
 import type { MigrationStatsT } from '../../../api/schema.js';
+import type { HostvisorClient } from '../../../api/client/client.js';
 import type { Vm } from '../vm.js';
 import { ExitReason } from '../status.js';
 import { pause, type MigrationContext } from './context.js';
@@ -27,6 +28,8 @@ export interface OutgoingJob {
   abort(): Promise<void>;
   setBandwidth(mibs: number): Promise<void>;
   jobCompleted(params: TypedParamsRecord): void;
+  /** The destination agent's client while the migration has one (for VM.refresh_disk). */
+  readonly peer?: HostvisorClient | undefined;
 }
 
 export type FoundJob = { kind: 'outgoing'; stats: TypedParamsRecord } | { kind: 'incoming' } | { kind: 'none' };

@@ -10,6 +10,7 @@ import type { MigrationContext } from './context.js';
 import { IncomingMigrations } from './destination.js';
 import { OutgoingMigration } from './source.js';
 import { recoverMigrations, type OutgoingJob } from './recovery.js';
+import { refreshDisk, refreshOnDestination } from './disk-refresh.js';
 
 type MigrationEvents = { status: [vmId: string, stats: MigrationStatsT] };
 
@@ -89,6 +90,18 @@ export class Migrations extends EventEmitter<MigrationEvents> {
     await api(() => mig.setBandwidth(p.params.maxBandwidth), p.vmID);
   }
 
+  /**
+   * For the drive monitor, after the SPM extended a volume of `vmId` to sizeMiB: the destination
+   * of its running migration refreshes it first (throws when it still sees less). Resolves to the
+   * destination's size, or undefined when the VM is not migrating out.
+   */
+  async refreshDestination(vmId: string, volumeId: string, sizeMiB: number): Promise<number | undefined> {
+    const mig = this.outgoing.get(vmId);
+    const vm = this.c.manager.vms.get(vmId);
+    if (!mig?.running || !vm) return undefined;
+    return refreshOnDestination(this.c, vm, mig.peer, volumeId, sizeMiB);
+  }
+
   /** The API handlers of the migration verbs. */
   handlers() {
     return {
@@ -97,6 +110,7 @@ export class Migrations extends EventEmitter<MigrationEvents> {
       'VM.migrateCancel': async (p: ParamsOf<'VM.migrateCancel'>) => { await this.cancel(p.vmID); return {}; },
       'VM.getMigrationStatus': (p: ParamsOf<'VM.getMigrationStatus'>) => this.status(p.vmID),
       'VM.migrateChangeParams': async (p: ParamsOf<'VM.migrateChangeParams'>) => { await this.changeParams(p); return {}; },
+      'VM.refresh_disk': (p: ParamsOf<'VM.refresh_disk'>) => refreshDisk(this.c, p),
     };
   }
 }

@@ -12,6 +12,8 @@ import { testConfig, type VmSpecParam } from '../harness.js';
 import { connectLabClient, spawnLabAgent, type LabAgent } from '../storage/lab-agents.js';
 
 export const SERIAL_DIR = '/var/log/libvirt/qemu';
+/** Where lab.sh puts each host's libvirt certificates (lab CA), as seen inside the host: the qemu+tls pkipath. */
+export const LAB_LIBVIRT_PKI = '/etc/libvirt/pki';
 const pauseMs = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The guest's serial log as host `h` keeps it (its private /var/log/libvirt), read from the main namespace. */
@@ -28,9 +30,12 @@ export function tickCounts(file: string): number[] {
  * that many MiB of its tmpfs with random bytes in a loop: memory that stays
  * dirty, so a slow migration keeps copying.
  */
-export function countingGuest(name: string, o: { dirtyMiB?: number; extraCmdline?: string[]; disks?: VmSpecParam['disks'] } = {}): { vmID: string; spec: VmSpecParam } {
+export function countingGuest(name: string, o: { dirtyMiB?: number; writeMiB?: number; extraCmdline?: string[]; disks?: VmSpecParam['disks'] } = {}): { vmID: string; spec: VmSpecParam } {
   const dirty = o.dirtyMiB ? `(while :; do dd if=/dev/urandom of=/tmp/dirty bs=1M count=${o.dirtyMiB} conv=notrunc 2>/dev/null; done) &\n` : '';
-  const script = `${dirty}i=0; while :; do echo "LAB-TICK $i"; i=$((i+1)); sleep 0.1; done\n`;
+  // writeMiB: into /dev/vda in 64 MiB steps a second apart (a steady writer, so the disk keeps growing), then LAB-WRITE-DONE.
+  const steps = Math.ceil((o.writeMiB ?? 0) / 64);
+  const write = steps ? `(rc=0; s=0; while [ $s -lt ${steps} ]; do dd if=/dev/zero of=/dev/vda bs=1M count=64 seek=$((s*64)) oflag=direct 2>/dev/null || rc=$?; echo "LAB-WRITE-STEP $s"; s=$((s+1)); sleep 1; done; echo "LAB-WRITE-DONE rc=$rc") &\n` : '';
+  const script = `${dirty}${write}i=0; while :; do echo "LAB-TICK $i"; i=$((i+1)); sleep 0.1; done\n`;
   const spec = {
     name, memoryMiB: 128, vcpus: 1, domainType: 'qemu',
     kernel: join(GUEST_DIR, 'vmlinux'), initrd: join(GUEST_DIR, 'initrd.img'),

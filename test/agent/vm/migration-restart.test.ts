@@ -13,7 +13,7 @@ import { bounded } from '../harness.js';
 import type { LabAgent } from '../storage/lab-agents.js';
 import type { HostvisorClient } from '../../../api/client/client.js';
 import type { Config } from '../../../agent/config/settings.js';
-import { agentStatus, countingGuest, domStateOn, labAgentWithClient, migrationAgentConfig, serialLogOn, tickCounts, until } from './migration-lab.js';
+import { agentStatus, countingGuest, domStateOn, LAB_LIBVIRT_PKI, labAgentWithClient, migrationAgentConfig, serialLogOn, tickCounts, until } from './migration-lab.js';
 
 const echo = !!process.env['HV_TEST_LOG'];
 const secs = (ms: number): string => (ms / 1000).toFixed(1);
@@ -32,7 +32,7 @@ t.test('agent restarts during a live migration', async (t) => {
   });
   const [hA, hB] = (await labUp(2)) as [LabHost, LabHost];
   const up = async (host: LabHost): Promise<Side> => {
-    const config = await migrationAgentConfig({ 'migration.libvirtTransport': 'tcp' });
+    const config = await migrationAgentConfig({ 'migration.libvirtTransport': 'tls', 'migration.libvirtPkiPath': LAB_LIBVIRT_PKI });
     return { host, config, ...(await labAgentWithClient(host, config, echo)) };
   };
   const [A, B] = await Promise.all([up(hA), up(hB)]);
@@ -93,17 +93,22 @@ t.test('agent restarts during a live migration', async (t) => {
     await keepsCounting(t, hB, g.spec.name);
   };
 
-  await t.test('kill -9 of the source agent mid-copy: the restarted agent finds the outgoing job, reports it and follows it to B', async (t) => {
-    const g = await slowMigration(t, 'hv-it-rst-src');
-    const { downMs } = await killAndRestart(A);
-    t.comment(`source agent killed and ready again in ${secs(downMs)} s`);
+  /** A slow migration, then `side`'s agent killed mid-copy and restarted: it must report `expect` while libvirt keeps the job. */
+  const restartMidCopy = async (t: Test, name: string, side: Side, expect: string): Promise<ReturnType<typeof countingGuest>> => {
+    const g = await slowMigration(t, name);
+    const { downMs } = await killAndRestart(side);
+    t.comment(`${side === A ? 'source' : 'destination'} agent killed and ready again in ${secs(downMs)} s`);
     const t1 = performance.now();
-    t.ok(await until(async () => (await agentStatus(A.client, g.vmID)) === 'Migration Source', 30_000),
-      `the restarted agent reports Migration Source (${secs(performance.now() - t1)} s after ready)`);
+    t.ok(await until(async () => (await agentStatus(side.client, g.vmID)) === expect, 30_000), `the restarted agent reports ${expect} (${secs(performance.now() - t1)} s after ready)`);
+    t.same(await placement(g.spec.name), ['running', 'paused'], 'libvirt kept the job: running on A, paused (incoming) on B');
+    return g;
+  };
+
+  await t.test('kill -9 of the source agent mid-copy: the restarted agent finds the outgoing job, reports it and follows it to B', async (t) => {
+    const g = await restartMidCopy(t, 'hv-it-rst-src', A, 'Migration Source');
     const st = await A.client.call('VM.getMigrationStatus', { vmID: g.vmID });
     t.equal(st.status, 'in_progress', `VM.getMigrationStatus: in_progress, progress ${st.progress}, ${st.dataRemaining} bytes remaining`);
     t.ok((st.dataRemaining ?? 0) > 0, 'with data remaining (from the job libvirt kept)');
-    t.same(await placement(g.spec.name), ['running', 'paused'], 'libvirt kept the job: running on A, paused (incoming) on B');
     t.equal(await agentStatus(B.client, g.vmID), 'Migration Destination', 'B still shows Migration Destination');
     await converge(t, g);
     await B.client.call('VM.destroy', { vmID: g.vmID });
@@ -111,13 +116,7 @@ t.test('agent restarts during a live migration', async (t) => {
   });
 
   await t.test('kill -9 of the destination agent mid-copy: the restarted agent finds the incoming domain, reports it and sees it arrive', async (t) => {
-    const g = await slowMigration(t, 'hv-it-rst-dst');
-    const { downMs } = await killAndRestart(B);
-    t.comment(`destination agent killed and ready again in ${secs(downMs)} s`);
-    const t1 = performance.now();
-    t.ok(await until(async () => (await agentStatus(B.client, g.vmID)) === 'Migration Destination', 30_000),
-      `the restarted agent reports Migration Destination (${secs(performance.now() - t1)} s after ready)`);
-    t.same(await placement(g.spec.name), ['running', 'paused'], 'libvirt kept the job: running on A, paused (incoming) on B');
+    const g = await restartMidCopy(t, 'hv-it-rst-dst', B, 'Migration Destination');
     t.equal((await A.client.call('VM.getMigrationStatus', { vmID: g.vmID })).status, 'in_progress', 'A: still in progress');
     await converge(t, g);
     await B.client.call('VM.destroy', { vmID: g.vmID });
@@ -125,9 +124,7 @@ t.test('agent restarts during a live migration', async (t) => {
   });
 
   await t.test('a restarted destination agent never resumes the incoming domain: a cancel on A leaves the VM Up on A, and B cleans up', async (t) => {
-    const g = await slowMigration(t, 'hv-it-rst-cancel');
-    await killAndRestart(B);
-    t.ok(await until(async () => (await agentStatus(B.client, g.vmID)) === 'Migration Destination', 30_000), 'B reports Migration Destination after its restart');
+    const g = await restartMidCopy(t, 'hv-it-rst-cancel', B, 'Migration Destination');
     const tc = performance.now();
     await A.client.call('VM.migrateCancel', { vmID: g.vmID });
     t.ok(await until(async () => (await agentStatus(A.client, g.vmID)) === 'Up', 60_000), `A: Up again (${secs(performance.now() - tc)} s after the cancel)`);
@@ -139,9 +136,7 @@ t.test('agent restarts during a live migration', async (t) => {
   });
 
   await t.test('a restarted source agent cancels the job it found: the VM stays Up on A, B cleans up', async (t) => {
-    const g = await slowMigration(t, 'hv-it-rst-src-cancel');
-    await killAndRestart(A);
-    t.ok(await until(async () => (await agentStatus(A.client, g.vmID)) === 'Migration Source', 30_000), 'A reports Migration Source after its restart');
+    const g = await restartMidCopy(t, 'hv-it-rst-src-cancel', A, 'Migration Source');
     const tc = performance.now();
     await A.client.call('VM.migrateCancel', { vmID: g.vmID });
     t.ok(await until(async () => (await agentStatus(A.client, g.vmID)) === 'Up', 60_000), `A: Up again (${secs(performance.now() - tc)} s after the cancel)`);

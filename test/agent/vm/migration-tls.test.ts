@@ -14,11 +14,9 @@ import { waitForSerialMarker } from '../../lab/guest.js';
 import { bounded, scratchDir } from '../harness.js';
 import type { LabAgent } from '../storage/lab-agents.js';
 import type { HostvisorClient } from '../../../api/client/client.js';
-import { agentStatus, countingGuest, domStateOn, labAgentWithClient, migrationAgentConfig, serialLogOn, until } from './migration-lab.js';
+import { agentStatus, countingGuest, domStateOn, LAB_LIBVIRT_PKI, labAgentWithClient, migrationAgentConfig, serialLogOn, until } from './migration-lab.js';
 
 const echo = !!process.env['HV_TEST_LOG'];
-/** Where lab.sh puts each host's libvirt certificates, as seen inside the host. */
-const HOST_PKI = '/etc/libvirt/pki';
 
 t.test("migration over libvirt's TLS connection between two lab hosts", async (t) => {
   const agents: LabAgent[] = [];
@@ -33,7 +31,7 @@ t.test("migration over libvirt's TLS connection between two lab hosts", async (t
   const [hA, hB] = (await labUp(2)) as [LabHost, LabHost];
 
   await t.test("libvirtd on B answers qemu+tls from A with the lab's certificates", async (t) => {
-    const r = await hA.exec(['virsh', '-c', `qemu+tls://${hB.address}/system?pkipath=${HOST_PKI}`, 'hostname']);
+    const r = await hA.exec(['virsh', '-c', `qemu+tls://${hB.address}/system?pkipath=${LAB_LIBVIRT_PKI}`, 'hostname']);
     t.equal(r.code, 0, `virsh over TLS from A to B: ${(r.stdout + r.stderr).trim()}`);
     t.equal(r.stdout.trim(), 'hvlab-h2', 'it reached B');
   });
@@ -45,8 +43,8 @@ t.test("migration over libvirt's TLS connection between two lab hosts", async (t
     clients.push(s.client);
     return s;
   };
-  let A = await start(hA, HOST_PKI);
-  const B = await start(hB, HOST_PKI);
+  let A = await start(hA, LAB_LIBVIRT_PKI);
+  const B = await start(hB, LAB_LIBVIRT_PKI);
   const dst = `${hB.address}:54321`;
   const guestOnA = async (name: string): Promise<string> => {
     const g = countingGuest(name);
