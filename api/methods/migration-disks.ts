@@ -12,6 +12,6 @@ export const MIGRATION_DISK_METHODS = {
       drive: Type.Object({ domainID: Uuid, imageID: Uuid, volumeID: Uuid }, { description: 'the volume, one of the VM\'s disks' }),
     }),
     result: Type.Object({ apparentsize: Type.Number({ description: 'bytes this host sees after the refresh' }) }),
-    errors: ['noVM', 'invalidParams', 'storageDomainDoesNotExist', 'volumeDoesNotExist'], since: '0.5', mutating: true,
+    errors: ['noVM', 'invalidParams', 'storageDomainDoesNotExist', 'volumeDoesNotExist'], since: '0.6', mutating: true,
   }),
 } as const satisfies Record<string, MethodDef>;
