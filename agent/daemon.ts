@@ -88,6 +88,7 @@ export class Hostvisord {
     }, this.log.child({ component: 'storage' }));
     this.thinp = new ThinProvisioning({
       libvirt: this.client, storage: this.pool, vms: this.manager,
+      destinationRefresh: async (vmId, volumeId, sizeMiB) => this.migrations?.refreshDestination(vmId, volumeId, sizeMiB),
       policy: { chunkMiB: config['thinp.chunkMiB'], percent: config['thinp.percent'], maxFactor: config['storage.maxSizeFactor'] },
       pollMs: config['thinp.pollMs'], retryAfterMs: config['thinp.retryAfterMs'],
       log: this.log.child({ component: 'thinp' }),
@@ -124,6 +125,7 @@ export class Hostvisord {
     });
     this.migrations = new Migrations({
       manager: this.manager, hooks: this.hooks, disks, log: this.log.child({ component: 'migration' }),
+      refreshVolume: (sd, vol) => this.pool.refreshVolume(sd, vol),
       settings: migrationSettings(c), accepting: () => this.accepting,
       outgoing: new Slots(() => c['migration.maxOutgoing']), incoming: new Slots(() => c['migration.maxIncoming']),
     });

@@ -11,6 +11,7 @@ import { NETWORK_METHODS } from './methods/network.js';
 import { STORAGE_HOST_METHODS, STORAGE_METHODS } from './methods/storage.js';
 import { TASK_METHODS } from './methods/tasks.js';
 import { MIGRATION_METHODS } from './methods/migration.js';
+import { MIGRATION_DISK_METHODS } from './methods/migration-disks.js';
 
 export type { MethodDef, EventDef, TimeoutBounds } from './method.js';
 export { callTimeoutMs } from './method.js';
@@ -22,6 +23,7 @@ export const Methods = {
   ...HOST_METHODS,
   ...VM_METHODS,
   ...MIGRATION_METHODS,
+  ...MIGRATION_DISK_METHODS,
   ...NETWORK_METHODS,
   ...STORAGE_METHODS,
   ...TASK_METHODS,

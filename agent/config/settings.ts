@@ -198,6 +198,8 @@ export const SETTINGS = {
     "VDSM's migration_destination_timeout (6 h): an incoming migration not finished by then is cleaned up."),
   'migration.libvirtTransport': oneOf(['tls', 'tcp'], 'tls',
     "libvirt's own peer-to-peer connection: qemu+tls with the cluster's CA on real hosts; qemu+tcp only in labs, where libvirtd listens on a private network."),
+  'migration.libvirtPkiPath': text('',
+    "With qemu+tls: the directory holding libvirt's client certificate, key and the CA (cacert.pem, clientcert.pem, clientkey.pem; libvirt's pkipath). Empty keeps libvirt's defaults (/etc/pki/CA/cacert.pem, /etc/pki/libvirt/); labs whose hosts share /etc point each host at its own."),
   'migration.peerTlsServername': text('',
     'TLS server name the source checks in the destination agent\'s certificate; empty = the host of dst. Labs whose certificates name only localhost set it.'),
   'virt.domainType': oneOf(['auto', 'kvm', 'qemu'], 'auto',

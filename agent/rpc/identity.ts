@@ -54,7 +54,8 @@ const PEER_DESTROYABLE: readonly VmStatusT[] = ['Migration Destination', 'Down']
  * answers noVM as for anyone).
  */
 export function authorizePeerHost(method: string, params: unknown, status: (vmId: string) => VmStatusT | undefined): HostvisorError | undefined {
-  if (method === 'VM.migrationCreate') return undefined;
+  // VM.refresh_disk: a migrating source has the destination refresh a volume it extended (only a volume of a VM this host has).
+  if (method === 'VM.migrationCreate' || method === 'VM.refresh_disk') return undefined;
   if (method === 'VM.destroy') {
     const vmId = (params as { vmID?: unknown } | undefined)?.vmID;
     if (typeof vmId !== 'string') return new NotPermittedError(method, 'no vmID');
@@ -62,5 +63,5 @@ export function authorizePeerHost(method: string, params: unknown, status: (vmId
     return s === undefined || PEER_DESTROYABLE.includes(s) ? undefined
       : new NotPermittedError(method, `a host may destroy only an incoming migration that has not arrived (this VM is ${s})`);
   }
-  return new NotPermittedError(method, 'a host identity may call only VM.migrationCreate and VM.destroy of an incoming migration');
+  return new NotPermittedError(method, 'a host identity may call only VM.migrationCreate, VM.refresh_disk and VM.destroy of an incoming migration');
 }

@@ -93,7 +93,12 @@ export const MIGRATION_METHODS = {
     }),
     result: Type.Object({
       migrationPort: Type.Literal(0, { description: "always 0 (libvirt picks the port), as in VDSM" }),
-      params: Type.Object({ vmId: Uuid, status: VmStatus }),
+      params: Type.Object({
+        vmId: Uuid, status: VmStatus,
+        disks: Type.Optional(Type.Array(Type.Object({ name: Type.String(), path: Type.String() }), {
+          description: "the paths this host prepared for the VM's storage disks; the source gives libvirt a destination XML with them where they differ from its own",
+        })),
+      }),
     }),
     errors: ['exists', 'invalidParams', 'recovery', 'libvirtUnavailable', 'shuttingDown', 'hookError', 'migrateLimit'], since: MIGRATION_SINCE, mutating: true,
   }),

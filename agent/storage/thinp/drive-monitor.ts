@@ -34,6 +34,12 @@ export interface DriveMonitorOptions {
   requestExtend: (drive: ChunkedDrive, sizeMiB: number) => Promise<ExtendAnswer | void>;
   /** Makes this host see the new size (lvchange --refresh / losetup -c); returns the new size in bytes. */
   refresh: (drive: ChunkedDrive) => Promise<number>;
+  /**
+   * Between the SPM's answer and the local refresh: a VM migrating out has its destination refresh
+   * the volume first (throws when the destination still sees less: the extension is retried).
+   * Resolves to the destination's size, or undefined when the VM is not migrating.
+   */
+  refreshElsewhere?: (drive: ChunkedDrive, sizeMiB: number) => Promise<number | undefined>;
   /** Resumes a VM paused on ENOSPC (through the VM layer, so its status follows). */
   resumeIfEnospc: (vmId: string) => Promise<void>;
   pollMs: number;
@@ -166,10 +172,14 @@ export class DriveMonitor {
       }
       const answer = await this.o.requestExtend(d, size);
       timer.mark('request');
+      const elsewhere = await this.o.refreshElsewhere?.(d, size);
+      if (elsewhere !== undefined) timer.mark('destination');
       const now = await this.o.refresh(d);
       timer.mark('refresh');
       if (now < size * 1024 * 1024) throw new Error(`volume is ${now} bytes after refresh, expected ${size} MiB`);
-      await dom.setBlockThreshold(d.target, thresholdFor(now, this.o.policy));
+      // Migrating out: libvirt takes no threshold change during the migration job (the call would wait
+      // for its job lock); the poll's size check watches the drive until the destination's monitor has it.
+      if (elsewhere === undefined) await dom.setBlockThreshold(d.target, thresholdFor(now, this.o.policy));
       d.state = 'set';
       d.extensions++;
       timer.mark('rearm');
@@ -179,7 +189,7 @@ export class DriveMonitor {
       const rec: ExtensionRecord = { vmId: d.vmId, target: d.target, fromMiB: Math.round(phys / 1048576), toMiB: size, trigger, ...served, ...timer.fields() } as ExtensionRecord;
       this.history.push(rec);
       if (this.history.length > 1000) this.history.shift();
-      log.info('drive extended', { fromMiB: rec.fromMiB, toMiB: size, trigger, ...served, ...timer.fields() });
+      log.info('drive extended', { fromMiB: rec.fromMiB, toMiB: size, trigger, ...served, ...(elsewhere !== undefined ? { destinationBytes: elsewhere } : {}), ...timer.fields() });
       // Writes may already have passed the new threshold: look again at once.
       void this.check(this.key(d.vmId, d.target), 'after-extend');
     } catch (e) {

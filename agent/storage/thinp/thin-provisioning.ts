@@ -28,8 +28,13 @@ export interface EnospcResumer {
   resumeIfEnospc(vmId: string): Promise<void>;
 }
 
+/** A migration's destination, which must see an extension before it counts (VDSM's refresh_disk). */
+export type DestinationRefresh = (vmId: string, volumeId: string, sizeMiB: number) => Promise<number | undefined>;
+
 export interface ThinProvisioningDeps {
   libvirt: ThinpLibvirt;
+  /** For VMs migrating out; called lazily (the migrations exist after thin provisioning). */
+  destinationRefresh?: DestinationRefresh;
   storage: VolumeExtender;
   vms: EnospcResumer;
   policy: ThinpPolicy;
@@ -51,6 +56,7 @@ export class ThinProvisioning {
       policy: deps.policy,
       requestExtend: (d, sizeMiB) => storage.requestExtend(d.domainId, d.volumeId, sizeMiB),
       refresh: (d) => storage.refreshVolume(d.domainId, d.volumeId),
+      refreshElsewhere: (d, sizeMiB) => deps.destinationRefresh?.(d.vmId, d.volumeId, sizeMiB) ?? Promise.resolve(undefined),
       resumeIfEnospc: (vmId) => vms.resumeIfEnospc(vmId),
       pollMs: deps.pollMs, retryAfterMs: deps.retryAfterMs,
       log: deps.log,

@@ -17,6 +17,8 @@ export interface MigrationSettings {
   incomingStartTimeoutMs: number;
   destinationTimeoutMs: number;
   libvirtTransport: 'tls' | 'tcp';
+  /** Directory of libvirt's client certificates for qemu+tls; empty: libvirt's defaults under /etc/pki. */
+  libvirtPkiPath: string;
   peerTlsServername: string;
   /** This agent's RPC port: the destination's when dst names none. */
   rpcPort: number;
@@ -34,6 +36,8 @@ export interface MigrationContext {
   manager: VmManager;
   hooks: Hooks;
   disks?: VmDisks;
+  /** Makes this host see a block volume's current size (loop/LV refresh); bytes. Absent without a pool. */
+  refreshVolume?: (sdUUID: string, volUUID: string) => Promise<number>;
   log: Logger;
   settings: MigrationSettings;
   outgoing: Slots;

@@ -33,13 +33,21 @@ export class IncomingMigrations {
     try {
       const vm = await this.register(p);
       void this.follow(vm);
-      return { migrationPort: 0, params: { vmId: vm.id, status: vm.status } };
+      const disks = vm.disks.flatMap((d) => (d.storage && d.path ? [{ name: d.name, path: d.path }] : []));
+      return { migrationPort: 0, params: { vmId: vm.id, status: vm.status, ...(disks.length ? { disks } : {}) } };
     } catch (e) {
       this.c.incoming.release();
       throw e;
     } finally {
       this.creating.delete(p.vmID);
     }
+  }
+
+  /** An incoming migration found running after an agent restart (recovery.ts): followed and cleaned up like one prepared here. */
+  adopt(vm: Vm): void {
+    this.c.incoming.tryAcquire(Number.MAX_SAFE_INTEGER); // it runs already: counted, never refused
+    this.c.manager.setStatus(vm, 'Migration Destination');
+    void this.follow(vm);
   }
 
   private async register(p: ParamsOf<'VM.migrationCreate'>): Promise<Vm> {
@@ -123,7 +131,8 @@ export class IncomingMigrations {
     await dom.undefine().catch((e: unknown) => this.c.log.warn('could not make the migrated domain transient', { vm: vm.id, err: e }));
     vm.domId = dom.id >= 0 ? dom.id : undefined;
     vm.hasGuestAgent = parseDomainDevices(await dom.xml()).hasGuestAgentChannel;
-    this.c.disks?.launched(vm.id, vm.disks);
+    // A VM adopted after a restart has its disks by id only: the disk recovery prepares and watches them.
+    if (!vm.storagePending) this.c.disks?.launched(vm.id, vm.disks);
     if (this.c.hooks.has('after_vm_migrate_destination')) {
       await this.c.hooks.run('after_vm_migrate_destination', { data: await dom.xml(), vmId: vm.id, customProperties: vm.meta.customProperties })
         .catch((e: unknown) => this.c.log.warn('after_vm_migrate_destination hooks failed', { vm: vm.id, err: e }));

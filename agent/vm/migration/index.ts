@@ -15,6 +15,7 @@ export function migrationSettings(c: Config): MigrationSettings {
     maxBandwidthMiBs: c['migration.maxBandwidthMiBs'], timeoutSec: c['migration.timeoutSec'], monitorIntervalMs: c['migration.monitorIntervalMs'],
     createTimeoutMs: c['migration.createTimeoutMs'], incomingStartTimeoutMs: c['migration.incomingStartTimeoutMs'],
     destinationTimeoutMs: c['migration.destinationTimeoutMs'], libvirtTransport: c['migration.libvirtTransport'],
+    libvirtPkiPath: c['migration.libvirtPkiPath'],
     peerTlsServername: c['migration.peerTlsServername'], rpcPort: c['rpc.port'], pkiDir: c['pki.dir'],
     maxDowntimeMs: c['migration.maxDowntimeMs'], downtimeSteps: c['migration.downtimeSteps'], defaultSchedule: c['migration.defaultSchedule'],
     progressTimeoutSec: c['migration.progressTimeoutSec'], completionTimeoutPerGiBSec: c['migration.completionTimeoutPerGiBSec'],

@@ -10,12 +10,14 @@ import type { MigrationContext } from './context.js';
 import { IncomingMigrations } from './destination.js';
 import { OutgoingMigration } from './source.js';
 import { scheduleProblem } from './schedule.js';
+import { recoverMigrations, type OutgoingJob } from './recovery.js';
+import { refreshDisk, refreshOnDestination } from './disk-refresh.js';
 
 type MigrationEvents = { status: [vmId: string, stats: MigrationStatsT] };
 
 export class Migrations extends EventEmitter<MigrationEvents> {
-  /** The running or last outgoing migration of each VM. */
-  private readonly outgoing = new Map<string, OutgoingMigration>();
+  /** The running or last outgoing migration of each VM (started here, or found running after a restart). */
+  private readonly outgoing = new Map<string, OutgoingJob>();
   private readonly incoming: IncomingMigrations;
   private jobSub: DurableSubscription | undefined;
   private iterationSub: DurableSubscription | undefined;
@@ -33,8 +35,18 @@ export class Migrations extends EventEmitter<MigrationEvents> {
     });
     // The convergence schedule steps on each new memory iteration.
     this.iterationSub = await this.c.manager.client.subscribe('migration-iteration', (ev) => {
-      this.outgoing.get(ev.domain.uuid)?.iteration(ev.iteration);
+      this.outgoing.get(ev.domain.uuid)?.iteration?.(ev.iteration);
     });
+    // After every reconciliation (agent start, libvirt back): migrations libvirt still runs are found and followed.
+    this.c.manager.on('recovered', () => { void this.recover(); });
+  }
+
+  private async recover(): Promise<void> {
+    await recoverMigrations(this.c, {
+      outgoing: (vm, job) => { this.outgoing.set(vm.id, job); },
+      incoming: (vm) => this.incoming.adopt(vm),
+      tracked: (id) => !!this.outgoing.get(id)?.running || this.c.manager.vms.get(id)?.status === 'Migration Destination',
+    }, (vmId, s) => this.emit('status', vmId, s)).catch((e: unknown) => this.c.log.warn('migration recovery failed', { err: e }));
   }
 
   async stop(): Promise<void> {
@@ -87,6 +99,18 @@ export class Migrations extends EventEmitter<MigrationEvents> {
     await api(() => mig.setBandwidth(p.params.maxBandwidth), p.vmID);
   }
 
+  /**
+   * For the drive monitor, after the SPM extended a volume of `vmId` to sizeMiB: the destination
+   * of its running migration refreshes it first (throws when it still sees less). Resolves to the
+   * destination's size, or undefined when the VM is not migrating out.
+   */
+  async refreshDestination(vmId: string, volumeId: string, sizeMiB: number): Promise<number | undefined> {
+    const mig = this.outgoing.get(vmId);
+    const vm = this.c.manager.vms.get(vmId);
+    if (!mig?.running || !vm) return undefined;
+    return refreshOnDestination(this.c, vm, mig.peer, volumeId, sizeMiB);
+  }
+
   /** The API handlers of the migration verbs. */
   handlers() {
     return {
@@ -95,6 +119,7 @@ export class Migrations extends EventEmitter<MigrationEvents> {
       'VM.migrateCancel': async (p: ParamsOf<'VM.migrateCancel'>) => { await this.cancel(p.vmID); return {}; },
       'VM.getMigrationStatus': (p: ParamsOf<'VM.getMigrationStatus'>) => this.status(p.vmID),
       'VM.migrateChangeParams': async (p: ParamsOf<'VM.migrateChangeParams'>) => { await this.changeParams(p); return {}; },
+      'VM.refresh_disk': (p: ParamsOf<'VM.refresh_disk'>) => refreshDisk(this.c, p),
     };
   }
 }

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { enums, LibvirtTimeoutError, type Domain, type TypedParamsRecord } from '../../libvirt/index.js';
 import { HostvisorError, MigCancelError, MigrateError } from '../../../api/errors.js';
 import { RpcCallError, type HostvisorClient } from '../../../api/client/client.js';
-import type { MigrateParamsT, MigrationStatsT } from '../../../api/schema.js';
+import type { MigrateParamsT, MigrationStatsT, ResultOf } from '../../../api/schema.js';
 import type { Vm } from '../vm.js';
 import { ExitReason } from '../status.js';
 import { pause, type MigrationContext } from './context.js';
@@ -17,6 +17,8 @@ import { connectPeer, parseHostPort } from './peer.js';
 import { ProgressTracker } from './progress.js';
 import { ConvergenceMonitor } from './convergence.js';
 import { migrationPlan, failInPostcopy } from './postcopy.js';
+import { libvirtPeerUri } from './libvirt-uri.js';
+import { withDestinationDiskPaths } from './disk-refresh.js';
 
 const F = enums.DomainMigrateFlags;
 const MIGRATE_LIMIT_CODE = 82;
@@ -39,6 +41,8 @@ export class OutgoingMigration {
   /** The domain XML as it left (for after_vm_migrate_source). */
   private xml = '<domain/>';
   private migrating = false;
+  /** The destination agent's client from connectDestination to the end (VM.refresh_disk goes through it). */
+  peer: HostvisorClient | undefined;
   private readonly t0 = performance.now();
   /** JOB_COMPLETED's stats (downtime): the service hands them over; the event may trail the STOPPED one. */
   private completed: TypedParamsRecord | undefined;
@@ -109,10 +113,12 @@ export class OutgoingMigration {
         pkiDir: s.pkiDir, defaultPort: s.rpcPort, connectTimeoutMs: Math.min(30_000, left()), callTimeoutMs: Math.min(s.createTimeoutMs, left()),
         ...(s.peerTlsServername ? { servername: s.peerTlsServername } : {}),
       });
+      this.peer = peer;
       mark('connect');
       this.step = 'migrationCreate';
-      await this.createOnDestination(peer, destXml ?? xml, left);
+      const prepared = await this.createOnDestination(peer, destXml ?? xml, left);
       created = true;
+      destXml = withDestinationDiskPaths(destXml ?? xml, prepared.params.disks) ?? destXml;
       mark('migrationCreate');
       this.step = 'migrateToURI3';
       await this.migrate(host, destXml, left(), log);
@@ -128,6 +134,7 @@ export class OutgoingMigration {
       this.finish('failed', { code: err.code, message: err.message, step: err.step });
     } finally {
       if (slot) this.c.outgoing.release();
+      this.peer = undefined;
       if (peer) await peer.close().catch(() => {});
     }
   }
@@ -137,11 +144,10 @@ export class OutgoingMigration {
   }
 
   /** migrationCreate; a destination busy with its incoming migrations is asked again after retryIntervalMs. */
-  private async createOnDestination(peer: HostvisorClient, xml: string, left: () => number): Promise<void> {
+  private async createOnDestination(peer: HostvisorClient, xml: string, left: () => number): Promise<ResultOf<'VM.migrationCreate'>> {
     for (;;) {
       try {
-        await peer.call('VM.migrationCreate', { vmID: this.vm.id, params: { xml, srcHost: hostname() } }, { timeoutMs: Math.min(this.c.settings.createTimeoutMs, Math.max(1, left())) });
-        return;
+        return await peer.call('VM.migrationCreate', { vmID: this.vm.id, params: { xml, srcHost: hostname() } }, { timeoutMs: Math.min(this.c.settings.createTimeoutMs, Math.max(1, left())) });
       } catch (e) {
         if (!(e instanceof RpcCallError && e.code === MIGRATE_LIMIT_CODE)) throw e;
         if (left() <= this.c.settings.retryIntervalMs) throw new MigrateError('migrationCreate', `the destination stayed at its incoming limit until the timeout: ${e.message}`, { cause: e });
@@ -155,7 +161,7 @@ export class OutgoingMigration {
   private async migrate(host: string, destXml: string | undefined, timeoutMs: number, log: ReturnType<MigrationContext['log']['child']>): Promise<void> {
     const s = this.c.settings;
     const dom = this.dom!;
-    const duri = `qemu+${s.libvirtTransport}://${host}/system`;
+    const duri = libvirtPeerUri(host, s);
     const plan = migrationPlan(this.p, s, Number((await dom.info()).maxMemKiB) * 1024);
     let flags = F.LIVE | F.PEER2PEER | F.PERSIST_DEST;
     if (this.p.autoConverge) flags |= F.AUTO_CONVERGE;

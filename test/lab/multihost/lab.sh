@@ -27,7 +27,10 @@
 #       D/cache/libvirt -> /var/cache/libvirt
 #       D/run/sanlock -> /run/sanlock        D/log/sanlock.log -> /var/log/sanlock.log
 #       $MH/hosts.txt -> /etc/hosts (hvlab-hN names for 10.250.0.N)
-#  - its own virtlogd, libvirtd (tcp on 10.250.0.N:16509, auth none, for peer-to-peer migration)
+#  - its own virtlogd, libvirtd (tcp on 10.250.0.N:16509, auth none, and TLS on 10.250.0.N:16514,
+#    for peer-to-peer migration; TLS with certificates from the lab's own CA, $MH/pki, made once:
+#    D/etc/libvirt/pki/{cacert,servercert,serverkey,clientcert,clientkey}.pem, i.e.
+#    /etc/libvirt/pki inside the host, the directory a qemu+tls URI names with ?pkipath=)
 #    and sanlock daemon (lab settings: -w 0 -h 0 -l 0, under an LD_PRELOAD setrlimit shim built
 #    here from setrlimit-shim.c), each under a child subreaper (test/lab/subreaper.py).
 #    Clients in the main namespace reach libvirtd at
@@ -51,6 +54,7 @@ HOSTS=$MH/hosts
 SHARED=$MH/shared
 SHIM=$MH/setrlimit-shim.so
 HOSTS_TXT=$MH/hosts.txt
+PKI=$MH/pki
 PY=/usr/bin/python3
 START_TIMEOUT=${HVLAB_START_TIMEOUT:-60}
 MAX_HOSTS=32
@@ -205,6 +209,37 @@ conf_copy() {
     fi
 }
 
+# lab_ca: the lab's CA for libvirtd's TLS, made once and kept (hosts get fresh certificates from it).
+lab_ca() {
+    [ -s "$PKI/cacert.pem" ] && [ -s "$PKI/cakey.pem" ] && return 0
+    mkdir -p "$PKI" && chmod 700 "$PKI"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -keyout "$PKI/cakey.pem.tmp" -out "$PKI/cacert.pem.tmp" \
+        -subj "/O=Hostvisor lab/CN=hvlab libvirt CA" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1 \
+        || die "could not make the lab CA in $PKI"
+    mv "$PKI/cakey.pem.tmp" "$PKI/cakey.pem" && mv "$PKI/cacert.pem.tmp" "$PKI/cacert.pem"
+    log "made the lab's libvirt CA in $PKI"
+}
+
+# host_pki N DIR: libvirtd's server and client certificates for host N (its address and name; libvirt
+# checks the usages: digital signature + key encipherment, TLS server resp. client).
+host_pki() {
+    local i=$1 dir=$2 role eku
+    mkdir -p "$dir" && chmod 700 "$dir"
+    cp "$PKI/cacert.pem" "$dir/cacert.pem"
+    for role in server client; do
+        if [ "$role" = server ]; then eku=serverAuth; else eku=clientAuth; fi
+        openssl req -new -newkey rsa:2048 -nodes -keyout "$dir/${role}key.pem" -out "$dir/$role.csr" \
+            -subj "/O=Hostvisor lab/CN=hvlab-h$i" >/dev/null 2>&1 || die "key for host $i ($role) failed"
+        openssl x509 -req -in "$dir/$role.csr" -CA "$PKI/cacert.pem" -CAkey "$PKI/cakey.pem" -set_serial "0x$(openssl rand -hex 8)" \
+            -days 3650 -out "$dir/${role}cert.pem" -extfile <(printf '%s\n' \
+                "subjectAltName=IP:$(addr_of "$i"),DNS:hvlab-h$i" "extendedKeyUsage=$eku" \
+                "keyUsage=critical,digitalSignature,keyEncipherment" "basicConstraints=critical,CA:FALSE") \
+            >/dev/null 2>&1 || die "certificate for host $i ($role) failed"
+        rm -f "$dir/$role.csr"
+    done
+}
+
 # prepare_dir N: a fresh host directory (the capabilities cache is kept: it makes libvirtd start faster).
 prepare_dir() {
     local i=$1 D
@@ -227,10 +262,15 @@ prepare_dir() {
     addr=$(addr_of "$i"); uuid=$(uuid_of "$i")
     conf_copy /etc/libvirt/libvirtd.conf "$D/etc/libvirt/libvirtd.conf" \
         listen_tls listen_tcp listen_addr auth_tcp auth_unix_ro auth_unix_rw host_uuid host_uuid_source \
-        log_outputs log_filters unix_sock_dir
+        log_outputs log_filters unix_sock_dir key_file cert_file ca_file crl_file tls_no_verify_certificate \
+        tls_allowed_dn_list
+    host_pki "$i" "$D/etc/libvirt/pki"
     cat >> "$D/etc/libvirt/libvirtd.conf" <<CONF
 # hvlab host $i (test/lab/multihost/lab.sh)
-listen_tls = 0
+listen_tls = 1
+key_file = "/etc/libvirt/pki/serverkey.pem"
+cert_file = "/etc/libvirt/pki/servercert.pem"
+ca_file = "/etc/libvirt/pki/cacert.pem"
 listen_tcp = 1
 listen_addr = "$addr"
 auth_tcp = "none"
@@ -412,6 +452,7 @@ cmd_up() {
     t0=$(now_ms)
     ensure_blackhole                 # first: before any namespace or lab address exists
     ensure_dirs
+    lab_ca
     ensure_shim
     ensure_net
     for ((i = 1; i <= n; i++)); do
