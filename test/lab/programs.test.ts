@@ -172,5 +172,5 @@ t.test('check-programs.sh passes on this machine and stops naming the package of
   t.match(r.stderr, /3 of 4 programs .* missing; install: apt-get install --no-install-recommends hv-no-such-package hv-other-package/);
   const test = readFileSync(join(REPO, 'scripts', 'test.sh'), 'utf8');
   t.ok(test.indexOf('bash scripts/check-programs.sh') > test.indexOf('bash test/lab/setup.sh') &&
-    test.indexOf('bash scripts/check-programs.sh') < test.indexOf('tap'), 'npm test checks right after setup, before any test runs');
+    test.indexOf('bash scripts/check-programs.sh') < test.indexOf('scripts/run-tests.sh'), 'npm test checks right after setup, before any test runs');
 });
