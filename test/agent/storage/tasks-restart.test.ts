@@ -48,6 +48,11 @@ function agentProcess(t: Test, config: Config) {
     },
   };
   t.teardown(() => api.stop());
+  // A failure shows what the agent logged at warn and above (an internal error's cause is only there).
+  t.teardown(() => {
+    if (t.passing()) return;
+    for (const l of logs.filter((x) => /"level":"(warn|error)"/.test(x)).slice(-20)) t.comment(`agent: ${l.slice(0, 2000)}`);
+  });
   return api;
 }
 
