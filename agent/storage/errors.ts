@@ -53,6 +53,14 @@ export class StorageCommandError extends StorageError {
   }
 }
 
+/** sanlock could not read or write a lease on the domain (an I/O error or timeout): a storage fault; the caller may retry. */
+export class LeaseIoError extends StorageError {
+  override readonly name = 'LeaseIoError';
+  constructor(message: string, opts?: Opts) {
+    super('storageCommandFailed', message, undefined, opts);
+  }
+}
+
 /** A child process did not finish in time and was killed. */
 export class StorageCommandTimeoutError extends StorageError {
   override readonly name = 'StorageCommandTimeoutError';

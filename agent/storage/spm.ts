@@ -7,6 +7,7 @@
 import type { Logger } from '../log.js';
 import { PhaseTimer } from '../log.js';
 import { UnavailableError } from '../../api/errors.js';
+import { LeaseIoError } from './errors.js';
 import { isSanlockError, type LeaseWatch, type Sanlock } from './sanlock.js';
 
 export interface SpmLeaseArea {
@@ -98,6 +99,9 @@ export class SpmRole {
         const s = await this.status().catch(() => undefined);
         throw new UnavailableError(`another host is SPM${s && s.spmId > 0 ? ` (host ${s.spmId}, lver ${s.spmLver})` : ''}`, { cause: e, data: s ? { ...s } : undefined });
       }
+      // Anything else from sanlock here is the lease's I/O (a dblock that could not be read or
+      // written in time, e.g. on a saturated disk): a named storage failure, not an internal one.
+      if (isSanlockError(e)) throw new LeaseIoError(`the SPM lease could not be acquired: ${e.message}`, { cause: e, data: { sanlockCode: e.codeName } });
       throw e;
     }
     timer.mark('acquire');

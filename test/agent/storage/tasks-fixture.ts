@@ -66,7 +66,8 @@ export async function becomeSpm(c: HostvisorClient, sd: string, sp: string, spec
       return (await c.call('StoragePool.spmStart', { storagepoolID: sp })).spmLver;
     } catch (e) {
       const err = e as { code?: number; message?: string };
-      if (err.code !== 40 || Date.now() > end) throw e;
+      // 40: another host (or our dead predecessor's lease) holds it yet; 1008: the lease's I/O failed this time.
+      if ((err.code !== 40 && err.code !== 1008) || Date.now() > end) throw e;
       retried(String(err.message));
       await new Promise((r) => setTimeout(r, 500));
     }

@@ -87,6 +87,9 @@ t.test('kill -9 in the middle of a create on a file master: after a restart the 
   await agent.kill9();
   const tKilled = performance.now();
   orphans.push(...await pidsMentioning(volPath(img, vol)));
+  // Held where the kill left them, so that recovery surely finds them running (on an idle machine
+  // a qemu-img may otherwise finish its write first), and the disk is not saturated meanwhile.
+  for (const pid of orphans) { try { process.kill(pid, 'SIGSTOP'); } catch { /* already gone */ } }
   t.comment(`killed with ${Math.round(written / MiB)} MiB written; ${orphans.length} qemu-img left running (KillMode=process leaves children)`);
   t.ok(await exists(`${volPath(img, vol)}.meta`), 'the half-made volume is there after the kill (metadata, ILLEGAL)');
 
