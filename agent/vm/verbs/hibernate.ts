@@ -63,10 +63,10 @@ export class VmHibernation extends VmVerbs {
    * Resumes a VM registered by VM.create from its state volume (in place of createXML). The saved
    * XML is used as it was saved: paths of shared storage are the same on every host.
    */
-  async resume(vm: Vm, state: StateVolumeRef): Promise<void> {
+  async resume(vm: Vm, state: StateVolumeRef, xml: string): Promise<void> {
     const path = await this.statePath(state, 'params.restoreState');
     try {
-      await this.xmlHook('before_vm_dehibernate', vm, '<domain/>');
+      await this.xmlHook('before_vm_dehibernate', vm, xml);
       this.m.setStatus(vm, 'Restoring State');
       await api(() => this.m.conn().restore(path, null), vm.id);
       const dom = await api(() => this.m.conn().lookupByUUID(vm.id), vm.id);

@@ -128,7 +128,7 @@ export class VmLaunch extends VmVerbs {
       vm.launch = 'begun';
       const paused = (flags & enums.DomainCreateFlags.START_PAUSED) !== 0;
       if (restoreState) {
-        await this.hibernation.resume(vm, restoreState);
+        await this.hibernation.resume(vm, restoreState, xml);
         timer.mark('restore');
         log.info('VM resumed from its saved state', { ...timer.fields() });
         this.o.disks?.launched(vm.id, vm.disks);

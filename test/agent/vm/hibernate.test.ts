@@ -22,7 +22,8 @@ t.test('a hibernated VM resumes from its state where it stopped; the four hooks 
   // Hooks placed after start: the agent watches the directory.
   for (const p of POINTS) {
     mkdirSync(join(dir, 'hooks', p), { recursive: true });
-    writeFileSync(join(dir, 'hooks', p, '50_record'), `#!/bin/sh\necho ${p} >> ${order}\n`, { mode: 0o755 });
+    // Each hook records its point, and whether its domain XML names the VM.
+    writeFileSync(join(dir, 'hooks', p, '50_record'), `#!/bin/sh\necho ${p} >> ${order}\ngrep -q '<name>hv-it-hibernate</name>' "$_hook_domxml" && echo ${p} has-xml >> ${order}.xml\n`, { mode: 0o755 });
   }
   const client = await connectClient(config);
   t.teardown(() => client.close());
@@ -66,4 +67,6 @@ t.test('a hibernated VM resumes from its state where it stopped; the four hooks 
   const hooks = readFileSync(order, 'utf8').trim().split('\n');
   t.same(hooks, ['before_vm_hibernate', 'before_vm_hibernate', 'after_vm_hibernate', 'before_vm_dehibernate', 'after_vm_dehibernate'],
     'hooks: before_vm_hibernate for the failed try, then the four in order');
+  t.same(readFileSync(`${order}.xml`, 'utf8').trim().split('\n').map((l) => l.split(' ')[0]), ['before_vm_hibernate', 'before_vm_hibernate', 'after_vm_hibernate', 'before_vm_dehibernate', 'after_vm_dehibernate'],
+    "each hook was given the VM's domain XML (before_vm_dehibernate: the one built from the spec)");
 });
