@@ -66,8 +66,12 @@ export class RecoveredOutgoing implements OutgoingJob {
   private completed: TypedParamsRecord | undefined;
   private cancelled = false;
 
+  /**
+   * @param xml the domain XML read when the job was found, while the domain is still here:
+   *   after_vm_migrate_source is given it when the VM has left, as for a migration this agent started.
+   */
   constructor(private readonly c: MigrationContext, readonly vm: Vm, private readonly dom: Domain, first: TypedParamsRecord,
-    private readonly emit: (s: MigrationStatsT) => void) {
+    private readonly emit: (s: MigrationStatsT) => void, private readonly xml?: string) {
     this.stats = { vmId: vm.id, status: 'in_progress', progress: 0, postcopy: false };
     this.fold(first);
   }
@@ -141,6 +145,10 @@ export class RecoveredOutgoing implements OutgoingJob {
         if (Number.isFinite(downtime)) this.stats.downtime = downtime;
         this.stats.status = 'done';
         await this.c.disks?.released(this.vm.id, this.vm.disks).catch((e: unknown) => log.warn('could not release the disks', { err: e }));
+        if (this.xml && this.c.hooks.has('after_vm_migrate_source')) {
+          await this.c.hooks.run('after_vm_migrate_source', { data: this.xml, vmId: this.vm.id, customProperties: this.vm.meta.customProperties })
+            .catch((e: unknown) => log.warn('after_vm_migrate_source hooks failed', { err: e }));
+        }
       } else {
         this.stats.status = 'failed';
         this.stats.error = { code: 12, step: 'migrateToURI3', message: `the VM stopped during the migration: ${this.vm.exit?.exitMessage ?? 'unknown'}` };
@@ -184,7 +192,8 @@ export async function recoverMigrations(c: MigrationContext, to: RecoveryTargets
         void watchIncoming(c, vm, dom);
         return;
       }
-      const rec = new RecoveredOutgoing(c, vm, dom, job.stats, (s) => emit(vm.id, { ...s }));
+      const xml = await dom.xml().catch((e: unknown) => { c.log.warn('could not read the migrating domain XML (after_vm_migrate_source will not run)', { vm: vm.id, err: e }); return undefined; });
+      const rec = new RecoveredOutgoing(c, vm, dom, job.stats, (s) => emit(vm.id, { ...s }), xml);
       to.outgoing(vm, rec);
       m.setStatus(vm, 'Migration Source');
       void rec.follow().catch((e: unknown) => c.log.error('recovered migration follower failed', { vm: vm.id, err: e }));

@@ -5,9 +5,12 @@
 // restarted agent finds it, reports it (Migration Source with
 // VM.getMigrationStatus in progress, or Migration Destination), and follows
 // it: raised bandwidth lets it converge and the VM ends Up on exactly one
-// host; a cancel ends it with the VM Up on A and nothing left on B.
+// host; a cancel ends it with the VM Up on A and nothing left on B. A
+// restarted source that followed the job to B runs after_vm_migrate_source.
 import t, { type Test } from 'tap';
-import { labDown, labUp, type LabHost } from '../../lab/multihost/lab.js';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { labDown, labUp, SHARED_DIR, type LabHost } from '../../lab/multihost/lab.js';
 import { waitForSerialMarker } from '../../lab/guest.js';
 import { bounded } from '../harness.js';
 import type { LabAgent } from '../storage/lab-agents.js';
@@ -24,15 +27,23 @@ interface Side { host: LabHost; config: Config; agent: LabAgent; client: Hostvis
 t.test('agent restarts during a live migration', async (t) => {
   const sides: Side[] = [];
   const vms: string[] = [];
+  const work = join(SHARED_DIR, `migration-restart-${process.pid}`);
+  const hookLog = join(work, 'after_vm_migrate_source.log');
   t.teardown(async () => {
+    rmSync(work, { recursive: true, force: true });
     for (const s of sides) for (const id of vms) await bounded('VM.destroy', s.client.call('VM.destroy', { vmID: id }).catch(() => {}), 30_000);
     for (const s of sides) await bounded('client close', s.client.close(), 10_000);
     for (const s of sides) await bounded('agent stop', s.agent.stop(), 30_000);
     await bounded('labDown', labDown(), 120_000);
   });
   const [hA, hB] = (await labUp(2)) as [LabHost, LabHost];
+  mkdirSync(work, { recursive: true });
   const up = async (host: LabHost): Promise<Side> => {
     const config = await migrationAgentConfig({ 'migration.libvirtTransport': 'tls', 'migration.libvirtPkiPath': LAB_LIBVIRT_PKI });
+    // Records which VM each after_vm_migrate_source ran for, and whether it was given the domain XML.
+    const dir = join(config['hooks.dir'], 'after_vm_migrate_source');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, '50_record'), `#!/bin/sh\ngrep -q '<domain' "$_hook_domxml" && echo "$(hostname) domxml" >> ${hookLog}\n`, { mode: 0o755 });
     return { host, config, ...(await labAgentWithClient(host, config, echo)) };
   };
   const [A, B] = await Promise.all([up(hA), up(hB)]);
@@ -111,6 +122,8 @@ t.test('agent restarts during a live migration', async (t) => {
     t.ok((st.dataRemaining ?? 0) > 0, 'with data remaining (from the job libvirt kept)');
     t.equal(await agentStatus(B.client, g.vmID), 'Migration Destination', 'B still shows Migration Destination');
     await converge(t, g);
+    t.ok(await until(async () => existsSync(hookLog), 15_000), 'the restarted source ran after_vm_migrate_source once the VM had left');
+    t.same(existsSync(hookLog) ? readFileSync(hookLog, 'utf8').trim().split('\n') : [], [`${hA.name} domxml`], 'once, on A, given the domain XML');
     await B.client.call('VM.destroy', { vmID: g.vmID });
     await A.client.call('VM.destroy', { vmID: g.vmID }).catch(() => {});
   });
