@@ -37,7 +37,11 @@ export function applyLifecycle(vm: Vm, ev: DomainEvent<'lifecycle'>): boolean {
     }
     case T.RESUMED:
       // A failed outgoing migration resumes the guest; the migration sets Up once it has cleaned up.
-      return vm.status === 'Migration Source' || vm.status === 'Saving State' || vm.status === 'Restoring State' ? false : vm.setStatus('Up');
+      if (vm.status === 'Migration Source' || vm.status === 'Saving State' || vm.status === 'Restoring State') return false;
+      // In post-copy the guest runs here before all its memory has come: it stays Migration Destination
+      // until libvirt ends the job (as VDSM maps RUNNING/POSTCOPY), since a failure now loses the VM.
+      if (vm.status === 'Migration Destination' && ev.detail === enums.DomainEventResumedDetailType.POSTCOPY) return false;
+      return vm.setStatus('Up');
     case T.SHUTDOWN:
       return vm.status === 'Down' ? false : vm.setStatus('Powering down');
     case T.STOPPED:

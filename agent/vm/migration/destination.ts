@@ -106,7 +106,7 @@ export class IncomingMigrations {
         this.c.manager.setStatus(vm, 'Down', { exit: { exitCode: 1, exitReason: ExitReason.GENERIC_ERROR, exitMessage: 'incoming migration never started' } });
       }
     })();
-    const up = await vm.waitFor((st) => st !== 'Migration Destination', s.destinationTimeoutMs);
+    const up = await this.arrival(vm, s.destinationTimeoutMs);
     ended.abort();
     await startCheck;
     try {
@@ -121,6 +121,22 @@ export class IncomingMigrations {
       log.warn('after the incoming migration', { err: e });
     } finally {
       this.c.incoming.release();
+    }
+  }
+
+  /**
+   * Waits for the VM to leave Migration Destination (the lifecycle events move it). Level-triggered
+   * backstop on each monitor interval: a domain libvirt runs here outside post-copy has arrived, even
+   * if its RESUMED event (the end of a post-copy) was missed. True when it left before the timeout.
+   */
+  private async arrival(vm: Vm, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      if (await vm.waitFor((st) => st !== 'Migration Destination', Math.min(left, this.c.settings.monitorIntervalMs))) return true;
+      const st = await this.c.manager.conn().lookupByUUID(vm.id).then((d) => d.state()).catch(() => undefined);
+      if (vm.status === 'Migration Destination' && st && isArrived(st)) this.c.manager.setStatus(vm, 'Up');
     }
   }
 
@@ -144,7 +160,14 @@ export class IncomingMigrations {
     const m = this.c.manager;
     if (m.vms.get(vm.id) !== vm) return; // VM.destroy (the source's cleanup) already took it
     const dom = await m.conn().lookupByUUID(vm.id).catch(() => undefined);
-    if (dom) await dom.destroy().catch((e: unknown) => this.c.log.warn('could not destroy the failed incoming domain', { vm: vm.id, err: e }));
+    if (dom) {
+      await dom.destroy().catch((e: unknown) => this.c.log.debug('destroy of the failed incoming domain', { vm: vm.id, err: e }));
+      // PERSIST_DEST defines it before the copy ends (a post-copy that failed here leaves that definition).
+      await dom.undefine().catch((e: unknown) => {
+        const transient = e instanceof LibvirtError && (e.code === enums.ErrorNumber.ERR_OPERATION_INVALID || e.code === enums.ErrorNumber.ERR_NO_DOMAIN);
+        if (!transient) this.c.log.warn('could not undefine the failed incoming domain', { vm: vm.id, err: e });
+      });
+    }
     if (m.vms.get(vm.id) !== vm) return;
     if (vm.status !== 'Down') m.setStatus(vm, 'Down', { exit: { exitCode: 1, exitReason: ExitReason.GENERIC_ERROR, exitMessage: 'incoming migration failed' } });
     m.forget(vm);
@@ -160,4 +183,10 @@ export class IncomingMigrations {
       return true; // unknown is not gone: the destination timeout still bounds it
     }
   }
+}
+
+/** Running here and no longer in post-copy: the incoming migration has ended with the VM here. */
+export function isArrived(st: { state: number; reason: number }): boolean {
+  if (st.state === enums.DomainState.BLOCKED) return true;
+  return st.state === enums.DomainState.RUNNING && st.reason !== enums.DomainRunningReason.POSTCOPY && st.reason !== enums.DomainRunningReason.POSTCOPY_FAILED;
 }

@@ -15,6 +15,7 @@ import type { Vm } from '../vm.js';
 import { ExitReason } from '../status.js';
 import { pause, type MigrationContext } from './context.js';
 import { ProgressTracker } from './progress.js';
+import { isArrived } from './destination.js';
 
 const S = enums.DomainState;
 const J = enums.DomainJobType;
@@ -40,7 +41,7 @@ const isNoDomain = (e: unknown): boolean => e instanceof LibvirtError && e.code 
 
 /**
  * What libvirt says about one domain's migration. An incoming domain is
- * recognised by its state (paused for migration), since libvirt gives job
+ * recognised by its state (paused for migration, or running in post-copy), since libvirt gives job
  * statistics on the source only; an outgoing one by its job's operation.
  */
 export async function findMigrationJob(dom: Domain): Promise<FoundJob> {
@@ -54,7 +55,9 @@ export async function findMigrationJob(dom: Domain): Promise<FoundJob> {
   }
   const op = job ? toNumber(job.stats['operation']) : NaN;
   if (job && job.type !== J.NONE && op === enums.DomainJobOperation.MIGRATION_OUT) return { kind: 'outgoing', stats: job.stats };
-  if (st.state === S.PAUSED && st.reason === enums.DomainPausedReason.MIGRATION && op !== enums.DomainJobOperation.MIGRATION_OUT) return { kind: 'incoming' };
+  const arriving = (st.state === S.PAUSED && st.reason === enums.DomainPausedReason.MIGRATION)
+    || (st.state === S.RUNNING && st.reason === enums.DomainRunningReason.POSTCOPY);
+  if (arriving && op !== enums.DomainJobOperation.MIGRATION_OUT) return { kind: 'incoming' };
   return { kind: 'none' };
 }
 
@@ -216,8 +219,9 @@ async function watchIncoming(c: MigrationContext, vm: Vm, dom: Domain): Promise<
     try {
       const st = await dom.state();
       if (vm.status !== 'Migration Destination') return;
-      if (st.state === S.RUNNING || st.state === S.BLOCKED) { m.setStatus(vm, 'Up'); return; }
-      if (st.state !== S.PAUSED || st.reason !== enums.DomainPausedReason.MIGRATION) {
+      if (isArrived(st)) { m.setStatus(vm, 'Up'); return; }
+      const inPostcopy = st.state === S.RUNNING && st.reason === enums.DomainRunningReason.POSTCOPY;
+      if (!inPostcopy && (st.state !== S.PAUSED || st.reason !== enums.DomainPausedReason.MIGRATION)) {
         // Neither arriving nor arrived (e.g. shut off, or paused otherwise after a failed post-copy): libvirt ended it.
         m.setStatus(vm, 'Down', { exit: { exitCode: 1, exitReason: ExitReason.GENERIC_ERROR, exitMessage: `incoming migration ended by libvirt (state ${st.state}/${st.reason})` } });
         return;

@@ -132,9 +132,17 @@ t.test('migrations that do not converge, post-copy, and the outgoing limit, betw
     await launch(g, 'LAB-DIRTY-READY');
     const schedule: Schedule = { init: [], stalling: [{ limit: 0, action: { name: 'postcopy' } }] };
     let cancelInPostcopy: Promise<unknown> | undefined;
+    let bInPostcopy: Promise<{ onB: string | undefined; stillCopying: boolean }> | undefined;
     cA.on('VM_migration_status', (vmId, body) => {
       if (vmId === g.vmID && body.postcopy && body.status === 'in_progress' && !cancelInPostcopy) {
         cancelInPostcopy = cA.call('VM.migrateCancel', { vmID: g.vmID }).then(() => 'accepted', (e: { code?: number; message?: string }) => e);
+        // B's status a moment into post-copy (the guest already runs there), and whether the copy still ran after.
+        bInPostcopy = (async () => {
+          await sleep(1_000);
+          const onB = (await cB.call('Host.getVMList', {})).vmList.find((v) => v.vmId === g.vmID)?.status;
+          const stillCopying = (await cA.call('VM.getMigrationStatus', { vmID: g.vmID })).status === 'in_progress';
+          return { onB, stillCopying };
+        })();
       }
     });
     const tm = performance.now();
@@ -147,6 +155,9 @@ t.test('migrations that do not converge, post-copy, and the outgoing limit, betw
     t.equal(st.status, 'done', 'getMigrationStatus: done');
     t.equal(st.postcopy, true, 'getMigrationStatus: postcopy true');
     t.ok((events.get(g.vmID) ?? []).some((e) => e.postcopy && e.status === 'in_progress'), 'a VM_migration_status event said postcopy while it ran');
+    const seen = bInPostcopy ? await bInPostcopy : undefined;
+    if (seen?.stillCopying) t.equal(seen.onB, 'Migration Destination', 'during post-copy B shows Migration Destination, not Up, though the guest runs there');
+    else t.comment(`post-copy ended within 1 s; B's status then: ${seen?.onB}`);
     if (cancelInPostcopy) {
       const r = await cancelInPostcopy as { code?: number; message?: string } | string;
       t.equal(typeof r === 'object' ? r.code : r, 47, `a cancel in post-copy is refused: ${typeof r === 'object' ? r.message : r}`);
