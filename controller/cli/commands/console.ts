@@ -2,7 +2,8 @@
 // password, or, with a viewer on PATH (virt-viewer's remote-viewer), starts it on a connection
 // file that carries the password, so the password never appears on a command line.
 import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { ApiCallError } from '../api-client.js';
@@ -38,8 +39,10 @@ export const registerConsole: RegisterCommands = (program, env) => {
       const t = await client.call<Ticket>('POST', `/api/v1/vms/${id}/console`, o.ttl !== undefined ? { ttlSeconds: o.ttl } : {});
       const viewer = o.viewer ? onPath('remote-viewer', env.io.env.PATH) : undefined;
       if (viewer) {
-        const file = join(mkdtempSync(join(tmpdir(), 'hostvisor-console-')), 'console.vv');
-        writeFileSync(file, viewerFile(t, ref), { mode: 0o600 });
+        // A new file straight in the temp directory ('wx': never an existing one), not in a
+        // directory of its own: the viewer deletes the file once read, and nothing is left behind.
+        const file = join(tmpdir(), `hostvisor-console-${randomBytes(9).toString('hex')}.vv`);
+        writeFileSync(file, viewerFile(t, ref), { mode: 0o600, flag: 'wx' });
         spawn(viewer, [file], { detached: true, stdio: 'ignore' }).unref();
         env.print({ ...t, viewer }, () => `console of ${ref}: ${viewer} started on ${t.url} (ticket valid until ${t.expiresAt})\n`);
         return;

@@ -2,13 +2,12 @@
 // written pki.dir accepts the controller's own client certificate and refuses a client
 // certificate of another CA: it trusts the CA it was enrolled with, and that one alone.
 import t from 'tap';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostvisorClient } from '../../../api/client/client.js';
 import { enroll } from '../../../agent/cli/enroll.js';
 import { ensureCa, issue } from '../../../controller/pki/ca.js';
-import { startAgent } from '../../agent/harness.js';
+import { scratchDir, startAgent } from '../../agent/harness.js';
 import { startApi } from '../http/harness.js';
 
 const api = await startApi();
@@ -16,7 +15,8 @@ t.teardown(() => api.close());
 
 t.test('the enrolled agent serves with the signed certificate and takes the controller\'s client certificate only', async (t) => {
   const tok = await api.call('POST', '/api/v1/hosts', { body: { name: 'local', address: 'localhost' } });
-  const pkiDir = mkdtempSync(join(tmpdir(), 'hv-enrolled-'));
+  const scratch = scratchDir('hv-enrolled-');
+  const pkiDir = join(scratch, 'pki');
   await enroll({ controller: api.url, token: tok.body.token, pkiDir, name: 'local' });
   const { config, stop } = await startAgent({ 'pki.dir': pkiDir, 'pki.createDevCa': false, 'libvirt.uri': 'test:///default' });
   t.teardown(stop);
@@ -28,7 +28,7 @@ t.test('the enrolled agent serves with the signed certificate and takes the cont
   t.ok(Array.isArray((list as { vmList?: unknown[] }).vmList), 'the controller\'s certificate is accepted: Host.getVMList answers');
   await controllerClient.close();
 
-  const other = await ensureCa(join(pkiDir, '..', `${pkiDir.split('/').at(-1)}-other`), 'Another CA');
+  const other = await ensureCa(join(scratch, 'other-ca'), 'Another CA');
   const stranger = { cert: join(pkiDir, 'stranger.pem'), key: join(pkiDir, 'stranger.key') };
   await issue(other, { cn: 'stranger', ou: 'controller', usage: ['clientAuth'] }, stranger);
   const refused = await HostvisorClient.connect({

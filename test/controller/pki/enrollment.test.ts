@@ -5,7 +5,7 @@
 import t from 'tap';
 import { X509Certificate } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,6 +17,9 @@ const run = promisify(execFile);
 const clock = manualClock(Date.now());
 const api = await startApi({ now: clock.now });
 t.teardown(() => api.close());
+// Every CSR and host PKI directory of this file lives under one scratch directory, removed at the end.
+const scratch = mkdtempSync(join(tmpdir(), 'hv-enrollment-'));
+t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
 
 async function token(name: string, extra: Record<string, unknown> = {}): Promise<string> {
   const r = await api.call('POST', '/api/v1/hosts', { body: { name, address: '127.0.0.1', ...extra } });
@@ -25,7 +28,7 @@ async function token(name: string, extra: Record<string, unknown> = {}): Promise
 }
 
 async function csr(bits?: number): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'hv-csr-'));
+  const dir = mkdtempSync(join(scratch, 'csr-'));
   const key = join(dir, 'k.pem');
   if (bits) await run('openssl', ['genrsa', '-out', key, String(bits)]);
   else await run('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key]);
@@ -36,7 +39,7 @@ async function csr(bits?: number): Promise<string> {
 t.test('a host enrolls once: its certificate is signed by the controller CA, it is recorded Installing', async (t) => {
   const tok = await token('h1');
   t.match(tok, /^hvt1\.[0-9a-f-]{36}\.[A-Za-z0-9_-]{43}\.[0-9a-f]{64}$/);
-  const pkiDir = mkdtempSync(join(tmpdir(), 'hv-host-pki-'));
+  const pkiDir = mkdtempSync(join(scratch, 'host-pki-'));
   const r = await enroll({ controller: api.url, token: tok, pkiDir, name: 'h1' });
   const cert = new X509Certificate(readFileSync(r.files.hostCert));
   const ca = new X509Certificate(api.caPem);
@@ -49,7 +52,7 @@ t.test('a host enrolls once: its certificate is signed by the controller CA, it 
   t.match(cert.keyUsage?.join(',') ?? '', /1\.3\.6\.1\.5\.5\.7\.3\.1/, 'server auth (the agent serves with it)');
   const host = await api.store.hosts.get(r.hostId);
   t.same([host.name, host.status, host.poolHostId, host.certFingerprint], ['h1', 'Installing', 1, cert.fingerprint256.replaceAll(':', '').toLowerCase()]);
-  const again = await enroll({ controller: api.url, token: tok, pkiDir: mkdtempSync(join(tmpdir(), 'hv-host-pki-')) }).catch((e: unknown) => e);
+  const again = await enroll({ controller: api.url, token: tok, pkiDir: mkdtempSync(join(scratch, 'host-pki-')) }).catch((e: unknown) => e);
   t.type(again, EnrollError);
   t.match((again as Error).message, /401 InvalidToken.*used/, 'the second use is refused');
   t.equal((await api.store.hosts.list()).length, 1, 'no second host');
@@ -68,7 +71,7 @@ t.test('a token expires: refused at its expiry, and the host is not recorded', a
 t.test('a token whose CA hash is not the controller\'s is refused before the CSR is sent', async (t) => {
   const tok = await token('h3');
   const forged = tok.replace(/\.[0-9a-f]{64}$/, `.${'0'.repeat(64)}`);
-  const e = await enroll({ controller: api.url, token: forged, pkiDir: mkdtempSync(join(tmpdir(), 'hv-host-pki-')) }).catch((x: unknown) => x);
+  const e = await enroll({ controller: api.url, token: forged, pkiDir: mkdtempSync(join(scratch, 'host-pki-')) }).catch((x: unknown) => x);
   t.match((e as Error).message, /not the one the token names/);
   const id = tok.split('.')[1]!;
   t.equal((await api.store.tokens.get(id)).usedAt, null, 'the token is still unused');

@@ -8,7 +8,7 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { resolveDecisionSettings } from '../../../controller/decision-settings.js';
 import { AgentProcess } from '../../api/client/agent-process.js';
@@ -99,7 +99,8 @@ t.test('hostvisor-ctl vms console prints the URL and password, or starts remote-
 
   // A remote-viewer of our own on PATH records what it was given.
   const seen = join(dir, 'seen');
-  writeFileSync(join(dir, 'remote-viewer'), `#!/bin/sh\nstat -c %a "$1" > ${seen}.mode\ncat "$1" > ${seen}\n`);
+  // Like virt-viewer with delete-this-file=1, it deletes the file once read.
+  writeFileSync(join(dir, 'remote-viewer'), `#!/bin/sh\nstat -c %a "$1" > ${seen}.mode\necho "$1" > ${seen}.path\ncat "$1" > ${seen}.tmp\nrm -f "$1"\nmv ${seen}.tmp ${seen}\n`);
   chmodSync(join(dir, 'remote-viewer'), 0o755);
   const launched = await run(CTL, [...base, 'vms', 'console', NAME, '--ttl', '60'], { timeout: 60_000, env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
   t.match(launched.stdout, /remote-viewer started on vnc:\/\/127\.0\.0\.1:\d+/);
@@ -109,6 +110,8 @@ t.test('hostvisor-ctl vms console prints the URL and password, or starts remote-
   const vv = readFileSync(seen, 'utf8');
   t.match(vv, /^\[virt-viewer\]\ntype=vnc\nhost=127\.0\.0\.1\nport=\d+\npassword=\S{8}\n/, 'a virt-viewer connection file');
   t.equal(readFileSync(`${seen}.mode`, 'utf8').trim(), '600', 'readable by the user only');
+  const vvPath = readFileSync(`${seen}.path`, 'utf8').trim();
+  t.equal(dirname(vvPath), tmpdir(), 'the file is straight in the temp directory: once the viewer deletes it, nothing is left behind');
   const vvPw = /password=(\S+)/.exec(vv)![1]!;
   t.ok((await rfbHandshake('127.0.0.1', Number(/port=(\d+)/.exec(vv)![1]), vvPw)).ok, 'its password opens the console');
 });
