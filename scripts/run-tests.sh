@@ -1,39 +1,63 @@
 #!/bin/bash
 # Runs the tests of the build (dist/) with tap, and ends with one plain line CI can read:
 # "tests: N passed, N failed, N skipped". With arguments, tap runs just those; without, every
-# test file, in two lanes (see test/light-lane.txt). scripts/test.sh calls it once the machine
-# and the build are ready.
+# test file, in three lanes (test/light-lane.txt, test/lab-lane.txt, the rest). scripts/test.sh
+# calls it once the machine and the build are ready.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=$(mktemp)
 light_out=$(mktemp)
-trap 'rm -f "$out" "$light_out"' EXIT
+lab_out=$(mktemp)
+trap 'rm -f "$out" "$light_out" "$lab_out"' EXIT
 light_rc=0
+lab_rc=0
+now_s() { echo "${EPOCHREALTIME%.*}"; }
+# The files a lane list names, as built test files (a name the build did not make stops the run).
+lane_files() {
+    local f
+    while read -r f; do
+        f=dist/${f%.ts}.js
+        [ -f "$f" ] || { echo "$1 names $f, which the build did not make" >&2; return 1; }
+        echo "$f"
+    done < <(grep -vE '^\s*(#|$)' "$1")
+}
 if [ $# -gt 0 ]; then
     npx --no-install tap "$@" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
 else
-    # Two lanes: the pure in-process files of test/light-lane.txt run in a second tap process at
-    # a lower CPU priority, beside the rest (guests, daemons, the lab), which run one at a time.
-    mapfile -t light < <(grep -vE '^\s*(#|$)' test/light-lane.txt | sed -E 's#^(.*)\.ts$#dist/\1.js#')
-    for f in "${light[@]}"; do
-        [ -f "$f" ] || { echo "test/light-lane.txt names $f, which the build did not make" >&2; exit 1; }
-    done
-    mapfile -t main < <(find dist/test -name '*.test.js' | sort | grep -vxF -f <(printf '%s\n' "${light[@]}"))
-    nice -n 10 npx --no-install tap "${light[@]}" > "$light_out" 2>&1 &
+    # Three lanes, each a tap process running its files one at a time, all three at once:
+    # - light (test/light-lane.txt): pure in-process files, at a lower CPU priority;
+    # - lab (test/lab-lane.txt): the files that use the multi-host lab, which has its own
+    #   libvirtd and sanlock per lab host; HV_TEST_LANE=lab makes the helpers that reach the main
+    #   host's daemons refuse (test/lanes.ts);
+    # - main: the rest (guests on the main libvirtd, sanlock, loop devices, network namespaces).
+    # test/lanes.test.ts checks that every file is in one lane by the lists' rules.
+    light=$(lane_files test/light-lane.txt) || exit 1
+    lab=$(lane_files test/lab-lane.txt) || exit 1
+    mapfile -t main < <(find dist/test -name '*.test.js' -not -path '*/fixtures/*' | sort | grep -vxF -f <(printf '%s\n' $light $lab))
+    t0=$(now_s)
+    ( nice -n 10 npx --no-install tap $light > "$light_out" 2>&1; rc=$?; echo "# light lane: $(( $(now_s) - t0 )) s" >> "$light_out"; exit $rc ) &
     light_pid=$!
+    ( HV_TEST_LANE=lab npx --no-install tap $lab > "$lab_out" 2>&1; rc=$?; echo "# lab lane: $(( $(now_s) - t0 )) s" >> "$lab_out"; exit $rc ) &
+    lab_pid=$!
     npx --no-install tap "${main[@]}" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
+    echo "# main lane: $(( $(now_s) - t0 )) s"
+    wait "$lab_pid"
+    lab_rc=$?
     wait "$light_pid"
     light_rc=$?
+    echo "# the lab lane (test/lab-lane.txt), run beside the above:"
+    cat "$lab_out"
     echo "# the light lane (test/light-lane.txt), run beside the above:"
     cat "$light_out"
 fi
-# One plain closing line that CI can read, from tap's own summaries (both lanes added up).
-sum() { { grep -E '^# \{ total: ' "$out" | tail -n 1; grep -E '^# \{ total: ' "$light_out" | tail -n 1; } \
+# One plain closing line that CI can read, from tap's own summaries (the lanes added up).
+sum() { for f in "$out" "$light_out" "$lab_out"; do grep -E '^# \{ total: ' "$f" | tail -n 1; done \
     | grep -oE "$1: [0-9]+" | grep -oE '[0-9]+' | awk '{s += $1} END {print s + 0}'; }
-if grep -qE '^# \{ total: ' "$out" "$light_out"; then
+if grep -qE '^# \{ total: ' "$out" "$light_out" "$lab_out"; then
     echo "tests: $(sum pass) passed, $(sum fail) failed, $(sum skip) skipped"
 fi
 [ "$rc" -ne 0 ] && exit "$rc"
+[ "$lab_rc" -ne 0 ] && exit "$lab_rc"
 exit "$light_rc"

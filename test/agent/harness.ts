@@ -13,6 +13,7 @@ import type { Config } from '../../agent/config/settings.js';
 import { ensureDevPki, pkiPaths } from '../../agent/pki/dev-ca.js';
 import { HostvisorClient } from '../../api/client/client.js';
 import { createLogger, silentLogger, type Logger } from '../../agent/log.js';
+import { refuseInLabLane } from '../lanes.js';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -111,8 +112,14 @@ export async function connectClient(config: Config, o: { timeoutMs?: number } = 
   });
 }
 
+/** An agent in the main namespace on a real libvirt URI (not test:///) uses the main host's libvirtd. */
+function refuseMainLibvirtInLabLane(what: string, uri: string): void {
+  if (!uri.startsWith('test:')) refuseInLabLane(`${what} (an agent in the main namespace on ${uri})`);
+}
+
 /** An agent in this process. */
 export async function startAgent(overrides: Overrides = {}, log: Logger = process.env.HV_TEST_LOG ? createLogger() : silentLogger): Promise<{ agent: Hostvisord; config: Config; stop: () => Promise<void> }> {
+  refuseMainLibvirtInLabLane('startAgent', String(overrides['libvirt.uri'] ?? defaults()['libvirt.uri']));
   const config = await testConfig(overrides);
   const agent = new Hostvisord(config, log);
   await agent.start();
@@ -154,6 +161,7 @@ export async function bounded(what: string, p: Promise<unknown>, ms = 30_000): P
  * `readyMsg`: "listening" for an agent that cannot finish recovering yet).
  */
 export async function spawnAgent(config: Config, env: NodeJS.ProcessEnv = {}, o: { readyMsg?: string } = {}): Promise<{ child: ChildProcess; logs: string[] }> {
+  refuseMainLibvirtInLabLane('spawnAgent', config['libvirt.uri']);
   const dir = scratchDir('hv-agent-');
   const file = join(dir, 'agent.toml');
   writeFileSync(file, Object.entries(config).map(([k, v]) => `"${k}" = ${JSON.stringify(v)}`).join('\n') + '\n');

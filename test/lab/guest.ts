@@ -12,6 +12,7 @@ import { open, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { refuseInLabLane } from '../lanes.js';
 
 /** Lab working directory: $HOSTVISOR_LAB, default /var/tmp/hostvisor-lab. */
 export const LAB_DIR: string = process.env['HOSTVISOR_LAB'] || '/var/tmp/hostvisor-lab';
@@ -274,6 +275,7 @@ export function libvirtdCtl(
   action: 'start' | 'stop' | 'kill' | 'restart',
   timeoutMs = 90_000,
 ): Promise<void> {
+  try { refuseInLabLane('the main libvirtd (libvirtdCtl)'); } catch (e) { return Promise.reject(e); }
   const script = join(repoRoot(), 'test', 'lab', 'libvirtd.sh');
   const args = action === 'kill' ? [script, 'stop', '--kill'] : [script, action];
   return new Promise((resolve, reject) => {

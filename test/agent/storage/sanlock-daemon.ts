@@ -18,6 +18,7 @@ import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync }
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Sanlock } from '../../../agent/storage/sanlock.js';
+import { refuseInLabLane } from '../../lanes.js';
 
 const execFileP = promisify(execFile);
 
@@ -73,6 +74,7 @@ async function waitFor(cond: () => Promise<boolean>, timeoutMs: number, stepMs =
 }
 
 export async function ensureSanlockDaemon(opts: { startTimeoutMs?: number } = {}): Promise<SanlockDaemon> {
+  refuseInLabLane('the main sanlock daemon (ensureSanlockDaemon)');
   const sanlock = new Sanlock();
   if (await sanlock.daemonRunning()) {
     return { startedByUs: false, pid: undefined, logPath: undefined, logTail: () => '', stop: async () => {} };

@@ -245,7 +245,7 @@ export async function labUp(n: number, opts: { lockWaitMs?: number } = {}): Prom
 
 /**
  * Without indices: tears the whole lab down (every host, its namespaces and mounts, the lab
- * network, and last the blackhole route). With host indices: takes just those hosts down, leaving
+ * network; the blackhole route stays, shared with the network fixtures). With host indices: takes just those hosts down, leaving
  * the network and the other hosts up. Idempotent. The whole-lab form ends this process's
  * ownership of the lab; while another live process owns it, labDown does nothing (and says so).
  *

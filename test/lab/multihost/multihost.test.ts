@@ -207,7 +207,8 @@ t.test('multi-host lab: two hosts with their own libvirtd, sanlock and network',
     const mounts = await readFile('/proc/self/mountinfo', 'utf8');
     t.notOk(mounts.includes(MULTIHOST_DIR), 'no lab mounts in the main namespace');
     const routes = await run('ip', ['-4', 'route', 'show', 'table', 'all']);
-    t.notOk(/10\.250\./.test(routes.stdout), 'no 10.250 routes (the blackhole went last)');
+    const left = routes.stdout.split('\n').filter((l) => l.includes('10.250.'));
+    t.same(left.filter((l) => !/^blackhole 10\.250\.0\.0\/16\b/.test(l.trim())), [], 'no 10.250 route but the blackhole (kept: the network fixtures share it)');
     const leg = await run('ip', ['link', 'show', LAB_MAIN_LEG]);
     t.not(leg.code, 0, `no ${LAB_MAIN_LEG} link`);
     t0 = performance.now();
