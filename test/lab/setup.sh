@@ -63,11 +63,14 @@ packages() {
 }
 
 packages() {
-    local missing=() p status
+    local missing=() p installed
     load_packages
+    # One dpkg-query for the whole list (one per package took seconds); a package it does not
+    # know is left out of its output and so counts as missing.
+    installed=" $(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${PACKAGES[@]}" 2>/dev/null \
+        | awk '$1 == "ii" {printf "%s ", $2}' || true)"
     for p in "${PACKAGES[@]}"; do
-        status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
-        [ "${status:0:2}" = ii ] || missing+=("$p")
+        [[ $installed == *" $p "* ]] || missing+=("$p")
     done
     if [ ${#missing[@]} -eq 0 ]; then
         log "all ${#PACKAGES[@]} packages installed, skipped"
