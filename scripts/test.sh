@@ -10,5 +10,7 @@ bash scripts/check-programs.sh
 bash scripts/build.sh
 # The one-way dependency rule (.dependency-cruiser.cjs): api/ imports neither side, the controller
 # never imports the agent. A violation stops the run before any test.
-npx --no-install depcruise api agent controller --config .dependency-cruiser.cjs
+# The cache (node_modules/.cache/dependency-cruiser) is reused when git sees no changed file since
+# it was written ('metadata': from git, which a changed or new file always shows): about 30 s -> 13 s.
+npx --no-install depcruise api agent controller --config .dependency-cruiser.cjs --cache --cache-strategy metadata
 exec bash scripts/run-tests.sh "$@"
