@@ -12,14 +12,30 @@
 // sources for a stack trace read offline. hostvisord.meta.json lists the inputs, so that the test
 // harness can tell a bundle older than its inputs (after a bare `tsc`) and rebuild it.
 //
-//   node scripts/bundle-agent.mjs        (scripts/build.sh runs it after tsc)
+//   node scripts/bundle-agent.mjs        (scripts/build.sh runs it after tsc, with --if-stale:
+//                                        skipped when the bundle is newer than every input)
 import { build } from 'esbuild-wasm';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist', 'agent', 'hostvisord.js');
+
+/** True when the bundle and its list of inputs exist and no input is newer (or gone). */
+function upToDate() {
+  try {
+    const bundledAt = statSync(out).mtimeMs;
+    const listed = JSON.parse(readFileSync(out.replace(/\.js$/, '.meta.json'), 'utf8')).inputs;
+    return listed.length > 0 && listed.every((f) => statSync(join(root, f)).mtimeMs <= bundledAt);
+  } catch {
+    return false;
+  }
+}
+if (process.argv.includes('--if-stale') && upToDate()) {
+  console.log('bundle: dist/agent/hostvisord.js is newer than all its inputs, skipped');
+  process.exit(0);
+}
 
 const result = await build({
   absWorkingDir: root,
