@@ -54,6 +54,9 @@ export function specToDomainXml(vmId: string, spec: VmSpecT, domainType: string,
   const graphics = spec.graphics === 'vnc'
     ? `<graphics type='vnc' port='-1' autoport='yes' listen='${esc(o.displayListen ?? '127.0.0.1')}' passwd='${randomBytes(4).toString('hex')}' passwdValidTo='1970-01-01T00:00:01'/>`
     : '';
+  // The guest agent's standard port, as VDSM gives every VM: libvirt picks the socket path and
+  // reports the agent's connect/disconnect (VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE).
+  const agentChannel = "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>";
   return `<domain type='${esc(spec.domainType ?? domainType)}'>`
     + `<name>${esc(spec.name)}</name><uuid>${esc(vmId)}</uuid>`
     + `<metadata>${metadataBlock(meta)}</metadata>`
@@ -61,7 +64,7 @@ export function specToDomainXml(vmId: string, spec: VmSpecT, domainType: string,
     + `<os><type arch='x86_64' machine='${esc(spec.machine ?? 'pc')}'>hvm</type>${os}</os>`
     + '<features><acpi/></features><clock offset="utc"/>'
     + '<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>'
-    + `<devices>${disks}${nics}<controller type='usb' model='none'/>${serial}${graphics}<memballoon model='none'/></devices>`
+    + `<devices>${disks}${nics}<controller type='usb' model='none'/>${serial}${agentChannel}${graphics}<memballoon model='none'/></devices>`
     + '</domain>';
 }
 

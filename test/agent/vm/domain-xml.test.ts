@@ -3,7 +3,7 @@
 import t from 'tap';
 import { parseXml, serializeXml, XmlElement, XmlSyntaxError } from '../../../agent/vm/xml.js';
 import { metadataBlock, metadataElement, metadataFromDomainXml, metadataOfDomain, METADATA_NS, setMetadataBlock, type VmMetadata } from '../../../agent/vm/metadata.js';
-import { parseDomainDevices, parseEngineXml, prepareEngineXml } from '../../../agent/vm/domain-xml.js';
+import { parseDomainDevices, parseEngineXml, prepareEngineXml, specToDomainXml } from '../../../agent/vm/domain-xml.js';
 import { withVncTicket } from '../../../agent/vm/verbs/console.js';
 import { offersKvm } from '../../../agent/virt/domain-type.js';
 import { InvalidParamsError } from '../../../api/errors.js';
@@ -126,6 +126,16 @@ t.test('devices, the VNC ticket and the kvm check read the tree, whatever the at
   t.equal(withVncTicket('<domain><name>g</name><devices><graphics type="spice"/></devices></domain>', {}), undefined, 'no VNC: undefined');
   t.ok(offersKvm("<capabilities><host/><guest><os_type>hvm</os_type><arch name='x86_64'><domain type='qemu'/><domain type=\"kvm\"/></arch></guest></capabilities>"), 'kvm offered');
   t.notOk(offersKvm("<capabilities><!-- no <domain type='kvm'/> here --><guest><arch name='x86_64'><domain type='qemu'/></arch></guest></capabilities>"), 'only qemu (a comment does not count)');
+});
+
+t.test('a VM built from a spec has the guest agent channel org.qemu.guest_agent.0 (libvirt picks its socket)', async (t) => {
+  const xml = specToDomainXml(VM_ID, { name: 'g', memoryMiB: 128 }, 'qemu', meta());
+  const chan = parseXml(xml).element('devices')?.elements('channel') ?? [];
+  t.equal(chan.length, 1, 'one channel');
+  t.equal(chan[0]?.attr('type'), 'unix');
+  t.equal(chan[0]?.element('target')?.attr('type'), 'virtio');
+  t.equal(chan[0]?.element('source'), undefined, 'no source path: libvirt makes one per VM');
+  t.ok(parseDomainDevices(xml).hasGuestAgentChannel, 'the agent knows the VM has a guest agent');
 });
 
 t.test('tree edits keep parents right', async (t) => {
