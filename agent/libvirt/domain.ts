@@ -128,6 +128,10 @@ export class Domain {
   interfaceAddresses(source: DomainInterfaceAddressesSource, o: LongCallOptions = {}): Promise<InterfaceAddresses[]> {
     return this.run('domainInterfaceAddresses', () => native.domainInterfaceAddresses(this.h(), source, o.flags ?? 0), o.timeoutMs);
   }
+  /** Guest agent information of the DomainGuestInfoTypes bits in `types` (0: all), as libvirt's flat keys (`hostname`, `if.0.name`, ...). */
+  guestInfo(types: number, o: LongCallOptions = {}): Promise<TypedParamsRecord> {
+    return this.run('domainGetGuestInfo', () => native.domainGetGuestInfo(this.h(), types, o.flags ?? 0), o.timeoutMs);
+  }
   /** Sets the guest clock (through the guest agent); with flags SYNC, from the guest's RTC. */
   setTime(time: { seconds: Int64; nseconds: number } | null, o: LongCallOptions = {}): Promise<void> {
     return this.run('domainSetTime', () => native.domainSetTime(this.h(), time?.seconds ?? 0, time?.nseconds ?? 0, o.flags ?? 0), o.timeoutMs);

@@ -87,6 +87,7 @@ export interface NativeBinding extends SanlockBinding, ProcessMemoryBinding {
   domainQemuAgentCommand(d: DomHandle, cmd: string, timeoutSec: number, flags: number): Promise<string>;
   domainInterfaceAddresses(d: DomHandle, source: number, flags: number): Promise<InterfaceAddresses[]>;
   domainSetTime(d: DomHandle, seconds: Int64, nseconds: number, flags: number): Promise<void>;
+  domainGetGuestInfo(d: DomHandle, types: number, flags: number): Promise<TypedParamsRecord>;
 
   domainEventRegister(c: ConnHandle, d: DomHandle | null, eventId: number,
     listener: (ev: RawDomainEvent) => void): Promise<number>;

@@ -12,6 +12,7 @@
         "src/connect.cc",
         "src/domain.cc",
         "src/domain_ops.cc",
+        "src/domain_guest.cc",
         "src/events.cc",
         "src/sanlock.cc", "src/sanlock_lockspace.cc",
         "src/process_memory.cc"

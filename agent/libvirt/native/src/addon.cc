@@ -45,6 +45,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterConnect(env, exports);
   RegisterDomain(env, exports);
   RegisterDomainOps(env, exports);
+  RegisterDomainGuest(env, exports);
   RegisterEvents(env, exports);
   RegisterSanlock(env, exports);
   RegisterProcessMemory(env, exports);
