@@ -37,6 +37,7 @@ import { HostNetworks } from './network/index.js';
 import { createNetworkHandlers } from './network/handlers.js';
 import { networkBridge } from './network/vm-nics.js';
 import { MemoryRelief } from './memory-relief.js';
+import { guestPollerFromConfig, type GuestPoller } from './vm/guest/index.js';
 
 export class Hostvisord {
   readonly log: Logger;
@@ -45,6 +46,7 @@ export class Hostvisord {
   private readonly notify: Notifier;
   private server: RpcServer | undefined;
   private vmStats: VmStatsSampler | undefined;
+  private guests: GuestPoller | undefined;
   private readonly hostStats = new HostStatsSampler();
   private timers: NodeJS.Timeout[] = [];
   private accepting = true;
@@ -130,6 +132,7 @@ export class Hostvisord {
       outgoing: new Slots(() => c['migration.maxOutgoing']), incoming: new Slots(() => c['migration.maxIncoming']),
     });
     this.vmStats = new VmStatsSampler({ getConnection: () => this.client.connection, intervalMs: c['stats.vmIntervalMs'], log: this.log.child({ component: 'stats' }) });
+    this.guests = guestPollerFromConfig(c, this.manager, this.client, this.log.child({ component: 'guest' }));
     await this.hostStats.sample();
     this.timers.push(setInterval(() => { void this.hostStats.sample().catch(() => {}); }, c['stats.hostIntervalMs']).unref());
 
@@ -137,7 +140,7 @@ export class Hostvisord {
     const timeouts: TimeoutBounds = { requestMs: c['rpc.requestTimeoutMs'], dhcpMs: c['network.dhcpTimeoutMs'] };
     const dispatcher = new Dispatcher(createHandlers({
       manager: this.manager, ops,
-      vmSample: (uuid) => this.vmStats?.stats(uuid),
+      vmSample: (uuid) => ({ ...this.vmStats?.stats(uuid), ...this.guests?.info(uuid) }),
       hostStats: (n, a) => this.hostStats.current(n, a),
       capabilities: () => capabilitiesWithNetworks(() => this.client.connection, this.networks, { softwareVersion: VERSION, defaultDomainType: this.domainType }),
       confirmConnectivity: () => this.networks.connectivity.touch(),
@@ -174,7 +177,7 @@ export class Hostvisord {
       log: this.log.child({ component: 'rpc' }),
     });
     this.server = server;
-    fanOutEvents({ vms: this.manager, hooks: this.hooks.inventory, networks: this.networks, migrations: this.migrations }, (method, params) => server.broadcast(method, params));
+    fanOutEvents({ vms: this.manager, hooks: this.hooks.inventory, networks: this.networks, migrations: this.migrations, guests: this.guests }, (method, params) => server.broadcast(method, params));
 
     // Recovery: READY=1 only once the VMs are reconciled with libvirt.
     const recovered = new Promise<void>((resolve) => this.manager.once('recovered', () => resolve()));
@@ -183,6 +186,7 @@ export class Hostvisord {
     });
     this.client.on('disconnected', () => { void this.notify.status('libvirt unavailable; reconnecting').catch(() => {}); });
     await this.manager.start();
+    await this.guests.start();
     await this.migrations.start();
     await this.thinp.start();
     const address = await server.listen();
@@ -218,6 +222,7 @@ export class Hostvisord {
     for (const t of this.timers) clearInterval(t);
     this.memoryRelief.stop();
     this.vmStats?.stop();
+    this.guests?.stop();
     this.diskRecovery?.stop();
     await this.migrations?.stop();
     await this.thinp.stop();

@@ -28,6 +28,12 @@ export const Events = {
     body: MigrationStatusEventBody,
     since: '0.5',
   },
+  VM_guest_agent: {
+    method: '|virt|VM_guest_agent|<vmId>',
+    summary: "The VM's guest agent (qemu-ga) connected or disconnected (libvirt's agent-lifecycle). params: {<vmId>: {connected}, notify_time}.",
+    params: Type.Object({ notify_time: Type.Number({ description: 'monotonic ms' }) }, { additionalProperties: Type.Object({ connected: Type.Boolean() }) }),
+    since: '0.6',
+  },
   hooks_changed: {
     method: '|hooks|changed|no_id',
     summary: 'The installed hooks changed. params: {hooks: {point: {script: {checksum}}}, notify_time}.',

@@ -1,5 +1,6 @@
 // Reusable schema pieces for the API (TypeBox = JSON Schema + static types).
 import { Type, type TSchema } from '@sinclair/typebox';
+import { GuestInfoFields } from './guest-info.js';
 
 export const Uuid = Type.String({
   pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
@@ -116,6 +117,7 @@ export const VmStats = Type.Object({
   network: Type.Optional(Type.Record(Type.String(), NicStats)),
   sampleTime: Type.Optional(Type.Number({ description: 'ms since epoch of the sample' })),
   external: Type.Optional(Type.Boolean()),
+  ...GuestInfoFields,
 });
 
 export const VmSummary = Type.Object({
