@@ -22,6 +22,8 @@ export interface ApiContext {
   vmMigrations?: VmMigrationPlacer;
   /** Host maintenance: blockers, state moves (controller/migration). */
   hostMaintenance?: HostMaintenanceApi;
+  /** The guest agent's report of a running VM for GET /vms/{id} (controller/vms); without it the field is left out. */
+  guestInfo?: { read(vmId: string, correlationId: string): Promise<Record<string, unknown> | undefined> };
 }
 
 export interface ConsoleOpener {

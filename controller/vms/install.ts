@@ -17,6 +17,7 @@ import { stopJob } from './stop-jobs.js';
 import type { VmJobDeps } from './vm-job-deps.js';
 import { VmReconciler } from './vm-reconciler.js';
 import { VmRegistry } from './vm-registry.js';
+import { GuestInfoReader } from './guest-info.js';
 import { VmStarts } from './vm-starts.js';
 
 export interface VmsPart {
@@ -92,6 +93,7 @@ export function installVms(runtime: ControllerRuntime, store: Store, settings: D
   if (api) {
     api.vmStarts = starts;
     api.consoles = new ConsoleTickets({ store, registry, links: runtime.links, settings });
+    api.guestInfo = new GuestInfoReader({ registry, links: runtime.links, settings });
   }
   return { registry, reservations, reconciler, facts, placementFacts, starts, placement, view, deps, get ready() { return load(); } };
 }

@@ -9,6 +9,9 @@ import { ConflictError, NotFoundError } from '../../store/errors.js';
 import { acceptJob, type ApiContext } from '../context.js';
 import { InvalidRequestError } from '../errors.js';
 import { errors, IdParams, MUTATING_ERRORS, optionalBody } from '../schemas.js';
+import { VmGuestInfo } from '../../model/guest-info.js';
+
+const VmWithGuest = Type.Object({ ...Vm.properties, guest: Type.Optional(VmGuestInfo) });
 
 const VmRequest = Type.Object({
   name: Name,
@@ -75,8 +78,12 @@ export function vmRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
 
     app.get('/vms', { schema: { summary: 'List VMs', tags: ['vms'], response: { 200: Type.Array(Vm), ...errors() } } }, async () => store.vms.list());
 
-    app.get('/vms/:id', { schema: { summary: 'One VM: desired state, status as the agent reports it, its host', tags: ['vms'], params: IdParams, response: { 200: Vm, ...errors(400, 404) } } },
-      async (req) => store.vms.get(req.params.id));
+    app.get('/vms/:id', { schema: { summary: "One VM: desired state, status as the agent reports it, its host, and while it runs what its guest agent reports (addresses, host name, OS)", tags: ['vms'], params: IdParams, response: { 200: VmWithGuest, ...errors(400, 404) } } },
+      async (req) => {
+        const vm = await store.vms.get(req.params.id);
+        const guest = await ctx.guestInfo?.read(vm.id, req.id);
+        return guest ? { ...vm, guest } : vm;
+      });
 
     app.post('/vms/:id/start', { schema: { summary: 'Start a VM (placed by the scheduler unless a host is given); a job', tags: ['vms'], params: IdParams,
       body: optionalBody(StartRequest), response: { 202: Job, ...errors(...MUTATING_ERRORS, 404, 409, 422) } } },
