@@ -14,7 +14,7 @@ import { resolveDecisionSettings } from '../../../controller/decision-settings.j
 import { AgentProcess } from '../../api/client/agent-process.js';
 import { tinyGuest } from '../../agent/harness.js';
 import { credentialsOf } from '../agents/test-hosts.js';
-import { startController } from './controller-harness.js';
+import { addLocalHosts, startController } from './controller-harness.js';
 
 t.setTimeout(240_000);
 const run = promisify(execFile);
@@ -29,18 +29,14 @@ const agent = await AgentProcess.start({ overrides: { 'libvirt.uri': 'qemu:///sy
 const c = await startController({ settings, credentials: credentialsOf(agent) });
 const NAME = `hv-ctl-guest-${process.pid}`;
 let vmId = '';
+// The guest goes with libvirt itself (whatever the controller got to), then the controller, then the agent.
 t.teardown(async () => {
-  const r = await c.api.call('POST', `/api/v1/vms/${vmId}/stop`, { body: {} }).catch(() => undefined);
-  if (r?.status === 202) await c.jobEnd(r.headers.location as string, 30_000).catch(() => {});
   await run('virsh', ['-c', 'qemu:///system', 'destroy', NAME], { timeout: 30_000 }).catch(() => {});
   await c.close();
   await agent.stop();
 });
-const { api, until, jobEnd } = c;
-const cluster = await api.store.clusters.get('default');
-const host = await api.store.hosts.create({ name: 'guest-info-host', address: '127.0.0.1', port: agent.config['rpc.port'], clusterId: cluster.id, certFingerprint: 'test' });
-c.runtime.kick();
-await until(`/api/v1/hosts/${host.id}`, (a) => a.body.status === 'Up', 15_000, 'the host Up');
+const { api, jobEnd } = c;
+await addLocalHosts(c, [agent.config['rpc.port']]);
 
 const script = `ip link set lo up; ip addr add ${GUEST_IP}/32 dev lo`;
 const { spec } = tinyGuest(NAME, { cmdline: [`lab.hostname=${HOSTNAME}`, `lab.sh=${Buffer.from(script).toString('base64')}`] });
