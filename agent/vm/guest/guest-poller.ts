@@ -11,6 +11,7 @@ import { ConnectDomainEventAgentLifecycleState as AgentState, DomainInterfaceAdd
 import { dueCategories, GUEST_INFO_BIT, type GuestCategory, type GuestSchedule } from './schedule.js';
 import { fromInterfaceAddresses, parseDisks, parseFilesystems, parseHostname, parseOs, parseTimezone, parseUsers, type GuestInfo } from './guest-info-parse.js';
 import { agentChannelState } from './channel-state.js';
+import { LibvirtTimeoutError, withTimeout } from '../../libvirt/index.js';
 
 /** The libvirt calls the poller makes on one domain; timeouts are the poller's. */
 export interface GuestDomain {
@@ -46,11 +47,6 @@ interface VmGuest {
   inFlight?: Promise<void>;
   probing: boolean;
   info: GuestInfo;
-}
-
-export class GuestTimeoutError extends Error {
-  readonly code = 1101;
-  constructor(what: string, ms: number) { super(`guest agent call ${what} did not answer within ${ms} ms`); this.name = 'GuestTimeoutError'; }
 }
 
 const PARSERS: Record<Exclude<GuestCategory, 'interfaces'>, (p: TypedParamsRecord) => GuestInfo> = {
@@ -169,20 +165,16 @@ export class GuestPoller extends EventEmitter<{ agent: [vmId: string, connected:
     const call: Promise<GuestInfo> = c === 'interfaces'
       ? dom.interfaceAddresses(DomainInterfaceAddressesSource.AGENT, { timeoutMs: 0 }).then(fromInterfaceAddresses)
       : dom.guestInfo(GUEST_INFO_BIT[c], { timeoutMs: 0 }).then(PARSERS[c]);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), this.o.callTimeoutMs); });
     try {
-      const r = await Promise.race([call, late]);
-      if (r !== 'late') return r;
-      // Still running in libvirt: the VM stays busy until it ends, whatever it answers.
-      g.inFlight = call.then(() => {}, () => {}).finally(() => { g.inFlight = undefined; g.busy = false; });
-      throw new GuestTimeoutError(c, this.o.callTimeoutMs);
+      return await withTimeout(`guest ${c}`, call, this.o.callTimeoutMs);
     } catch (e) {
+      if (e instanceof LibvirtTimeoutError) {
+        // Still running in libvirt: the VM stays busy until it ends, whatever it answers.
+        g.inFlight = call.then(() => {}, () => {}).finally(() => { g.inFlight = undefined; g.busy = false; });
+      }
       g.skipUntil = this.now() + this.o.throttleMs;
       this.o.log.debug('guest agent call failed', { category: c, err: e });
       return undefined;
-    } finally {
-      clearTimeout(timer);
     }
   }
 }
