@@ -9,32 +9,14 @@ import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connectClient, startAgent } from '../harness.js';
-import { createLogger } from '../../../agent/log.js';
+import { fileAndBlockPool } from './copy-fixture.js';
 import { run } from '../../../agent/storage/exec.js';
 import { GiB, MiB, pidsMentioning, rejectsWith, taskLab, watchTask } from './tasks-fixture.js';
 
 t.test('Volume.copy file -> block -> file: identical data, progress to 100, a stop leaves nothing', async (t) => {
   const tl = await taskLab(t, 'copy');
   if (!tl) return;
-  const log = createLogger({ level: 'info', sink: (l) => { if (process.env.HV_TEST_LOG || l.includes('"level":"error"') || l.includes('volume copied')) process.stderr.write(l + '\n'); } });
-  const { config, stop } = await startAgent(tl.overrides, log);
-  const c = await connectClient(config);
-  const [fsd, bsd, sp] = [randomUUID(), randomUUID(), randomUUID()];
-  t.teardown(async () => {
-    for (const [what, step] of [
-      ['pool disconnect', () => c.call('StoragePool.disconnect', { storagepoolID: sp })], ['client close', () => c.close()], ['agent stop', () => stop()],
-    ] as const) {
-      try { await step(); } catch (e) { process.stderr.write(`teardown ${what}: ${String(e)}\n`); }
-    }
-  });
-  const pv = await tl.lab.makePv(8);
-  const fileSpec = { type: 'file' as const, root: tl.fileRoot };
-  const blockSpec = { type: 'block' as const, devices: [pv] };
-  await c.call('StorageDomain.create', { storagedomainID: fsd, spec: fileSpec });
-  await c.call('StorageDomain.create', { storagedomainID: bsd, spec: blockSpec });
-  await c.call('StoragePool.connect', { storagepoolID: sp, hostID: 1, masterSdUUID: fsd, domains: { [fsd]: fileSpec, [bsd]: blockSpec } });
-  await c.call('StoragePool.spmStart', { storagepoolID: sp });
+  const { c, fsd, bsd } = await fileAndBlockPool(t, tl, { logMatch: 'volume copied' });
 
   // Every task_status event, by task.
   const events = new Map<string, Array<{ progress?: number; taskState: string }>>();
