@@ -111,6 +111,7 @@ export class Hostvisord {
     await this.hooks.run('before_vdsm_start', { data: '{}' });
     timer.mark('hooks');
 
+    this.pool.imageUsers = (sd, img) => this.manager.list().filter((vm) => vm.status !== 'Down' && vm.meta.devices.some((d) => d.storage?.domainID === sd && d.storage.imageID === img)).map((vm) => vm.id);
     const disks = new VmDisks(this.pool, this.thinp.monitor, this.hooks, this.log.child({ component: 'storage' }));
     // After a restart: the disks of the VMs found running are prepared and watched again once the pool is connected.
     this.diskRecovery = new DiskRecovery({ vms: this.manager, disks, pool: this.pool, log: this.log.child({ component: 'vm' }) });
@@ -177,7 +178,7 @@ export class Hostvisord {
       log: this.log.child({ component: 'rpc' }),
     });
     this.server = server;
-    fanOutEvents({ vms: this.manager, hooks: this.hooks.inventory, networks: this.networks, migrations: this.migrations, guests: this.guests }, (method, params) => server.broadcast(method, params));
+    fanOutEvents({ vms: this.manager, hooks: this.hooks.inventory, networks: this.networks, migrations: this.migrations, guests: this.guests, tasks: this.pool }, (method, params) => server.broadcast(method, params));
 
     // Recovery: READY=1 only once the VMs are reconciled with libvirt.
     const recovered = new Promise<void>((resolve) => this.manager.once('recovered', () => resolve()));

@@ -34,6 +34,8 @@ export interface ProcessOptions {
   pipeGraceMs?: number;
   /** Aborting kills the whole process group (SIGKILL), as a timeout does; the result says `aborted`. */
   signal?: AbortSignal;
+  /** Sees stdout as it arrives (progress output), besides keeping it. */
+  onStdout?: (chunk: Buffer) => void;
 }
 
 export interface ProcessResult {
@@ -116,7 +118,7 @@ export function runProcess(argv: readonly string[], opts: ProcessOptions): Promi
     let exit: { rc: number; exitSignal?: NodeJS.Signals } | undefined;
     let settled = false;
     let grace: NodeJS.Timeout | undefined;
-    child.stdout!.on('data', (d: Buffer) => out.push(d));
+    child.stdout!.on('data', (d: Buffer) => { out.push(d); opts.onStdout?.(d); });
     child.stderr!.on('data', (d: Buffer) => err.push(d));
     if (opts.input !== undefined) {
       child.stdin!.on('error', () => { /* the child may exit before reading everything; its rc tells */ });
@@ -197,6 +199,8 @@ export interface RunOptions {
   log?: Logger;
   /** Aborting kills the command (its process group) and raises the runner's aborted error. */
   signal?: AbortSignal;
+  /** Sees stdout as it arrives (qemu-img convert -p's progress). */
+  onStdout?: (chunk: Buffer) => void;
 }
 
 export interface RunResult {
@@ -230,7 +234,7 @@ export function createRunner(config: RunnerConfig): Runner {
     const log = opts.log ?? silentLogger;
     const r = await runProcess(argv, {
       timeoutMs: opts.timeoutMs, ...(opts.input !== undefined ? { input: opts.input } : {}), ...(opts.env ? { env: opts.env } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onStdout ? { onStdout: opts.onStdout } : {}),
     });
     if (r.aborted) {
       log.info(`${area} command stopped`, { argv: argv.slice(0, 3), ms: r.ms });

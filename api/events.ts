@@ -4,6 +4,7 @@ import type { EventDef } from './method.js';
 import { ExitInfo, PauseCode, VmStatus } from './types.js';
 import { LastSetup } from './network.js';
 import { MigrationStatusEventBody } from './methods/migration.js';
+import { TaskStatusEventBody } from './methods/images.js';
 
 const VmStatusEventBody = Type.Object({
   status: VmStatus,
@@ -45,6 +46,13 @@ export const Events = {
     summary: 'A setupNetworks call ended: applied, rolledBack (verified), rollbackUnverified or refused. params: the lastSetup record of Host.getNetworkCapabilities, and notify_time.',
     params: Type.Object({ ...LastSetup.properties, notify_time: Type.Number() }),
     since: '0.4',
+  },
+  task_status: {
+    method: '|storage|task_status|<taskID>',
+    summary: "An SPM task's progress (copies: each whole percent) and its end. params: {<taskID>: {verb, state, taskState, taskResult, code, message, progress?}, notify_time}.",
+    params: Type.Object({ notify_time: Type.Number({ description: 'monotonic ms' }) }, { additionalProperties: TaskStatusEventBody }),
+    body: TaskStatusEventBody,
+    since: '0.6',
   },
 } as const satisfies Record<string, EventDef>;
 

@@ -12,6 +12,7 @@ import { STORAGE_HOST_METHODS, STORAGE_METHODS } from './methods/storage.js';
 import { TASK_METHODS } from './methods/tasks.js';
 import { MIGRATION_METHODS } from './methods/migration.js';
 import { MIGRATION_DISK_METHODS } from './methods/migration-disks.js';
+import { IMAGE_METHODS } from './methods/images.js';
 
 export type { MethodDef, EventDef, TimeoutBounds } from './method.js';
 export { callTimeoutMs } from './method.js';
@@ -28,6 +29,7 @@ export const Methods = {
   ...STORAGE_METHODS,
   ...TASK_METHODS,
   ...STORAGE_HOST_METHODS,
+  ...IMAGE_METHODS,
 } as const satisfies Record<string, MethodDef>;
 
 export type MethodName = keyof typeof Methods;

@@ -5,7 +5,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Uuid } from './types.js';
 
-export const SPM_TASK_VERBS = ['Volume.create', 'Volume.delete', 'Volume.extendSize', 'Image.delete'] as const;
+export const SPM_TASK_VERBS = ['Volume.create', 'Volume.delete', 'Volume.extendSize', 'Image.delete', 'Volume.copy', 'Image.move'] as const;
 export type SpmTaskVerb = (typeof SPM_TASK_VERBS)[number];
 
 export const TASK_STATES = ['init', 'running', 'aborting', 'recovering', 'finished', 'recovered', 'failed'] as const;
@@ -26,6 +26,7 @@ export const TaskStatus = Type.Object({
   }),
   code: Type.Integer({ description: '0, or the error code it failed with (411 stopped, 1011 interrupted by a restart, or the verb\'s own)' }),
   message: Type.String(),
+  progress: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'tasks that copy data (Volume.copy, Image.move): percent done, from qemu-img convert -p' })),
 }, { description: "VDSM's task status" });
 export type TaskStatus = Static<typeof TaskStatus>;
 

@@ -128,6 +128,8 @@ export const SETTINGS = {
     'An LVM command on a hung SAN must not hang the agent (VDSM has no limit).'),
   'storage.qemuImgTimeoutMs': amount(600_000,
     'Preallocating a large image takes minutes.'),
+  'storage.copyTimeoutMs': amount(6 * 3600_000,
+    "One qemu-img convert of a Volume.copy or Image.move (a whole disk, perhaps between SANs); a Task.stop ends it sooner. VDSM bounds a copy by progress only."),
   'storage.ioTimeoutMs': amount(10_000,
     "Metadata slot reads and writes, truncate, losetup; matches sanlock's io_timeout."),
   'storage.extentSizeMiB': amount(128,

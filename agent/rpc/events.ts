@@ -12,6 +12,7 @@ export interface EventSources {
   networks: { on(event: 'setup', listener: (setup: LastSetup) => void): unknown };
   migrations?: { on(event: 'status', listener: (vmId: string, stats: MigrationStatsT) => void): unknown };
   guests?: { on(event: 'agent', listener: (vmId: string, connected: boolean) => void): unknown };
+  tasks?: { on(event: 'task', listener: (s: { taskID: string; verb: string; state: string; taskState: string; taskResult: string; code: number; message: string; progress?: number }) => void): unknown };
 }
 
 export type Broadcast = (method: string, params: Record<string, unknown>) => void;
@@ -28,6 +29,9 @@ export function fanOutEvents(sources: EventSources, broadcast: Broadcast): void 
   });
   sources.guests?.on('agent', (vmId, connected) => {
     broadcast(Events.VM_guest_agent.method.replace('<vmId>', vmId), { [vmId]: { connected }, notify_time: notifyTime() });
+  });
+  sources.tasks?.on('task', ({ taskID, ...body }) => {
+    broadcast(Events.task_status.method.replace('<taskID>', taskID), { [taskID]: body, notify_time: notifyTime() });
   });
   sources.hooks.on('changed', (hooks) => broadcast(Events.hooks_changed.method, { hooks, notify_time: notifyTime() }));
   sources.networks.on('setup', (setup) => broadcast(Events.network_setup.method, { ...setup, notify_time: notifyTime() }));

@@ -156,6 +156,10 @@ export class BlockStorageDomain extends StorageDomain {
     return (await this.o.driver.activate(this.lvm, this.vg, [TASKS_LV])).get(TASKS_LV)!;
   }
 
+  protected override async volumeActive(volUUID: string): Promise<boolean> {
+    return this.o.driver.isActive(this.vg, volUUID);
+  }
+
   protected async activateVolumes(_imgUUID: string, volUUIDs: readonly string[]): Promise<void> {
     await this.o.driver.activate(this.lvm, this.vg, volUUIDs);
   }
@@ -170,6 +174,7 @@ export class BlockStorageDomain extends StorageDomain {
     const parentRec = this.validateCreate(p, records) as BlockVolumeRecord | undefined;
     if (records.some((r) => r.volUUID === p.volUUID)) throw new VolumeExistsError(this.sdUUID, p.volUUID);
     const parentMd = parentRec ? await this.slots.read(parentRec.slot) : undefined;
+    this.checkParentSharing(p, parentRec, parentMd?.shared === true);
     if (parentMd && p.capacity < parentMd.capacity) throw new StorageParamsError(`capacity ${p.capacity} is smaller than the parent's ${parentMd.capacity}`, 'volumeResizeValueError');
     ctl?.signal?.throwIfAborted();
     const { slot, size } = await allocateLv(this.ctx, p, parentRec?.volUUID, (fresh) => { this.validateCreate(p, fresh); });
@@ -241,7 +246,7 @@ export class BlockStorageDomain extends StorageDomain {
     if (md.volume !== volUUID || md.image !== imgUUID) throw new VolumeMetadataError(`slot ${rec.slot} holds volume ${md.volume} of image ${md.image}`, { volUUID });
     return {
       uuid: volUUID, domain: this.sdUUID, image: imgUUID, parent: rec.parentUUID, capacity: md.capacity, format: md.format, type: md.type,
-      voltype: records.some((r) => r.parentUUID === volUUID) ? 'INTERNAL' : 'LEAF', disktype: md.diskType, description: md.description,
+      voltype: md.shared ? 'SHARED' : records.some((r) => r.parentUUID === volUUID) ? 'INTERNAL' : 'LEAF', disktype: md.diskType, description: md.description,
       legality: rec.initializing ? 'ILLEGAL' : md.legality, generation: md.generation, ctime: md.ctime, apparentsize: rec.size, truesize: rec.size,
     };
   }
@@ -288,6 +293,12 @@ export class BlockStorageDomain extends StorageDomain {
     const rec = this.find(await this.listVolumes(), imgUUID, volUUID);
     const md = await this.slots.read(rec.slot);
     await this.slots.write(rec.slot, { ...md, legality });
+  }
+
+  /** SPM: marks a volume SHARED (a template): read only from now on, a base for thin clones of other images. */
+  async markShared(imgUUID: string, volUUID: string): Promise<void> {
+    const rec = this.find(await this.listVolumes(), imgUUID, volUUID);
+    await this.slots.write(rec.slot, { ...(await this.slots.read(rec.slot)), shared: true });
   }
 
   /** SPM, thin provisioning: grows the LV to newSizeMiB (idempotent; capped at maxSizeFactor × capacity). */

@@ -2,7 +2,7 @@
 // file-domain.ts; block: an LVM VG, see block-domain.ts). Image operations are
 // built here on each type's volume primitives.
 import { silentLogger, type Logger } from '../log.js';
-import { StorageParamsError, VolumeHasChildrenError, WrongLegalityError } from './errors.js';
+import { SharedVolumeNonWritableError, StorageParamsError, VolumeHasChildrenError, VolumeNonShareableError, WrongLegalityError } from './errors.js';
 import type { Runner } from './exec.js';
 import { buildChain, childrenOf, deletionOrder, imageVolumes } from './image.js';
 import { checkDescription } from './volume-metadata.js';
@@ -53,6 +53,8 @@ export abstract class StorageDomain {
   /** SPM: grows the virtual size (capacity). */
   abstract extendVolumeSize(imgUUID: string, volUUID: string, newCapacity: number): Promise<VolumeInfo>;
   abstract setVolumeLegality(imgUUID: string, volUUID: string, legality: Legality): Promise<void>;
+  /** SPM: marks a volume SHARED (a template): read only from now on, a base for thin clones of other images. */
+  abstract markShared(imgUUID: string, volUUID: string): Promise<void>;
   /** The path a prepared volume is used through. */
   abstract volumePath(imgUUID: string, volUUID: string): string;
   /** The path of a special volume (ids, leases, inbox, outbox, metadata), activated on block domains. */
@@ -79,19 +81,27 @@ export abstract class StorageDomain {
   /**
    * Activates every volume of the image's chain up to the leaf (or `leafUUID`)
    * and returns the leaf's path plus the chain, base first. ILLEGAL volumes are
-   * refused (a half-created or half-deleted volume must not reach a VM).
+   * refused (a half-created or half-deleted volume must not reach a VM), and
+   * so is a SHARED (template) leaf unless `readOnly`: a template is never
+   * written. A thin clone's chain includes its template volume (another
+   * image's), reached through the clone's image (a link on file domains).
    */
-  async prepareImage(imgUUID: string, leafUUID?: string): Promise<PreparedImage> {
+  async prepareImage(imgUUID: string, leafUUID?: string, o: { readOnly?: boolean } = {}): Promise<PreparedImage> {
     checkUUID('imgUUID', imgUUID);
     if (leafUUID) checkUUID('volUUID', leafUUID);
     const chain = buildChain(this.sdUUID, await this.listVolumes(), imgUUID, leafUUID);
     const ids = chain.map((v) => v.volUUID);
     await this.activateVolumes(imgUUID, ids);
     try {
-      const infos = await Promise.all(ids.map((id) => this.getVolumeInfo(imgUUID, id)));
+      const infos = await Promise.all(chain.map((v) => this.getVolumeInfo(v.imgUUID, v.volUUID)));
       const bad = infos.find((i) => i.legality !== 'LEGAL');
       if (bad) throw new WrongLegalityError(this.sdUUID, bad.uuid, bad.legality);
-      const prepared = infos.map((i) => ({ volUUID: i.uuid, path: this.volumePath(imgUUID, i.uuid), format: i.format }));
+      const foreign = infos.find((i) => i.image !== imgUUID && i.voltype !== 'SHARED');
+      if (foreign) throw new VolumeNonShareableError(this.sdUUID, foreign.uuid, foreign.image);
+      if (!o.readOnly && infos.at(-1)!.voltype === 'SHARED') throw new SharedVolumeNonWritableError(this.sdUUID, infos.at(-1)!.uuid, 'it cannot be prepared as a writable leaf (use a thin clone, or prepare it read only)');
+      const prepared = infos.map((i) => ({
+        volUUID: i.uuid, imgUUID: i.image, path: this.volumePath(imgUUID, i.uuid), format: i.format, ...(i.voltype === 'SHARED' ? { shared: true } : {}),
+      }));
       this.log.info('image prepared', { imgUUID, leaf: ids.at(-1), chain: ids });
       return { imgUUID, path: prepared.at(-1)!.path, chain: prepared };
     } catch (e) {
@@ -99,6 +109,25 @@ export abstract class StorageDomain {
       throw e;
     }
   }
+
+  /**
+   * Runs fn with the chain up to `leafUUID` prepared; afterwards deactivates
+   * only what was not active before (a VM on this host may use the rest).
+   */
+  async withPrepared<T>(imgUUID: string, leafUUID: string, o: { readOnly?: boolean }, fn: (img: PreparedImage) => Promise<T>): Promise<T> {
+    const chain = buildChain(this.sdUUID, await this.listVolumes(), imgUUID, leafUUID).map((v) => v.volUUID);
+    const before = await Promise.all(chain.map((v) => this.volumeActive(v)));
+    const prepared = await this.prepareImage(imgUUID, leafUUID, o);
+    try {
+      return await fn(prepared);
+    } finally {
+      await this.deactivateVolumes(imgUUID, chain.filter((_v, i) => !before[i]).reverse())
+        .catch((err: unknown) => this.log.warn('deactivation after use failed', { imgUUID, err }));
+    }
+  }
+
+  /** Whether a volume is usable on this host now (files always are). */
+  protected async volumeActive(_volUUID: string): Promise<boolean> { return true; }
 
   /** Deactivates every volume of the image on this host (all of them: a torn-down image has nothing active). */
   async teardownImage(imgUUID: string): Promise<void> {
@@ -127,6 +156,16 @@ export abstract class StorageDomain {
     this.log.info('image deleted', { imgUUID, volumes: order });
   }
 
+  /**
+   * Whether the parent may carry the new volume: a thin clone's (another
+   * image's) must be SHARED; a template's own image takes no snapshot on it.
+   */
+  protected checkParentSharing(p: CreateVolumeParams, parent: { volUUID: string; imgUUID: string } | undefined, parentShared: boolean): void {
+    if (!parent) return;
+    if (parent.imgUUID !== p.imgUUID && !parentShared) throw new VolumeNonShareableError(this.sdUUID, parent.volUUID, parent.imgUUID);
+    if (parent.imgUUID === p.imgUUID && parentShared) throw new SharedVolumeNonWritableError(this.sdUUID, parent.volUUID, 'no snapshot is taken on a template in its own image; make a thin clone (srcImgUUID)');
+  }
+
   /** Checks shared by both types; returns the parent's record, if any. */
   protected validateCreate(p: CreateVolumeParams, records: readonly VolumeRecord[]): VolumeRecord | undefined {
     checkUUID('imgUUID', p.imgUUID);
@@ -142,7 +181,13 @@ export abstract class StorageDomain {
     if (!parentUUID) return undefined;
     if (p.format !== 'COW') throw new StorageParamsError('a volume with a parent (a snapshot) must be COW', 'incorrectFormat');
     const parent = records.find((r) => r.volUUID === parentUUID);
-    if (!parent || parent.imgUUID !== p.imgUUID) throw new StorageParamsError(`parent volume ${parentUUID} is not in image ${p.imgUUID}`, 'volumeDoesNotExist');
+    const parentImg = p.parentImgUUID && p.parentImgUUID !== p.imgUUID ? checkUUID('parentImgUUID', p.parentImgUUID) : p.imgUUID;
+    if (!parent || parent.imgUUID !== parentImg) throw new StorageParamsError(`parent volume ${parentUUID} is not in image ${parentImg}`, 'volumeDoesNotExist');
+    if (parentImg !== p.imgUUID) {
+      // A thin clone starts a new image: the template may have any number of clones.
+      if (records.some((r) => r.imgUUID === p.imgUUID)) throw new StorageParamsError(`a thin clone starts a new image; image ${p.imgUUID} already has volumes`);
+      return parent;
+    }
     const children = childrenOf(records, parentUUID);
     if (children.length) throw new VolumeHasChildrenError(this.sdUUID, parentUUID, children);
     return parent;

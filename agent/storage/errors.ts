@@ -8,12 +8,16 @@ type Opts = { cause?: unknown; data?: Record<string, unknown> };
 /** VDSM's storage exception numbers for the errors raised here. */
 export const VDSM_STORAGE_CODES = {
   volumeDoesNotExist: 201,
+  volumeIsBusy: 203,
   incorrectFormat: 202,
   volumeHasChildren: 204,
   volumeCreationError: 205,
   volumeExtendingError: 206,
   volumeMetadataReadError: 207,
   volumeAlreadyExists: 212,
+  volumeNonShareable: 214,
+  sharedVolumeNonWritable: 219,
+  volumeCopyError: 225,
   prepareIllegalVolume: 227,
   incorrectType: 231,
   volumeResizeValueError: 232,
@@ -178,4 +182,31 @@ export class OperationAbortedError extends StorageError {
 export function lastLine(s: string): string {
   const lines = s.split('\n').map((l) => l.trim()).filter((l) => l && !/^WARNING: (Activation disabled|This metadata update is NOT backed up|Logical volume .* not zeroed)/.test(l));
   return lines.at(-1) ?? s.trim().slice(-200);
+}
+
+/** A thin clone named a parent in another image that is not a SHARED (template) volume. */
+export class VolumeNonShareableError extends StorageError {
+  override readonly name = 'VolumeNonShareableError';
+  constructor(sdUUID: string, volUUID: string, imgUUID: string) {
+    super('wrongState', `Volume ${volUUID} of image ${imgUUID} on domain ${sdUUID} is not a SHARED (template) volume: no other image may use it as a parent`,
+      'volumeNonShareable', { data: { sdUUID, imgUUID, volUUID } });
+  }
+}
+
+/** A SHARED (template) volume was asked to be written: as a VM's writable leaf, or under a snapshot of its own image. */
+export class SharedVolumeNonWritableError extends StorageError {
+  override readonly name = 'SharedVolumeNonWritableError';
+  constructor(sdUUID: string, volUUID: string, what: string) {
+    super('wrongState', `Volume ${volUUID} on domain ${sdUUID} is a SHARED (template) volume and is never written: ${what}`,
+      'sharedVolumeNonWritable', { data: { sdUUID, volUUID } });
+  }
+}
+
+/** The image is in use by a VM running on this host (a move would pull the disk from under it). */
+export class VolumeBusyError extends StorageError {
+  override readonly name = 'VolumeBusyError';
+  constructor(sdUUID: string, imgUUID: string, vmIds: readonly string[], what: string) {
+    super('wrongState', `Image ${imgUUID} on domain ${sdUUID} is used by running VM(s) ${vmIds.join(', ')}: ${what}`,
+      'volumeIsBusy', { data: { sdUUID, imgUUID, vmIds: [...vmIds] } });
+  }
 }

@@ -5,8 +5,10 @@
 //   <root>/<sdUUID>/images/<imgUUID>/<volUUID>.meta  volume metadata (volume-metadata.ts)
 // A domain is built in a hidden folder and renamed into place, so it exists
 // whole or not at all. A qcow2 names its parent by volUUID, relative to its
-// own folder (the image's).
-import { access, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs } from 'node:fs/promises';
+// own folder (the image's). A thin clone's folder holds hard links to its
+// template volume and its .meta (which names the template's image), as VDSM
+// shares a template into a clone's image; they go with the clone's last volume.
+import { access, link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PhaseTimer } from '../log.js';
 import { StorageDomain, type DomainCommon, type MetadataChange } from './domain.js';
@@ -131,6 +133,7 @@ export class FileStorageDomain extends StorageDomain {
     const metas = names.filter((n) => n.endsWith('.meta') && !n.startsWith('.'));
     const out = await Promise.all(metas.map(async (n) => {
       const volUUID = n.slice(0, -'.meta'.length);
+      if (await this.isTemplateLink(imgUUID, volUUID)) return undefined; // listed in its own image
       const md = await this.readVolumeMetadata(imgUUID, volUUID).catch((err: unknown) => {
         this.log.warn('unreadable volume metadata skipped', { imgUUID, volUUID, err });
         return undefined;
@@ -146,6 +149,36 @@ export class FileStorageDomain extends StorageDomain {
     const md = decodeVolumeMetadata(text, { file });
     if (md.volume !== volUUID || md.image !== imgUUID) throw new VolumeMetadataError(`${file} names volume ${md.volume} of image ${md.image}`);
     return md;
+  }
+
+  /** A thin clone's link to its template volume: a SHARED volume's .meta in another image's folder. */
+  private async isTemplateLink(imgUUID: string, volUUID: string): Promise<boolean> {
+    const text = await readFile(`${this.volumePath(imgUUID, volUUID)}.meta`, 'utf8').catch(() => '');
+    try {
+      const md = decodeVolumeMetadata(text);
+      return md.image !== imgUUID && md.shared === true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Removes an image's folder once no volume of its own is left (the template links a thin clone had go with it). */
+  private async dropImageDirIfEmpty(imgUUID: string): Promise<void> {
+    const dir = this.imageDir(imgUUID);
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const vols = [...new Set(names.filter((n) => !n.startsWith('.')).map((n) => n.replace(/\.meta$/, '')))];
+    const links = await Promise.all(vols.map((v) => this.isTemplateLink(imgUUID, v)));
+    if (links.some((l) => !l)) return; // volumes of its own left
+    for (const v of vols) {
+      await rm(join(dir, v), { force: true });
+      await rm(join(dir, `${v}.meta`), { force: true });
+    }
+    await rmdir(dir).catch(() => { /* something new appeared */ });
+  }
+
+  /** SPM: marks a volume SHARED (a template): read only from now on, a base for thin clones of other images. */
+  async markShared(imgUUID: string, volUUID: string): Promise<void> {
+    await this.writeVolumeMetadata({ ...(await this.readVolumeMetadata(imgUUID, volUUID)), shared: true });
   }
 
   private writeVolumeMetadata(md: VolumeMetadata): Promise<void> {
@@ -174,10 +207,13 @@ export class FileStorageDomain extends StorageDomain {
   async createVolume(p: CreateVolumeParams, ctl?: OperationControl): Promise<VolumeInfo> {
     const timer = new PhaseTimer();
     const path = this.volumePath(p.imgUUID, p.volUUID);
+    let parentImg: string | undefined;
     const md = await this.locks.with('domain', async () => {
       const records = await this.listVolumes();
       const parent = this.validateCreate(p, records) as FileRecord | undefined;
       if (records.some((r) => r.volUUID === p.volUUID) || await access(path).then(() => true, () => false)) throw new VolumeExistsError(this.sdUUID, p.volUUID);
+      this.checkParentSharing(p, parent, parent?.md.shared === true);
+      parentImg = parent?.imgUUID;
       if (parent && p.capacity < parent.md.capacity) throw new StorageParamsError(`capacity ${p.capacity} is smaller than the parent's ${parent.md.capacity}`, 'volumeResizeValueError');
       const md: VolumeMetadata = {
         domain: this.sdUUID, image: p.imgUUID, volume: p.volUUID, parent: parent?.volUUID ?? BLANK_UUID, capacity: p.capacity,
@@ -186,13 +222,20 @@ export class FileStorageDomain extends StorageDomain {
       };
       await mkdir(this.imageDir(p.imgUUID), { recursive: true });
       await this.writeVolumeMetadata(md); // claims the name; ILLEGAL until the data exists
+      if (parent && parent.imgUUID !== p.imgUUID) {
+        // The template goes into the clone's folder, so the qcow2's relative backing name resolves there.
+        const from = this.volumePath(parent.imgUUID, parent.volUUID);
+        const to = this.volumePath(p.imgUUID, parent.volUUID);
+        await link(from, to).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e; });
+        await link(`${from}.meta`, `${to}.meta`).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e; });
+      }
       return md;
     });
     timer.mark('metadata');
     ctl?.phase?.('metadata');
     try {
       ctl?.signal?.throwIfAborted();
-      const parentFormat = md.parent === BLANK_UUID ? undefined : (await this.readVolumeMetadata(p.imgUUID, md.parent)).format;
+      const parentFormat = md.parent === BLANK_UUID ? undefined : (await this.readVolumeMetadata(parentImg ?? p.imgUUID, md.parent)).format;
       await this.qemuImg.create(path, {
         format: p.format === 'COW' ? 'qcow2' : 'raw', size: p.capacity,
         ...(p.allocation === 'PREALLOCATED' ? { preallocation: this.o.preallocation ?? 'falloc' } : {}),
@@ -208,6 +251,7 @@ export class FileStorageDomain extends StorageDomain {
       this.log.warn('volume create failed; removing it', { volUUID: p.volUUID, err: e });
       await rm(path, { force: true }).catch(() => {});
       await rm(`${path}.meta`, { force: true }).catch(() => {});
+      await this.locks.with('domain', () => this.dropImageDirIfEmpty(p.imgUUID)).catch(() => {});
       throw e;
     }
     this.log.info('volume created', { imgUUID: p.imgUUID, volUUID: p.volUUID, format: p.format, allocation: p.allocation, capacity: p.capacity, ...timer.fields() });
@@ -225,7 +269,7 @@ export class FileStorageDomain extends StorageDomain {
       await this.writeVolumeMetadata({ ...rec.md, legality: 'ILLEGAL' });
       await rm(path, { force: true });
       await rm(`${path}.meta`, { force: true });
-      await rmdir(this.imageDir(imgUUID)).catch(() => { /* other volumes left */ });
+      await this.dropImageDirIfEmpty(imgUUID);
     });
     this.log.info('volume deleted', { imgUUID, volUUID });
   }
@@ -238,7 +282,7 @@ export class FileStorageDomain extends StorageDomain {
       const there = (await Promise.all([path, `${path}.meta`].map((f) => access(f).then(() => true, () => false)))).some(Boolean);
       await rm(path, { force: true });
       await rm(`${path}.meta`, { force: true });
-      await rmdir(this.imageDir(imgUUID)).catch(() => { /* other volumes left */ });
+      await this.dropImageDirIfEmpty(imgUUID);
       return there;
     });
     if (existed) this.log.info('volume purged', { imgUUID, volUUID });
@@ -251,7 +295,7 @@ export class FileStorageDomain extends StorageDomain {
     const records = await this.imageRecords(imgUUID);
     return {
       uuid: volUUID, domain: this.sdUUID, image: imgUUID, parent: md.parent, capacity: md.capacity, format: md.format, type: md.type,
-      voltype: records.some((r) => r.parentUUID === volUUID) ? 'INTERNAL' : 'LEAF', disktype: md.diskType, description: md.description,
+      voltype: md.shared ? 'SHARED' : records.some((r) => r.parentUUID === volUUID) ? 'INTERNAL' : 'LEAF', disktype: md.diskType, description: md.description,
       legality: md.legality, generation: md.generation, ctime: md.ctime, ...size,
     };
   }

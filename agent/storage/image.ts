@@ -13,7 +13,8 @@ export function childrenOf(records: readonly VolumeRecord[], volUUID: string): s
 }
 
 /**
- * The chain of an image from its base to `leafUUID` (default: the image's
+ * The chain of an image from its base to `leafUUID` (the base may be a
+ * template volume of another image: a thin clone) (default: the image's
  * only leaf, the volume nobody has as parent). Throws ImageNotFoundError for
  * an empty image and IllegalChainError for a missing parent, a loop, or an
  * image with several leaves when none was named.
@@ -39,7 +40,9 @@ export function buildChain(sdUUID: string, records: readonly VolumeRecord[], img
     seen.add(v.volUUID);
     chain.push(v);
     if (v.parentUUID === BLANK_UUID || v.parentUUID === '') break;
-    const p = byId.get(v.parentUUID);
+    // A thin clone's base is a template volume of another image (whether it is SHARED is the caller's check).
+    const parentUUID: string = v.parentUUID;
+    const p: VolumeRecord | undefined = byId.get(parentUUID) ?? records.find((r) => r.volUUID === parentUUID && r.imgUUID !== imgUUID);
     if (!p) throw new IllegalChainError(sdUUID, imgUUID, `volume ${v.volUUID} has parent ${v.parentUUID}, which is not in the image`);
     v = p;
   }

@@ -17,6 +17,8 @@ export interface StorageSettings {
   loopLinkDir: string;
   lvmTimeoutMs: number;
   qemuImgTimeoutMs: number;
+  /** One qemu-img convert of a copy or move. */
+  copyTimeoutMs: number;
   ioTimeoutMs: number;
   extentSizeMiB: number;
   thinInitialSizeMiB: number;
@@ -29,7 +31,7 @@ export interface StorageSettings {
 export function storageSettings(c: Config): StorageSettings {
   return {
     activation: c['storage.activation'], loopDataDir: c['storage.loopDataDir'], loopLinkDir: c['storage.loopLinkDir'],
-    lvmTimeoutMs: c['storage.lvmTimeoutMs'], qemuImgTimeoutMs: c['storage.qemuImgTimeoutMs'], ioTimeoutMs: c['storage.ioTimeoutMs'],
+    lvmTimeoutMs: c['storage.lvmTimeoutMs'], qemuImgTimeoutMs: c['storage.qemuImgTimeoutMs'], copyTimeoutMs: c['storage.copyTimeoutMs'], ioTimeoutMs: c['storage.ioTimeoutMs'],
     extentSizeMiB: c['storage.extentSizeMiB'], thinInitialSizeMiB: c['storage.thinInitialSizeMiB'], maxSizeFactor: c['storage.maxSizeFactor'],
     filePreallocation: c['storage.filePreallocation'],
   };

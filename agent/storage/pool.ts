@@ -16,7 +16,7 @@ import { Sanlock } from './sanlock.js';
 import { SpmRole, SPM_RESOURCE, type SpmStatus } from './spm.js';
 import { HsmMailbox, SpmMailbox, type ExtendReply } from './mailbox/index.js';
 import { randomUUID } from 'node:crypto';
-import { TaskManager } from './tasks/manager.js';
+import { TaskManager, type TaskStatus } from './tasks/manager.js';
 import { FileTaskStore, type TaskStore } from './tasks/file-store.js';
 import { SlotTaskStore } from './tasks/slot-store.js';
 import { checkTaskId, type SpmTaskVerb } from './tasks/record.js';
@@ -47,7 +47,8 @@ export interface ConnectParams {
 }
 
 /** 'connected': this host joined a pool (what waits for storage, such as the recovery of VMs' disks, may go on). */
-type PoolEvents = { connected: [ConnectParams] };
+/** 'task': an SPM task's progress grew, or it ended (|storage|task_status|). */
+type PoolEvents = { connected: [ConnectParams]; task: [TaskStatus & { verb: string; state: string }] };
 
 export class StoragePool extends EventEmitter<PoolEvents> {
   readonly driver: ActivationDriver;
@@ -66,8 +67,17 @@ export class StoragePool extends EventEmitter<PoolEvents> {
     this.driver = createActivationDriver(s, { log });
     this.monitors = new DomainMonitors(s, this.sanlock, log);
     const tasksLog = log.child({ component: 'tasks' });
-    this.tasks = new TaskManager({ log: tasksLog, runStep: (step, restart) => runRecoveryStep(this, step, restart, tasksLog), recoveryLocks });
+    this.tasks = new TaskManager({
+      log: tasksLog, runStep: (step, restart) => runRecoveryStep(this, step, restart, tasksLog), recoveryLocks, onStatus: (st) => this.emit('task', st),
+    });
+    this.copyLog = tasksLog;
   }
+
+  /** Copies and moves: the qemu-img timeouts. */
+  get copyTimeouts(): { convertMs: number; qemuImgMs: number } { return { convertMs: this.s.copyTimeoutMs, qemuImgMs: this.s.qemuImgTimeoutMs }; }
+  readonly copyLog: Logger;
+  /** The VMs running on this host that use an image (the daemon sets it; a move is refused under them). */
+  imageUsers: (sdUUID: string, imgUUID: string) => string[] = () => [];
 
   get connected(): ConnectParams | undefined { return this.conn; }
 

@@ -79,6 +79,36 @@ export class QemuImg {
     await this.qemuImg(['resize', '-q', '-f', format, ...(preallocation && preallocation !== 'off' ? [`--preallocation=${preallocation}`] : []), path, String(size)]);
   }
 
+  /**
+   * `qemu-img convert -p -n`: copies (and collapses) the chain ending at src
+   * into dst, which already exists with the right size. `targetIsZero`: dst
+   * reads as zeros (a fresh qcow2 or sparse file), so zeros are not written.
+   * onProgress gets 0..100 as qemu-img prints it. Aborting kills qemu-img.
+   */
+  async convert(src: { path: string; format: ImageFormat }, dst: { path: string; format: ImageFormat },
+    o: { timeoutMs: number; targetIsZero: boolean; onProgress?: (pct: number) => void; signal?: AbortSignal }): Promise<{ ms: number }> {
+    const args = ['convert', '-p', '-n', ...(o.targetIsZero ? ['--target-is-zero'] : []), '-f', src.format, '-O', dst.format, src.path, dst.path];
+    let tail = '';
+    const onStdout = (d: Buffer) => {
+      // "    (12.34/100%)\r" per step; a step may be split across chunks.
+      const text = tail + d.toString('latin1');
+      const all = [...text.matchAll(/\((\d+(?:\.\d+)?)\/100%\)/g)];
+      tail = text.slice(-32);
+      const last = all.at(-1);
+      if (last) o.onProgress?.(Number(last[1]));
+    };
+    const r = await this.runner(['qemu-img', ...args], {
+      timeoutMs: o.timeoutMs, onStdout, ...(this.o.log ? { log: this.o.log } : {}), ...(o.signal ? { signal: o.signal } : {}),
+    });
+    return { ms: r.ms };
+  }
+
+  /** Bytes a copy of this image (its whole chain) in `format` needs: qemu-img measure's "required". */
+  async measureImage(path: string, srcFormat: ImageFormat, format: ImageFormat): Promise<number> {
+    const r = await this.qemuImg(['measure', '-U', '-f', srcFormat, '-O', format, '--output', 'json', path]);
+    return parse<{ required: number }>(r.stdout, path).required;
+  }
+
   /** Bytes a fully allocated image of this format and virtual size needs. */
   async measure(format: ImageFormat, size: number): Promise<number> {
     const r = await this.qemuImg(['measure', '-O', format, '--size', String(size), '--output', 'json']);

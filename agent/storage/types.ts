@@ -10,7 +10,7 @@ export type DomainClass = 'Data' | 'Iso' | 'Backup';
 export type DomainRole = 'Regular' | 'Master';
 export type VolumeFormat = 'COW' | 'RAW';
 export type VolumeAllocation = 'SPARSE' | 'PREALLOCATED';
-export type VolumeRole = 'LEAF' | 'INTERNAL';
+export type VolumeRole = 'LEAF' | 'INTERNAL' | 'SHARED';
 export type Legality = 'LEGAL' | 'ILLEGAL' | 'FAKE';
 
 /** The special volumes of a domain: dom_md files on file domains, LVs on block domains. */
@@ -95,6 +95,8 @@ export interface CreateVolumeParams {
   allocation: VolumeAllocation;
   /** A COW volume may sit on a parent volume of the same image (a snapshot). */
   parentUUID?: string;
+  /** A thin clone: the parent is a SHARED (template) volume of this other image, in the same domain. */
+  parentImgUUID?: string;
   description?: string;
   diskType?: string;
   /** Block COW sparse only: the initial LV size in bytes (default: the domain's thinInitialSize). */
@@ -111,6 +113,10 @@ export interface OperationControl {
 
 export interface PreparedVolume {
   volUUID: string;
+  /** The image the volume belongs to (a template's, for the base of a thin clone). */
+  imgUUID: string;
+  /** A template volume of a thin clone: only ever read. */
+  shared?: boolean;
   path: string;
   format: VolumeFormat;
 }

@@ -42,7 +42,8 @@ export class VmDisks {
     if (!needsPrepare(disk)) return disk;
     const s = disk.storage!;
     const dom = await this.pool.domain(s.domainID);
-    const prepared = await dom.prepareImage(s.imageID, s.volumeID); // undoes itself when it fails
+    // A read-only disk may be a template volume itself; a writable one never is (219).
+    const prepared = await dom.prepareImage(s.imageID, s.volumeID, { readOnly: !!disk.readonly }); // undoes itself when it fails
     try {
       const info = await dom.getVolumeInfo(s.imageID, s.volumeID);
       const block = 'extendLV' in dom;

@@ -26,6 +26,8 @@
 //   LEGALITY=LEGAL|ILLEGAL|FAKE
 //   CTIME=<creation time, Unix seconds>
 //   GEN=<generation 0-999>
+//   VOLTYPE=SHARED       only on a template volume (VDSM's VOLTYPE): read only,
+//                        a base thin clones in other images may name
 //   EOF
 import { StorageParamsError, VolumeMetadataError } from './errors.js';
 import { BLANK_UUID, MiB, type Legality, type VolumeAllocation, type VolumeFormat } from './types.js';
@@ -49,6 +51,8 @@ export interface VolumeMetadata {
   legality: Legality;
   ctime: number;
   generation: number;
+  /** A template volume: never written again; thin clones of other images may sit on it. */
+  shared?: boolean;
 }
 
 const FORMATS: readonly VolumeFormat[] = ['COW', 'RAW'];
@@ -79,6 +83,7 @@ export function encodeVolumeMetadata(md: VolumeMetadata): string {
     `LEGALITY=${md.legality}`,
     `CTIME=${md.ctime}`,
     `GEN=${md.generation}`,
+    ...(md.shared ? ['VOLTYPE=SHARED'] : []),
     'EOF',
   ];
   return lines.join('\n') + '\n';
@@ -138,6 +143,7 @@ export function decodeVolumeMetadata(raw: string | Buffer, where?: Record<string
     legality: oneOf('LEGALITY', LEGALITIES),
     ctime: int('CTIME'),
     generation: int('GEN'),
+    ...(fields.get('VOLTYPE') === 'SHARED' ? { shared: true } : {}),
   };
 }
 

@@ -86,6 +86,7 @@ export const STORAGE_METHODS = {
       volFormat: Type.Union([Type.Literal('COW'), Type.Literal('RAW')]),
       preallocate: Type.Union([Type.Literal('SPARSE'), Type.Literal('PREALLOCATED')]),
       srcVolUUID: Type.Optional(Uuid), description: Type.Optional(Type.String({ maxLength: 210 })),
+      srcImgUUID: Type.Optional(Type.String({ pattern: Uuid.pattern, description: 'a thin clone: srcVolUUID is a SHARED (template) volume of this other image in the same domain (214 if it is not SHARED)' })),
       initialSize: Type.Optional(Type.Integer({ minimum: 1, description: 'block COW sparse: first LV size, bytes' })),
     }),
     result: TaskID, errors: SPM_TASK_ERRORS, since: '0.3', mutating: true,

@@ -4,15 +4,16 @@ import type { StoragePool } from '../pool.js';
 import type { TaskInfo } from '../../../api/tasks.js';
 import type { TaskRecord } from './record.js';
 import { legacyStatus } from './record.js';
+import { VolumeBusyError } from '../errors.js';
 
-type TaskMethod = 'Volume.create' | 'Volume.delete' | 'Volume.extendSize' | 'Image.delete'
+type TaskMethod = 'Volume.create' | 'Volume.delete' | 'Volume.extendSize' | 'Image.delete' | 'Volume.copy' | 'Image.move'
   | 'Task.getStatus' | 'Task.getInfo' | 'Task.clear' | 'Task.stop' | 'Host.getAllTasksStatuses';
 
 export type TaskHandlers = { [M in TaskMethod]: Handler<M> };
 
 const id = (taskID: string) => taskID.toLowerCase();
 
-export function taskInfo(r: TaskRecord): TaskInfo {
+export function taskInfo(r: TaskRecord & { progress?: number }): TaskInfo {
   // Phase names may repeat (a recovery step after the same step name): keep every one.
   const phasesMs: Record<string, number> = {};
   for (const [name, ms] of r.phases) phasesMs[name in phasesMs ? `${name} #${Object.keys(phasesMs).length}` : name] = ms;
@@ -22,14 +23,15 @@ export function taskInfo(r: TaskRecord): TaskInfo {
     ...(r.result !== undefined ? { result: r.result } : {}), hostId: r.hostId, lver: r.lver, createdAt: r.createdAt,
     ...(r.startedAt ? { startedAt: r.startedAt } : {}), ...(r.endedAt ? { endedAt: r.endedAt, durationMs: r.endedAt - r.createdAt } : {}),
     phasesMs, recovery: r.recovery.map((s) => ({ ...s })), recoveryLog: r.recoveryLog ?? [],
-    interrupted: r.interrupted ?? false, stopRequested: r.stopRequested ?? false,
+    interrupted: r.interrupted ?? false, stopRequested: r.stopRequested ?? false, ...(r.progress !== undefined ? { progress: r.progress } : {}),
   };
 }
 
 export function createTaskHandlers(pool: StoragePool): TaskHandlers {
   // The domain is looked up before the task starts, so a wrong domain is the call's error (358), not the task's.
-  const submit = async (verb: 'Volume.create' | 'Volume.delete' | 'Volume.extendSize' | 'Image.delete', p: { storagedomainID: string; taskID?: string }) => {
+  const submit = async (verb: TaskMethod & `${'Volume' | 'Image'}.${string}`, p: { storagedomainID: string; taskID?: string; dstSdUUID?: string }) => {
     await pool.domain(p.storagedomainID);
+    if (p.dstSdUUID) await pool.domain(p.dstSdUUID);
     return { taskID: await pool.submitSpmTask(verb, p as unknown as Record<string, unknown>, p.taskID) };
   };
   return {
@@ -37,6 +39,13 @@ export function createTaskHandlers(pool: StoragePool): TaskHandlers {
     'Volume.delete': (p) => submit('Volume.delete', p),
     'Volume.extendSize': (p) => submit('Volume.extendSize', p),
     'Image.delete': (p) => submit('Image.delete', p),
+    'Volume.copy': (p) => submit('Volume.copy', p),
+    'Image.move': (p) => {
+      // Refused at once (the task checks again when it runs): live storage migration is not supported.
+      const users = pool.imageUsers(p.storagedomainID, p.imageID);
+      if (users.length) throw new VolumeBusyError(p.storagedomainID, p.imageID, users, 'a disk under a running VM is not moved (live storage migration is not supported); stop the VM or copy the disk');
+      return submit('Image.move', p);
+    },
     'Task.getStatus': (p) => pool.tasks.status(id(p.taskID)),
     'Task.getInfo': (p) => taskInfo(pool.tasks.info(id(p.taskID))),
     'Task.clear': async (p) => { await pool.tasks.clear(id(p.taskID)); return {}; },

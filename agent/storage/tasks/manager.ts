@@ -15,6 +15,7 @@ import { KeyedLock } from '../keyed-lock.js';
 import { OperationAbortedError } from '../errors.js';
 import { SpmHasTasksError, TaskIdInUseError, TaskStateError, UnknownTaskError } from './errors.js';
 import type { TaskStore } from './file-store.js';
+import { Task } from './task.js';
 import {
   clip, isDone, legacyStatus, type LegacyTaskResult, type LegacyTaskState, type RecoveryStep, type SpmTaskVerb, type TaskRecord,
 } from './record.js';
@@ -28,6 +29,8 @@ export interface TaskContext {
   phase(name: string): void;
   /** Registers (and persists) a recovery step; call it before the change it undoes. */
   addRecovery(step: RecoveryStep): Promise<void>;
+  /** Reports percent done (0..100, only rising): Task.getStatus/getInfo show it and onStatus hears it. */
+  progress(pct: number): void;
 }
 
 export interface TaskOperation {
@@ -42,55 +45,11 @@ export interface TaskManagerOptions {
   runStep(step: RecoveryStep, restart: boolean): Promise<string>;
   /** The lock keys a loaded task needs for its recovery. */
   recoveryLocks(r: TaskRecord): string[];
+  /** Hears a task's progress and its end (the |storage|task_status| event). */
+  onStatus?(s: TaskStatus & { verb: string; state: string }): void;
 }
 
-export interface TaskStatus { taskID: string; taskState: LegacyTaskState; taskResult: LegacyTaskResult; code: number; message: string }
-
-class Task {
-  readonly controller = new AbortController();
-  done: Promise<void> = Promise.resolve();
-  /**
-   * What the API reports: the record as last written. A state is shown only
-   * once it is on the master domain, so nobody sees "finished" that a crash
-   * could still turn into "interrupted, rolled back".
-   */
-  shown: TaskRecord;
-  /** Cleared: nothing may write its record again. */
-  cleared = false;
-  /** Loaded unfinished at spmStart: only its recovery runs (a stop has nothing to stop). */
-  loadedUnfinished = false;
-  private saving: Promise<void> = Promise.resolve();
-  private phaseStart = performance.now();
-  constructor(readonly rec: TaskRecord) {
-    this.shown = structuredClone(rec);
-  }
-
-  phase(name: string): void {
-    const now = performance.now();
-    this.rec.phases.push([name, Math.round((now - this.phaseStart) * 10) / 10]);
-    this.phaseStart = now;
-  }
-
-  /** Persists a snapshot of the record, then shows it; saves of one task are written in order. */
-  save(write: (r: TaskRecord) => Promise<void>): Promise<void> {
-    const snapshot = structuredClone(this.rec);
-    const p = this.saving.then(async () => {
-      if (this.cleared) return;
-      try {
-        await write(snapshot);
-      } finally {
-        this.shown = snapshot; // a failed write is logged by the caller; the state is still reported
-      }
-    });
-    this.saving = p.catch(() => {});
-    return p;
-  }
-
-  /** Resolves once every save so far has ended. */
-  idle(): Promise<void> {
-    return this.saving;
-  }
-}
+export interface TaskStatus { taskID: string; taskState: LegacyTaskState; taskResult: LegacyTaskResult; code: number; message: string; progress?: number }
 
 export class TaskManager {
   private readonly tasks = new Map<string, Task>();
@@ -200,16 +159,16 @@ export class TaskManager {
   }
 
   status(taskID: string): TaskStatus {
-    const r = this.get(taskID).shown;
-    return { taskID: r.id, ...legacyStatus(r), code: r.code, message: r.message };
+    return statusOf(this.get(taskID));
   }
 
   all(): Record<string, TaskStatus> {
     return Object.fromEntries([...this.tasks.keys()].map((id) => [id, this.status(id)]));
   }
 
-  info(taskID: string): TaskRecord {
-    return structuredClone(this.get(taskID).shown);
+  info(taskID: string): TaskRecord & { progress?: number } {
+    const t = this.get(taskID);
+    return { ...structuredClone(t.shown), ...(t.progress !== undefined ? { progress: t.progress } : {}) };
   }
 
   /** Forgets a finished task (here and on the master domain). */
@@ -285,7 +244,7 @@ export class TaskManager {
     return t.save((r) => this.write(r)).catch((e: unknown) => {
       // Keep going: the state is still reported from memory; a restart would find the previous record.
       this.o.log.error('task state not persisted', { taskID: t.rec.id, state: t.rec.state, err: e });
-    });
+    }).then(() => { if (isDone(t.rec.state)) this.o.onStatus?.({ ...statusOf(t), verb: t.rec.verb, state: t.rec.state }); });
   }
 
   private async execute(t: Task, op: TaskOperation): Promise<void> {
@@ -302,6 +261,11 @@ export class TaskManager {
       addRecovery: async (step) => {
         r.recovery.push(step);
         await t.save((x) => this.write(x)); // must be durable before the change it undoes
+      },
+      progress: (pct) => {
+        if (pct <= (t.progress ?? -1) || pct > 100) return;
+        t.progress = pct;
+        this.o.onStatus?.({ ...statusOf(t), verb: r.verb, state: r.state });
       },
     };
     let result: unknown;
@@ -390,6 +354,11 @@ export class TaskManager {
     if (state === 'finished') this.o.log.info('task finished', fields);
     else this.o.log.warn('task ended without success', { ...fields, message: r.message });
   }
+}
+
+function statusOf(t: Task): TaskStatus {
+  const r = t.shown;
+  return { taskID: r.id, ...legacyStatus(r), code: r.code, message: r.message, ...(t.progress !== undefined ? { progress: t.progress } : {}) };
 }
 
 function errorName(name: string | undefined): ErrorName | undefined {

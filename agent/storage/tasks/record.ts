@@ -33,6 +33,12 @@ export type RecoveryStep =
   | { kind: 'removeVolume'; when: 'always'; sdUUID: string; imgUUID: string; volUUID: string }
   /** Finish deleting the volumes the task had begun to delete (marked ILLEGAL); leave LEGAL ones alone. */
   | { kind: 'finishDeletes'; when: 'restart'; sdUUID: string; imgUUID: string; volUUIDs: string[] }
+  /**
+   * A move's copy: removed (as removeVolume) while the source image is whole
+   * and LEGAL; kept once the move had begun to delete the source (the
+   * volumes are marked ILLEGAL first), since the copy is then the disk.
+   */
+  | { kind: 'undoCopy'; when: 'always'; sdUUID: string; imgUUID: string; volUUID: string; srcSdUUID: string; srcImgUUID: string }
   /** Re-apply a capacity change, so the image and its metadata agree. */
   | { kind: 'completeExtend'; when: 'restart'; sdUUID: string; imgUUID: string; volUUID: string; newSize: number };
 

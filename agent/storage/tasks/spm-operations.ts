@@ -11,27 +11,31 @@
 //                      capacity change is applied again (idempotent), so the
 //                      image and its metadata agree. Shrinking back is never
 //                      safe (a guest may have seen the new size).
-import { access } from 'node:fs/promises';
+//   Volume.copy,       see copy-operations.ts.
+//   Image.move
 import type { AnyDomain } from '../pool.js';
 import { VolumeExistsError, VolumeNotFoundError } from '../errors.js';
 import type { Logger } from '../../log.js';
 import { killLeftoverHelpers } from './leftovers.js';
 import type { TaskOperation } from './manager.js';
 import type { RecoveryStep, SpmTaskVerb, TaskRecord } from './record.js';
+import { copyOperation, copyRecoveryLocks, moveOperation, sourceStillWhole } from './copy-operations.js';
+import { imageLock, volumeIdTaken, volumeLock } from './volume-keys.js';
 
 /** What the operations need from the pool. */
 export interface TaskPool {
   domain(sdUUID: string): Promise<AnyDomain>;
   /** Throws 40 unless this host holds the SPM lease at its lver (checked before every SPM write). */
   assertSpm(): Promise<void>;
+  /** Copies: the qemu-img timeouts (storage.copyTimeoutMs for convert, storage.qemuImgTimeoutMs for measure). */
+  readonly copyTimeouts: { convertMs: number; qemuImgMs: number };
+  /** VMs running on this host that use the image (a move is refused under them). */
+  imageUsers(sdUUID: string, imgUUID: string): string[];
+  readonly copyLog: Logger;
 }
 
 type P = Record<string, unknown>;
 const str = (p: P, k: string): string => p[k] as string;
-
-const imageLock = (sd: string, img: string) => `image:${sd}:${img}`;
-// LV and file names are per domain: two images must not create (or delete) one volume id at once.
-const volumeLock = (sd: string, vol: string) => `volume:${sd}:${vol}`;
 
 export function spmOperation(pool: TaskPool, verb: SpmTaskVerb, p: P): TaskOperation {
   const sd = str(p, 'storagedomainID');
@@ -51,6 +55,7 @@ export function spmOperation(pool: TaskPool, verb: SpmTaskVerb, p: P): TaskOpera
           const info = await dom.createVolume({
             imgUUID: img, volUUID: vol, capacity: p.size as number, format: p.volFormat as 'COW' | 'RAW', allocation: p.preallocate as 'SPARSE' | 'PREALLOCATED',
             ...(p.srcVolUUID ? { parentUUID: str(p, 'srcVolUUID') } : {}), ...(p.description ? { description: str(p, 'description') } : {}),
+            ...(p.srcImgUUID ? { parentImgUUID: str(p, 'srcImgUUID') } : {}),
             ...(p.initialSize ? { initialSize: p.initialSize as number } : {}),
           }, { signal: ctx.signal, phase: ctx.phase });
           return { ...info };
@@ -101,19 +106,16 @@ export function spmOperation(pool: TaskPool, verb: SpmTaskVerb, p: P): TaskOpera
         },
       };
     }
+    case 'Volume.copy': return copyOperation(pool, p);
+    case 'Image.move': return moveOperation(pool, p);
   }
-}
-
-/** Anything by this name on the domain: a volume, or a stray LV or data file that is not one. */
-async function volumeIdTaken(dom: AnyDomain, img: string, vol: string): Promise<boolean> {
-  if ((await dom.listVolumes()).some((r) => r.volUUID === vol)) return true;
-  return dom.type === 'file' ? access(dom.volumePath(img, vol)).then(() => true, () => false) : (await dom.lvm.lvs(dom.vg, vol)).length > 0;
 }
 
 /** The locks recovery of a loaded task takes: the same as the task's own. */
 export function recoveryLocks(r: TaskRecord): string[] {
   const sd = str(r.params, 'storagedomainID');
   const img = str(r.params, 'imageID');
+  if (r.verb === 'Volume.copy' || r.verb === 'Image.move') return copyRecoveryLocks(r.verb, r.params);
   const vol = r.params.volumeID as string | undefined;
   return [imageLock(sd, img), ...(vol && (r.verb === 'Volume.create' || r.verb === 'Volume.delete') ? [volumeLock(sd, vol)] : [])];
 }
@@ -127,6 +129,11 @@ export async function runRecoveryStep(pool: TaskPool, step: RecoveryStep, restar
   await pool.assertSpm();
   const dom = await pool.domain(step.sdUUID);
   switch (step.kind) {
+    case 'undoCopy':
+      if (!(await sourceStillWhole(pool, step.srcSdUUID, step.srcImgUUID))) {
+        return `the move had begun to delete the source image ${step.srcImgUUID}: its copy ${step.volUUID} is the disk now and stays`;
+      }
+      // falls through: the source is whole, so the copy goes
     case 'removeVolume': {
       const killed = restart ? await killLeftoverHelpers(step.volUUID, log) : 0;
       const note = killed ? ` (after killing ${killed} helper(s) the dead agent left running on it)` : '';
