@@ -108,6 +108,20 @@ export interface VmDiskRow {
   disk_id: string;
 }
 
+/** A VM being suspended ('saving') or suspended: its state volume (controller/vm-images). */
+export interface VmHibernationRow {
+  vm_id: string;
+  state: string;
+  domain_id: string;
+  image_id: string;
+  volume_id: string;
+  size_bytes: number;
+  host_id: string | null;
+  job_id: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface JobRow {
   id: string;
   kind: string;
@@ -146,6 +160,7 @@ export interface Database {
   disks: DiskRow;
   vms: VmRow;
   vm_disks: VmDiskRow;
+  vm_hibernations: VmHibernationRow;
   jobs: JobRow;
   events: EventRow;
 }

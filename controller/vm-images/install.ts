@@ -1,0 +1,15 @@
+// The VM image part (issue 13), wired by one call in install-parts.ts: the vm.suspend job, and
+// the resume of a suspended VM by the vm.start job (the VM part's deps get `restore`).
+import type { ControllerRuntime } from '../runtime/controller-runtime.js';
+import type { StorageDeps } from '../storage/storage-deps.js';
+import type { VmsPart } from '../vms/install.js';
+import { startRestore } from './resume.js';
+import { suspendJob } from './suspend-job.js';
+import type { VmImageDeps } from './vm-image-deps.js';
+
+export function installVmImages(runtime: ControllerRuntime, vms: VmsPart, storage: StorageDeps): VmImageDeps {
+  const d: VmImageDeps = { vms: vms.deps, storage };
+  vms.deps.restore = startRestore(d);
+  runtime.executor.register('vm.suspend', suspendJob(d));
+  return d;
+}
