@@ -23,6 +23,7 @@ export const VmHibernation = Type.Object({
   stateVolume: StateVolumeRef,
   hostId: Type.Union([Id, Type.Null()], { description: 'the host it was hibernated on' }),
   jobId: Id,
+  snapshotId: Type.Union([Id, Type.Null()], { description: "a snapshot's RAM state a restore put here: its volume stays the snapshot's after the start" }),
   createdAt: EpochMs,
   updatedAt: EpochMs,
 });

@@ -120,6 +120,32 @@ export interface VmHibernationRow {
   job_id: string;
   created_at: number;
   updated_at: number;
+  /** the snapshot whose RAM state the next start restores (its volume stays the snapshot's) */
+  snapshot_id?: string | null;
+}
+
+export interface VmSnapshotRow {
+  id: string;
+  vm_id: string;
+  description: string;
+  status: string;
+  memory: number;
+  memory_volume: string | null;
+  vm_running: number | null;
+  frozen: number | null;
+  warnings: string;
+  job_id: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface VmSnapshotVolumeRow {
+  snapshot_id: string;
+  disk_id: string;
+  domain_id: string;
+  image_id: string;
+  volume_id: string;
+  child_id: string;
 }
 
 export interface JobRow {
@@ -161,6 +187,8 @@ export interface Database {
   vms: VmRow;
   vm_disks: VmDiskRow;
   vm_hibernations: VmHibernationRow;
+  vm_snapshots: VmSnapshotRow;
+  vm_snapshot_volumes: VmSnapshotVolumeRow;
   jobs: JobRow;
   events: EventRow;
 }

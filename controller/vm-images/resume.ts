@@ -15,6 +15,8 @@ export function startRestore(d: VmImageDeps): StartRestore {
   const { store } = d.vms;
   return {
     async stateFor(_ctx, vmId) {
+      const restoring = await store.jobs.activeFor(vmId, ['vm.snapshot.restore']);
+      if (restoring) throw new JobFailure('Conflict', `the VM's disks are being restored to a snapshot (job ${restoring.id}): it is not started meanwhile`, { job: restoring.id });
       const row = await store.hibernations.find(vmId);
       if (row === undefined || row.state === 'resumed') return undefined;
       if (row.state === 'saving') throw new JobFailure('SuspendUnderWay', `the VM's suspend (job ${row.jobId}) has not finished: it is not started meanwhile`, { job: row.jobId });
@@ -25,8 +27,15 @@ export function startRestore(d: VmImageDeps): StartRestore {
     async resumed(ctx: JobContext, vmId: string) {
       const row = await store.hibernations.find(vmId);
       if (row === undefined || row.state === 'saving') return;
-      if (row.state === 'suspended') await store.hibernations.setState(vmId, 'resumed', row.hostId);
       const vm = await store.vms.get(vmId);
+      if (row.snapshotId !== null) {
+        // A snapshot's RAM state: the volume stays the snapshot's, to restore it again.
+        await store.hibernations.delete(vmId);
+        await store.event({ kind: 'vm.resumed', subjectKind: 'vm', subjectId: vmId, correlationId: ctx.correlationId,
+          message: `VM ${vm.name} resumed from snapshot ${row.snapshotId}'s RAM state`, details: { snapshotId: row.snapshotId } });
+        return;
+      }
+      if (row.state === 'suspended') await store.hibernations.setState(vmId, 'resumed', row.hostId);
       try {
         const home = await volumeHomeOf(store, vm);
         await ctx.step('delete the state volume', () => deletePoolImage(d.storage, ctx, { clusterId: home.clusterId, ...row.stateVolume }, 'resumedStateTask'),

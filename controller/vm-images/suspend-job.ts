@@ -36,7 +36,7 @@ export function suspendJob(d: VmImageDeps): JobHandler {
     if (row?.state === 'suspended' && running.length === 0) { ctx.log('info', 'the VM is suspended already: an earlier run got to the end', {}); return; }
     if (row && row.state !== 'saving') {
       // A state volume whose VM runs again (resumed, or started past the controller): it is stale.
-      await ctx.step('delete a stale state volume', () => deletePoolImage(d.storage, ctx, { clusterId: home.clusterId, ...row!.stateVolume }, 'staleStateTask'));
+      if (row.snapshotId === null) await ctx.step('delete a stale state volume', () => deletePoolImage(d.storage, ctx, { clusterId: home.clusterId, ...row!.stateVolume }, 'staleStateTask'));
       await store.hibernations.delete(vm.id);
       row = undefined;
     }

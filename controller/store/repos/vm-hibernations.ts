@@ -6,7 +6,7 @@ import type { Database, VmHibernationRow } from '../tables.js';
 
 function toHibernation(r: Selectable<VmHibernationRow>): VmHibernation {
   return {
-    vmId: r.vm_id, state: r.state as HibernationState, hostId: r.host_id, jobId: r.job_id, createdAt: Number(r.created_at), updatedAt: Number(r.updated_at),
+    vmId: r.vm_id, state: r.state as HibernationState, hostId: r.host_id, jobId: r.job_id, snapshotId: r.snapshot_id ?? null, createdAt: Number(r.created_at), updatedAt: Number(r.updated_at),
     stateVolume: { domainId: r.domain_id, imageId: r.image_id, volumeId: r.volume_id, sizeBytes: Number(r.size_bytes) },
   };
 }
@@ -24,12 +24,12 @@ export class VmHibernationsRepo {
   }
 
   /** A suspend begins (or a resumed one goes on): the volume it writes to, chosen before it is made. */
-  async begin(vmId: string, jobId: string, v: StateVolumeRef, hostId: string | null): Promise<VmHibernation> {
+  async begin(vmId: string, jobId: string, v: StateVolumeRef, hostId: string | null, o: { state?: HibernationState; snapshotId?: string } = {}): Promise<VmHibernation> {
     const t = this.now();
     const existing = await this.find(vmId);
     if (existing) return existing;
     await this.db.insertInto('vm_hibernations').values({
-      vm_id: vmId, state: 'saving', domain_id: v.domainId, image_id: v.imageId, volume_id: v.volumeId, size_bytes: v.sizeBytes,
+      vm_id: vmId, state: o.state ?? 'saving', ...(o.snapshotId !== undefined && { snapshot_id: o.snapshotId }), domain_id: v.domainId, image_id: v.imageId, volume_id: v.volumeId, size_bytes: v.sizeBytes,
       host_id: hostId, job_id: jobId, created_at: t, updated_at: t,
     }).execute();
     return (await this.find(vmId))!;
