@@ -28,6 +28,8 @@ export function snapshotCreateJob(d: VmImageDeps): JobHandler {
     const sid = ctx.job.params['snapshotId'] as string;
     let snap = await store.snapshots.get(sid);
     if (snap.status === 'ready') return;
+    // VM.snapshot sent by an earlier run: the drives may be on the new leaves, which then must never be deleted here.
+    const sentBefore = ctx.memo<string>('snapshotSentTo') !== undefined;
     const lists = await ctx.step('look for the VM on every host', () => listEveryHost(d.vms.links, d.vms.monitor, d.vms.settings, ctx.correlationId));
     const running = sightings(lists, vm.id).filter((x) => x.status !== 'Down');
     try {
@@ -63,9 +65,12 @@ export function snapshotCreateJob(d: VmImageDeps): JobHandler {
       await ctx.progress(100);
     } catch (e) {
       if (ctx.signal.aborted) throw e;
-      // VM.snapshot sent with no answer: the drives may be on the new leaves, which must then stay.
-      if (ctx.memo('snapshotSentTo') !== undefined && agentCode((e as { cause?: unknown }).cause) === undefined && e instanceof JobFailure && e.code === 'SnapshotFailed') {
-        throw new JobFailure('SnapshotOutcomeUnknown', `${e.message}; the VM may use the new leaves, so they are kept and the snapshot stays "creating"`, e.details, { cause: e });
+      // Only an agent's answer to this run's VM.snapshot says the drives stayed on their old leaves.
+      const refused = e instanceof JobFailure && e.code === 'SnapshotFailed' && agentCode((e as { cause?: unknown }).cause) !== undefined;
+      if (ctx.memo('snapshotSentTo') !== undefined && (sentBefore || !refused)) {
+        const why = e instanceof Error ? e.message : String(e);
+        throw new JobFailure('SnapshotOutcomeUnknown', `${why}; VM.snapshot was sent and the VM may use the new leaves, so they are kept and the snapshot stays "creating"`,
+          { snapshotId: sid }, { cause: e });
       }
       await discard(d, ctx, vm, await store.snapshots.get(sid)).catch((err: unknown) => ctx.log('warn', 'could not delete the snapshot\'s volumes', { error: errorText(err) }));
       throw e;

@@ -21,7 +21,7 @@ export class VmBusyError extends ApiError {
 }
 
 /** The jobs that change a VM's running state or its images: one at a time. */
-export const VM_STATE_JOBS = ['vm.start', 'vm.stop', 'vm.shutdown', 'vm.migrate', 'vm.suspend'] as const;
+export const VM_STATE_JOBS = ['vm.start', 'vm.stop', 'vm.shutdown', 'vm.migrate', 'vm.suspend', 'vm.snapshot', 'vm.snapshot.delete', 'vm.snapshot.restore'] as const;
 
 export function hibernationRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
   const { store } = ctx;

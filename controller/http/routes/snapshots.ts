@@ -32,14 +32,11 @@ export class VmNotStoppedError extends ApiError {
   constructor(vm: Vm, why: string) { super(409, 'VmNotStopped', `VM ${vm.name} ${why}: a snapshot is restored on a stopped VM`, { status: vm.status, desiredState: vm.desiredState }); }
 }
 
-/** A VM's snapshot jobs, besides its running-state jobs: one at a time. */
-const SNAPSHOT_JOBS = ['vm.snapshot', 'vm.snapshot.delete', 'vm.snapshot.restore'] as const;
-
 export function snapshotRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
   const { store } = ctx;
 
   async function idle(vm: Vm): Promise<void> {
-    const busy = await store.jobs.activeFor(vm.id, [...VM_STATE_JOBS, ...SNAPSHOT_JOBS]);
+    const busy = await store.jobs.activeFor(vm.id, [...VM_STATE_JOBS]);
     if (busy) throw new VmBusyError(vm.name, busy);
   }
 
