@@ -184,6 +184,18 @@ export const DECISION_SETTINGS = {
     default: 300_000, unit: 'ms', min: 1_000, max: 3_600_000,
     reason: "a host entering maintenance while it is the SPM waits this long for the SPM loop to stop it and elect another host before the maintenance fails: spmStop is quick, but a new spmStart may wait for the lease (sanlock, up to 140 s host_dead_seconds after a lost holder)",
   },
+  vmSuspendTimeoutMs: {
+    default: 600_000, unit: 'ms', min: 1_000, max: 3_600_000,
+    reason: "a vm.suspend job whose VM is still Saving State after this fails (the VM is left as the agent has it): libvirt writes the RAM at disk speed, a few seconds per GiB, and a busy guest's dirty pages add to it; 10 min covers tens of GiB on a slow domain",
+  },
+  vmMergeTimeoutMs: {
+    default: 3_600_000, unit: 'ms', min: 1_000, max: 86_400_000,
+    reason: "a snapshot delete (live merge) whose agent job has not ended after this fails, and the merge goes on on the agent: a commit copies the top volume's data at disk speed, and a guest that writes hard keeps an active commit from converging for a while",
+  },
+  vmStatePollMs: {
+    default: 500, unit: 'ms', min: 50, max: 60_000,
+    reason: "period of Host.getVMList on the VM's host while a vm.suspend job follows the save: the agent forgets a VM once its state is saved, which the list shows at once, and an event lost with a reconnect changes nothing",
+  },
 } as const satisfies Record<string, SettingDef>;
 
 export type DecisionSettingName = keyof typeof DECISION_SETTINGS;

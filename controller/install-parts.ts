@@ -12,6 +12,7 @@ import { installNetworks } from './networks/install.js';
 import { installBalancing } from './balancing/install.js';
 import { maintenanceRequests } from './balancing/host-requests.js';
 import { installMigration } from './migration/install.js';
+import { installVmImages } from './vm-images/install.js';
 
 export function installParts(runtime: ControllerRuntime, store: Store, settings: DecisionSettings, log: LogFn, api?: ApiContext,
   o: { storage?: InstallStorageOptions } = {}) {
@@ -33,5 +34,6 @@ export function installParts(runtime: ControllerRuntime, store: Store, settings:
   // power_saving parks and activates hosts through the same maintenance flow as an admin.
   const hostRequest = maintenanceRequests({ store, maintenance: migration.maintenance, submit: (job) => runtime.executor.submit(job), log });
   const balancing = installBalancing(runtime, store, settings, log, vms, { hostRequest });
-  return { storage, networks, vms, balancing, migration };
+  const vmImages = installVmImages(runtime, vms, storage);
+  return { storage, networks, vms, balancing, migration, vmImages };
 }

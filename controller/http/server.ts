@@ -22,6 +22,8 @@ import { networkRoutes } from './routes/networks.js';
 import { storageRoutes } from './routes/storage.js';
 import { vmRoutes } from './routes/vms.js';
 import { migrationRoutes } from './routes/migration.js';
+import { hibernationRoutes } from './routes/hibernation.js';
+import { snapshotRoutes } from './routes/snapshots.js';
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 const CORRELATION_HEADER = 'correlation-id';
@@ -115,7 +117,7 @@ async function build(o: Omit<ServerOptions, 'tls'>, https: Record<string, unknow
   // @fastify/websocket hides its routes from the document; ours are part of the API.
   app.addHook('onRoute', (r) => { if (r.websocket && r.schema) r.schema.hide = false; });
 
-  const routes = [metaRoutes, enrollRoutes, hostRoutes, clusterRoutes, storageRoutes, networkRoutes, vmRoutes, consoleRoutes, migrationRoutes, jobRoutes, eventRoutes];
+  const routes = [metaRoutes, enrollRoutes, hostRoutes, clusterRoutes, storageRoutes, networkRoutes, vmRoutes, consoleRoutes, migrationRoutes, hibernationRoutes, snapshotRoutes, jobRoutes, eventRoutes];
   for (const r of routes) await app.register(r(o.ctx), { prefix: API_PREFIX });
   await app.ready();
   return app;

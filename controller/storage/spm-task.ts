@@ -20,7 +20,7 @@ import { agentCode, answered, errorText } from './agent-answer.js';
 import type { StorageDeps } from './storage-deps.js';
 import { sleepOrAbort } from './sleep.js';
 
-export type SpmVerb = 'Volume.create' | 'Image.delete';
+export type SpmVerb = 'Volume.create' | 'Volume.delete' | 'Image.delete';
 type VerbParams<V extends SpmVerb> = Omit<ParamsOf<V>, 'taskID'>;
 
 export interface SpmTaskSpec<V extends SpmVerb> {
@@ -29,6 +29,8 @@ export interface SpmTaskSpec<V extends SpmVerb> {
   params: VerbParams<V>;
   /** Is the verb's work already on storage? Asked on the SPM when it knows no task of the id. */
   done(spmHostId: string): Promise<boolean>;
+  /** where the job remembers the task's id (default 'taskId'); a job running several tasks names each */
+  memoKey?: string;
 }
 
 /** How many times a task rolled back by a failover or an agent restart (1011) is sent again. */
@@ -44,11 +46,12 @@ class SpmMovedError extends Error {
 /** 'done' when an earlier run finished the work; the task's info when this run saw it end well. */
 export async function runSpmTask<V extends SpmVerb>(deps: StorageDeps, ctx: JobContext, spec: SpmTaskSpec<V>): Promise<ResultOf<'Task.getInfo'> | 'done'> {
   const until = Date.now() + deps.settings.spmTaskTimeoutMs;
+  const memoKey = spec.memoKey ?? TASK_ID;
   for (let interrupted = 0; ;) {
-    let taskID = ctx.memo<string | null>(TASK_ID) ?? null;
+    let taskID = ctx.memo<string | null>(memoKey) ?? null;
     if (taskID === null) {
       taskID = randomUUID();
-      await ctx.remember(TASK_ID, taskID); // before the verb is sent: a resumed run asks about this task
+      await ctx.remember(memoKey, taskID); // before the verb is sent: a resumed run asks about this task
     }
     let info: ResultOf<'Task.getInfo'> | 'done';
     try {
@@ -63,7 +66,7 @@ export async function runSpmTask<V extends SpmVerb>(deps: StorageDeps, ctx: JobC
     if (info === 'done' || info.taskResult === 'success') return info;
     if (info.code === ERRORS.taskInterrupted.code && ++interrupted <= MAX_INTERRUPTED) {
       ctx.log('warn', 'the SPM task was interrupted and rolled back (agent restart or SPM failover): sending it again', { taskID, verb: spec.verb });
-      await ctx.remember(TASK_ID, null);
+      await ctx.remember(memoKey, null);
       continue;
     }
     throw new JobFailure('SpmTaskFailed', `${spec.verb} task ${taskID} failed: ${info.code} ${info.message}`, { taskID, agentCode: info.code, taskResult: info.taskResult });
@@ -91,7 +94,7 @@ async function followOrSubmit<V extends SpmVerb>(deps: StorageDeps, ctx: JobCont
     await ctx.step(spec.verb, async () => {
       try {
         const params = { ...spec.params, taskID } as ParamsOf<V>;
-        await deps.runtime.links.call(spm, spec.verb, params as ParamsOf<'Volume.create'> & ParamsOf<'Image.delete'>, { correlationId: ctx.correlationId });
+        await deps.runtime.links.call(spm, spec.verb, params as ParamsOf<'Volume.create'> & ParamsOf<'Volume.delete'> & ParamsOf<'Image.delete'>, { correlationId: ctx.correlationId });
       } catch (e) {
         if (!answered(e, 'addTaskError')) throw e; // 405: the task has this id already: an earlier send arrived
       }

@@ -3,6 +3,7 @@
 // migration is never edited: a change is a new migration.
 import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import type { Engine } from './connect.js';
+import { vmHibernation, vmSnapshots } from './vm-image-migrations.js';
 
 type AnyDb = Kysely<any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- migrations predate the row types
 
@@ -164,6 +165,6 @@ export class StaticMigrations implements MigrationProvider {
   constructor(private readonly engine: Engine) {}
 
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { '0001_initial': initial(this.engine) };
+    return { '0001_initial': initial(this.engine), '0006_vm_hibernation': vmHibernation, '0007_vm_snapshots': vmSnapshots };
   }
 }

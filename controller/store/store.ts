@@ -15,6 +15,8 @@ import { NetworksRepo } from './repos/networks.js';
 import { StorageDomainsRepo } from './repos/storage-domains.js';
 import { TokensRepo } from './repos/tokens.js';
 import { VmsRepo } from './repos/vms.js';
+import { VmHibernationsRepo } from './repos/vm-hibernations.js';
+import { VmSnapshotsRepo } from './repos/vm-snapshots.js';
 import { ConflictError } from './errors.js';
 import type { Database } from './tables.js';
 
@@ -35,6 +37,8 @@ export class Repos {
   readonly networks: NetworksRepo;
   readonly disks: DisksRepo;
   readonly vms: VmsRepo;
+  readonly hibernations: VmHibernationsRepo;
+  readonly snapshots: VmSnapshotsRepo;
   readonly jobs: JobsRepo;
   readonly eventLog: EventsRepo;
 
@@ -46,6 +50,8 @@ export class Repos {
     this.networks = new NetworksRepo(db, now);
     this.disks = new DisksRepo(db, now);
     this.vms = new VmsRepo(db, now);
+    this.hibernations = new VmHibernationsRepo(db, now);
+    this.snapshots = new VmSnapshotsRepo(db, now);
     this.jobs = new JobsRepo(db, now);
     this.eventLog = new EventsRepo(db, now);
   }

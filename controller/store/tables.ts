@@ -108,6 +108,46 @@ export interface VmDiskRow {
   disk_id: string;
 }
 
+/** A VM being suspended ('saving') or suspended: its state volume (controller/vm-images). */
+export interface VmHibernationRow {
+  vm_id: string;
+  state: string;
+  domain_id: string;
+  image_id: string;
+  volume_id: string;
+  size_bytes: number;
+  host_id: string | null;
+  job_id: string;
+  created_at: number;
+  updated_at: number;
+  /** the snapshot whose RAM state the next start restores (its volume stays the snapshot's) */
+  snapshot_id?: string | null;
+}
+
+export interface VmSnapshotRow {
+  id: string;
+  vm_id: string;
+  description: string;
+  status: string;
+  memory: number;
+  memory_volume: string | null;
+  vm_running: number | null;
+  frozen: number | null;
+  warnings: string;
+  job_id: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface VmSnapshotVolumeRow {
+  snapshot_id: string;
+  disk_id: string;
+  domain_id: string;
+  image_id: string;
+  volume_id: string;
+  child_id: string;
+}
+
 export interface JobRow {
   id: string;
   kind: string;
@@ -146,6 +186,9 @@ export interface Database {
   disks: DiskRow;
   vms: VmRow;
   vm_disks: VmDiskRow;
+  vm_hibernations: VmHibernationRow;
+  vm_snapshots: VmSnapshotRow;
+  vm_snapshot_volumes: VmSnapshotVolumeRow;
   jobs: JobRow;
   events: EventRow;
 }

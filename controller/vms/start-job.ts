@@ -5,6 +5,7 @@
 // VM.create is sent, and a retry only ever goes to the same host, whose agent (and libvirt, by
 // the domain uuid) refuses a second VM of that id.
 import { HostvisorClientError, NotConnectedError, RpcCallError } from '../../api/client/errors.js';
+import type { ParamsOf } from '../../api/schema.js';
 import type { JobContext, JobHandler } from '../jobs/executor.js';
 import { JobFailure } from '../jobs/job-failure.js';
 import { reconcileVm } from '../reconcile/reconcile-vm.js';
@@ -13,6 +14,8 @@ import { placementOf, type PersistedPlacement } from '../scheduler/reservations.
 import { agentSpecFor, type AgentVmSpec } from './agent-spec.js';
 import { listEveryHost, sightings, type FreshLists } from './find-vm.js';
 import { destroyOn, jobVm, nowOf, recordJobEvents, type VmJobDeps } from './vm-job-deps.js';
+
+type RestoreState = ParamsOf<'VM.create'>['restoreState'];
 
 /** Agent answers to VM.create that leave the VM possibly created: the agent's list decides. */
 const MAYBE_CREATED = new Set([4 /* exists */, 1002 /* timeout */, 1007 /* no answer in time */]);
@@ -32,6 +35,7 @@ export function startJob(d: VmJobDeps): JobHandler {
     try {
       await run(d, ctx, vm.name, placement);
       done = true;
+      await d.restore?.resumed(ctx, vmId);
     } finally {
       d.reservations.release(vmId, ctx.job.id);
       if (!done && !ctx.signal.aborted) await settleFailure(d, ctx, vmId);
@@ -61,7 +65,8 @@ async function run(d: VmJobDeps, ctx: JobContext, name: string, placement: Persi
 
   const vm = await d.store.vms.get(vmId);
   const spec = await ctx.step('resolve disks and networks for the host', () => agentSpecFor(vm, hostId, d.store, d.facts), { hostId });
-  const since = await create(d, ctx, lists, hostId, spec);
+  const restoreState = await d.restore?.stateFor(ctx, vmId);
+  const since = await create(d, ctx, lists, hostId, spec, restoreState);
   await ctx.progress(60);
   await ctx.step('wait for Up', () => waitUp(d, ctx, hostId, since), { hostId });
 }
@@ -71,7 +76,7 @@ async function run(d: VmJobDeps, ctx: JobContext, name: string, placement: Persi
  * still arriving at that same host, whose agent refuses a second create). The start guard
  * decides on these lists; the start is persisted with the job before VM.create is sent.
  */
-async function create(d: VmJobDeps, ctx: JobContext, lists: FreshLists, hostId: string, spec: AgentVmSpec): Promise<number> {
+async function create(d: VmJobDeps, ctx: JobContext, lists: FreshLists, hostId: string, spec: AgentVmSpec, restoreState?: RestoreState): Promise<number> {
   const vmId = ctx.job.targetId;
   const base = { ...d.registry.record(vmId)!, startInFlight: null };
   let begun;
@@ -85,7 +90,7 @@ async function create(d: VmJobDeps, ctx: JobContext, lists: FreshLists, hostId: 
   d.registry.update(begun.record);
   await recordJobEvents(d, ctx, begun.events);
 
-  const outcome = await ctx.step('VM.create', () => callCreate(d, ctx, hostId, spec), { hostId });
+  const outcome = await ctx.step(restoreState ? 'VM.create from the saved state' : 'VM.create', () => callCreate(d, ctx, hostId, spec, restoreState), { hostId });
   const after = recordStartOutcome(d.registry.record(vmId)!, outcome, nowOf(d));
   d.registry.update(after.record);
   await recordJobEvents(d, ctx, after.events);
@@ -93,9 +98,9 @@ async function create(d: VmJobDeps, ctx: JobContext, lists: FreshLists, hostId: 
   return begun.record.startInFlight!.since;
 }
 
-async function callCreate(d: VmJobDeps, ctx: JobContext, hostId: string, spec: AgentVmSpec): Promise<StartOutcome> {
+async function callCreate(d: VmJobDeps, ctx: JobContext, hostId: string, spec: AgentVmSpec, restoreState?: RestoreState): Promise<StartOutcome> {
   try {
-    await d.links.call(hostId, 'VM.create', { vmID: ctx.job.targetId, spec }, { correlationId: ctx.correlationId });
+    await d.links.call(hostId, 'VM.create', { vmID: ctx.job.targetId, spec, ...(restoreState && { restoreState }) }, { correlationId: ctx.correlationId });
     return { hostId, result: 'created' };
   } catch (e) {
     const error = e instanceof Error ? e.message : String(e);

@@ -1,6 +1,7 @@
 // What the VM job handlers share: the runtime's links and monitor, the VM part's state, and the
 // small steps more than one handler takes.
 import { RpcCallError } from '../../api/client/errors.js';
+import type { ParamsOf } from '../../api/schema.js';
 import type { AgentLinks } from '../agents/agent-links.js';
 import type { LogFn } from '../agents/log-fn.js';
 import type { DecisionSettings } from '../decision-settings.js';
@@ -31,6 +32,16 @@ export interface VmJobDeps {
   ready: Promise<void>;
   log: LogFn;
   clock?: () => number;
+  /** a start of a suspended VM resumes it (controller/vm-images); without it every start boots */
+  restore?: StartRestore;
+}
+
+/** What a start asks about a VM's saved RAM state (controller/vm-images/resume.ts). */
+export interface StartRestore {
+  /** the state volume VM.create restores from; undefined: a cold boot */
+  stateFor(ctx: JobContext, vmId: string): Promise<ParamsOf<'VM.create'>['restoreState']>;
+  /** the VM is Up (resumed from that state): the state volume goes */
+  resumed(ctx: JobContext, vmId: string): Promise<void>;
 }
 
 export function nowOf(d: VmJobDeps): number {

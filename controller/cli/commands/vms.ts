@@ -1,4 +1,4 @@
-// hostvisor-ctl vms …: define a VM from a spec file, start, stop, shut down, delete, list, show.
+// hostvisor-ctl vms …: define a VM from a spec file, start, suspend, stop, shut down, delete, list, show.
 import { readFileSync } from 'node:fs';
 import type { Host } from '../../model/hosts.js';
 import type { Job } from '../../model/jobs.js';
@@ -66,6 +66,12 @@ export const registerVms: RegisterCommands = (program, env) => {
       await afterAction(env, job, `migrate ${ref}`, o.wait, o.timeout);
     });
 
+  vms.command('suspend <vm>').description('suspend (hibernate) a running VM: its RAM state goes to a volume; the next start resumes it')
+    .option('--wait', 'wait for the job to end')
+    .action(async (ref: string, o: { wait?: boolean }) => {
+      const job = await env.ctx().client.call<Job>('POST', `/api/v1/vms/${await vmId(ref)}/suspend`, {});
+      await afterAction(env, job, `suspend ${ref}`, o.wait);
+    });
   vms.command('stop <vm>').description('power a VM off').option('--wait', 'wait for the job to end')
     .action(async (ref: string, o: { wait?: boolean }) => {
       const job = await env.ctx().client.call<Job>('POST', `/api/v1/vms/${await vmId(ref)}/stop`, {});

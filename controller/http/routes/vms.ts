@@ -122,6 +122,8 @@ export function vmRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
 
     app.delete('/vms/:id', { schema: { summary: 'Remove a VM definition (refused unless it is Down); its disks stay', tags: ['vms'], params: IdParams, response: { 204: Type.Null(), ...errors(400, 404, 409) } } },
       async (req, reply) => {
+        const suspended = await store.hibernations.find(req.params.id);
+        if (suspended) throw new ConflictError('the VM is suspended: its saved state would be lost; start it first', { hibernation: suspended.state });
         const vm = await store.vms.delete(req.params.id);
         await store.event({ kind: 'vm.deleted', subjectKind: 'vm', subjectId: vm.id, correlationId: req.id, message: `VM ${vm.name} removed` });
         return reply.code(204).send(null);

@@ -69,6 +69,12 @@ export class DisksRepo {
     return { ...d, status: 'deleting' };
   }
 
+  /** The disk's current leaf volume moved (a snapshot made a new one, a merge or a restore another). */
+  async setVolume(id: string, volumeId: string): Promise<void> {
+    const r = await this.db.updateTable('disks').set({ volume_id: volumeId, updated_at: this.now() }).where('id', '=', id).executeTakeFirst();
+    if (r.numUpdatedRows === 0n) throw new NotFoundError('disk', id);
+  }
+
   async delete(id: string): Promise<void> {
     await this.db.deleteFrom('disks').where('id', '=', id).execute();
   }

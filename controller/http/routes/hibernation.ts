@@ -1,0 +1,50 @@
+// POST /vms/{id}/suspend (the vm.suspend job of controller/vm-images) and GET /vms/{id}/hibernation:
+// a suspended VM is Down, desired down, with its RAM state on a volume; POST /vms/{id}/start
+// resumes it.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { VmHibernation } from '../../model/hibernation.js';
+import { Job } from '../../model/jobs.js';
+import { NotFoundError } from '../../store/errors.js';
+import { acceptJob, type ApiContext } from '../context.js';
+import { ApiError } from '../errors.js';
+import { errors, IdParams, MUTATING_ERRORS, optionalBody } from '../schemas.js';
+
+/** 409: the VM does not run, so it has no state to save. */
+export class VmNotRunningError extends ApiError {
+  constructor(name: string, status: string) { super(409, 'VmNotRunning', `VM ${name} is ${status}: only an Up or Paused VM is suspended`, { status }); }
+}
+
+/** 409: another job of the VM is under way. */
+export class VmBusyError extends ApiError {
+  constructor(name: string, job: { id: string; kind: string }) { super(409, 'VmBusy', `VM ${name} has a ${job.kind} job under way`, { job: job.id, kind: job.kind }); }
+}
+
+/** The jobs that change a VM's running state or its images: one at a time. */
+export const VM_STATE_JOBS = ['vm.start', 'vm.stop', 'vm.shutdown', 'vm.migrate', 'vm.suspend', 'vm.snapshot', 'vm.snapshot.delete', 'vm.snapshot.restore'] as const;
+
+export function hibernationRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
+  const { store } = ctx;
+  return async (app) => {
+    app.post('/vms/:id/suspend', { schema: {
+      summary: "Suspend (hibernate) a running VM: its RAM and device state goes to a new volume on the pool and the VM stops; the next POST /vms/{id}/start resumes it, on whatever host the scheduler picks, and deletes the volume. A save that fails leaves the VM running. A job",
+      tags: ['vms'], params: IdParams, body: optionalBody(Type.Object({}, { additionalProperties: false })), response: { 202: Job, ...errors(...MUTATING_ERRORS, 404, 409) } } },
+    async (req, reply) => {
+      const vm = await store.vms.get(req.params.id);
+      if (vm.status !== 'Up' && vm.status !== 'Paused') throw new VmNotRunningError(vm.name, vm.status);
+      const busy = await store.jobs.activeFor(vm.id, [...VM_STATE_JOBS]);
+      if (busy) throw new VmBusyError(vm.name, busy);
+      return acceptJob(ctx, req, reply, { kind: 'vm.suspend', targetKind: 'vm', targetId: vm.id, params: {}, message: `suspend VM ${vm.name}` });
+    });
+
+    app.get('/vms/:id/hibernation', { schema: {
+      summary: "A suspended VM's saved state: where it is, and whether the suspend is done (404 when the VM is not suspended)",
+      tags: ['vms'], params: IdParams, response: { 200: VmHibernation, ...errors(400, 404) } } },
+    async (req) => {
+      const vm = await store.vms.get(req.params.id);
+      const h = await store.hibernations.find(vm.id);
+      if (!h) throw new NotFoundError('hibernation of VM', vm.id);
+      return h;
+    });
+  };
+}
