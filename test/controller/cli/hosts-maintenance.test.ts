@@ -7,27 +7,15 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { resolveDecisionSettings } from '../../../controller/decision-settings.js';
-import { installMigration } from '../../../controller/migration/install.js';
 import type { Host } from '../../../controller/model/hosts.js';
-import { AgentProcess } from '../../api/client/agent-process.js';
-import { credentialsOf } from '../agents/test-hosts.js';
-import { startApi } from '../http/harness.js';
-import { addLocalHosts, startController } from '../vms/controller-harness.js';
+import { maintenanceRig } from '../migration/test-driver-maintenance.js';
+import { addLocalHosts } from '../vms/controller-harness.js';
 
 t.setTimeout(240_000);
-const settings = resolveDecisionSettings({
-  pollIntervalMs: 500, pollTimeoutMs: 500, vmListIntervalMs: 1_000, vmStartTimeoutMs: 20_000,
-  migrationStatusPollMs: 200, migrationTimeoutMs: 30_000, maintenanceMigrationAttempts: 2,
-});
-const agents = [await AgentProcess.start(), await AgentProcess.start()];
-t.teardown(async () => { for (const a of agents) await a.stop(); });
-const apiServer = await startApi();
-t.teardown(() => apiServer.close());
-const c = await startController({ settings, credentials: credentialsOf(agents[0]!), api: apiServer,
-  install: (runtime, vms, log) => installMigration(runtime, apiServer.store, settings, log, vms, undefined, apiServer.ctx) });
+const rig = await maintenanceRig(t);
+const c = await rig.controller();
 t.teardown(() => c.close());
-const [hostA, hostB] = await addLocalHosts(c, agents.map((a) => a.config['rpc.port'])) as [Host, Host];
+const [hostA, hostB] = await addLocalHosts(c, rig.agents.map((a) => a.config['rpc.port'])) as [Host, Host];
 const { call } = c.api;
 
 const CTL = join(import.meta.dirname, '..', '..', '..', '..', 'bin', 'hostvisor-ctl');

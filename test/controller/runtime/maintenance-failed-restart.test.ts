@@ -5,25 +5,13 @@
 // new one, the host is still MaintenanceFailed with the same reasons (its first poll used to
 // write an empty list over them), and cancel still returns it to Up, reasons gone.
 import t from 'tap';
-import { resolveDecisionSettings } from '../../../controller/decision-settings.js';
-import { installMigration } from '../../../controller/migration/install.js';
 import type { Host } from '../../../controller/model/hosts.js';
-import { AgentProcess } from '../../api/client/agent-process.js';
-import { credentialsOf } from '../agents/test-hosts.js';
-import { startApi } from '../http/harness.js';
-import { addLocalHosts, startController, type TestController } from '../vms/controller-harness.js';
+import { maintenanceRig } from '../migration/test-driver-maintenance.js';
+import { addLocalHosts } from '../vms/controller-harness.js';
 
 t.setTimeout(180_000);
-const settings = resolveDecisionSettings({
-  pollIntervalMs: 500, pollTimeoutMs: 500, vmListIntervalMs: 1_000, vmStartTimeoutMs: 20_000,
-  migrationStatusPollMs: 200, migrationTimeoutMs: 30_000, maintenanceMigrationAttempts: 2,
-});
-const agents = [await AgentProcess.start(), await AgentProcess.start()];
-t.teardown(async () => { for (const a of agents) await a.stop(); });
-const apiServer = await startApi();
-t.teardown(() => apiServer.close());
-const controller = (): Promise<TestController> => startController({ settings, credentials: credentialsOf(agents[0]!), api: apiServer,
-  install: (runtime, vms, log) => installMigration(runtime, apiServer.store, settings, log, vms, undefined, apiServer.ctx) });
+const rig = await maintenanceRig(t);
+const { controller, agents, settings } = rig;
 
 t.test('MaintenanceFailed and its reasons are kept across a controller restart; cancel still returns the host to Up', async (t) => {
   const first = await controller();
