@@ -47,7 +47,7 @@ export class Hostvisord {
   private server: RpcServer | undefined;
   private vmStats: VmStatsSampler | undefined;
   private guests: GuestPoller | undefined;
-  private readonly hostStats = new HostStatsSampler();
+  private readonly hostStats: HostStatsSampler;
   private timers: NodeJS.Timeout[] = [];
   private accepting = true;
   private domainType: DomainType = 'qemu';
@@ -95,6 +95,8 @@ export class Hostvisord {
       pollMs: config['thinp.pollMs'], retryAfterMs: config['thinp.retryAfterMs'],
       log: this.log.child({ component: 'thinp' }),
     });
+    const cpuacctDir = config['host.cpuAccountingCgroup'];
+    this.hostStats = new HostStatsSampler(cpuacctDir ? { cgroupCpu: { cpuacctDir, quotaDir: config['host.cpuQuotaCgroup'] } } : {});
     this.memoryRelief = new MemoryRelief({
       checkMs: config['memory.releaseCheckMs'], slackBytes: config['memory.releaseSlackBytes'], log: this.log.child({ component: 'memory' }),
     });

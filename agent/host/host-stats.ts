@@ -1,9 +1,11 @@
-// Host.getStats: host utilisation from /proc. Each sample() reads the files
-// once and keeps the previous sample; current() reports CPU percentages and
-// NIC rates over the interval between the two. The parsers are pure.
+// Host.getStats: host utilisation from /proc (CPU from a cgroup instead when the host shares its
+// kernel: cgroup-cpu.ts). Each sample() reads the files once and keeps the previous sample;
+// current() reports CPU percentages and NIC rates over the interval between the two. The parsers
+// are pure.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ResultOf } from '../../api/schema.js';
+import { cgroupCpuPercent, readCgroupCpu, type CgroupCpuSample, type CgroupCpuSource } from './cgroup-cpu.js';
 
 export type HostStats = ResultOf<'Host.getStats'>;
 
@@ -25,6 +27,8 @@ export interface ProcSample {
   loadAvg: [number, number, number];
   net: Record<string, NicCounters>;
   uptime: number;
+  /** the host's cgroup CPU use, when the sampler reads CPU from a cgroup instead of cpu above */
+  cgroupCpu?: CgroupCpuSample;
 }
 
 function num(s: string | undefined, what: string): number {
@@ -111,7 +115,8 @@ const mib = (kib: number): number => Math.floor(kib / 1024);
 
 /** Host.getStats from the previous and the latest sample (previous undefined after the first). */
 export function computeHostStats(prev: ProcSample | undefined, cur: ProcSample, vmCount: number, vmActive: number): HostStats {
-  const cpu = prev ? cpuPercent(prev.cpu, cur.cpu) : { cpuUser: 0, cpuSys: 0, cpuIdle: 0 };
+  const cpu = !prev ? { cpuUser: 0, cpuSys: 0, cpuIdle: 0 }
+    : prev.cgroupCpu && cur.cgroupCpu ? cgroupCpuPercent(prev.cgroupCpu, cur.cgroupCpu) : cpuPercent(prev.cpu, cur.cpu);
   return {
     ...cpu,
     memTotal: mib(cur.mem.totalKiB), memFree: mib(cur.mem.freeKiB), memAvailable: mib(cur.mem.availableKiB),
@@ -127,11 +132,14 @@ export interface HostStatsSamplerOptions {
   procRoot?: string;
   /** Monotonic clock in ms; default performance.now. */
   now?: () => number;
+  /** Host CPU from this cgroup rather than /proc/stat (setting host.cpuAccountingCgroup). */
+  cgroupCpu?: CgroupCpuSource;
 }
 
 export class HostStatsSampler {
   private readonly procRoot: string;
   private readonly now: () => number;
+  private readonly cgroupCpu: CgroupCpuSource | undefined;
   private prev: ProcSample | undefined;
   private last: ProcSample | undefined;
   private inflight: Promise<ProcSample> | undefined;
@@ -139,6 +147,7 @@ export class HostStatsSampler {
   constructor(o: HostStatsSamplerOptions = {}) {
     this.procRoot = o.procRoot ?? '/proc';
     this.now = o.now ?? (() => performance.now());
+    this.cgroupCpu = o.cgroupCpu;
   }
 
   /** Reads /proc once; the sample before becomes the previous one. Concurrent calls share one read. */
@@ -163,10 +172,11 @@ export class HostStatsSampler {
 
   private async read(): Promise<ProcSample> {
     const file = (p: string): Promise<string> => readFile(join(this.procRoot, p), 'utf8');
-    const [stat, meminfo, loadavg, netdev, uptime] = await Promise.all(
-      [file('stat'), file('meminfo'), file('loadavg'), file('net/dev'), file('uptime')]);
+    const at = this.now();
+    const [stat, meminfo, loadavg, netdev, uptime, cgroupCpu] = await Promise.all(
+      [file('stat'), file('meminfo'), file('loadavg'), file('net/dev'), file('uptime'), this.cgroupCpu && readCgroupCpu(this.cgroupCpu, at)]);
     return {
-      at: this.now(),
+      at, ...(cgroupCpu && { cgroupCpu }),
       cpu: parseProcStat(stat), mem: parseMeminfo(meminfo), loadAvg: parseLoadavg(loadavg),
       net: parseNetDev(netdev), uptime: parseUptime(uptime),
     };

@@ -15,6 +15,7 @@ import { registerStorage } from './commands/storage.js';
 import { registerConsole } from './commands/console.js';
 import { registerVms } from './commands/vms.js';
 import { registerEvents } from './commands/events.js';
+import { registerHostMaintenance } from './commands/host-maintenance.js';
 
 
 type HostView = Host & { spm: boolean; vmCount: number };
@@ -86,6 +87,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
   registerVms(program, env);
   registerConsole(program, env);
   registerEvents(program, env);
+  registerHostMaintenance(hosts, env);
 
   const jobs = program.command('jobs').description('asynchronous actions');
   jobs.command('get <id>').description('show a job').action(async (id: string) => {

@@ -67,10 +67,16 @@ function statsOf(s: NonNullable<HealthObservation['stats']>): HostStats {
   };
 }
 
-/** A host's health record from its row: what a restarted controller starts from (never "down"). */
+/**
+ * A host's health record from its row: what a restarted controller starts from (never "down").
+ * MaintenanceFailed keeps the reasons its row holds (one per VM that could not be moved): nothing
+ * recomputes them, and an admin deciding what to do about the host needs them until cancel. A
+ * NonOperational host's reasons are not taken over: its next poll's fitness says them afresh.
+ */
 export function hostHealthFromStore(h: Host, now: number): HostHealth {
+  const reasons: HostHealth['reasons'] = h.status === 'MaintenanceFailed' ? h.reasons.map((message) => ({ code: 'vmNotMigrated', message })) : [];
   return {
-    hostId: h.id, status: h.status, statusSince: now, reasons: [], failedPolls: 0, lastContactAt: h.lastContact,
+    hostId: h.id, status: h.status, statusSince: now, reasons, failedPolls: 0, lastContactAt: h.lastContact,
     vmCount: 0, storageUnreachableSince: null, lastError: null,
   };
 }

@@ -76,3 +76,15 @@ export function dirtyRateIn(log: string): number | undefined {
   const b = marks.at(-1)!;
   return b.s > a.s ? (b.mib - a.mib) / (b.s - a.s) : undefined;
 }
+
+/**
+ * A CPU-bound guest: prints `LAB-BUSY` once, then spins in the shell forever (under TCG each
+ * spinning vCPU keeps one QEMU thread busy on the host), printing `LAB-BUSY n` every 2^16 turns so a
+ * test sees it still runs.
+ */
+export function busyLoopScript(): string {
+  return `echo LAB-BUSY
+n=0
+while :; do n=$((n+1)); [ $((n % 65536)) -eq 0 ] && echo "LAB-BUSY $n"; done
+`;
+}

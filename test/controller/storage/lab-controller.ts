@@ -22,6 +22,8 @@ export interface InProcessController {
   store: Store;
   runtime: ControllerRuntime;
   storage: StorageDeps;
+  /** every part, with allParts */
+  parts?: ReturnType<typeof installParts>;
   pki: ControllerPki;
   /** every log line, as JSON text */
   logs: string[];
@@ -47,7 +49,8 @@ export async function inProcessController(o: { listen: string; settings: Decisio
     store, settings: o.settings, log, credentials: { key: readFileSync(pki.clientKey), cert: readFileSync(pki.clientCert), ca: caPem },
   });
   const ctx: ApiContext = { store, enrollment: new Enrollment(store, pki.ca), jobs: runtime.executor, hostsChanged: () => runtime.kick() };
-  const storage = o.allParts ? installParts(runtime, store, o.settings, log, ctx).storage : installStorage(runtime, store, o.settings, log);
+  const parts = o.allParts ? installParts(runtime, store, o.settings, log, ctx) : undefined;
+  const storage = parts ? parts.storage : installStorage(runtime, store, o.settings, log);
   const server: ApiServer = await buildServer({
     ctx,
     tls: { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert), ca: caPem },
@@ -58,7 +61,7 @@ export async function inProcessController(o: { listen: string; settings: Decisio
   await runtime.start();
   const creds = { cert: readFileSync(admin.cert), key: readFileSync(admin.key) };
   return {
-    url: `https://${o.listen}:${port}`, store, runtime, storage, pki, logs,
+    url: `https://${o.listen}:${port}`, store, runtime, storage, ...(parts && { parts }), pki, logs,
     call: (method, path, co) => callApi({ host: o.listen, port, ca: caPem, creds }, method, path, co),
     async close() {
       await server.close();

@@ -20,7 +20,7 @@
 #    is created the main namespace gets `blackhole 10.250.0.0/16`: only the connected /24 reaches the
 #    lab, and every other 10.250.x.x fails locally instead of leaving by the default route.
 #  - its own mount and UTS namespace (persistent: bind mounts of the ns files in $NSDIR), hostname
-#    hvlab-hN, a fresh sysfs for its netns (no cgroup mounts, so its libvirtd uses no cgroups), and
+#    hvlab-hN, a fresh sysfs for its netns (no cgroup mounts but its own CPU groups', below), and
 #    private bind mounts from its directory D=$LAB/multihost/hosts/hN:
 #       D/run/libvirt -> /run/libvirt        D/lib/libvirt   -> /var/lib/libvirt
 #       D/etc/libvirt -> /etc/libvirt        D/log/libvirt   -> /var/log/libvirt
@@ -36,6 +36,13 @@
 #    Clients in the main namespace reach libvirtd at
 #       qemu+unix:///system?socket=D/run/libvirt/libvirt-sock
 #  - the shared storage directory $LAB/multihost/shared, the same path on every host.
+#  - its own CPU accounting, when the machine has cgroup v1 with cpuacct (and cpu) mounted: groups
+#    /sys/fs/cgroup/cpuacct/hvlab-hN and /sys/fs/cgroup/cpu/hvlab-hN hold its daemons' subreapers, so
+#    libvirtd's QEMU children are in them too, and those hierarchies are mounted at the same paths
+#    inside the host (cpuacct.usage counts the host's CPU; the hosts share /proc/stat, so an agent
+#    reading that would report the whole machine). libvirtd is told to use no cgroup controller
+#    (qemu.conf cgroup_controllers = []), so it leaves its QEMU processes where they are born.
+#    `env` prints the groups as HVLAB_CPUACCT_CGROUP / HVLAB_CPU_CGROUP (empty without them).
 #
 # Safety: lab addresses exist only inside the lab namespaces and on hvlab0. `up` checks the main
 # namespace's routes (10.250.0.N via hvlab0, anything else in 10.250/16 unroutable) before it
@@ -67,6 +74,8 @@ MAIN_LEG=hvlab0          # in the main namespace
 MAIN_PEER=m0             # its peer, on the bridge in hvlab-net
 MAIN_ADDR=$NET_PREFIX.254
 DAEMON_PATH=/usr/sbin:/usr/bin:/sbin:/bin
+CGROOT=/sys/fs/cgroup
+CG_CONTROLLERS="cpuacct cpu"
 
 log() { echo "lab.sh: $*" >&2; }
 die() { echo "lab.sh: error: $*" >&2; exit 1; }
@@ -85,6 +94,32 @@ host_index() {
     local a=${1#hvlab-h}
     [[ $a =~ ^[0-9]+$ ]] && (( a >= 1 && a <= MAX_HOSTS )) || die "bad host '$1' (1..$MAX_HOSTS or hvlab-hN)"
     echo $(( 10#$a ))
+}
+
+# cg_dir N CONTROLLER: host N's group in that cgroup-v1 hierarchy (the same path inside the host).
+cg_dir() { echo "$CGROOT/$2/hvlab-h$1"; }
+# cg_available CONTROLLER: its cgroup-v1 hierarchy is mounted in the main namespace.
+cg_available() { [ -f "$CGROOT/$1/cgroup.procs" ] && findmnt -rn -t cgroup "$CGROOT/$1" >/dev/null 2>&1; }
+
+# ensure_cgroups N: host N's groups in the hierarchies there are; says once what is missing.
+ensure_cgroups() {
+    local i=$1 c
+    for c in $CG_CONTROLLERS; do
+        if cg_available "$c"; then
+            mkdir -p "$(cg_dir "$i" "$c")" || log "host $i: could not make $(cg_dir "$i" "$c")"
+        elif [ "$i" = 1 ]; then
+            log "no cgroup-v1 $c hierarchy at $CGROOT/$c: lab hosts get no own $c group (agents can only read the machine's /proc/stat CPU)"
+        fi
+    done
+}
+
+# drop_cgroups N: remove host N's (by now empty) groups; a group still holding a process stays.
+drop_cgroups() {
+    local i=$1 c
+    for c in $CG_CONTROLLERS; do
+        [ -d "$(cg_dir "$i" "$c")" ] && { rmdir "$(cg_dir "$i" "$c")" 2>/dev/null || log "host $i: $(cg_dir "$i" "$c") not removed (still in use)"; }
+    done
+    return 0
 }
 
 have_netns() { [ -e "/run/netns/$1" ]; }
@@ -280,12 +315,13 @@ host_uuid = "$uuid"
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 CONF
     conf_copy /etc/libvirt/qemu.conf "$D/etc/libvirt/qemu.conf" \
-        user group security_driver migration_address migration_host
+        user group security_driver migration_address migration_host cgroup_controllers
     cat >> "$D/etc/libvirt/qemu.conf" <<CONF
 # hvlab host $i (test/lab/multihost/lab.sh)
 user = "root"
 group = "root"
 security_driver = "none"
+cgroup_controllers = [ ]
 migration_address = "$addr"
 migration_host = "$addr"
 CONF
@@ -313,8 +349,18 @@ host_init() {
     mount --bind "$D/log/sanlock.log" /var/log/sanlock.log
     mount --bind "$HOSTS_TXT" /etc/hosts
     # sysfs of this netns (libvirt looks up devices there); this also drops the cgroup mounts.
+    # The host's own CPU groups (made by ensure_cgroups), looked up before /sys is replaced.
+    local c any=0 groups=()
+    for c in $CG_CONTROLLERS; do [ -d "$(cg_dir "$i" "$c")" ] && groups+=("$c"); done
     umount -R -l /sys
     mount -t sysfs sysfs /sys
+    # Those groups' hierarchies at the same paths as outside; libvirtd is configured to use no
+    # controller (prepare_dir), so it only lives in them.
+    for c in "${groups[@]}"; do
+        if [ $any = 0 ]; then mount -t tmpfs -o mode=755,size=64k cgroup "$CGROOT"; any=1; fi
+        mkdir -p "$CGROOT/$c"
+        mount -t cgroup -o "$c" cgroup "$CGROOT/$c"
+    done
 }
 
 create_host() {
@@ -329,6 +375,7 @@ create_host() {
     ip -n "$ns" addr add "$(addr_of "$i")/24" dev eth0 || die "address on $ns eth0 failed"
     ip -n "$ns" link set eth0 up
     prepare_dir "$i"
+    ensure_cgroups "$i"
     : > "$NSDIR/h$i.mnt"; : > "$NSDIR/h$i.uts"
     nsenter --net="/run/netns/$ns" unshare --mount="$NSDIR/h$i.mnt" --uts="$NSDIR/h$i.uts" --propagation private \
         /bin/bash "$SELF" _init "$i" 9>&- || die "mount namespace of host $i failed"
@@ -340,7 +387,7 @@ spawn_daemon() {
     local i=$1 name=$2; shift 2
     local D
     D=$(dir_of "$i")
-    hx "$i" env -i PATH="$DAEMON_PATH" HOME=/root LANG=C.UTF-8 \
+    hx "$i" /bin/bash "$SELF" _cgexec "$i" env -i PATH="$DAEMON_PATH" HOME=/root LANG=C.UTF-8 \
         setsid -f "$PY" "$SUBREAPER" --log "$D/log/$name.out" -- "$@" </dev/null >>"$D/log/$name.out" 2>&1 9>&-
 }
 
@@ -427,6 +474,7 @@ destroy_host() {
     umount "$NSDIR/h$i.uts" 2>/dev/null || { mountpoint -q "$NSDIR/h$i.uts" && umount -l "$NSDIR/h$i.uts"; }
     rm -f "$NSDIR/h$i.mnt" "$NSDIR/h$i.uts"
     have_netns "$ns" && ip netns del "$ns"
+    drop_cgroups "$i"
     log "host $i down in $(( $(now_ms) - t0 )) ms"
 }
 
@@ -547,7 +595,20 @@ HVLAB_NETNS=/run/netns/$(netns_of "$i")
 HVLAB_MNTNS=$NSDIR/h$i.mnt
 HVLAB_UTSNS=$NSDIR/h$i.uts
 HVLAB_SHARED=$SHARED
+HVLAB_CPUACCT_CGROUP=$( [ -d "$(cg_dir "$i" cpuacct)" ] && cg_dir "$i" cpuacct )
+HVLAB_CPU_CGROUP=$( [ -d "$(cg_dir "$i" cpu)" ] && cg_dir "$i" cpu )
 ENV
+}
+
+# _cgexec N CMD...: join host N's CPU groups (those there are), then exec CMD; what CMD starts
+# (a subreaper, its daemon, the daemon's QEMU processes) is born in them.
+cmd_cgexec() {
+    local i=$1 c; shift
+    for c in $CG_CONTROLLERS; do
+        [ -f "$(cg_dir "$i" "$c")/cgroup.procs" ] || continue
+        echo $$ > "$(cg_dir "$i" "$c")/cgroup.procs" || log "host $i: could not join $(cg_dir "$i" "$c")"
+    done
+    exec "$@"
 }
 
 # Serialize up/down between concurrent callers (fd 9; closed for everything spawned).
@@ -567,5 +628,6 @@ case "$cmd" in
     exec)   cmd_exec "$@" ;;
     env)    [ $# = 1 ] || die "usage: lab.sh env HOST"; cmd_env "$1" ;;
     _init)  host_init "$1" ;;
+    _cgexec) cmd_cgexec "$@" ;;
     *) echo "usage: $0 up N | down [--kill] [N...] | status | exec HOST CMD... | env HOST" >&2; exit 2 ;;
 esac

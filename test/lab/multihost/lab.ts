@@ -16,6 +16,7 @@
  * Needs root.
  */
 import { execFile, spawn as spawnChild, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LAB_DIR, repoRoot } from '../guest.js';
@@ -29,6 +30,8 @@ export const SHARED_DIR: string = join(MULTIHOST_DIR, 'shared');
 export const LAB_MAIN_ADDRESS = '10.250.0.254';
 /** The main namespace's interface on the lab network. */
 export const LAB_MAIN_LEG = 'hvlab0';
+/** Where the machine's cgroup-v1 hierarchies are mounted (lab hosts' CPU groups: cpuGroups()). */
+const CGROUP_ROOT = '/sys/fs/cgroup';
 /** Hosts are numbered 1..LAB_MAX_HOSTS. */
 export const LAB_MAX_HOSTS = 32;
 
@@ -79,11 +82,18 @@ export interface LabHost {
   guestsDir: string;
   /** The shared storage directory (SHARED_DIR). */
   sharedDir: string;
+  /**
+   * The host's cgroup-v1 CPU groups (lab.sh), the same paths inside the host; undefined when the
+   * machine has no such hierarchy. Its daemons, their QEMU processes and whatever spawn() starts
+   * are in them, so cpuacct.usage there is this host's CPU (agent setting host.cpuAccountingCgroup).
+   */
+  cpuGroups(): { cpuacct?: string; cpu?: string };
   /** Runs a command (no shell) inside the host's net, mount and UTS namespaces and collects its output. */
   exec(cmd: string[], opts?: LabExecOptions): Promise<LabExecResult>;
   /**
    * Starts a command (no shell) inside the host's namespaces and returns it at once: the
-   * ChildProcess is the command itself (nsenter execs it), so signals reach it directly.
+   * ChildProcess is the command itself (nsenter execs it), so signals reach it directly. It joins
+   * the host's CPU groups as it starts (what it forks from then on is born in them).
    * labDown() ends whatever is still running in the host.
    */
   spawn(cmd: string[], opts?: LabSpawnOptions): ChildProcess;
@@ -155,6 +165,14 @@ export function labHost(index: number): LabHost {
     logDir: join(dir, 'log'),
     guestsDir: join(dir, 'guests'),
     sharedDir: SHARED_DIR,
+    cpuGroups() {
+      const groups: { cpuacct?: string; cpu?: string } = {};
+      for (const c of ['cpuacct', 'cpu'] as const) {
+        const dir = join(CGROUP_ROOT, c, `hvlab-h${index}`);
+        if (existsSync(join(dir, 'cgroup.procs'))) groups[c] = dir;
+      }
+      return groups;
+    },
     exec(cmd, opts = {}) {
       const timeoutMs = opts.timeoutMs ?? 60_000;
       return new Promise((resolve, reject) => {
@@ -190,10 +208,17 @@ export function labHost(index: number): LabHost {
       });
     },
     spawn(cmd, opts = {}) {
-      return spawnChild('nsenter', labNsenterArgs(index, cmd, opts.cwd), {
+      const child = spawnChild('nsenter', labNsenterArgs(index, cmd, opts.cwd), {
         env: mergeEnv(opts.env),
         stdio: opts.stdio ?? 'pipe',
       });
+      // Synchronously, before the event loop lets the child's setup get far (nsenter execs the
+      // command in the same process); a group that is gone (host down) is skipped.
+      for (const dir of Object.values(host.cpuGroups())) {
+        if (child.pid === undefined) break;
+        try { writeFileSync(join(dir, 'cgroup.procs'), String(child.pid)); } catch { /* the host is going down */ }
+      }
+      return child;
     },
     async daemonPids() {
       const [libvirtd, virtlogd, sanlock] = await Promise.all([
