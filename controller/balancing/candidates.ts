@@ -22,6 +22,18 @@ export function cpuMean(input: BalanceInput, hostId: string): number | null {
   return windowMean(samplesOf(input, hostId), (s) => s.cpuPct, input.now, p.overCommitDurationMs, p.sampleGapMs);
 }
 
+/**
+ * A destination's CPU %: its mean over the window, or its newest sample when that is higher. A host
+ * that has just been given a VM is mostly idle samples from before it, so the mean alone would make
+ * it the destination again in the next cycle and empty the source onto it; the newest sample shows
+ * the VM it took (oVirt counts the VMs it has just placed). null when it has not been heard lately.
+ */
+export function destinationCpu(input: BalanceInput, hostId: string): number | null {
+  const mean = cpuMean(input, hostId);
+  const newest = samplesOf(input, hostId).at(-1);
+  return mean === null || newest === undefined ? mean : Math.max(mean, newest.cpuPct);
+}
+
 /** The host's mean free memory (MiB) over the last duration; null when it has not been heard lately. */
 export function freeMemMean(input: BalanceInput, hostId: string): number | null {
   const p = input.params;
