@@ -122,7 +122,7 @@ export class Hostvisord {
       manager: this.manager, log: this.log.child({ component: 'vm' }),
       domainType: () => this.domainType,
       displayListen: c['vm.displayListen'],
-      timeouts: { launchMs: c['vm.launchTimeoutMs'], destroyMs: c['vm.destroyTimeoutMs'], shutdownStepMs: c['vm.shutdownStepTimeoutMs'], hotunplugMs: c['vm.hotunplugTimeoutMs'] },
+      timeouts: { launchMs: c['vm.launchTimeoutMs'], destroyMs: c['vm.destroyTimeoutMs'], shutdownStepMs: c['vm.shutdownStepTimeoutMs'], hotunplugMs: c['vm.hotunplugTimeoutMs'], snapshotFreezeMs: c['vm.snapshotFreezeTimeoutMs'] },
       accepting: () => this.accepting,
       hooks: this.hooks,
       disks,
