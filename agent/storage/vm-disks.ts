@@ -69,7 +69,7 @@ export class VmDisks {
     if (info.parent !== base) throw new StorageParamsError(`volume ${ref.volumeID} has parent ${info.parent}, not the drive's leaf ${base}`);
     if (info.format !== 'COW') throw new StorageParamsError(`volume ${ref.volumeID} is ${info.format}; a snapshot leaf is COW`, 'incorrectFormat');
     if (info.legality !== 'LEGAL') throw new WrongLegalityError(ref.domainID, ref.volumeID, info.legality);
-    const prepared = await dom.prepareImage(ref.imageID, ref.volumeID);
+    const prepared = await dom.prepareImage(ref.imageID, ref.volumeID, { undoOnly: ref.volumeID });
     return { path: prepared.path, type: 'extendLV' in dom ? 'block' : 'file', format: 'qcow2' };
   }
 
