@@ -3,7 +3,7 @@
 // or does not answer in time is a warning and the snapshot goes on
 // crash-consistent; the thaw is always asked for, even when the freeze failed
 // or the snapshot did, since a freeze given up on may still land in the guest.
-import type { Domain } from '../libvirt/index.js';
+import { LibvirtTimeoutError, type Domain } from '../libvirt/index.js';
 import type { Logger } from '../log.js';
 
 export interface FreezeOutcome {
@@ -13,6 +13,8 @@ export interface FreezeOutcome {
   ms: number;
   /** Why it is not frozen, for the caller's warnings. */
   warning?: string;
+  /** Not answered in time: the freeze may still land in the guest (a thaw then matters). */
+  uncertain?: boolean;
 }
 
 /** A thaw that does not answer in this long is tried again (the guest's writes wait on it). */
@@ -29,8 +31,9 @@ export async function freezeGuest(dom: Domain, timeoutMs: number, log: Logger): 
   } catch (e) {
     const ms = Math.round(performance.now() - t0);
     const warning = `guest filesystems not frozen (the snapshot is crash-consistent): ${(e as Error).message}`;
-    log.warn('guest freeze failed; going on without it', { err: e, freezeMs: ms, timeoutMs });
-    return { frozen: false, count: 0, ms, warning };
+    const uncertain = e instanceof LibvirtTimeoutError;
+    log.warn('guest freeze failed; going on without it', { err: e, freezeMs: ms, timeoutMs, uncertain });
+    return { frozen: false, count: 0, ms, warning, uncertain };
   }
 }
 
@@ -51,7 +54,7 @@ export async function thawGuest(dom: Domain, expectFrozen: boolean, log: Logger)
     }
   }
   if (!expectFrozen) {
-    log.debug('guest thaw after a failed freeze failed too', { err: last });
+    log.info('guest thaw asked after a failed freeze; it failed too (nothing was frozen)', { err: last });
     return undefined;
   }
   log.error('guest thaw failed: its filesystems may stay frozen', { err: last });

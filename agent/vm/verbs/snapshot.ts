@@ -64,7 +64,7 @@ export class VmSnapshots extends VmVerbs {
     for (const d of job.drives) disks.unwatch(vm.id, d.name);
 
     const warnings: string[] = [];
-    let freeze: FreezeOutcome & { uncertain?: boolean } = { frozen: false, count: 0, ms: 0 };
+    let freeze: FreezeOutcome = { frozen: false, count: 0, ms: 0 };
     let snapshotMs = 0;
     let failure: unknown;
     try {
@@ -84,7 +84,7 @@ export class VmSnapshots extends VmVerbs {
       timer.mark('snapshot');
     } finally {
       // Always: a freeze that failed or timed out may still have landed in the guest.
-      const thawWarning = await thawGuest(dom, !memoryPath, log);
+      const thawWarning = await thawGuest(dom, freeze.frozen || freeze.uncertain === true, log);
       if (thawWarning) warnings.push(thawWarning);
       timer.mark('thaw');
     }
