@@ -16,8 +16,8 @@ import { waitForSerialMarker } from '../../lab/guest.js';
 import { dirtyTickerScript, labShWord, ticksIn } from '../../lab/workloads.js';
 import { waitUntil } from '../libvirt/qemu-helpers.js';
 import { metadataElement, metadataFromDomainXml, METADATA_NS, METADATA_PREFIX, type VmMetadata } from '../../../agent/vm/metadata.js';
-import { ensureSanlockDaemon, sanlockUnavailable } from '../storage/sanlock-daemon.js';
-import { storageLab } from '../storage/storage-lab.js';
+import { sanlockUnavailable } from '../storage/sanlock-daemon.js';
+import { snapshotLab } from './snapshot-lab.js';
 import type { HostvisorClient } from '../../../api/client/client.js';
 import { readFileSync } from 'node:fs';
 
@@ -28,17 +28,8 @@ const metaOf = (name: string): VmMetadata => metadataFromDomainXml(virsh('dumpxm
 const setMeta = (name: string, m: VmMetadata): void => { virsh('metadata', name, '--uri', METADATA_NS, '--key', METADATA_PREFIX, '--set', metadataElement(m), '--live'); };
 
 t.test('an agent killed mid-snapshot: restarted, it thaws and finishes the job libvirt did, and rolls back one libvirt never did', { skip: why ?? false }, async (t) => {
-  const daemon = await ensureSanlockDaemon();
-  t.teardown(async () => { try { await daemon.stop(); } catch (e) { process.stderr.write(`sanlock daemon stop: ${String(e)}\n`); } });
-  const lab = await storageLab('snapshot-restart');
-  t.teardown(async () => { try { await lab.cleanup(); } catch (e) { process.stderr.write(`lab cleanup: ${String(e)}\n`); } });
-  const pv = await lab.makePv(4);
-  const s = lab.settings();
-  lab.driver();
-  const config = await testConfig({
-    'storage.activation': 'loop', 'storage.loopDataDir': s.loopDataDir, 'storage.loopLinkDir': s.loopLinkDir,
-    'storage.extentSizeMiB': 4, 'storage.thinInitialSizeMiB': 256, 'storage.sanlockIoTimeoutSec': 1, 'thinp.pollMs': 1000,
-  });
+  const { pv, agentSettings } = await snapshotLab(t, 'snapshot-restart', 4);
+  const config = await testConfig(agentSettings);
   let agent: { child: ChildProcess; logs: string[] } | undefined;
   let client: HostvisorClient | undefined;
   const [sd, sp, img, base, leaf] = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()];

@@ -21,8 +21,8 @@ import { waitForSerialMarker } from '../../lab/guest.js';
 import { dirtyTickerScript, labShWord, ticksIn } from '../../lab/workloads.js';
 import { waitUntil } from '../libvirt/qemu-helpers.js';
 import { createLogger } from '../../../agent/log.js';
-import { ensureSanlockDaemon, sanlockUnavailable } from '../storage/sanlock-daemon.js';
-import { storageLab } from '../storage/storage-lab.js';
+import { sanlockUnavailable } from '../storage/sanlock-daemon.js';
+import { snapshotLab } from './snapshot-lab.js';
 
 const MiB = 1024 * 1024;
 const why = await sanlockUnavailable();
@@ -52,20 +52,11 @@ function guestAgentAnswers(name: string): boolean {
 }
 
 t.test('live snapshots of a thin block disk while the guest writes; failures leave it running; a memory snapshot resumes where it was taken', { skip: why ?? false }, async (t) => {
-  const daemon = await ensureSanlockDaemon();
-  t.teardown(async () => { try { await daemon.stop(); } catch (e) { process.stderr.write(`sanlock daemon stop: ${String(e)}\n`); } });
-  const lab = await storageLab('snapshot');
-  t.teardown(async () => { try { await lab.cleanup(); } catch (e) { process.stderr.write(`lab cleanup: ${String(e)}\n`); } });
-  const pv = await lab.makePv(8);
-  const s = lab.settings();
-  lab.driver();
+  const { pv, loopDataDir, agentSettings } = await snapshotLab(t, 'snapshot', 8);
   const lines: string[] = [];
   const log = createLogger({ level: process.env.HV_TEST_LOG ? 'debug' : 'info', sink: (l) => { lines.push(l); if (process.env.HV_TEST_LOG) process.stderr.write(l + '\n'); } });
   const { config, stop } = await startAgent({
-    'storage.activation': 'loop', 'storage.loopDataDir': s.loopDataDir, 'storage.loopLinkDir': s.loopLinkDir,
-    'storage.extentSizeMiB': 4, 'storage.thinInitialSizeMiB': 256, 'storage.sanlockIoTimeoutSec': 1,
-    'thinp.chunkMiB': 512, 'thinp.percent': 25, 'thinp.pollMs': 1000, 'thinp.retryAfterMs': 2000,
-    'vm.snapshotFreezeTimeoutMs': 5000,
+    ...agentSettings, 'thinp.chunkMiB': 512, 'thinp.percent': 25, 'thinp.retryAfterMs': 2000, 'vm.snapshotFreezeTimeoutMs': 5000,
   }, log);
   const client = await connectClient(config);
   const watch = new StatusWatch(client);
@@ -111,7 +102,7 @@ t.test('live snapshots of a thin block disk while the guest writes; failures lea
   const bad = await newLeaf(base);
   // No qcow2 header: libvirt cannot open it. Written into the lab's file under the LV (its loop driver), not through
   // Image.prepare: a failed prepare of this image would deactivate the chain the running guest uses.
-  execFileSync('dd', ['if=/dev/zero', `of=${join(s.loopDataDir, sd, bad)}`, 'bs=64k', 'count=1', 'conv=notrunc'], { timeout: 30_000 });
+  execFileSync('dd', ['if=/dev/zero', `of=${join(loopDataDir, sd, bad)}`, 'bs=64k', 'count=1', 'conv=notrunc'], { timeout: 30_000 });
   const thawsBefore = records('guest filesystems thawed').length + records('guest thaw asked after a failed freeze; it failed too (nothing was frozen)').length;
   const e2 = await client.call('VM.snapshot', { vmID: g.vmID, snapDrives: [{ domainID: sd, imageID: img, volumeID: bad, baseVolumeID: base }] }).catch((e: { code: number; message: string; data?: Record<string, unknown> }) => e);
   t.equal((e2 as { code: number }).code, 48, `a leaf libvirt cannot open: snapshotErr (48): ${(e2 as { message: string }).message}`);
