@@ -174,13 +174,24 @@ t.test('live snapshots of a thin block disk while the guest writes; failures lea
   await client.call('VM.destroy', { vmID: g.vmID });
   vmIDs.length = 0;
 
+  // Image.prepare sometimes fails with 207: a short read (0 bytes) of a volume's metadata slot in the storage layer,
+  // cause not found yet, not in the snapshot code. Retried at most twice here, and each retry is shown.
+  const prepare = async (volumeID: string): Promise<string> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await client.call('Image.prepare', { storagedomainID: sd, imageID: img, volumeID })).path;
+      } catch (e) {
+        if ((e as { code?: number }).code !== 207 || attempt === 3) throw e;
+        t.comment(`Image.prepare answered 207 (${(e as Error).message}); retry ${attempt}`);
+      }
+    }
+  };
   // --- every volume checks clean ---
   for (const v of [base, leaf, resumedOn]) {
-    const prepared = await client.call('Image.prepare', { storagedomainID: sd, imageID: img, volumeID: v });
-    const check = execFileSync('qemu-img', ['check', prepared.path], { encoding: 'utf8', timeout: 120_000 });
+    const check = execFileSync('qemu-img', ['check', await prepare(v)], { encoding: 'utf8', timeout: 120_000 });
     t.match(check, /No errors were found/, `qemu-img check is clean on ${v === base ? 'the base' : v === leaf ? 'the snapshot leaf' : 'the resumed leaf'}`);
   }
-  const chain = execFileSync('qemu-img', ['info', '--backing-chain', '-U', (await client.call('Image.prepare', { storagedomainID: sd, imageID: img, volumeID: resumedOn })).path], { encoding: 'utf8', timeout: 60_000 });
+  const chain = execFileSync('qemu-img', ['info', '--backing-chain', '-U', await prepare(resumedOn)], { encoding: 'utf8', timeout: 60_000 });
   t.match(chain, new RegExp(`${resumedOn}[\\s\\S]*backing file: \\S*${leaf}[\\s\\S]*backing file: \\S*${base}`), 'qemu-img: resumed leaf <- snapshot leaf <- base');
   await client.call('Image.teardown', { storagedomainID: sd, imageID: img });
 });
