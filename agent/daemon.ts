@@ -16,6 +16,7 @@ import { createStorageHandlers } from './storage/handlers.js';
 import { ThinProvisioning } from './storage/thinp/thin-provisioning.js';
 import { VmDisks } from './storage/vm-disks.js';
 import { DiskRecovery } from './vm/disk-recovery.js';
+import { SnapshotRecovery } from './vm/snapshot-recovery.js';
 import { parseTimeoutOverrides } from './hooks/points.js';
 import { join } from 'node:path';
 import { ensureDevPki, pkiPaths } from './pki/dev-ca.js';
@@ -55,6 +56,7 @@ export class Hostvisord {
   readonly pool: StoragePool;
   readonly thinp: ThinProvisioning;
   private diskRecovery: DiskRecovery | undefined;
+  private snapshotRecovery: SnapshotRecovery | undefined;
   private migrations: Migrations | undefined;
   /** Host networks (setupNetworks, capabilities, restore); VM NICs find their network's bridge here. */
   readonly networks: HostNetworks;
@@ -116,13 +118,16 @@ export class Hostvisord {
     this.pool.imageUsers = (sd, img) => this.manager.list().filter((vm) => vm.status !== 'Down' && vm.meta.devices.some((d) => d.storage?.domainID === sd && d.storage.imageID === img)).map((vm) => vm.id);
     const disks = new VmDisks(this.pool, this.thinp.monitor, this.hooks, this.log.child({ component: 'storage' }));
     // After a restart: the disks of the VMs found running are prepared and watched again once the pool is connected.
+    // A snapshot cut short by a restart is settled first (it says which leaf each disk runs on).
+    this.snapshotRecovery = new SnapshotRecovery({ vms: this.manager, log: this.log.child({ component: 'vm' }) });
+    this.snapshotRecovery.start();
     this.diskRecovery = new DiskRecovery({ vms: this.manager, disks, pool: this.pool, log: this.log.child({ component: 'vm' }) });
     this.diskRecovery.start();
     const ops = new VmOperations({
       manager: this.manager, log: this.log.child({ component: 'vm' }),
       domainType: () => this.domainType,
       displayListen: c['vm.displayListen'],
-      timeouts: { launchMs: c['vm.launchTimeoutMs'], destroyMs: c['vm.destroyTimeoutMs'], shutdownStepMs: c['vm.shutdownStepTimeoutMs'], hotunplugMs: c['vm.hotunplugTimeoutMs'] },
+      timeouts: { launchMs: c['vm.launchTimeoutMs'], destroyMs: c['vm.destroyTimeoutMs'], shutdownStepMs: c['vm.shutdownStepTimeoutMs'], hotunplugMs: c['vm.hotunplugTimeoutMs'], snapshotFreezeMs: c['vm.snapshotFreezeTimeoutMs'] },
       accepting: () => this.accepting,
       hooks: this.hooks,
       disks,
@@ -227,6 +232,7 @@ export class Hostvisord {
     this.vmStats?.stop();
     this.guests?.stop();
     this.diskRecovery?.stop();
+    this.snapshotRecovery?.stop();
     await this.migrations?.stop();
     await this.thinp.stop();
     await this.pool.disconnect().catch((e) => this.log.warn('pool disconnect failed', { err: e }));

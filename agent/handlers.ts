@@ -100,5 +100,6 @@ export function createHandlers(s: HandlerServices): Handlers {
     'VM.hotunplugNic': async (p) => { await ops.hotunplugNic(p.vmID, p.nic.mac); return {}; },
     'VM.setTicket': (p) => ops.setTicket(p),
     'VM.hibernate': async (p) => { await ops.hibernate(p); return {}; },
+    'VM.snapshot': (p) => ops.snapshot(p),
   };
 }

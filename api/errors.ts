@@ -74,6 +74,8 @@ export const ERRORS = {
   migCancelErr: { code: 47, message: 'Migration not in progress or already ended; nothing to cancel', fault: 'client' },
   migNotInProgress: { code: 81, message: 'Migration not in progress', fault: 'client' },
   migrateLimit: { code: 82, message: 'Too many concurrent incoming migrations', fault: 'client' },
+  // VM image errors with VDSM's numbers.
+  snapshotErr: { code: 48, message: 'Snapshot failed', fault: 'server' },
   taskInterrupted: { code: 1011, message: 'Task interrupted by an agent restart or SPM failover; recovered', fault: 'server' },
 } as const satisfies Record<string, ErrorInfo>;
 
@@ -163,4 +165,9 @@ export class MigCancelError extends HostvisorError {
 export class MigNotInProgressError extends HostvisorError {
   override readonly name = 'MigNotInProgressError';
   constructor(vmId: string, opts?: Opts) { super('migNotInProgress', `no migration of VM ${vmId} in progress`, { data: { vmId }, ...opts }); }
+}
+/** A live snapshot failed at `step` (data.step); the drives stay on their old leaves, and the guest is thawed. */
+export class SnapshotError extends HostvisorError {
+  override readonly name = 'SnapshotError';
+  constructor(readonly step: string, message: string, opts?: Opts) { super('snapshotErr', `snapshot failed at ${step}: ${message}`, { ...opts, data: { step, ...opts?.data } }); }
 }

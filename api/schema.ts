@@ -13,6 +13,7 @@ import { TASK_METHODS } from './methods/tasks.js';
 import { MIGRATION_METHODS } from './methods/migration.js';
 import { MIGRATION_DISK_METHODS } from './methods/migration-disks.js';
 import { IMAGE_METHODS } from './methods/images.js';
+import { SNAPSHOT_METHODS } from './methods/snapshot.js';
 
 export type { MethodDef, EventDef, TimeoutBounds } from './method.js';
 export { callTimeoutMs } from './method.js';
@@ -25,6 +26,7 @@ export const Methods = {
   ...VM_METHODS,
   ...MIGRATION_METHODS,
   ...MIGRATION_DISK_METHODS,
+  ...SNAPSHOT_METHODS,
   ...NETWORK_METHODS,
   ...STORAGE_METHODS,
   ...TASK_METHODS,

@@ -106,6 +106,8 @@ export const SETTINGS = {
     "VDSM's sys_shutdown_timeout: how long each shutdown method (guest agent, ACPI) gets before the next."),
   'vm.hotunplugTimeoutMs': amount(30_000,
     "VDSM's hot-unplug timeout: the guest must release the device within it."),
+  'vm.snapshotFreezeTimeoutMs': amount(30_000,
+    "How long VM.snapshot waits for the guest agent to freeze the guest's filesystems (a call's freezeTimeoutMs overrides it). Past it the snapshot goes on crash-consistent, with a warning: a hung agent must not hold the guest's writes for VDSM's 8 min."),
   'vm.displayListen': text('0.0.0.0',
     "Address VNC displays listen on. Consoles are opened from admins' machines, and a display refuses everyone until VM.setTicket gives it a one-time password; set the display network's address to keep it off the others. The same on every host, so a migrated VM keeps it."),
   'systemd.watchdogFraction': amount(0.5,

@@ -151,6 +151,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   nodeInfo(): Promise<NodeInfo> { return this.run('nodeGetInfo', () => native.nodeGetInfo(this.h())); }
   /** Starts a domain from a state file that Domain.save wrote; `dxml` may replace its XML (same ABI). */
   restore(path: string, dxml: string | null = null, flags = 0): Promise<void> { return this.run('connRestore', () => native.connRestore(this.h(), path, dxml, flags)); }
+  /** The domain XML a saved memory image (hibernation, memory snapshot) holds. */
+  saveImageXml(path: string, flags = 0): Promise<string> { return this.run('connSaveImageGetXMLDesc', () => native.connSaveImageGetXMLDesc(this.h(), path, flags)); }
   /** cpu -1 = all CPUs (VIR_NODE_CPU_STATS_ALL_CPUS). */
   nodeCPUStats(cpu = -1, flags = 0): Promise<Record<string, Int64>> {
     return this.run('nodeGetCPUStats', () => native.nodeGetCPUStats(this.h(), cpu, flags));

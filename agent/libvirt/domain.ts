@@ -121,6 +121,14 @@ export class Domain {
   snapshotCreateXML(xml: string, o: LongCallOptions = {}): Promise<string> {
     return this.run('domainSnapshotCreateXML', () => native.domainSnapshotCreateXML(this.h(), xml, o.flags ?? 0), o.timeoutMs);
   }
+  /** Freezes every guest filesystem through the guest agent; resolves to how many were frozen. */
+  fsFreeze(o: LongCallOptions = {}): Promise<number> {
+    return this.run('domainFSFreeze', () => native.domainFSFreeze(this.h(), o.flags ?? 0), o.timeoutMs);
+  }
+  /** Thaws what fsFreeze froze; resolves to how many were thawed. */
+  fsThaw(o: LongCallOptions = {}): Promise<number> {
+    return this.run('domainFSThaw', () => native.domainFSThaw(this.h(), o.flags ?? 0), o.timeoutMs);
+  }
   /** Raw guest-agent command (JSON string in, JSON string out). timeoutSec is libvirt's own agent timeout. */
   qemuAgentCommand(cmd: string, timeoutSec: number, o: LongCallOptions = {}): Promise<string> {
     return this.run('domainQemuAgentCommand', () => native.domainQemuAgentCommand(this.h(), cmd, timeoutSec, o.flags ?? 0), o.timeoutMs);

@@ -84,6 +84,9 @@ export interface NativeBinding extends SanlockBinding, ProcessMemoryBinding {
   domainMigrateSetMaxSpeed(d: DomHandle, mibPerSec: Int64, flags: number): Promise<void>;
   domainMigrateStartPostCopy(d: DomHandle, flags: number): Promise<void>;
   domainSnapshotCreateXML(d: DomHandle, xml: string, flags: number): Promise<string>;
+  domainFSFreeze(d: DomHandle, flags: number): Promise<number>;
+  domainFSThaw(d: DomHandle, flags: number): Promise<number>;
+  connSaveImageGetXMLDesc(c: ConnHandle, path: string, flags: number): Promise<string>;
   domainQemuAgentCommand(d: DomHandle, cmd: string, timeoutSec: number, flags: number): Promise<string>;
   domainInterfaceAddresses(d: DomHandle, source: number, flags: number): Promise<InterfaceAddresses[]>;
   domainSetTime(d: DomHandle, seconds: Int64, nseconds: number, flags: number): Promise<void>;

@@ -85,8 +85,10 @@ export abstract class StorageDomain {
    * so is a SHARED (template) leaf unless `readOnly`: a template is never
    * written. A thin clone's chain includes its template volume (another
    * image's), reached through the clone's image (a link on file domains).
+   * `o.undoOnly`: on failure only that volume is deactivated again (a live
+   * snapshot's new leaf: the rest of the chain is in use by a running VM).
    */
-  async prepareImage(imgUUID: string, leafUUID?: string, o: { readOnly?: boolean } = {}): Promise<PreparedImage> {
+  async prepareImage(imgUUID: string, leafUUID?: string, o: { readOnly?: boolean; undoOnly?: string } = {}): Promise<PreparedImage> {
     checkUUID('imgUUID', imgUUID);
     if (leafUUID) checkUUID('volUUID', leafUUID);
     const chain = buildChain(this.sdUUID, await this.listVolumes(), imgUUID, leafUUID);
@@ -105,7 +107,7 @@ export abstract class StorageDomain {
       this.log.info('image prepared', { imgUUID, leaf: ids.at(-1), chain: ids });
       return { imgUUID, path: prepared.at(-1)!.path, chain: prepared };
     } catch (e) {
-      await this.deactivateVolumes(imgUUID, [...ids].reverse()).catch(() => {});
+      await this.deactivateVolumes(imgUUID, o.undoOnly ? ids.filter((id) => id === o.undoOnly) : [...ids].reverse()).catch(() => {});
       throw e;
     }
   }

@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { Hooks } from '../hooks/hooks.js';
 import type { StoragePool } from './pool.js';
 import type { DriveMonitor } from './thinp/drive-monitor.js';
+import { StorageParamsError, WrongLegalityError } from './errors.js';
 
 type Disk = Static<typeof DiskSpec>;
 
@@ -54,6 +55,27 @@ export class VmDisks {
       await this.teardown(vmId, [disk]);
       throw e;
     }
+  }
+
+  /**
+   * A live snapshot's new leaf for a running drive: checked (it exists, is
+   * LEGAL qcow2 and its parent is `base`) before its chain is activated on this
+   * host, so a bad leaf never reaches the activation's undo, which would take
+   * the running chain down with it.
+   */
+  async prepareLeaf(ref: { domainID: string; imageID: string; volumeID: string }, base: string): Promise<{ path: string; type: 'file' | 'block'; format: 'qcow2' }> {
+    const dom = await this.pool.domain(ref.domainID);
+    const info = await dom.getVolumeInfo(ref.imageID, ref.volumeID);
+    if (info.parent !== base) throw new StorageParamsError(`volume ${ref.volumeID} has parent ${info.parent}, not the drive's leaf ${base}`);
+    if (info.format !== 'COW') throw new StorageParamsError(`volume ${ref.volumeID} is ${info.format}; a snapshot leaf is COW`, 'incorrectFormat');
+    if (info.legality !== 'LEGAL') throw new WrongLegalityError(ref.domainID, ref.volumeID, info.legality);
+    const prepared = await dom.prepareImage(ref.imageID, ref.volumeID, { undoOnly: ref.volumeID });
+    return { path: prepared.path, type: 'extendLV' in dom ? 'block' : 'file', format: 'qcow2' };
+  }
+
+  /** A drive leaves the drive monitor for a while (a live snapshot switching it to a new leaf). */
+  unwatch(vmId: string, target: string): void {
+    this.monitor.remove(vmId, target);
   }
 
   /** A hibernation state volume given by storage ids, activated on this host: its path. */

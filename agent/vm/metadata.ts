@@ -14,9 +14,16 @@ export interface DeviceMeta {
   storage?: StorageRef;
 }
 
+/** A drive of a live snapshot in progress: its target, image, old leaf (base) and new leaf with its path. */
+export interface SnapshotDriveMeta { name: string; domainID: string; imageID: string; base: string; leaf: string; path: string }
+
+/** A live snapshot under way (VM.snapshot), kept until it is finished or rolled back, for an agent restarted meanwhile. */
+export interface SnapshotJobMeta { id: string; startTime: number; memory: boolean; drives: SnapshotDriveMeta[] }
+
 export interface VmMetadata {
   customProperties: Record<string, string>;
   devices: DeviceMeta[];
+  snapshotJob?: SnapshotJobMeta;
   /** ms since epoch when the agent launched the VM. */
   startTime?: number;
   launchPaused?: boolean;
@@ -37,6 +44,11 @@ function metadataTree(m: VmMetadata, prefix: string): XmlElement {
     const s = d.storage;
     const storage = s ? [new XmlElement(q('storage'), { poolID: s.poolID, domainID: s.domainID, imageID: s.imageID, volumeID: s.volumeID })] : [];
     vm.append(new XmlElement(q('device'), { devtype: d.devtype, name: d.name }, storage));
+  }
+  const j = m.snapshotJob;
+  if (j) {
+    const drives = j.drives.map((d) => new XmlElement(q('drive'), { ...d }));
+    vm.append(new XmlElement(q('snapshotJob'), { id: j.id, startTime: String(j.startTime), memory: String(j.memory) }, drives));
   }
   return vm;
 }
@@ -76,6 +88,12 @@ function fromVmNode(vm: XmlElement): VmMetadata {
     const ids = s && (['poolID', 'domainID', 'imageID', 'volumeID'] as const).map((k) => s.attr(k));
     if (ids && ids.every((x) => x)) dev.storage = { poolID: ids[0]!, domainID: ids[1]!, imageID: ids[2]!, volumeID: ids[3]! };
     m.devices.push(dev);
+  }
+  const job = ours('snapshotJob')[0];
+  if (job?.attr('id')) {
+    const keys = ['name', 'domainID', 'imageID', 'base', 'leaf', 'path'] as const;
+    const drives = job.elementsNS(METADATA_NS, 'drive').map((d) => Object.fromEntries(keys.map((k) => [k, d.attr(k) ?? ''])) as unknown as SnapshotDriveMeta);
+    m.snapshotJob = { id: job.attr('id')!, startTime: Number(job.attr('startTime') ?? 0), memory: job.attr('memory') === 'true', drives };
   }
   return m;
 }

@@ -11,6 +11,7 @@ import { VmLifecycle } from './verbs/lifecycle.js';
 import { VmDevices } from './verbs/devices.js';
 import { VmConsole } from './verbs/console.js';
 import { VmHibernation } from './verbs/hibernate.js';
+import { VmSnapshots } from './verbs/snapshot.js';
 
 export type { VmOperationsOptions, VmTimeouts } from './verbs/base.js';
 
@@ -20,6 +21,7 @@ export class VmOperations {
   private readonly devices: VmDevices;
   private readonly console: VmConsole;
   private readonly hibernation: VmHibernation;
+  private readonly snapshots: VmSnapshots;
 
   constructor(o: VmOperationsOptions) {
     this.launcher = new VmLaunch(o);
@@ -27,6 +29,7 @@ export class VmOperations {
     this.devices = new VmDevices(o);
     this.console = new VmConsole(o);
     this.hibernation = new VmHibernation(o);
+    this.snapshots = new VmSnapshots(o);
   }
 
   create(p: ParamsOf<'VM.create'>): Promise<{ vmId: string; status: 'WaitForLaunch' }> { return this.launcher.create(p); }
@@ -40,5 +43,6 @@ export class VmOperations {
   hotplugNic(vmId: string, nic: Static<typeof NicSpec>): Promise<{ mac: string; xml: string }> { return this.devices.hotplugNic(vmId, nic); }
   hotunplugNic(vmId: string, mac: string): Promise<void> { return this.devices.hotunplugNic(vmId, mac); }
   hibernate(p: ParamsOf<'VM.hibernate'>): Promise<void> { return this.hibernation.hibernate(p); }
+  snapshot(p: ParamsOf<'VM.snapshot'>): Promise<ResultOf<'VM.snapshot'>> { return this.snapshots.snapshot(p); }
   setTicket(p: ParamsOf<'VM.setTicket'>): Promise<ResultOf<'VM.setTicket'>> { return this.console.setTicket(p); }
 }

@@ -77,6 +77,11 @@ export class DriveMonitor {
     void this.check(this.key(d.vmId, d.target), 'added');
   }
 
+  /** Stops watching one drive (a live snapshot moves it to a new leaf: add() it again then). */
+  remove(vmId: string, target: string): void {
+    this.drives.delete(this.key(vmId, target));
+  }
+
   removeVm(vmId: string): void {
     for (const [k, d] of this.drives) if (d.vmId === vmId) this.drives.delete(k);
   }

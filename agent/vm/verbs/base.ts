@@ -20,6 +20,8 @@ export interface VmTimeouts {
   destroyMs: number;
   shutdownStepMs: number;
   hotunplugMs: number;
+  /** VM.snapshot's wait for the guest agent's freeze (vm.snapshotFreezeTimeoutMs). */
+  snapshotFreezeMs?: number;
 }
 
 export interface VmOperationsOptions {

@@ -8,6 +8,8 @@ import type { Vm } from '../vm.js';
 import { ExitReason } from '../status.js';
 import { api } from '../libvirt-errors.js';
 import { VmVerbs } from './base.js';
+import { enums } from '../../libvirt/index.js';
+import { restoreXmlOnDisks } from '../restore-xml.js';
 
 export type StateVolumeRef = ParamsOf<'VM.hibernate'>['stateVolume'];
 
@@ -61,14 +63,18 @@ export class VmHibernation extends VmVerbs {
 
   /**
    * Resumes a VM registered by VM.create from its state volume (in place of createXML). The saved
-   * XML is used as it was saved: paths of shared storage are the same on every host.
+   * XML is used as it was saved (paths of shared storage are the same on every host), except that
+   * disks the create puts elsewhere (a memory snapshot resumed on a new leaf) are moved there.
    */
   async resume(vm: Vm, state: StateVolumeRef, xml: string): Promise<void> {
     const path = await this.statePath(state, 'params.restoreState');
     try {
       await this.xmlHook('before_vm_dehibernate', vm, xml);
       this.m.setStatus(vm, 'Restoring State');
-      await api(() => this.m.conn().restore(path, null), vm.id);
+      // A memory snapshot's image names the snapshot's base volumes: the VM resumes on its own disks.
+      const saved = await api(() => this.m.conn().saveImageXml(path, enums.DomainSaveImageXMLFlags.SECURE), vm.id);
+      const dxml = restoreXmlOnDisks(saved, vm.disks, vm.meta);
+      await api(() => this.m.conn().restore(path, dxml), vm.id);
       const dom = await api(() => this.m.conn().lookupByUUID(vm.id), vm.id);
       vm.domId = dom.id;
     } finally {

@@ -1,5 +1,5 @@
 // Bulk stats, block devices, device hotplug, migration and jobs,
-// snapshots and guest-agent calls.
+// and guest-agent calls (snapshots: domain_snapshot.cc).
 #include <libvirt/libvirt-qemu.h>
 
 #include "domain_call.h"
@@ -199,21 +199,7 @@ Napi::Value MigrateStartPostCopy(const Napi::CallbackInfo& info) {
   }, "virDomainMigrateStartPostCopy failed");
 }
 
-// ---------- snapshots and guest ----------
-
-Napi::Value SnapshotCreateXML(const Napi::CallbackInfo& info) {
-  std::string xml = ArgString(info, 1, "xml");
-  unsigned flags = ArgFlags(info, 2);
-  // A memory snapshot can take minutes.
-  return DomainCall(info, Lane::Dedicated, [xml, flags](virDomainPtr d) -> Builder {
-    virDomainSnapshotPtr snap = virDomainSnapshotCreateXML(d, xml.c_str(), flags);
-    if (snap == nullptr) Fail("virDomainSnapshotCreateXML failed");
-    const char* name = virDomainSnapshotGetName(snap);
-    std::string copy = name ? name : "";
-    virDomainSnapshotFree(snap);
-    return String(std::move(copy));
-  });
-}
+// ---------- guest ----------
 
 Napi::Value QemuAgentCommand(const Napi::CallbackInfo& info) {
   std::string cmd = ArgString(info, 1, "command");
@@ -305,7 +291,6 @@ void RegisterDomainOps(Napi::Env env, Napi::Object exports) {
   exports.Set("domainMigrateSetMaxDowntime", Napi::Function::New(env, MigrateSetMaxDowntime));
   exports.Set("domainMigrateSetMaxSpeed", Napi::Function::New(env, MigrateSetMaxSpeed));
   exports.Set("domainMigrateStartPostCopy", Napi::Function::New(env, MigrateStartPostCopy));
-  exports.Set("domainSnapshotCreateXML", Napi::Function::New(env, SnapshotCreateXML));
   exports.Set("domainQemuAgentCommand", Napi::Function::New(env, QemuAgentCommand));
   exports.Set("domainInterfaceAddresses", Napi::Function::New(env, InterfaceAddresses));
   exports.Set("domainSetTime", Napi::Function::New(env, SetTime));
