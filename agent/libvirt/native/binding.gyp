@@ -13,6 +13,7 @@
         "src/domain.cc",
         "src/domain_ops.cc",
         "src/domain_guest.cc",
+        "src/domain_blockjob.cc",
         "src/events.cc",
         "src/sanlock.cc", "src/sanlock_lockspace.cc",
         "src/process_memory.cc"

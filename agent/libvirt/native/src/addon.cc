@@ -46,6 +46,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterDomain(env, exports);
   RegisterDomainOps(env, exports);
   RegisterDomainGuest(env, exports);
+  RegisterDomainBlockJob(env, exports);
   RegisterEvents(env, exports);
   RegisterSanlock(env, exports);
   RegisterProcessMemory(env, exports);
