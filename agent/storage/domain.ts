@@ -55,6 +55,12 @@ export abstract class StorageDomain {
   abstract setVolumeLegality(imgUUID: string, volUUID: string, legality: Legality): Promise<void>;
   /** SPM: marks a volume SHARED (a template): read only from now on, a base for thin clones of other images. */
   abstract markShared(imgUUID: string, volUUID: string): Promise<void>;
+  /**
+   * After a live merge took the volume's parent out of the chain: its
+   * metadata names the new parent (the host running the VM does this, as
+   * VDSM's syncVolumeChain; the qcow2 header was rewritten by QEMU).
+   */
+  abstract setVolumeParent(imgUUID: string, volUUID: string, parentUUID: string): Promise<void>;
   /** The path a prepared volume is used through. */
   abstract volumePath(imgUUID: string, volUUID: string): string;
   /** The path of a special volume (ids, leases, inbox, outbox, metadata), activated on block domains. */

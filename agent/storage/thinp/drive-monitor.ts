@@ -77,6 +77,11 @@ export class DriveMonitor {
     void this.check(this.key(d.vmId, d.target), 'added');
   }
 
+  /** One drive is no longer chunked (a live merge left a raw base as its volume). */
+  remove(vmId: string, target: string): void {
+    this.drives.delete(this.key(vmId, target));
+  }
+
   removeVm(vmId: string): void {
     for (const [k, d] of this.drives) if (d.vmId === vmId) this.drives.delete(k);
   }
