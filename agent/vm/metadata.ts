@@ -20,6 +20,11 @@ export interface VmMetadata {
   /** ms since epoch when the agent launched the VM. */
   startTime?: number;
   launchPaused?: boolean;
+  /**
+   * Long jobs on the VM (live merge), each a flat attribute map owned by its
+   * service (agent/vm/merge/job.ts), so a restarted agent finds them.
+   */
+  jobs?: Record<string, string>[];
 }
 
 export function emptyMetadata(): VmMetadata {
@@ -38,6 +43,7 @@ function metadataTree(m: VmMetadata, prefix: string): XmlElement {
     const storage = s ? [new XmlElement(q('storage'), { poolID: s.poolID, domainID: s.domainID, imageID: s.imageID, volumeID: s.volumeID })] : [];
     vm.append(new XmlElement(q('device'), { devtype: d.devtype, name: d.name }, storage));
   }
+  for (const j of m.jobs ?? []) vm.append(new XmlElement(q('job'), { ...j }));
   return vm;
 }
 
@@ -77,6 +83,8 @@ function fromVmNode(vm: XmlElement): VmMetadata {
     if (ids && ids.every((x) => x)) dev.storage = { poolID: ids[0]!, domainID: ids[1]!, imageID: ids[2]!, volumeID: ids[3]! };
     m.devices.push(dev);
   }
+  const jobs = ours('job').map((j) => ({ ...j.attrs }));
+  if (jobs.length) m.jobs = jobs;
   return m;
 }
 
