@@ -135,6 +135,11 @@ export abstract class StorageDomain {
   /** Whether a volume is usable on this host now (files always are). */
   protected async volumeActive(_volUUID: string): Promise<boolean> { return true; }
 
+  /** Deactivates one volume on this host (a live merge's removed volume, out of the VM's chain). */
+  async deactivateVolume(imgUUID: string, volUUID: string): Promise<void> {
+    await this.deactivateVolumes(checkUUID('imgUUID', imgUUID), [checkUUID('volUUID', volUUID)]);
+  }
+
   /** Deactivates every volume of the image on this host (all of them: a torn-down image has nothing active). */
   async teardownImage(imgUUID: string): Promise<void> {
     checkUUID('imgUUID', imgUUID);

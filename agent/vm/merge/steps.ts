@@ -205,6 +205,8 @@ export class MergeSteps {
       const children = (await sd.listVolumes()).filter((r) => r.imgUUID === job.imageID && r.parentUUID === job.topVolUUID);
       for (const c of children) await sd.setVolumeParent(job.imageID, c.volUUID, job.baseVolUUID);
     }
+    // Out of the VM's chain: not active here any more, so the SPM can delete it whichever host it is.
+    await sd.deactivateVolume(job.imageID, job.topVolUUID).catch((e: unknown) => this.d.log.warn('removed volume not deactivated', { vm: vm.id, job: job.id, volume: job.topVolUUID, err: e }));
     job.phase = 'done';
     job.progress = 100;
     job.removedVolUUID = job.topVolUUID;
