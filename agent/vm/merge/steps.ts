@@ -69,22 +69,39 @@ export class MergeSteps {
         const required = await this.d.qemuImg.measureCommit(
           { path: sd.volumePath(job.imageID, job.topVolUUID), block: true },
           { path: sd.volumePath(job.imageID, job.baseVolUUID), block: true, format: 'qcow2' });
-        const wanted = roundUp(required, this.d.chunkMiB * MiB);
+        const unflushed = job.active ? await this.unflushed(vm, job, sd.volumePath(job.imageID, job.topVolUUID)) : 0;
+        const wanted = roundUp(required + unflushed, this.d.chunkMiB * MiB);
         const now = (await sd.getVolumeSize(job.imageID, job.baseVolUUID)).truesize;
-        job.measuredBytes = required;
+        job.measuredBytes = required + unflushed;
         if (now < wanted) {
           await this.d.storage.requestExtend(job.domainID, job.baseVolUUID, wanted / MiB);
           const seen = await this.d.storage.refreshVolume(job.domainID, job.baseVolUUID);
           if (seen < wanted) throw new MergeError(`base ${job.baseVolUUID} is ${seen} bytes after its extension, ${wanted} wanted`);
         }
         job.extendedToMiB = Math.max(now, wanted) / MiB;
-        this.d.log.info('merge base extended to its measure', { vm: vm.id, job: job.id, measuredBytes: required, fromMiB: now / MiB, toMiB: job.extendedToMiB });
+        this.d.log.info('merge base extended to its measure', { vm: vm.id, job: job.id, measuredBytes: required, unflushedBytes: unflushed, fromMiB: now / MiB, toMiB: job.extendedToMiB });
       } else if (base.capacity < top.capacity) {
         throw new MergeError(`raw base ${job.baseVolUUID} (${base.capacity} bytes) is smaller than the top (${top.capacity})`);
       }
     }
     job.phase = 'commit';
     await this.d.persist(vm, job);
+  }
+
+  /**
+   * The active layer's qcow2 metadata on disk lags behind QEMU's (its L2 and
+   * refcount caches are written at the guest's next flush), so a measure read
+   * from disk misses the clusters allocated since. They all lie past the
+   * image end the on-disk refcounts know, and below QEMU's highest write
+   * offset (libvirt's allocation): that difference bounds them.
+   */
+  private async unflushed(vm: Vm, job: MergeJob, topPath: string): Promise<number> {
+    const dom = await this.d.domain(vm);
+    const live = toNumber((await api(() => dom.blockInfo(job.target), vm.id)).allocation);
+    const { report } = await this.d.qemuImg.check(topPath);
+    const end = Number(report['image-end-offset'] ?? NaN);
+    if (!Number.isFinite(end)) throw new MergeError(`qemu-img check of ${job.topVolUUID} gave no image end offset`);
+    return Math.max(0, live - end);
   }
 
   /**

@@ -19,23 +19,27 @@ Napi::Value BlockCommit(const Napi::CallbackInfo& info) {
   }, "virDomainBlockCommit failed");
 }
 
+// The job's figures as JS, or null when the disk has none (r == 0).
+Builder JobInfoResult(int r, const virDomainBlockJobInfo& ji) {
+  if (r == 0) return [](Napi::Env env) -> Napi::Value { return env.Null(); };
+  return [ji](Napi::Env env) -> Napi::Value {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("type", static_cast<int>(ji.type));
+    o.Set("bandwidth", SafeInteger(env, static_cast<unsigned long long>(ji.bandwidth)));
+    o.Set("cur", SafeInteger(env, static_cast<unsigned long long>(ji.cur)));
+    o.Set("end", SafeInteger(env, static_cast<unsigned long long>(ji.end)));
+    return o;
+  };
+}
+
 // Resolves null when the disk has no block job.
 Napi::Value GetBlockJobInfo(const Napi::CallbackInfo& info) {
   std::string disk = ArgString(info, 1, "disk");
-  unsigned flags = ArgFlags(info, 2);
-  return DomainCall(info, Lane::Pool, [disk, flags](virDomainPtr d) -> Builder {
-    virDomainBlockJobInfo ji;
+  return DomainCall(info, Lane::Pool, [disk, flags = ArgFlags(info, 2)](virDomainPtr d) -> Builder {
+    virDomainBlockJobInfo ji{};
     int r = virDomainGetBlockJobInfo(d, disk.c_str(), &ji, flags);
     if (r < 0) Fail("virDomainGetBlockJobInfo failed");
-    if (r == 0) return [](Napi::Env env) -> Napi::Value { return env.Null(); };
-    return [ji](Napi::Env env) -> Napi::Value {
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("type", static_cast<int>(ji.type));
-      o.Set("bandwidth", SafeInteger(env, static_cast<unsigned long long>(ji.bandwidth)));
-      o.Set("cur", SafeInteger(env, static_cast<unsigned long long>(ji.cur)));
-      o.Set("end", SafeInteger(env, static_cast<unsigned long long>(ji.end)));
-      return o;
-    };
+    return JobInfoResult(r, ji);
   });
 }
 

@@ -101,3 +101,10 @@ export async function waitReadBack(serial: string, timeoutMs: number): Promise<R
     await new Promise((r) => setTimeout(r, 500));
   }
 }
+
+/** Lets the guest write `more` blocks after the merge, then stops it and waits for its read-back. */
+export async function stopAndReadBack(g: { serial: string; mb: { stop(): void } }, more: number): Promise<ReturnType<typeof guestBlocks> & { atStop: number }> {
+  const atStop = await waitWrites(g.serial, guestBlocks(g.serial).written.size + more, 60_000);
+  g.mb.stop();
+  return { ...(await waitReadBack(g.serial, 240_000)), atStop };
+}
