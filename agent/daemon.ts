@@ -31,6 +31,7 @@ import { RawJson } from './rpc/reply.js';
 import { fanOutEvents } from './rpc/events.js';
 import { createHandlers } from './handlers.js';
 import { Migrations, migrationSettings, Slots } from './vm/migration/index.js';
+import { createLiveMerges, type LiveMerges } from './vm/merge/index.js';
 import { openRpcDocument } from '../api/openrpc.js';
 import { callTimeoutMs, Methods, type MethodDef, type TimeoutBounds } from '../api/schema.js';
 import { RecoveryError, ShuttingDownError } from '../api/errors.js';
@@ -58,6 +59,7 @@ export class Hostvisord {
   private diskRecovery: DiskRecovery | undefined;
   private snapshotRecovery: SnapshotRecovery | undefined;
   private migrations: Migrations | undefined;
+  private merges: LiveMerges | undefined;
   /** Host networks (setupNetworks, capabilities, restore); VM NICs find their network's bridge here. */
   readonly networks: HostNetworks;
   private readonly memoryRelief: MemoryRelief;
@@ -139,6 +141,7 @@ export class Hostvisord {
       settings: migrationSettings(c), accepting: () => this.accepting,
       outgoing: new Slots(() => c['migration.maxOutgoing']), incoming: new Slots(() => c['migration.maxIncoming']),
     });
+    this.merges = createLiveMerges(c, { manager: this.manager, storage: this.pool, monitor: this.thinp.monitor, log: this.log.child({ component: 'merge' }) });
     this.vmStats = new VmStatsSampler({ getConnection: () => this.client.connection, intervalMs: c['stats.vmIntervalMs'], log: this.log.child({ component: 'stats' }) });
     this.guests = guestPollerFromConfig(c, this.manager, this.client, this.log.child({ component: 'guest' }));
     await this.hostStats.sample();
@@ -155,6 +158,7 @@ export class Hostvisord {
       hooks: this.hooks,
       storage: createStorageHandlers(this.pool),
       migration: this.migrations.handlers(),
+      merge: this.merges.handlers(),
       network: createNetworkHandlers(this.networks, this.hooks, (request) => callTimeoutMs(Methods['Host.setupNetworks'], request, timeouts)),
     }), {
       log: this.log.child({ component: 'rpc' }),
@@ -185,7 +189,7 @@ export class Hostvisord {
       log: this.log.child({ component: 'rpc' }),
     });
     this.server = server;
-    fanOutEvents({ vms: this.manager, hooks: this.hooks.inventory, networks: this.networks, migrations: this.migrations, guests: this.guests, tasks: this.pool }, (method, params) => server.broadcast(method, params));
+    fanOutEvents({ vms: this.manager, hooks: this.hooks.inventory, networks: this.networks, migrations: this.migrations, guests: this.guests, tasks: this.pool, merges: this.merges }, (method, params) => server.broadcast(method, params));
 
     // Recovery: READY=1 only once the VMs are reconciled with libvirt.
     const recovered = new Promise<void>((resolve) => this.manager.once('recovered', () => resolve()));
@@ -196,6 +200,7 @@ export class Hostvisord {
     await this.manager.start();
     await this.guests.start();
     await this.migrations.start();
+    await this.merges.start();
     await this.thinp.start();
     const address = await server.listen();
     timer.mark('listen');
@@ -234,6 +239,7 @@ export class Hostvisord {
     this.diskRecovery?.stop();
     this.snapshotRecovery?.stop();
     await this.migrations?.stop();
+    await this.merges?.stop();
     await this.thinp.stop();
     await this.pool.disconnect().catch((e) => this.log.warn('pool disconnect failed', { err: e }));
     await this.client.stop();

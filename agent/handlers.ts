@@ -9,6 +9,7 @@ import type { Hooks } from './hooks/hooks.js';
 import type { StorageHandlers } from './storage/handlers.js';
 import type { NetworkHandlers } from './network/handlers.js';
 import type { MigrationHandlers } from './vm/migration/index.js';
+import type { MergeHandlers } from './vm/merge/index.js';
 
 type VmStats = ResultOf<'Host.getAllVmStats'>['statsList'][number];
 
@@ -23,6 +24,7 @@ export interface HandlerServices {
   storage: StorageHandlers;
   network: NetworkHandlers;
   migration: MigrationHandlers;
+  merge: MergeHandlers;
 }
 
 function summary(vm: Vm): ResultOf<'Host.getVMList'>['vmList'][number] {
@@ -53,6 +55,7 @@ export function createHandlers(s: HandlerServices): Handlers {
     ...s.storage,
     ...s.network,
     ...s.migration,
+    ...s.merge,
     'Host.ping2': () => ({}),
     'Host.confirmConnectivity': () => { s.confirmConnectivity(); return {}; },
     'Host.getCapabilities': () => gated('caps', async () => ({ ...(await s.capabilities()), hooks: hooks.current })),

@@ -70,6 +70,7 @@ export const ERRORS = {
   taskPersistError: { code: 413, message: 'Cannot persist the task', fault: 'server' },
   spmStopError: { code: 653, message: 'Cannot stop the SPM: it has unfinished tasks', fault: 'client' },
   // Migration errors with VDSM's numbers.
+  mergeErr: { code: 52, message: 'Live merge failed', fault: 'server' },
   migrateErr: { code: 12, message: 'Fatal error during migration', fault: 'server' },
   migCancelErr: { code: 47, message: 'Migration not in progress or already ended; nothing to cancel', fault: 'client' },
   migNotInProgress: { code: 81, message: 'Migration not in progress', fault: 'client' },
@@ -170,4 +171,9 @@ export class MigNotInProgressError extends HostvisorError {
 export class SnapshotError extends HostvisorError {
   override readonly name = 'SnapshotError';
   constructor(readonly step: string, message: string, opts?: Opts) { super('snapshotErr', `snapshot failed at ${step}: ${message}`, { ...opts, data: { step, ...opts?.data } }); }
+}
+/** A live merge could not start or failed (VDSM's mergeErr). */
+export class MergeError extends HostvisorError {
+  override readonly name = 'MergeError';
+  constructor(message: string, opts?: Opts) { super('mergeErr', message, opts); }
 }

@@ -5,6 +5,7 @@ import { ExitInfo, PauseCode, VmStatus } from './types.js';
 import { LastSetup } from './network.js';
 import { MigrationStatusEventBody } from './methods/migration.js';
 import { TaskStatusEventBody } from './methods/images.js';
+import { JobStatusEventBody } from './methods/merge.js';
 
 const VmStatusEventBody = Type.Object({
   status: VmStatus,
@@ -33,6 +34,13 @@ export const Events = {
     method: '|virt|VM_guest_agent|<vmId>',
     summary: "The VM's guest agent (qemu-ga) connected or disconnected (libvirt's agent-lifecycle). params: {<vmId>: {connected}, notify_time}.",
     params: Type.Object({ notify_time: Type.Number({ description: 'monotonic ms' }) }, { additionalProperties: Type.Object({ connected: Type.Boolean() }) }),
+    since: '0.6',
+  },
+  VM_job_status: {
+    method: '|virt|VM_job_status|<vmId>',
+    summary: "A VM's block job (live merge) changed state or progress. params: {<vmId>: {jobs: [...]}, notify_time}: the VM's jobs as VM.getJobs lists them.",
+    params: Type.Object({ notify_time: Type.Number({ description: 'monotonic ms' }) }, { additionalProperties: JobStatusEventBody }),
+    body: JobStatusEventBody,
     since: '0.6',
   },
   hooks_changed: {

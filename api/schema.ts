@@ -14,11 +14,13 @@ import { MIGRATION_METHODS } from './methods/migration.js';
 import { MIGRATION_DISK_METHODS } from './methods/migration-disks.js';
 import { IMAGE_METHODS } from './methods/images.js';
 import { SNAPSHOT_METHODS } from './methods/snapshot.js';
+import { MERGE_METHODS } from './methods/merge.js';
 
 export type { MethodDef, EventDef, TimeoutBounds } from './method.js';
 export { callTimeoutMs } from './method.js';
 export { SpmTaskResults, type SpmTaskMethod, type SpmTaskResultOf } from './methods/tasks.js';
 export { Events, type EventName, type VmStatusEventBody } from './events.js';
+export type { MergeJobT } from './methods/merge.js';
 export type { MigrateParamsT, MigrationStatsT, MigrationStatusEventBodyT } from './methods/migration.js';
 
 export const Methods = {
@@ -27,6 +29,7 @@ export const Methods = {
   ...MIGRATION_METHODS,
   ...MIGRATION_DISK_METHODS,
   ...SNAPSHOT_METHODS,
+  ...MERGE_METHODS,
   ...NETWORK_METHODS,
   ...STORAGE_METHODS,
   ...TASK_METHODS,

@@ -20,6 +20,8 @@ export interface DomainEventPayloads {
   'agent-lifecycle': { state: number; reason: number };
   'migration-iteration': { iteration: number };
   'metadata-change': { type: number; nsuri: string };
+  /** BLOCK_JOB_2: disk is the target (vda); status a ConnectDomainEventBlockJobStatus. */
+  'block-job': { disk: string; type: number; status: number };
 }
 
 export type DomainEventKind = keyof DomainEventPayloads;
@@ -39,6 +41,7 @@ export const DOMAIN_EVENT_IDS: Readonly<Record<DomainEventKind, DomainEventID>> 
   'agent-lifecycle': DomainEventID.AGENT_LIFECYCLE,
   'migration-iteration': DomainEventID.MIGRATION_ITERATION,
   'metadata-change': DomainEventID.METADATA_CHANGE,
+  'block-job': DomainEventID.BLOCK_JOB_2,
 };
 
 /** Turns the addon's flat event object into the typed event for `kind`. */

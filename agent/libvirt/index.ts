@@ -18,5 +18,7 @@ export {
 } from './sanlock.js';
 export type { SanlockBinding, RawSanlockHost, RawSanlockHeld, RawSanlockLockspace } from './sanlock.js';
 export { native } from './native.js';
+export { blockCommit, blockJobInfo, blockJobAbort } from './block-jobs.js';
+export type { BlockJobInfo, CommitOptions } from './block-jobs.js';
 export type { NodeInfo, DomainInfo, BlockInfo, RawDomainStats, InterfaceAddresses, Int64, TypedParamsRecord } from './native.js';
 export * as enums from './generated/enums.js';

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SanlockBinding } from './sanlock.js';
 import type { ProcessMemoryBinding } from './process-memory.js';
+import type { BlockJobBinding } from './block-jobs.js';
 
 /** Opaque handles owned by the addon. */
 export type ConnHandle = { readonly __brand: 'virConnectPtr' };
@@ -23,7 +24,7 @@ export interface RawDomainEvent {
 }
 
 /** The addon; its sanlock functions are declared in sanlock.ts, its process-memory ones in process-memory.ts. */
-export interface NativeBinding extends SanlockBinding, ProcessMemoryBinding {
+export interface NativeBinding extends SanlockBinding, ProcessMemoryBinding, BlockJobBinding {
   setErrorClass(ctor: new (message: string, detail: never) => Error): void;
   libVersion(): number;
   /** Sets FD_CLOEXEC on every inherited descriptor >= 3; returns how many it changed. */

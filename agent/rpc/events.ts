@@ -1,7 +1,7 @@
 // Events to engines: each change a source reports becomes the JSON-RPC
 // notification the schema's Events name, with a monotonic notify_time, sent
 // to every connected engine.
-import { Events, type MigrationStatsT, type ResultOf, type VmStatusEventBody } from '../../api/schema.js';
+import { Events, type MergeJobT, type MigrationStatsT, type ResultOf, type VmStatusEventBody } from '../../api/schema.js';
 
 type LastSetup = NonNullable<ResultOf<'Host.getNetworkCapabilities'>['lastSetup']>;
 
@@ -13,6 +13,7 @@ export interface EventSources {
   migrations?: { on(event: 'status', listener: (vmId: string, stats: MigrationStatsT) => void): unknown };
   guests?: { on(event: 'agent', listener: (vmId: string, connected: boolean) => void): unknown };
   tasks?: { on(event: 'task', listener: (s: { taskID: string; verb: string; state: string; taskState: string; taskResult: string; code: number; message: string; progress?: number }) => void): unknown };
+  merges?: { on(event: 'status', listener: (vmId: string, jobs: MergeJobT[]) => void): unknown };
 }
 
 export type Broadcast = (method: string, params: Record<string, unknown>) => void;
@@ -32,6 +33,9 @@ export function fanOutEvents(sources: EventSources, broadcast: Broadcast): void 
   });
   sources.tasks?.on('task', ({ taskID, ...body }) => {
     broadcast(Events.task_status.method.replace('<taskID>', taskID), { [taskID]: body, notify_time: notifyTime() });
+  });
+  sources.merges?.on('status', (vmId, jobs) => {
+    broadcast(Events.VM_job_status.method.replace('<vmId>', vmId), { [vmId]: { jobs }, notify_time: notifyTime() });
   });
   sources.hooks.on('changed', (hooks) => broadcast(Events.hooks_changed.method, { hooks, notify_time: notifyTime() }));
   sources.networks.on('setup', (setup) => broadcast(Events.network_setup.method, { ...setup, notify_time: notifyTime() }));

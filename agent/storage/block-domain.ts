@@ -301,6 +301,14 @@ export class BlockStorageDomain extends StorageDomain {
     await this.slots.write(rec.slot, { ...(await this.slots.read(rec.slot)), shared: true });
   }
 
+  /** The slot's parent, and the LV's PU_ tag that listings (and so chains) are built from. */
+  async setVolumeParent(imgUUID: string, volUUID: string, parentUUID: string): Promise<void> {
+    const rec = this.find(await this.listVolumes(), imgUUID, volUUID);
+    const md = await this.slots.read(rec.slot);
+    await this.slots.write(rec.slot, { ...md, parent: parentUUID });
+    if (rec.parentUUID !== parentUUID) await this.lvm.lvchangeTags(this.vg, volUUID, { del: [`PU_${rec.parentUUID}`], add: [`PU_${parentUUID}`] });
+  }
+
   /** SPM, thin provisioning: grows the LV to newSizeMiB (idempotent; capped at maxSizeFactor × capacity). */
   extendLV(volUUID: string, newSizeMiB: number): Promise<ExtendLvResult> {
     return extendLv(this.ctx, volUUID, newSizeMiB);

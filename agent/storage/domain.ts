@@ -55,6 +55,12 @@ export abstract class StorageDomain {
   abstract setVolumeLegality(imgUUID: string, volUUID: string, legality: Legality): Promise<void>;
   /** SPM: marks a volume SHARED (a template): read only from now on, a base for thin clones of other images. */
   abstract markShared(imgUUID: string, volUUID: string): Promise<void>;
+  /**
+   * After a live merge took the volume's parent out of the chain: its
+   * metadata names the new parent (the host running the VM does this, as
+   * VDSM's syncVolumeChain; the qcow2 header was rewritten by QEMU).
+   */
+  abstract setVolumeParent(imgUUID: string, volUUID: string, parentUUID: string): Promise<void>;
   /** The path a prepared volume is used through. */
   abstract volumePath(imgUUID: string, volUUID: string): string;
   /** The path of a special volume (ids, leases, inbox, outbox, metadata), activated on block domains. */
@@ -130,6 +136,11 @@ export abstract class StorageDomain {
 
   /** Whether a volume is usable on this host now (files always are). */
   protected async volumeActive(_volUUID: string): Promise<boolean> { return true; }
+
+  /** Deactivates one volume on this host (a live merge's removed volume, out of the VM's chain). */
+  async deactivateVolume(imgUUID: string, volUUID: string): Promise<void> {
+    await this.deactivateVolumes(checkUUID('imgUUID', imgUUID), [checkUUID('volUUID', volUUID)]);
+  }
 
   /** Deactivates every volume of the image on this host (all of them: a torn-down image has nothing active). */
   async teardownImage(imgUUID: string): Promise<void> {

@@ -323,6 +323,10 @@ export class FileStorageDomain extends StorageDomain {
     await this.writeVolumeMetadata({ ...(await this.readVolumeMetadata(imgUUID, volUUID)), legality });
   }
 
+  async setVolumeParent(imgUUID: string, volUUID: string, parentUUID: string): Promise<void> {
+    await this.writeVolumeMetadata({ ...(await this.readVolumeMetadata(imgUUID, volUUID)), parent: parentUUID });
+  }
+
   async remove(): Promise<void> {
     await rm(this.path, { recursive: true, force: true });
     this.log.info('file domain removed', { path: this.path });

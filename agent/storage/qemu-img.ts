@@ -115,6 +115,21 @@ export class QemuImg {
     return parse<{ 'fully-allocated': number }>(r.stdout, 'measure')['fully-allocated'];
   }
 
+  /**
+   * Bytes a qcow2 needs to hold TOP over BASE (the sub-chain cut below BASE):
+   * what a commit of TOP into BASE needs BASE to hold (VDSM's measure with
+   * baseID). Read with force-share: the images are in use by a running VM.
+   */
+  async measureCommit(top: { path: string; block: boolean }, base: { path: string; block: boolean; format: ImageFormat }): Promise<number> {
+    const file = (v: { path: string; block: boolean }) => ({ driver: v.block ? 'host_device' : 'file', filename: v.path });
+    const spec = {
+      driver: 'qcow2', 'read-only': true, 'force-share': true, file: file(top),
+      backing: { driver: base.format, 'read-only': true, 'force-share': true, file: file(base), ...(base.format === 'qcow2' ? { backing: null } : {}) },
+    };
+    const r = await this.qemuImg(['measure', '--output', 'json', '-O', 'qcow2', `json:${JSON.stringify(spec)}`]);
+    return parse<{ required: number }>(r.stdout, 'measure').required;
+  }
+
   /** `qemu-img check`; returns the parsed report (rc 0 clean, 2 corruptions, 3 leaks). */
   async check(path: string, format: ImageFormat = 'qcow2'): Promise<{ rc: number; report: Record<string, unknown> }> {
     const r = await this.runner(['qemu-img', 'check', '-U', '--output', 'json', '-f', format, path],

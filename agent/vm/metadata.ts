@@ -27,6 +27,11 @@ export interface VmMetadata {
   /** ms since epoch when the agent launched the VM. */
   startTime?: number;
   launchPaused?: boolean;
+  /**
+   * Long jobs on the VM (live merge), each a flat attribute map owned by its
+   * service (agent/vm/merge/job.ts), so a restarted agent finds them.
+   */
+  jobs?: Record<string, string>[];
 }
 
 export function emptyMetadata(): VmMetadata {
@@ -50,6 +55,7 @@ function metadataTree(m: VmMetadata, prefix: string): XmlElement {
     const drives = j.drives.map((d) => new XmlElement(q('drive'), { ...d }));
     vm.append(new XmlElement(q('snapshotJob'), { id: j.id, startTime: String(j.startTime), memory: String(j.memory) }, drives));
   }
+  for (const j of m.jobs ?? []) vm.append(new XmlElement(q('job'), { ...j }));
   return vm;
 }
 
@@ -95,6 +101,8 @@ function fromVmNode(vm: XmlElement): VmMetadata {
     const drives = job.elementsNS(METADATA_NS, 'drive').map((d) => Object.fromEntries(keys.map((k) => [k, d.attr(k) ?? ''])) as unknown as SnapshotDriveMeta);
     m.snapshotJob = { id: job.attr('id')!, startTime: Number(job.attr('startTime') ?? 0), memory: job.attr('memory') === 'true', drives };
   }
+  const jobs = ours('job').map((j) => ({ ...j.attrs }));
+  if (jobs.length) m.jobs = jobs;
   return m;
 }
 

@@ -14,6 +14,7 @@
         "src/domain_ops.cc",
         "src/domain_guest.cc",
         "src/domain_snapshot.cc",
+        "src/domain_blockjob.cc",
         "src/events.cc",
         "src/sanlock.cc", "src/sanlock_lockspace.cc",
         "src/process_memory.cc"

@@ -77,7 +77,7 @@ export class DriveMonitor {
     void this.check(this.key(d.vmId, d.target), 'added');
   }
 
-  /** Stops watching one drive (a live snapshot moves it to a new leaf: add() it again then). */
+  /** Stops watching one drive: a live snapshot moves it to a new leaf (add() it again then); a live merge may leave a raw base. */
   remove(vmId: string, target: string): void {
     this.drives.delete(this.key(vmId, target));
   }

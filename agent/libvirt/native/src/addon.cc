@@ -47,6 +47,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterDomainOps(env, exports);
   RegisterDomainGuest(env, exports);
   RegisterDomainSnapshot(env, exports);
+  RegisterDomainBlockJob(env, exports);
   RegisterEvents(env, exports);
   RegisterSanlock(env, exports);
   RegisterProcessMemory(env, exports);

@@ -124,6 +124,7 @@ void RegisterDomain(Napi::Env env, Napi::Object exports);
 void RegisterDomainOps(Napi::Env env, Napi::Object exports);
 void RegisterDomainGuest(Napi::Env env, Napi::Object exports);
 void RegisterDomainSnapshot(Napi::Env env, Napi::Object exports);
+void RegisterDomainBlockJob(Napi::Env env, Napi::Object exports);
 void RegisterEvents(Napi::Env env, Napi::Object exports);
 void RegisterSanlock(Napi::Env env, Napi::Object exports);
 void RegisterProcessMemory(Napi::Env env, Napi::Object exports);

@@ -133,6 +133,13 @@ void OnMigrationIteration(virConnectPtr, virDomainPtr dom, int iteration, void* 
   ev->Int("iteration", iteration);
   Deliver(opaque, ev);
 }
+void OnBlockJob(virConnectPtr, virDomainPtr dom, const char* disk, int type, int status, void* opaque) {
+  EventData* ev = Begin(dom, opaque);
+  ev->Str("disk", disk);
+  ev->Int("type", type);
+  ev->Int("status", status);
+  Deliver(opaque, ev);
+}
 void OnMetadataChange(virConnectPtr, virDomainPtr dom, int type, const char* nsuri, void* opaque) {
   EventData* ev = Begin(dom, opaque);
   ev->Int("type", type);
@@ -152,6 +159,7 @@ virConnectDomainEventGenericCallback CallbackFor(int eventId) {
     case VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE: return VIR_DOMAIN_EVENT_CALLBACK(OnAgentLifecycle);
     case VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION: return VIR_DOMAIN_EVENT_CALLBACK(OnMigrationIteration);
     case VIR_DOMAIN_EVENT_ID_METADATA_CHANGE: return VIR_DOMAIN_EVENT_CALLBACK(OnMetadataChange);
+    case VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2: return VIR_DOMAIN_EVENT_CALLBACK(OnBlockJob);
     default: return nullptr;
   }
 }
