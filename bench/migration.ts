@@ -72,7 +72,7 @@ function guestSpec(name: string): VmSpecParam {
   return {
     name, memoryMiB: 128, vcpus: 1, domainType: 'qemu',
     kernel: join(GUEST_DIR, 'vmlinux'), initrd: join(GUEST_DIR, 'initrd.img'),
-    cmdline: ['console=ttyS0', 'quiet', 'panic=-1', labShWord(dirtyTickerScript({ dirtyMiBs: DIRTY_MIBS }))].join(' '),
+    cmdline: ['console=ttyS0', 'quiet', 'panic=-1', 'no_timer_check', labShWord(dirtyTickerScript({ dirtyMiBs: DIRTY_MIBS }))].join(' '),
     serialLog: join(SERIAL_DIR, `${name}.serial`),
   } as VmSpecParam;
 }

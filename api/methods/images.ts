@@ -28,7 +28,7 @@ export const IMAGE_METHODS = {
       volFormat: Format, preallocate: Allocation,
       description: Type.Optional(Type.String({ maxLength: 210 })),
     }),
-    result: TaskID, errors: SPM_TASK_ERRORS, since: '0.6', mutating: true,
+    result: TaskID, errors: SPM_TASK_ERRORS, since: '0.7', mutating: true,
   }),
   'Image.move': method({
     summary: 'SPM only, a task (VDSM\'s moveImage, with the chain collapsed). Copies the image\'s chain, as Volume.copy, into one volume with the same '
@@ -40,7 +40,7 @@ export const IMAGE_METHODS = {
       storagedomainID: Uuid, imageID: Uuid, dstSdUUID: Uuid,
       volFormat: Type.Optional(Format), preallocate: Type.Optional(Allocation),
     }),
-    result: TaskID, errors: [...SPM_TASK_ERRORS, 'volumeIsBusy'], since: '0.6', mutating: true,
+    result: TaskID, errors: [...SPM_TASK_ERRORS, 'volumeIsBusy'], since: '0.7', mutating: true,
   }),
 } as const satisfies Record<string, MethodDef>;
 

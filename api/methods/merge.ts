@@ -7,7 +7,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { method } from '../method.js';
 import { Uuid, withVmId } from '../types.js';
 
-const MERGE_SINCE = '0.6';
+const MERGE_SINCE = '0.7';
 
 export const MergeDrive = Type.Object({
   domainID: Uuid,

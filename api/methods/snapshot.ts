@@ -32,7 +32,7 @@ export const SNAPSHOT_METHODS = {
       memory: Type.Boolean({ description: 'whether the RAM state was saved' }),
       warnings: Type.Array(Type.String()),
     }),
-    errors: ['noVM', 'recovery', 'libvirtUnavailable', 'externalVM', 'wrongState', 'invalidParams', 'snapshotErr', 'timeout', 'volumeDoesNotExist', 'incorrectFormat', 'prepareIllegalVolume', 'storageDomainDoesNotExist'], since: '0.6', mutating: true,
+    errors: ['noVM', 'recovery', 'libvirtUnavailable', 'externalVM', 'wrongState', 'invalidParams', 'snapshotErr', 'timeout', 'volumeDoesNotExist', 'incorrectFormat', 'prepareIllegalVolume', 'storageDomainDoesNotExist'], since: '0.7', mutating: true,
     timeoutMs: (p, b) => (p.snapMemory ? MEMORY_SNAPSHOT_CALL_MS : b.requestMs) + (p.freezeTimeoutMs ?? 0),
   }),
 } as const satisfies Record<string, MethodDef>;

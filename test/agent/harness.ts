@@ -238,7 +238,7 @@ export function tinyGuest(name: string, o: { cmdline?: string[]; disks?: VmSpecP
   const spec: VmSpecParam = {
     name, memoryMiB: 128, vcpus: 1, domainType: 'qemu',
     kernel: join(GUEST_DIR, 'vmlinux'), initrd: join(GUEST_DIR, 'initrd.img'),
-    cmdline: ['console=ttyS0', 'quiet', 'panic=-1', ...(o.cmdline ?? [])].join(' '),
+    cmdline: ['console=ttyS0', 'quiet', 'panic=-1', 'no_timer_check', ...(o.cmdline ?? [])].join(' '),
     serialLog: serial,
   };
   if (o.disks) spec.disks = o.disks;

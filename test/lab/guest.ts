@@ -83,7 +83,7 @@ export function serialPathFor(name: string): string {
 /**
  * Libvirt domain XML for the test guest (modelled on the lab recipe mkdom.sh): TCG by default,
  * the default CPU model (host-passthrough/host-model abort QEMU here), direct kernel boot of the
- * uncompressed vmlinux, `console=ttyS0 quiet panic=-1`, serial output to a file, no USB, video
+ * uncompressed vmlinux, `console=ttyS0 quiet panic=-1 no_timer_check`, serial output to a file, no USB, video
  * or balloon, ACPI (for the power button), and every reboot/crash ends in destroy.
  */
 export function guestDomainXml(o: GuestOptions): string {
@@ -100,7 +100,7 @@ export function guestDomainXml(o: GuestOptions): string {
       throw new Error(`kernel command line word must be non-empty without spaces: '${word}'`);
     }
   }
-  const cmdline = ['console=ttyS0', 'quiet', 'panic=-1', ...(o.cmdline ?? [])].join(' ');
+  const cmdline = ['console=ttyS0', 'quiet', 'panic=-1', 'no_timer_check', ...(o.cmdline ?? [])].join(' ');
 
   const lines: string[] = [];
   lines.push(`<domain type='${xmlEscape(virtType)}'>`);

@@ -33,7 +33,7 @@ function guest(name: string, dirtyMiBs: number, memoryMiB: number): { vmID: stri
     spec: {
       name, memoryMiB, vcpus: 1, domainType: 'qemu',
       kernel: join(GUEST_DIR, 'vmlinux'), initrd: join(GUEST_DIR, 'initrd.img'),
-      cmdline: `console=ttyS0 quiet panic=-1 ${word}`, serialLog: join(CONSOLE_DIR, `${name}.serial`),
+      cmdline: `console=ttyS0 quiet panic=-1 no_timer_check ${word}`, serialLog: join(CONSOLE_DIR, `${name}.serial`),
     } as VmSpecParam,
   };
 }

@@ -39,7 +39,7 @@ export function countingGuest(name: string, o: { dirtyMiB?: number; writeMiB?: n
   const spec = {
     name, memoryMiB: 128, vcpus: 1, domainType: 'qemu',
     kernel: join(GUEST_DIR, 'vmlinux'), initrd: join(GUEST_DIR, 'initrd.img'),
-    cmdline: ['console=ttyS0', 'quiet', 'panic=-1', ...(o.extraCmdline ?? []), `lab.sh=${Buffer.from(script).toString('base64')}`].join(' '),
+    cmdline: ['console=ttyS0', 'quiet', 'panic=-1', 'no_timer_check', ...(o.extraCmdline ?? []), `lab.sh=${Buffer.from(script).toString('base64')}`].join(' '),
     serialLog: join(SERIAL_DIR, `${name}.serial`),
   } as VmSpecParam;
   if (o.disks) spec.disks = o.disks;

@@ -35,7 +35,7 @@ function ticker(name: string, customProperties?: Record<string, string>): { vmID
     spec: {
       name, memoryMiB: 128, vcpus: 1, domainType: 'qemu',
       kernel: join(GUEST_DIR, 'vmlinux'), initrd: join(GUEST_DIR, 'initrd.img'),
-      cmdline: ['console=ttyS0', 'quiet', 'panic=-1', `lab.sh=${TICKER}`].join(' '),
+      cmdline: ['console=ttyS0', 'quiet', 'panic=-1', 'no_timer_check', `lab.sh=${TICKER}`].join(' '),
       serialLog: join(SERIAL_DIR, `${name}.serial`),
     } as VmSpecParam,
   };

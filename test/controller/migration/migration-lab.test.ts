@@ -82,7 +82,7 @@ t.test('migration and maintenance through the controller on two lab hosts', { sk
   const define = async (name: string, o: { script?: string; extra?: Record<string, unknown>; props?: Record<string, string> } = {}): Promise<string> => {
     const spec: Record<string, unknown> = {
       memoryMiB: 128, vcpus: 1, domainType: 'qemu', kernel: `${GUEST_DIR}/vmlinux`, initrd: `${GUEST_DIR}/initrd.img`,
-      cmdline: ['console=ttyS0', 'quiet', 'panic=-1', labShWord(o.script ?? dirtyTickerScript({ dirtyMiBs: 0 }))].join(' '),
+      cmdline: ['console=ttyS0', 'quiet', 'panic=-1', 'no_timer_check', labShWord(o.script ?? dirtyTickerScript({ dirtyMiBs: 0 }))].join(' '),
       serialLog: join(SERIAL_DIR, `${name}.serial`), ...(o.props && { customProperties: o.props }),
     };
     const r = await ctl.call('POST', '/api/v1/vms', { body: { name, spec, ...o.extra } });

@@ -114,7 +114,7 @@ if (process.getuid?.() !== 0) {
     const name = 'net-vm';
     const spec = {
       memoryMiB: 128, vcpus: 1, domainType: 'qemu', kernel: `${GUEST_DIR}/vmlinux`, initrd: `${GUEST_DIR}/initrd.img`,
-      cmdline: 'console=ttyS0 quiet panic=-1 lab.end=wait', serialLog: serialPathFor(name), nics: [{ network: NET }],
+      cmdline: 'console=ttyS0 quiet panic=-1 no_timer_check lab.end=wait', serialLog: serialPathFor(name), nics: [{ network: NET }],
     };
     const def = await c.call('POST', '/api/v1/vms', { name, spec });
     t.equal(def.status, 201, `defined${def.status === 201 ? '' : `: ${def.text}`}`);

@@ -71,7 +71,7 @@ t.test('suspend and resume through the controller on two lab hosts', { skip: why
   const define = async (name: string, props?: Record<string, string>): Promise<string> => {
     const spec: Record<string, unknown> = {
       memoryMiB: 128, vcpus: 1, domainType: 'qemu', kernel: `${GUEST_DIR}/vmlinux`, initrd: `${GUEST_DIR}/initrd.img`,
-      cmdline: ['console=ttyS0', 'quiet', 'panic=-1', labShWord(dirtyTickerScript({ dirtyMiBs: 0 }))].join(' '),
+      cmdline: ['console=ttyS0', 'quiet', 'panic=-1', 'no_timer_check', labShWord(dirtyTickerScript({ dirtyMiBs: 0 }))].join(' '),
       serialLog: join(SERIAL_DIR, `${name}.serial`), ...(props && { customProperties: props }),
     };
     const r = await ctl.call('POST', '/api/v1/vms', { body: { name, spec } });

@@ -47,7 +47,7 @@ t.test('a VM with a thin disk by disk id: placed only on a pool-connected host, 
   const name = 'ctl-disk-guest';
   const vmSpec = {
     memoryMiB: 128, domainType: 'qemu', kernel: `${GUEST_DIR}/vmlinux`, initrd: `${GUEST_DIR}/initrd.img`,
-    cmdline: 'console=ttyS0 quiet panic=-1 lab.end=wait', serialLog: serialPathFor(name), disks: [{ name: 'vda', diskId: disk.id }],
+    cmdline: 'console=ttyS0 quiet panic=-1 no_timer_check lab.end=wait', serialLog: serialPathFor(name), disks: [{ name: 'vda', diskId: disk.id }],
   };
   const vm = (await api.call('POST', '/api/v1/vms', { body: { name, spec: vmSpec } })).body;
 
