@@ -13,10 +13,12 @@ import { installBalancing } from './balancing/install.js';
 import { maintenanceRequests } from './balancing/host-requests.js';
 import { installMigration } from './migration/install.js';
 import { installVmImages } from './vm-images/install.js';
+import { installTemplates } from './templates/install.js';
 
 export function installParts(runtime: ControllerRuntime, store: Store, settings: DecisionSettings, log: LogFn, api?: ApiContext,
   o: { storage?: InstallStorageOptions } = {}) {
   const storage = installStorage(runtime, store, settings, log, o.storage);
+  installTemplates(storage);
   const networks = installNetworks(runtime, store, settings, log);
   const vms = installVms(runtime, store, settings, log, api);
   // The storage part's connector knows each host's pool connection first-hand; a host it has not

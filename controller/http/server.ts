@@ -21,6 +21,7 @@ import { metaRoutes, VERSION } from './routes/meta.js';
 import { networkRoutes } from './routes/networks.js';
 import { storageRoutes } from './routes/storage.js';
 import { vmRoutes } from './routes/vms.js';
+import { templateRoutes } from './routes/templates.js';
 import { migrationRoutes } from './routes/migration.js';
 import { hibernationRoutes } from './routes/hibernation.js';
 import { snapshotRoutes } from './routes/snapshots.js';
@@ -110,14 +111,14 @@ async function build(o: Omit<ServerOptions, 'tls'>, https: Record<string, unknow
     openapi: {
       openapi: '3.0.3',
       info: { title: 'Hostvisor controller API', version: VERSION, description: API_DESCRIPTION },
-      tags: ['meta', 'hosts', 'enrollment', 'clusters', 'storage', 'disks', 'networks', 'vms', 'jobs', 'events'].map((name) => ({ name })),
+      tags: ['meta', 'hosts', 'enrollment', 'clusters', 'storage', 'disks', 'networks', 'vms', 'templates', 'jobs', 'events'].map((name) => ({ name })),
     },
   });
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   // @fastify/websocket hides its routes from the document; ours are part of the API.
   app.addHook('onRoute', (r) => { if (r.websocket && r.schema) r.schema.hide = false; });
 
-  const routes = [metaRoutes, enrollRoutes, hostRoutes, clusterRoutes, storageRoutes, networkRoutes, vmRoutes, consoleRoutes, migrationRoutes, hibernationRoutes, snapshotRoutes, jobRoutes, eventRoutes];
+  const routes = [metaRoutes, enrollRoutes, hostRoutes, clusterRoutes, storageRoutes, networkRoutes, vmRoutes, templateRoutes, consoleRoutes, migrationRoutes, hibernationRoutes, snapshotRoutes, jobRoutes, eventRoutes];
   for (const r of routes) await app.register(r(o.ctx), { prefix: API_PREFIX });
   await app.ready();
   return app;

@@ -20,7 +20,7 @@ import { agentCode, answered, errorText } from './agent-answer.js';
 import type { StorageDeps } from './storage-deps.js';
 import { sleepOrAbort } from './sleep.js';
 
-export type SpmVerb = 'Volume.create' | 'Volume.delete' | 'Image.delete';
+export type SpmVerb = 'Volume.create' | 'Volume.delete' | 'Image.delete' | 'Volume.copy';
 type VerbParams<V extends SpmVerb> = Omit<ParamsOf<V>, 'taskID'>;
 
 export interface SpmTaskSpec<V extends SpmVerb> {
@@ -31,6 +31,8 @@ export interface SpmTaskSpec<V extends SpmVerb> {
   done(spmHostId: string): Promise<boolean>;
   /** where the job remembers the task's id (default 'taskId'); a job running several tasks names each */
   memoKey?: string;
+  /** Each status seen while the task runs (copies report progress 0..100). */
+  onStatus?(status: ResultOf<'Task.getStatus'>): Promise<void> | void;
 }
 
 /** How many times a task rolled back by a failover or an agent restart (1011) is sent again. */
@@ -94,13 +96,13 @@ async function followOrSubmit<V extends SpmVerb>(deps: StorageDeps, ctx: JobCont
     await ctx.step(spec.verb, async () => {
       try {
         const params = { ...spec.params, taskID } as ParamsOf<V>;
-        await deps.runtime.links.call(spm, spec.verb, params as ParamsOf<'Volume.create'> & ParamsOf<'Volume.delete'> & ParamsOf<'Image.delete'>, { correlationId: ctx.correlationId });
+        await deps.runtime.links.call(spm, spec.verb, params as ParamsOf<'Volume.create'> & ParamsOf<'Volume.delete'> & ParamsOf<'Image.delete'> & ParamsOf<'Volume.copy'>, { correlationId: ctx.correlationId });
       } catch (e) {
         if (!answered(e, 'addTaskError')) throw e; // 405: the task has this id already: an earlier send arrived
       }
     }, { hostId: spm, detail: `task ${taskID}` });
   }
-  return ctx.step('follow the task', () => follow(deps, ctx, spm, taskID, until), { hostId: spm, detail: `task ${taskID}` });
+  return ctx.step('follow the task', () => follow(deps, ctx, spm, taskID, until, spec.onStatus), { hostId: spm, detail: `task ${taskID}` });
 }
 
 /** The task's status on the SPM; undefined when the SPM (checked to be one) knows no such task. */
@@ -127,12 +129,14 @@ async function stillSpm(deps: StorageDeps, ctx: JobContext, hostId: string): Pro
 }
 
 /** Polls Task.getStatus until the task has finished, then reads its info and clears it. */
-async function follow(deps: StorageDeps, ctx: JobContext, spm: string, taskID: string, until: number): Promise<ResultOf<'Task.getInfo'>> {
+async function follow(deps: StorageDeps, ctx: JobContext, spm: string, taskID: string, until: number,
+  onStatus?: SpmTaskSpec<SpmVerb>['onStatus']): Promise<ResultOf<'Task.getInfo'>> {
   const call = { correlationId: ctx.correlationId, timeoutMs: deps.settings.pollTimeoutMs };
   let pause = 200;
   for (;;) {
     const st = await taskStatus(deps, ctx, spm, taskID);
     if (st === undefined) throw new JobFailure('TaskLost', `the SPM ${spm} no longer knows task ${taskID} (cleared by someone else?)`, { taskID });
+    await onStatus?.(st);
     if (st.taskState === 'finished') {
       const info = await deps.runtime.links.call(spm, 'Task.getInfo', { taskID }, call);
       // Cleared after its info is read; a clear lost here is done again by nobody, which only leaves a record on the master.

@@ -161,10 +161,30 @@ function initial(engine: Engine): Migration {
   };
 }
 
+// Templates (issue 13): one row per template, its volumes as JSON (they are read and written with
+// it); a thin clone's disk names the template it depends on, so a delete can name the clones.
+const templates: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.createTable('templates')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('cluster_id', 'text', (c) => c.notNull().references('clusters.id'))
+      .addColumn('source_vm_id', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('spec', 'text', (c) => c.notNull())
+      .addColumn('volumes', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('updated_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema.alterTable('disks').addColumn('template_id', 'text').execute();
+    await db.schema.createIndex('disks_template').on('disks').column('template_id').execute();
+  },
+};
+
 export class StaticMigrations implements MigrationProvider {
   constructor(private readonly engine: Engine) {}
 
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { '0001_initial': initial(this.engine), '0006_vm_hibernation': vmHibernation, '0007_vm_snapshots': vmSnapshots };
+    return { '0001_initial': initial(this.engine), '0006_vm_hibernation': vmHibernation, '0007_vm_snapshots': vmSnapshots, '0008_templates': templates };
   }
 }

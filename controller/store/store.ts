@@ -13,6 +13,7 @@ import { HostsRepo } from './repos/hosts.js';
 import { JobsRepo } from './repos/jobs.js';
 import { NetworksRepo } from './repos/networks.js';
 import { StorageDomainsRepo } from './repos/storage-domains.js';
+import { TemplatesRepo } from './repos/templates.js';
 import { TokensRepo } from './repos/tokens.js';
 import { VmsRepo } from './repos/vms.js';
 import { VmHibernationsRepo } from './repos/vm-hibernations.js';
@@ -41,6 +42,7 @@ export class Repos {
   readonly snapshots: VmSnapshotsRepo;
   readonly jobs: JobsRepo;
   readonly eventLog: EventsRepo;
+  readonly templates: TemplatesRepo;
 
   constructor(db: Kysely<Database>, now: () => number) {
     this.clusters = new ClustersRepo(db, now);
@@ -54,6 +56,7 @@ export class Repos {
     this.snapshots = new VmSnapshotsRepo(db, now);
     this.jobs = new JobsRepo(db, now);
     this.eventLog = new EventsRepo(db, now);
+    this.templates = new TemplatesRepo(db, now);
   }
 }
 

@@ -83,6 +83,8 @@ export interface DiskRow {
   status: string;
   image_id: string;
   volume_id: string;
+  /** a thin clone's disk: the template whose SHARED volume is its backing file */
+  template_id: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -177,6 +179,18 @@ export interface EventRow {
   correlation_id: string | null;
 }
 
+export interface TemplateRow {
+  id: string;
+  name: string;
+  cluster_id: string;
+  source_vm_id: string;
+  status: string;
+  spec: string;
+  volumes: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   clusters: ClusterRow;
   hosts: HostRow;
@@ -191,4 +205,5 @@ export interface Database {
   vm_snapshot_volumes: VmSnapshotVolumeRow;
   jobs: JobRow;
   events: EventRow;
+  templates: TemplateRow;
 }

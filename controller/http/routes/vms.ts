@@ -10,6 +10,7 @@ import { acceptJob, type ApiContext } from '../context.js';
 import { InvalidRequestError } from '../errors.js';
 import { errors, IdParams, MUTATING_ERRORS, optionalBody } from '../schemas.js';
 import { VmGuestInfo } from '../../model/guest-info.js';
+import { defineClone } from '../../templates/clone-request.js';
 
 const VmWithGuest = Type.Object({ ...Vm.properties, guest: Type.Optional(VmGuestInfo) });
 
@@ -21,6 +22,18 @@ const VmRequest = Type.Object({
   cpuReservation: Type.Optional(Type.Integer({ minimum: 0, maximum: 512, description: 'default: spec.vcpus (1)' })),
   pinnedHost: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'host id or name: the VM runs only there' })),
   priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'higher starts first (default 0)' })),
+}, { additionalProperties: false });
+
+// A VM defined from a template: its spec is the template's, its disks new volumes made by a vm.clone job.
+const CloneRequest = Type.Object({
+  name: Name,
+  template: Type.String({ minLength: 1, maxLength: 64, description: 'template id or name (ready)' }),
+  clone: Type.Union([Type.Literal('thin'), Type.Literal('full')], { description: 'thin: each disk a COW volume over the template\'s SHARED volume; full: an independent copy' }),
+  spec: Type.Optional(Type.Partial(Type.Omit(VmSpec, ['disks', 'name']), { additionalProperties: false, description: 'set over the template\'s spec (not its disks)' })),
+  memoryReservationMiB: VmRequest.properties.memoryReservationMiB,
+  cpuReservation: VmRequest.properties.cpuReservation,
+  pinnedHost: VmRequest.properties.pinnedHost,
+  priority: VmRequest.properties.priority,
 }, { additionalProperties: false });
 
 const StartRequest = Type.Object({ host: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'host id or name; default: the scheduler picks' })) }, { additionalProperties: false });
@@ -61,8 +74,15 @@ export function vmRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
   }
 
   return async (app) => {
-    app.post('/vms', { schema: { summary: 'Define a VM (not started)', tags: ['vms'], body: VmRequest, response: { 201: Vm, ...errors(...MUTATING_ERRORS, 404, 409) } } },
+    app.post('/vms', { schema: { summary: 'Define a VM (not started); from a template, its disks are made by a vm.clone job (202)', tags: ['vms'],
+      body: Type.Union([VmRequest, CloneRequest]), response: { 201: Vm, 202: Job, ...errors(...MUTATING_ERRORS, 404, 409) } } },
       async (req, reply) => {
+        if ('template' in req.body) {
+          const c = req.body;
+          const { vm, params } = await defineClone(store, c, (clusterId) => (c.pinnedHost ? hostIn(clusterId, c.pinnedHost, 'body.pinnedHost') : Promise.resolve(null)));
+          await store.event({ kind: 'vm.created', subjectKind: 'vm', subjectId: vm.id, correlationId: req.id, message: `VM ${vm.name} defined as a ${c.clone} clone of template ${c.template}` });
+          return acceptJob(ctx, req, reply, { kind: 'vm.clone', targetKind: 'vm', targetId: vm.id, params: { ...params }, message: `make the disks of VM ${vm.name} (${c.clone} clone)` });
+        }
         const b = req.body;
         const cluster = await store.clusters.get(b.cluster ?? 'default', 'body.cluster');
         await checkSpec(b.name, b.spec, cluster.id);

@@ -16,11 +16,12 @@ function toDisk(r: Selectable<DiskRow>, vmId: string | null): Disk {
 export class DisksRepo {
   constructor(private readonly db: Kysely<Database>, private readonly now: () => number) {}
 
-  async create(d: { name: string; storageDomainId: string; sizeBytes: number; provisioning: Provisioning }): Promise<Disk> {
+  async create(d: { name: string; storageDomainId: string; sizeBytes: number; provisioning: Provisioning; templateId?: string }): Promise<Disk> {
     const t = this.now();
     const row: DiskRow = {
       id: randomUUID(), name: d.name, storage_domain_id: d.storageDomainId, size_bytes: d.sizeBytes, provisioning: d.provisioning,
       status: 'pending', image_id: randomUUID(), volume_id: randomUUID(), created_at: t, updated_at: t,
+      template_id: d.templateId ?? null,
     };
     try {
       await this.db.insertInto('disks').values(row).execute();
