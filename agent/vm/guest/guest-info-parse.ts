@@ -1,7 +1,7 @@
 // libvirt's guest info (flat typed parameters: `hostname`, `if.0.name`, ...)
 // and agent interface addresses, turned into VDSM's VM.getStats fields.
 import type { Static } from '@sinclair/typebox';
-import type { InterfaceAddresses, TypedParamsRecord } from '../../libvirt/native.js';
+import type { InterfaceAddresses, TypedParamsRecord } from '../../libvirt/index.js';
 import { GuestInfoFields, type GuestNetIface } from '../../../api/guest-info.js';
 import { IPAddrType } from '../../libvirt/generated/enums.js';
 

@@ -6,7 +6,7 @@
 // VM.getStats reads what was gathered; it never waits for a guest.
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../log.js';
-import type { InterfaceAddresses, TypedParamsRecord } from '../../libvirt/native.js';
+import type { InterfaceAddresses, TypedParamsRecord } from '../../libvirt/index.js';
 import { ConnectDomainEventAgentLifecycleState as AgentState, DomainInterfaceAddressesSource } from '../../libvirt/generated/enums.js';
 import { dueCategories, GUEST_INFO_BIT, type GuestCategory, type GuestSchedule } from './schedule.js';
 import { fromInterfaceAddresses, parseDisks, parseFilesystems, parseHostname, parseOs, parseTimezone, parseUsers, type GuestInfo } from './guest-info-parse.js';
