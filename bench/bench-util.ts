@@ -164,11 +164,11 @@ export async function openWithRetry(deadlineMs: number, callTimeoutMs = 30_000):
   }
 }
 
-/** Destroys (and undefines, if persistent) every hv-bench-* domain, on a fresh connection. Returns how many it found. */
-export async function destroyBenchGuests(): Promise<number> {
+/** Destroys (and undefines, if persistent) every hv-bench-* domain (or only those named `prefix`*), on a fresh connection. Returns how many it found. */
+export async function destroyBenchGuests(prefix = NAME_PREFIX): Promise<number> {
   const c = await openWithRetry(30_000);
   try {
-    const doms = (await c.listAllDomains()).filter((d) => d.name.startsWith(NAME_PREFIX));
+    const doms = (await c.listAllDomains()).filter((d) => d.name.startsWith(prefix));
     await Promise.all(doms.map(async (d) => {
       if (d.id >= 0) await d.destroy().catch((e: unknown) => log(`destroy ${d.name}: ${String(e)}`));
       await d.undefine().catch(() => {}); // transient ones vanish on destroy and this fails
