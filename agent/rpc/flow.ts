@@ -63,10 +63,13 @@ export interface FlowConn {
 /**
  * Before a connection's first reply its sizes are unknown: the first guess is
  * this fraction of its bound, so that its first requests (dispatched before
- * any reply exists: 256 rpc.discover owe 25 MB) cannot overshoot the bound
+ * any reply exists: 256 rpc.discover owe 38 MB) cannot overshoot the bound
  * many times over. Small replies bring the estimate down within tens of calls.
+ * The guess must not be below the largest reply (rpc.discover's document, 150 KB
+ * at API 0.7): with 1/16 of a 2 MiB bound (128 KB) the first replies were larger
+ * than counted and six non-reading clients held 7.25 MiB against a 4 MiB total.
  */
-const FIRST_ESTIMATE_FRACTION = 1 / 16;
+export const FIRST_ESTIMATE_FRACTION = 1 / 8;
 /** After a close frame, the peer gets this long to take it before the socket is destroyed. */
 const CLOSE_GRACE_MS = 1_000;
 

@@ -5,6 +5,9 @@
 // never closed, and gets every reply.
 // The agent runs in this process; loopback only; every wait is bounded.
 import t from 'tap';
+import { openRpcDocument } from '../../../api/openrpc.js';
+import { FIRST_ESTIMATE_FRACTION } from '../../../agent/rpc/flow.js';
+import { VERSION } from '../../../agent/version.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startAgent } from '../harness.js';
 import { createLogger } from '../../../agent/log.js';
@@ -21,6 +24,9 @@ function capture(): { log: ReturnType<typeof createLogger>; lines: Record<string
 t.test('six non-reading clients together are held to the total bound, paused at their bound or their share, then closed', async (t) => {
   const { log, lines } = capture();
   const TOTAL = 4 * MiB;
+  // The first guess of a reply's size must cover the largest reply, or the first burst is under-counted.
+  const discoverBytes = JSON.stringify(openRpcDocument(VERSION)).length;
+  t.ok(discoverBytes <= 2 * MiB * FIRST_ESTIMATE_FRACTION, `rpc.discover's document (${discoverBytes} bytes) is within the first reply estimate (${2 * MiB * FIRST_ESTIMATE_FRACTION})`);
   const { config, stop } = await startAgent({ 'rpc.maxConnectionBytes': 2 * MiB, 'rpc.maxTotalBytes': TOTAL, 'rpc.stalledCloseMs': 2_000 }, log);
   t.teardown(stop);
   const creds = clientCreds(config['pki.dir']);
