@@ -74,8 +74,9 @@ export class HostNetworkApplier {
     // it within one connect bound, as the health monitor's poll does.
     const link = this.o.links.get(hostId);
     if (link !== undefined && link.state.phase !== 'connected') await link.whenConnected(this.o.settings.agentConnectTimeoutMs);
+    const startedAt = this.clock();
     const caps = await this.o.links.call(hostId, 'Host.getNetworkCapabilities', {}, { correlationId });
-    this.o.view.observe(hostId, caps);
+    this.o.view.observe(hostId, caps, startedAt);
     return caps;
   }
 

@@ -39,6 +39,7 @@ export interface EnrolledHost {
 interface Observed {
   /** the managed networks up on the host */
   up: Set<string>;
+  /** when the read that showed them began */
   at: number;
 }
 
@@ -76,9 +77,16 @@ export class ClusterNetworkView {
     return this.networks.filter((n) => n.clusterId === clusterId);
   }
 
-  /** Records what the host showed. */
-  observe(hostId: string, caps: Pick<NetworkCapabilitiesT, 'networks'>): void {
-    this.observed.set(hostId, { up: new Set(upNetworks(caps)), at: this.clock() });
+  /**
+   * Records what the host showed, to a read begun at `readStartedAt` (default now). A read begun
+   * before the one already recorded is dropped: reads of one host overlap (the reconciler's, an
+   * apply job's check after setupNetworks), and the older one, finishing last, would put back the
+   * networks as they were before the setup: the host turned NonOperational for a network it has.
+   */
+  observe(hostId: string, caps: Pick<NetworkCapabilitiesT, 'networks'>, readStartedAt: number = this.clock()): void {
+    const seen = this.observed.get(hostId);
+    if (seen !== undefined && seen.at > readStartedAt) return;
+    this.observed.set(hostId, { up: new Set(upNetworks(caps)), at: readStartedAt });
   }
 
   /** When the host's networks were last read; undefined if never (since this controller started). */

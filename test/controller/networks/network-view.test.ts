@@ -44,6 +44,14 @@ t.test('missingRequired and networksOnHost', async (t) => {
   t.same(view.networksOnHost(h1.id), ['opt', 'req'], 'networksOnHost: the cluster networks up on h1, not other managed ones');
   t.same(view.networksOnHost(h2.id), ['req']);
 
+  // Two reads overlap: the one begun earlier (before a setup) answers last and must not win.
+  const now = Date.now();
+  view.observe(h1.id, has('req', 'opt'), now + 1_000);
+  view.observe(h1.id, has(), now + 500);
+  t.same(view.networksOnHost(h1.id), ['opt', 'req'], 'a read begun before the recorded one is dropped, though it ended later');
+  t.same(view.missingRequired(h1.id), [], 'and h1 stays fit');
+  view.observe(h1.id, has('req', 'opt', 'stray'), now + 2_000);
+
   await store.networks.update(req.id, { required: false });
   view.observe(h2.id, has());
   await view.refresh();
