@@ -24,16 +24,16 @@
 import t from 'tap';
 import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { enroll } from '../../../agent/cli/enroll.js';
 import { resolveDecisionSettings } from '../../../controller/decision-settings.js';
 import { heldFor, windowMean } from '../../../controller/balancing/history.js';
 import type { ClusterCycle } from '../../../controller/balancing/balancing-loop.js';
-import { bounded, scratchDir, testConfig } from '../../agent/harness.js';
-import { spawnLabAgent, type LabAgent } from '../../agent/storage/lab-agents.js';
+import { bounded } from '../../agent/harness.js';
+import type { LabAgent } from '../../agent/storage/lab-agents.js';
 import { GUEST_DIR } from '../../lab/guest.js';
-import { assertLabRoute, labDown, labUp, LAB_MAIN_ADDRESS, type LabHost } from '../../lab/multihost/lab.js';
+import { labDown, labUp, LAB_MAIN_ADDRESS, type LabHost } from '../../lab/multihost/lab.js';
 import { busyLoopScript, labShWord } from '../../lab/workloads.js';
 import { inProcessController } from '../storage/lab-controller.js';
+import { enrollLabAgents } from '../storage/lab-enrolment.js';
 import { jobEnd, jobSummary, until } from '../storage/wait.js';
 
 const echo = !!process.env['HV_TEST_LOG'];
@@ -71,19 +71,14 @@ t.test('a host kept busy by CPU-bound guests gives one VM to the idle host withi
 
   const agents: LabAgent[] = [];
   undo.push({ what: 'agents stop', ms: 90_000, fn: async () => { for (const a of agents) await a.stop(30_000); } });
-  const ids: string[] = [];
-  for (const [i, h] of labs.entries()) {
-    await assertLabRoute(h.address);
-    await h.exec(['mkdir', '-p', SERIAL_DIR]);
-    const tok = await ctl.call('POST', '/api/v1/hosts', { body: { name: h.name, address: h.address, port: PORT } });
-    const pkiDir = scratchDir(`hv-bal-${h.name}-`);
-    ids.push((await enroll({ controller: ctl.url, token: tok.body.token, pkiDir, name: h.name })).hostId);
-    agents.push(await spawnLabAgent(h, await testConfig({
+  const ids = await enrollLabAgents({
+    url: ctl.url, call: ctl.call, labs, agents, port: PORT, pkiPrefix: 'hv-bal', serialDir: SERIAL_DIR, echo,
+    config: (i, pkiDir) => ({
       'rpc.host': '0.0.0.0', 'rpc.port': PORT, 'pki.dir': pkiDir, 'pki.createDevCa': false, 'virt.domainType': 'qemu',
       'migration.libvirtTransport': 'tcp', 'migration.monitorIntervalMs': 250, 'migration.retryIntervalMs': 1_000,
       'stats.hostIntervalMs': 1_000, 'host.cpuAccountingCgroup': groups[i]!.cpuacct!, 'host.cpuQuotaCgroup': groups[i]!.cpu!,
-    }), { echo }));
-  }
+    }),
+  });
   const [A, B] = ids as [string, string];
   const [labA] = labs as [LabHost, LabHost];
   for (const id of ids) await until(`host ${id} Up`, () => ctl.call('GET', `/api/v1/hosts/${id}`), (a) => a.body?.status === 'Up', 60_000);
