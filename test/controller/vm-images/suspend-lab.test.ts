@@ -8,15 +8,15 @@
 import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { enroll } from '../../../agent/cli/enroll.js';
 import { resolveDecisionSettings } from '../../../controller/decision-settings.js';
-import { bounded, scratchDir, testConfig } from '../../agent/harness.js';
+import { bounded, scratchDir } from '../../agent/harness.js';
 import { addHook } from '../../agent/hooks/hook-fixtures.js';
-import { spawnLabAgent, type LabAgent } from '../../agent/storage/lab-agents.js';
+import type { LabAgent } from '../../agent/storage/lab-agents.js';
 import { GUEST_DIR } from '../../lab/guest.js';
-import { assertLabRoute, labDown, labUp, LAB_MAIN_ADDRESS, type LabHost } from '../../lab/multihost/lab.js';
+import { labDown, labUp, LAB_MAIN_ADDRESS, type LabHost } from '../../lab/multihost/lab.js';
 import { dirtyTickerScript, labShWord, ticksIn } from '../../lab/workloads.js';
 import { inProcessController } from '../storage/lab-controller.js';
+import { enrollLabAgents } from '../storage/lab-enrolment.js';
 import { jobEnd, jobSummary, until } from '../storage/wait.js';
 import { storageLab } from '../../agent/storage/storage-lab.js';
 import { THINP_LAB_SETTINGS } from '../../agent/storage/two-host-pool.js';
@@ -44,18 +44,13 @@ t.test('suspend and resume through the controller on two lab hosts', { skip: why
   undo.push({ what: 'agents stop', ms: 90_000, fn: async () => { for (const a of agents) await a.stop(30_000); } });
   const hooks = scratchDir('hv-hib-hooks-');
   addHook(hooks, 'before_vm_hibernate', '50_refuse', '[ "$refuse_hibernate" = yes ] && { echo "this VM is not to be hibernated" >&2; exit 2; }\nexit 0');
-  const ids: string[] = [];
-  for (const [i, h] of labs.entries()) {
-    await assertLabRoute(h.address);
-    await h.exec(['mkdir', '-p', SERIAL_DIR]);
-    const tok = await ctl.call('POST', '/api/v1/hosts', { body: { name: h.name, address: h.address, port: PORT } });
-    const pkiDir = scratchDir(`hv-hib-${h.name}-`);
-    ids.push((await enroll({ controller: ctl.url, token: tok.body.token, pkiDir, name: h.name })).hostId);
-    agents.push(await spawnLabAgent(h, await testConfig({
+  const ids = await enrollLabAgents({
+    url: ctl.url, call: ctl.call, labs, agents, port: PORT, pkiPrefix: 'hv-hib', serialDir: SERIAL_DIR, echo,
+    config: (i, pkiDir) => ({
       ...THINP_LAB_SETTINGS, 'storage.activation': 'loop', 'storage.loopDataDir': lab.settings().loopDataDir, 'storage.loopLinkDir': lab.settings(i === 0 ? 'hostA' : 'hostB').loopLinkDir,
       'rpc.host': '0.0.0.0', 'rpc.port': PORT, 'pki.dir': pkiDir, 'virt.domainType': 'qemu', 'hooks.dir': hooks,
-    }), { echo }));
-  }
+    }),
+  });
   const [A, B] = ids as [string, string];
   const [labA, labB] = labs as [LabHost, LabHost];
   for (const id of ids) await until(`host ${id} Up`, () => ctl.call('GET', `/api/v1/hosts/${id}`), (a) => a.body?.status === 'Up', 60_000);
