@@ -21,6 +21,11 @@ lane_files() {
         echo "$f"
     done < <(grep -vE '^\s*(#|$)' "$1")
 }
+# tap builds its Test class for the configured plugin set (package.json drops @tapjs/typescript)
+# the first time it runs after an install. Three tap processes starting at once on a fresh
+# install would each rebuild it, deleting the files the others load (CI failed so, every file
+# with "Cannot find module .../test-built/..."), so it is built here once, before any lane.
+npx --no-install tap build > "$out" 2>&1 || { cat "$out"; echo "tap build failed" >&2; exit 1; }
 if [ $# -gt 0 ]; then
     npx --no-install tap "$@" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
