@@ -88,6 +88,26 @@ export class QemuImg {
   async convert(src: { path: string; format: ImageFormat }, dst: { path: string; format: ImageFormat },
     o: { timeoutMs: number; targetIsZero: boolean; onProgress?: (pct: number) => void; signal?: AbortSignal }): Promise<{ ms: number }> {
     const args = ['convert', '-p', '-n', ...(o.targetIsZero ? ['--target-is-zero'] : []), '-f', src.format, '-O', dst.format, src.path, dst.path];
+    return this.withProgress(args, o);
+  }
+
+  /**
+   * `qemu-img commit -p -d`: writes the top's data into its backing file
+   * (the base) and leaves the top as it was (-d), so a chain read through
+   * the top reads the same data at every moment of the commit. onProgress
+   * gets 0..100; aborting kills qemu-img.
+   */
+  async commit(top: { path: string; format: ImageFormat }, o: { timeoutMs: number; onProgress?: (pct: number) => void; signal?: AbortSignal }): Promise<{ ms: number }> {
+    return this.withProgress(['commit', '-p', '-d', '-t', 'none', '-f', top.format, top.path], o);
+  }
+
+  /** `qemu-img rebase -u`: names another backing file in the image's header, data untouched (after a commit made them read alike). */
+  async rebaseUnsafe(path: string, backing: { name: string; format: ImageFormat }): Promise<void> {
+    await this.qemuImg(['rebase', '-u', '-f', 'qcow2', '-b', backing.name, '-F', backing.format, path]);
+  }
+
+  /** Runs a qemu-img command that prints "(12.34/100%)" steps with -p. */
+  private async withProgress(args: string[], o: { timeoutMs: number; onProgress?: (pct: number) => void; signal?: AbortSignal }): Promise<{ ms: number }> {
     let tail = '';
     const onStdout = (d: Buffer) => {
       // "    (12.34/100%)\r" per step; a step may be split across chunks.
