@@ -150,6 +150,11 @@ export class QemuImg {
     return parse<{ required: number }>(r.stdout, 'measure').required;
   }
 
+  /** `qemu-img check -r leaks`: frees clusters a killed writer allocated but never referenced (harmless, but check reports them). */
+  async repairLeaks(path: string): Promise<void> {
+    await this.runner(['qemu-img', 'check', '-q', '-r', 'leaks', '-f', 'qcow2', path], { timeoutMs: this.o.timeoutMs, ...(this.o.log ? { log: this.o.log } : {}) });
+  }
+
   /** `qemu-img check`; returns the parsed report (rc 0 clean, 2 corruptions, 3 leaks). */
   async check(path: string, format: ImageFormat = 'qcow2'): Promise<{ rc: number; report: Record<string, unknown> }> {
     const r = await this.runner(['qemu-img', 'check', '-U', '--output', 'json', '-f', format, path],

@@ -18,7 +18,8 @@
 //   top LEGAL:   the base is LEGAL again; the chain through the top reads as
 //                before (the base holds some of the top's clusters, which the
 //                top masks). A new Volume.merge does the merge from the start.
-// Either way a restarted agent finds one consistent chain.
+// Either way a restarted agent finds one consistent chain. After a restart
+// the base's leaked clusters (a killed qemu-img commit's) are freed first.
 import { MiB, roundUp, type VolumeInfo } from '../types.js';
 import { SharedVolumeNonWritableError, StorageParamsError, VolumeBusyError, WrongLegalityError } from '../errors.js';
 import { buildChain, childrenOf } from '../image.js';
@@ -135,11 +136,14 @@ export async function settleMerge(pool: TaskPool, m: MergeSpec, restart: boolean
   if (restart) await killLeftoverHelpers(m.top, log);
   const dom = await pool.domain(m.sd);
   const top = await dom.getVolumeInfo(m.img, m.top);
+  const qemuImg = new QemuImg({ timeoutMs: pool.copyTimeouts.qemuImgMs, log: pool.copyLog });
+  const base = await dom.getVolumeInfo(m.img, m.base);
+  // A commit killed mid-write leaves clusters allocated in the base that nothing references.
+  if (restart && base.format === 'COW') await dom.withVolumesActive(m.img, [m.base], () => qemuImg.repairLeaks(dom.volumePath(m.img, m.base)));
   if (top.legality === 'LEGAL') {
     await dom.setVolumeLegality(m.img, m.base, 'LEGAL');
     return `the merge of ${m.top} into ${m.base} had not ended: the chain is as before (the base LEGAL again; merge again to finish)`;
   }
   const child = childrenOf(await dom.listVolumes(), m.top)[0];
-  const qemuImg = new QemuImg({ timeoutMs: pool.copyTimeouts.qemuImgMs, log: pool.copyLog });
   return `the merge of ${m.top} into ${m.base} had committed: ${await finishMerge(dom, qemuImg, m, child)}`;
 }
