@@ -91,6 +91,7 @@ export class Hostvisord {
       monitorIntervalMs: config['storage.monitorIntervalMs'], monitorReadTimeoutMs: config['storage.monitorReadTimeoutMs'],
       monitorRefreshIntervalMs: config['storage.monitorRefreshIntervalMs'],
       mailboxReplyPollMs: config['mailbox.replyPollMs'], mailboxEventPollMs: config['mailbox.eventPollMs'], extendTimeoutMs: config['thinp.extendTimeoutMs'],
+      chunkMiB: config['thinp.chunkMiB'],
     }, this.log.child({ component: 'storage' }));
     this.thinp = new ThinProvisioning({
       libvirt: this.client, storage: this.pool, vms: this.manager,

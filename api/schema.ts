@@ -15,6 +15,7 @@ import { MIGRATION_DISK_METHODS } from './methods/migration-disks.js';
 import { IMAGE_METHODS } from './methods/images.js';
 import { SNAPSHOT_METHODS } from './methods/snapshot.js';
 import { MERGE_METHODS } from './methods/merge.js';
+import { COLD_MERGE_METHODS } from './methods/cold-merge.js';
 
 export type { MethodDef, EventDef, TimeoutBounds } from './method.js';
 export { callTimeoutMs } from './method.js';
@@ -30,6 +31,7 @@ export const Methods = {
   ...MIGRATION_DISK_METHODS,
   ...SNAPSHOT_METHODS,
   ...MERGE_METHODS,
+  ...COLD_MERGE_METHODS,
   ...NETWORK_METHODS,
   ...STORAGE_METHODS,
   ...TASK_METHODS,

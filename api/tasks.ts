@@ -5,7 +5,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Uuid } from './types.js';
 
-export const SPM_TASK_VERBS = ['Volume.create', 'Volume.delete', 'Volume.extendSize', 'Image.delete', 'Volume.copy', 'Image.move'] as const;
+export const SPM_TASK_VERBS = ['Volume.create', 'Volume.delete', 'Volume.extendSize', 'Image.delete', 'Volume.copy', 'Image.move', 'Volume.merge'] as const;
 export type SpmTaskVerb = (typeof SPM_TASK_VERBS)[number];
 
 export const TASK_STATES = ['init', 'running', 'aborting', 'recovering', 'finished', 'recovered', 'failed'] as const;

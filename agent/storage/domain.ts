@@ -134,6 +134,22 @@ export abstract class StorageDomain {
     }
   }
 
+  /**
+   * SPM chain repair (a cold merge's recovery): runs fn with these volumes
+   * active on this host whatever their legality, and deactivates afterwards
+   * what was not active before.
+   */
+  async withVolumesActive<T>(imgUUID: string, volUUIDs: readonly string[], fn: () => Promise<T>): Promise<T> {
+    const before = await Promise.all(volUUIDs.map((v) => this.volumeActive(v)));
+    await this.activateVolumes(imgUUID, volUUIDs);
+    try {
+      return await fn();
+    } finally {
+      await this.deactivateVolumes(imgUUID, volUUIDs.filter((_v, i) => !before[i]))
+        .catch((err: unknown) => this.log.warn('deactivation after use failed', { imgUUID, err }));
+    }
+  }
+
   /** Whether a volume is usable on this host now (files always are). */
   protected async volumeActive(_volUUID: string): Promise<boolean> { return true; }
 

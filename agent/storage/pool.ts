@@ -32,6 +32,8 @@ export interface PoolSettings extends StorageSettings, MonitorSettings {
   mailboxReplyPollMs: number;
   mailboxEventPollMs: number;
   extendTimeoutMs: number;
+  /** thin provisioning's chunk (thinp.chunkMiB): a cold merge rounds its base up to it */
+  chunkMiB: number;
 }
 
 /** The SPM lease sits 1 MiB into the leases area (slot 1, as in VDSM; slot 0 is left alone). */
@@ -76,6 +78,7 @@ export class StoragePool extends EventEmitter<PoolEvents> {
   /** Copies and moves: the qemu-img timeouts. */
   get copyTimeouts(): { convertMs: number; qemuImgMs: number } { return { convertMs: this.s.copyTimeoutMs, qemuImgMs: this.s.qemuImgTimeoutMs }; }
   readonly copyLog: Logger;
+  get chunkMiB(): number { return this.s.chunkMiB; }
   /** The VMs running on this host that use an image (the daemon sets it; a move is refused under them). */
   imageUsers: (sdUUID: string, imgUUID: string) => string[] = () => [];
 

@@ -88,6 +88,26 @@ export class QemuImg {
   async convert(src: { path: string; format: ImageFormat }, dst: { path: string; format: ImageFormat },
     o: { timeoutMs: number; targetIsZero: boolean; onProgress?: (pct: number) => void; signal?: AbortSignal }): Promise<{ ms: number }> {
     const args = ['convert', '-p', '-n', ...(o.targetIsZero ? ['--target-is-zero'] : []), '-f', src.format, '-O', dst.format, src.path, dst.path];
+    return this.withProgress(args, o);
+  }
+
+  /**
+   * `qemu-img commit -p -d`: writes the top's data into its backing file
+   * (the base) and leaves the top as it was (-d), so a chain read through
+   * the top reads the same data at every moment of the commit. onProgress
+   * gets 0..100; aborting kills qemu-img.
+   */
+  async commit(top: { path: string; format: ImageFormat }, o: { timeoutMs: number; onProgress?: (pct: number) => void; signal?: AbortSignal }): Promise<{ ms: number }> {
+    return this.withProgress(['commit', '-p', '-d', '-t', 'none', '-f', top.format, top.path], o);
+  }
+
+  /** `qemu-img rebase -u`: names another backing file in the image's header, data untouched (after a commit made them read alike). */
+  async rebaseUnsafe(path: string, backing: { name: string; format: ImageFormat }): Promise<void> {
+    await this.qemuImg(['rebase', '-u', '-f', 'qcow2', '-b', backing.name, '-F', backing.format, path]);
+  }
+
+  /** Runs a qemu-img command that prints "(12.34/100%)" steps with -p. */
+  private async withProgress(args: string[], o: { timeoutMs: number; onProgress?: (pct: number) => void; signal?: AbortSignal }): Promise<{ ms: number }> {
     let tail = '';
     const onStdout = (d: Buffer) => {
       // "    (12.34/100%)\r" per step; a step may be split across chunks.
@@ -128,6 +148,11 @@ export class QemuImg {
     };
     const r = await this.qemuImg(['measure', '--output', 'json', '-O', 'qcow2', `json:${JSON.stringify(spec)}`]);
     return parse<{ required: number }>(r.stdout, 'measure').required;
+  }
+
+  /** `qemu-img check -r leaks`: frees clusters a killed writer allocated but never referenced (harmless, but check reports them). */
+  async repairLeaks(path: string): Promise<void> {
+    await this.runner(['qemu-img', 'check', '-q', '-r', 'leaks', '-f', 'qcow2', path], { timeoutMs: this.o.timeoutMs, ...(this.o.log ? { log: this.o.log } : {}) });
   }
 
   /** `qemu-img check`; returns the parsed report (rc 0 clean, 2 corruptions, 3 leaks). */

@@ -35,7 +35,7 @@ export type MergeJobT = Static<typeof MergeJob>;
 
 export const MERGE_METHODS = {
   'VM.merge': method({
-    summary: "Live merge: commits topVolUUID of a running VM's drive into its parent baseVolUUID. Top the leaf: an active commit, pivoted to the base once it caught up (the VM's metadata then names the base as the drive's volume). Top internal: the overlay above it gets the base as backing file. On block domains a COW base is first extended to what `qemu-img measure` says the merge needs (rounded up to the chunk), through the SPM. The removed volume is marked ILLEGAL; the caller deletes it. Answers at once with the job id.",
+    summary: "Live merge: commits topVolUUID of a running VM's drive into its parent baseVolUUID. Top the leaf: an active commit, pivoted to the base once it caught up (the VM's metadata then names the base as the drive's volume). Top internal: the overlay above it gets the base as backing file. On block domains a COW base is first extended to what `qemu-img measure` says the merge needs (rounded up to the chunk), through the SPM. The removed volume is marked ILLEGAL; the caller deletes it. A base that is a template's (SHARED) volume is refused with 219 before anything is touched. Answers at once with the job id.",
     params: withVmId({
       drive: MergeDrive,
       baseVolUUID: Uuid,
@@ -44,7 +44,7 @@ export const MERGE_METHODS = {
       jobUUID: Uuid,
     }),
     result: Type.Object({ jobUUID: Uuid }),
-    errors: ['noVM', 'externalVM', 'wrongState', 'invalidParams', 'mergeErr', 'volumeDoesNotExist', 'libvirtError', 'libvirtUnavailable'],
+    errors: ['noVM', 'externalVM', 'wrongState', 'invalidParams', 'mergeErr', 'volumeDoesNotExist', 'sharedVolumeNonWritable', 'libvirtError', 'libvirtUnavailable'],
     since: MERGE_SINCE,
     mutating: true,
   }),

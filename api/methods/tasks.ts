@@ -33,7 +33,7 @@ export const TASK_METHODS = {
 /** The result each SPM task verb leaves in Task.getInfo().result on success (the client's runSpmTask returns it typed). */
 export const SpmTaskResults = {
   'Volume.create': VolumeInfoT, 'Volume.delete': Empty, 'Volume.extendSize': VolumeInfoT, 'Image.delete': Empty,
-  'Volume.copy': VolumeInfoT, 'Image.move': VolumeInfoT,
+  'Volume.copy': VolumeInfoT, 'Image.move': VolumeInfoT, 'Volume.merge': VolumeInfoT,
 } as const;
 export type SpmTaskMethod = keyof typeof SpmTaskResults;
 export type SpmTaskResultOf<M extends SpmTaskMethod> = Static<(typeof SpmTaskResults)[M]>;

@@ -20,7 +20,7 @@ import { agentCode, answered, errorText } from './agent-answer.js';
 import type { StorageDeps } from './storage-deps.js';
 import { sleepOrAbort } from './sleep.js';
 
-export type SpmVerb = 'Volume.create' | 'Volume.delete' | 'Image.delete' | 'Volume.copy';
+export type SpmVerb = 'Volume.create' | 'Volume.delete' | 'Image.delete' | 'Volume.copy' | 'Volume.merge';
 type VerbParams<V extends SpmVerb> = Omit<ParamsOf<V>, 'taskID'>;
 
 export interface SpmTaskSpec<V extends SpmVerb> {
@@ -96,7 +96,7 @@ async function followOrSubmit<V extends SpmVerb>(deps: StorageDeps, ctx: JobCont
     await ctx.step(spec.verb, async () => {
       try {
         const params = { ...spec.params, taskID } as ParamsOf<V>;
-        await deps.runtime.links.call(spm, spec.verb, params as ParamsOf<'Volume.create'> & ParamsOf<'Volume.delete'> & ParamsOf<'Image.delete'> & ParamsOf<'Volume.copy'>, { correlationId: ctx.correlationId });
+        await deps.runtime.links.call(spm, spec.verb, params as ParamsOf<'Volume.create'> & ParamsOf<'Volume.delete'> & ParamsOf<'Image.delete'> & ParamsOf<'Volume.copy'> & ParamsOf<'Volume.merge'>, { correlationId: ctx.correlationId });
       } catch (e) {
         if (!answered(e, 'addTaskError')) throw e; // 405: the task has this id already: an earlier send arrived
       }

@@ -28,7 +28,7 @@ export interface NewVolume extends PoolVolume {
 }
 
 /** The volume's legality on the SPM; null when it is not there. */
-async function legality(deps: StorageDeps, ctx: JobContext, spm: string, v: PoolVolume): Promise<string | null> {
+export async function legality(deps: StorageDeps, ctx: JobContext, spm: string, v: PoolVolume): Promise<string | null> {
   try {
     const info = await deps.runtime.links.call(spm, 'Volume.getInfo', { storagedomainID: v.domainId, imageID: v.imageId, volumeID: v.volumeId }, { correlationId: ctx.correlationId });
     return info.legality;

@@ -1,4 +1,5 @@
-// The vm.snapshot.delete job (DELETE /vms/{id}/snapshots/{sid}): a live merge per disk. The
+// The vm.snapshot.delete job (DELETE /vms/{id}/snapshots/{sid}): a merge per disk, live when the
+// VM runs on one host, cold (Volume.merge, an SPM task: cold-merge.ts) when it runs nowhere. The
 // volume on top of the snapshot's volume is committed into it by the agent (VM.merge: an active
 // commit pivoted to the base when the top is the leaf, an internal one otherwise), followed with
 // VM.getJobs to its end; the volume the merge took out of the chain is then deleted (Volume.delete,
@@ -15,6 +16,7 @@ import { listEveryHost, sightings } from '../vms/find-vm.js';
 import { jobVm, nowOf } from '../vms/vm-job-deps.js';
 import { deletePoolImage, deletePoolVolume } from './pool-volumes.js';
 import { SnapshotAgent, type MergeJob } from './snapshot-agent.js';
+import { coldMergeDisk } from './cold-merge.js';
 import { mergePlan, SnapshotChainError, type MergeStep } from './snapshot-chain.js';
 import { volumeHomeOf, type VmImageDeps } from './vm-image-deps.js';
 
@@ -29,9 +31,14 @@ export function snapshotDeleteJob(d: VmImageDeps): JobHandler {
     if (!snap) return; // an earlier run got to the end
     try {
       const lists = await ctx.step('look for the VM on every host', () => listEveryHost(d.vms.links, d.vms.monitor, d.vms.settings, ctx.correlationId));
-      const on = sightings(lists, vm.id).filter((x) => x.status === 'Up' || x.status === 'Paused');
-      if (on.length !== 1) throw new JobFailure('VmNotRunning', `VM ${vm.name} is not running on one host (${on.map((x) => x.hostId).join(', ') || 'none'}): a live merge needs it running`, {});
-      const hostId = on[0]!.hostId;
+      const seen = sightings(lists, vm.id);
+      const on = seen.filter((x) => x.status === 'Up' || x.status === 'Paused');
+      // Stopped: listed nowhere but Down, and its last host answered (else whether it runs is not known).
+      const stopped = seen.every((x) => x.status === 'Down') && !(vm.hostId !== null && vm.hostId in lists.unanswered);
+      if (on.length !== 1 && !stopped) {
+        throw new JobFailure('VmNotRunning', `VM ${vm.name} is neither running on one host nor stopped (${seen.map((x) => `${x.hostId}: ${x.status}`).join(', ') || 'listed nowhere, its host did not answer'})`, {});
+      }
+      const hostId = on[0]?.hostId ?? null;
       const todo = { ...snap, disks: snap.disks.filter((x) => ctx.memo(`merged:${x.diskId}`) !== true) };
       const plan = await ctx.step('plan the merge', async () => {
         const leaves = new Map<string, string>();
@@ -44,7 +51,13 @@ export function snapshotDeleteJob(d: VmImageDeps): JobHandler {
         }
       });
       for (const [i, step] of plan.entries()) {
-        await mergeDisk(d, ctx, vm, hostId, step, (p) => ctx.progress(Math.round(((i + p / 100) / plan.length) * 90)));
+        const progress = (p: number) => ctx.progress(Math.round(((i + p / 100) / plan.length) * 90));
+        if (hostId === null) {
+          await ctx.step(`cold merge of disk ${step.diskId}`, () => coldMergeDisk(d, ctx, step, progress), { detail: `${step.top} into ${step.base}` });
+          await afterMerge(d, ctx, step, step.top);
+        } else {
+          await mergeDisk(d, ctx, vm, hostId, step, progress);
+        }
       }
       if (snap.memoryVolume) {
         const home = await volumeHomeOf(store, vm);
@@ -52,11 +65,13 @@ export function snapshotDeleteJob(d: VmImageDeps): JobHandler {
       }
       await store.snapshots.delete(sid);
       await store.event({ kind: 'vm.snapshot-deleted', subjectKind: 'vm', subjectId: vm.id, correlationId: ctx.correlationId,
-        message: `VM ${vm.name}: snapshot "${snap.description}" merged live and deleted`, details: { snapshotId: sid } });
+        message: `VM ${vm.name}: snapshot "${snap.description}" merged ${hostId === null ? 'cold' : 'live'} and deleted`, details: { snapshotId: sid } });
       await ctx.progress(100);
     } catch (e) {
-      // Nothing merged yet: the snapshot is as it was. Partly merged: it stays 'deleting' (a DELETE again goes on).
-      if (!ctx.signal.aborted && !snap.disks.some((x) => ctx.memo(`merged:${x.diskId}`) === true)) await store.snapshots.update(sid, { status: 'ready' });
+      // Nothing merged yet: the snapshot is as it was. Partly merged (or a cold merge's base part written): it stays
+      // 'deleting' (a DELETE again goes on).
+      const touched = snap.disks.some((x) => ctx.memo(`merged:${x.diskId}`) === true || ctx.memo(`touched:${x.diskId}`) === true);
+      if (!ctx.signal.aborted && !touched) await store.snapshots.update(sid, { status: 'ready' });
       throw e;
     }
   };
@@ -80,7 +95,12 @@ async function mergeDisk(d: VmImageDeps, ctx: JobContext, vm: Vm, hostId: string
     }), { hostId, detail: `${step.active ? 'active' : 'internal'} commit of ${step.top} into ${step.base}` });
   }
   const done = await ctx.step(`follow the merge of disk ${step.diskId}`, () => follow(d, ctx, agent, hostId, jobUUID!, progress), { hostId });
-  const removed = done.removedVolUUID ?? step.top;
+  await afterMerge(d, ctx, step, done.removedVolUUID ?? step.top);
+}
+
+/** The records follow a merged disk (its leaf; the snapshots that kept the top keep the base); then the removed volume goes. */
+async function afterMerge(d: VmImageDeps, ctx: JobContext, step: MergeStep, removed: string): Promise<void> {
+  const { store } = d.vms;
   await store.disks.setVolume(step.diskId, step.leafAfter);
   for (const t of step.renamed) await store.snapshots.setDiskVolumes(t, step.diskId, { volumeId: step.base });
   await ctx.remember(`merged:${step.diskId}`, true);

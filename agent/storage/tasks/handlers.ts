@@ -5,8 +5,9 @@ import type { TaskInfo } from '../../../api/tasks.js';
 import type { TaskRecord } from './record.js';
 import { legacyStatus } from './record.js';
 import { VolumeBusyError } from '../errors.js';
+import { checkMerge, mergeSpec } from './merge-operation.js';
 
-type TaskMethod = 'Volume.create' | 'Volume.delete' | 'Volume.extendSize' | 'Image.delete' | 'Volume.copy' | 'Image.move'
+type TaskMethod = 'Volume.create' | 'Volume.delete' | 'Volume.extendSize' | 'Image.delete' | 'Volume.copy' | 'Image.move' | 'Volume.merge'
   | 'Task.getStatus' | 'Task.getInfo' | 'Task.clear' | 'Task.stop' | 'Host.getAllTasksStatuses';
 
 export type TaskHandlers = { [M in TaskMethod]: Handler<M> };
@@ -46,10 +47,21 @@ export function createTaskHandlers(pool: StoragePool): TaskHandlers {
       if (users.length) throw new VolumeBusyError(p.storagedomainID, p.imageID, users, 'a disk under a running VM is not moved (live storage migration is not supported); stop the VM or copy the disk');
       return submit('Image.move', p);
     },
+    // Refused at once when it would touch a template or a running VM's image (the task checks again when it runs).
+    'Volume.merge': async (p) => {
+      await coldMergeRefusal(pool, p);
+      return submit('Volume.merge', p);
+    },
     'Task.getStatus': (p) => pool.tasks.status(id(p.taskID)),
     'Task.getInfo': (p) => taskInfo(pool.tasks.info(id(p.taskID))),
     'Task.clear': async (p) => { await pool.tasks.clear(id(p.taskID)); return {}; },
     'Task.stop': (p) => { pool.tasks.stop(id(p.taskID)); return {}; },
     'Host.getAllTasksStatuses': () => ({ allTasksStatus: pool.tasks.all() }),
   };
+}
+
+/** Volume.merge's checks before its task is made: a wrong chain, a template base or a running VM's image is the call's error. */
+async function coldMergeRefusal(pool: StoragePool, p: Record<string, unknown>): Promise<void> {
+  const m = mergeSpec(p);
+  await checkMerge(pool, await pool.domain(m.sd), m);
 }

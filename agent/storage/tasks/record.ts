@@ -39,6 +39,8 @@ export type RecoveryStep =
    * volumes are marked ILLEGAL first), since the copy is then the disk.
    */
   | { kind: 'undoCopy'; when: 'always'; sdUUID: string; imgUUID: string; volUUID: string; srcSdUUID: string; srcImgUUID: string }
+  /** A cold merge (Volume.merge) of volUUID into baseVolUUID: finished past its commit point (the top ILLEGAL), undone before it. */
+  | { kind: 'settleMerge'; when: 'always'; sdUUID: string; imgUUID: string; volUUID: string; baseVolUUID: string }
   /** Re-apply a capacity change, so the image and its metadata agree. */
   | { kind: 'completeExtend'; when: 'restart'; sdUUID: string; imgUUID: string; volUUID: string; newSize: number };
 

@@ -13,6 +13,7 @@
 //                      safe (a guest may have seen the new size).
 //   Volume.copy,       see copy-operations.ts.
 //   Image.move
+//   Volume.merge       see merge-operation.ts.
 import type { AnyDomain } from '../pool.js';
 import { VolumeExistsError, VolumeNotFoundError } from '../errors.js';
 import type { Logger } from '../../log.js';
@@ -21,6 +22,7 @@ import type { TaskOperation } from './manager.js';
 import type { RecoveryStep, SpmTaskVerb, TaskRecord } from './record.js';
 import { copyOperation, copyRecoveryLocks, moveOperation, sourceStillWhole } from './copy-operations.js';
 import { imageLock, volumeIdTaken, volumeLock } from './volume-keys.js';
+import { mergeOperation, settleMerge } from './merge-operation.js';
 
 /** What the operations need from the pool. */
 export interface TaskPool {
@@ -32,6 +34,8 @@ export interface TaskPool {
   /** VMs running on this host that use the image (a move is refused under them). */
   imageUsers(sdUUID: string, imgUUID: string): string[];
   readonly copyLog: Logger;
+  /** Thin provisioning's chunk: a cold merge's block COW base is extended to its measure rounded up to it. */
+  readonly chunkMiB: number;
 }
 
 type P = Record<string, unknown>;
@@ -108,6 +112,7 @@ export function spmOperation(pool: TaskPool, verb: SpmTaskVerb, p: P): TaskOpera
     }
     case 'Volume.copy': return copyOperation(pool, p);
     case 'Image.move': return moveOperation(pool, p);
+    case 'Volume.merge': return mergeOperation(pool, p);
   }
 }
 
@@ -160,6 +165,8 @@ export async function runRecoveryStep(pool: TaskPool, step: RecoveryStep, restar
         kept.length ? `${kept.length} volume(s) were not touched and remain (${kept.join(', ')})` : '',
       ].filter(Boolean).join(', ');
     }
+    case 'settleMerge':
+      return settleMerge(pool, { sd: step.sdUUID, img: step.imgUUID, base: step.baseVolUUID, top: step.volUUID }, restart, log);
     case 'completeExtend': {
       const info = await dom.extendVolumeSize(step.imgUUID, step.volUUID, step.newSize);
       return `volume ${step.volUUID} capacity is ${info.capacity} bytes, consistent with its image`;

@@ -12,6 +12,7 @@ import type { VmManager } from '../manager.js';
 import type { Vm } from '../vm.js';
 import { metadataElement, METADATA_NS, METADATA_PREFIX } from '../metadata.js';
 import { api } from '../libvirt-errors.js';
+import { SharedVolumeNonWritableError } from '../../storage/errors.js';
 import { isRunning, jobFromAttrs, jobToAttrs, publicJob, type MergeJob } from './job.js';
 import { MergeSteps, type MergeStepDeps } from './steps.js';
 
@@ -96,6 +97,7 @@ export class LiveMerges extends EventEmitter<Events> {
         throw new InvalidParamsError(`volume ${p.baseVolUUID} is not the parent of ${p.topVolUUID} in the running chain`, { data: { field: 'baseVolUUID' } });
       }
       if (chain.mirror) throw new MergeError(`drive ${disk.name} already has a block job (${chain.mirror.job})`);
+      await this.refuseSharedBase(p.drive.domainID, p.drive.imageID, p.baseVolUUID);
       const job: MergeJob = {
         id: p.jobUUID, domainID: p.drive.domainID, imageID: p.drive.imageID, leafVolUUID: p.drive.volumeID,
         baseVolUUID: p.baseVolUUID, topVolUUID: p.topVolUUID, target: disk.name, active: top === 0, bandwidth: p.bandwidth ?? 0,
@@ -108,6 +110,14 @@ export class LiveMerges extends EventEmitter<Events> {
       void this.reconcile();
       return r;
     });
+  }
+
+  /** A template's volume is never written: a base that is SHARED, or of another image (a thin clone's template), is refused (219). */
+  private async refuseSharedBase(sdUUID: string, imgUUID: string, baseUUID: string): Promise<void> {
+    const sd = await this.o.storage.domain(sdUUID);
+    const rec = (await sd.listVolumes()).find((r) => r.volUUID === baseUUID);
+    const shared = rec !== undefined && (rec.imgUUID !== imgUUID || (await sd.getVolumeInfo(rec.imgUUID, baseUUID)).voltype === 'SHARED');
+    if (shared) throw new SharedVolumeNonWritableError(sdUUID, baseUUID, 'it is not merged into (the top of a thin clone stays above its template)');
   }
 
   /** Drives every running job of every VM that nobody drives now; drops ended jobs kept long enough. */

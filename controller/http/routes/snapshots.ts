@@ -76,13 +76,14 @@ export function snapshotRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
       async (req) => snapshotOf(await store.vms.get(req.params.id), req.params.sid));
 
     app.delete('/vms/:id/snapshots/:sid', { schema: {
-      summary: "Delete a snapshot of a running VM by a live merge: the volume above the snapshot's is committed into it (VM.merge, followed to its end), then deleted. A job",
+      summary: "Delete a snapshot: the volume above the snapshot's is committed into it, then deleted; by a live merge (VM.merge, followed to its end) for a running VM, by a cold merge (Volume.merge, an SPM task) for a stopped one. A job",
       tags: ['vms'], params: SnapshotParams, body: optionalBody(Type.Object({}, { additionalProperties: false })), response: { 202: Job, ...errors(...MUTATING_ERRORS, 404, 409) } } },
     async (req, reply) => {
       const vm = await store.vms.get(req.params.id);
       const s = await snapshotOf(vm, req.params.sid);
       if (s.status !== 'ready' && s.status !== 'deleting') throw new SnapshotBusyError(s.id, s.status);
-      if (vm.status !== 'Up' && vm.status !== 'Paused') throw new VmNotRunningError(vm.name, `${vm.status} (a live merge needs it running)`);
+      const stopped = vm.status === 'Down' && vm.desiredState === 'down';
+      if (!stopped && vm.status !== 'Up' && vm.status !== 'Paused') throw new VmNotRunningError(vm.name, `${vm.status} (a merge needs it running, or stopped)`);
       await idle(vm);
       await store.snapshots.update(s.id, { status: 'deleting' });
       return acceptJob(ctx, req, reply, { kind: 'vm.snapshot.delete', targetKind: 'vm', targetId: vm.id, params: { snapshotId: s.id }, message: `delete snapshot "${s.description}" of VM ${vm.name}` });

@@ -60,8 +60,10 @@ t.test('snapshot and suspend routes', async (t) => {
     const creating = await api.call('POST', `${base}/snapshots/${sid}/restore`);
     t.same([creating.status, creating.body.code], [409, 'SnapshotBusy'], 'a snapshot still being made is not restored');
     await store.snapshots.update(sid, { status: 'ready' });
+    await store.vms.setRuntime(vm.id, 'Migration Source', null);
     const del = await api.call('DELETE', `${base}/snapshots/${sid}`);
-    t.same([del.status, del.body.code], [409, 'VmNotRunning'], 'a live merge needs the VM running');
+    t.same([del.status, del.body.code], [409, 'VmNotRunning'], 'a merge needs the VM running (live) or stopped (cold), not between');
+    await store.vms.setRuntime(vm.id, 'Down', null);
     await store.vms.setRuntime(vm.id, 'Up', null);
     const up = await api.call('POST', `${base}/snapshots/${sid}/restore`);
     t.same([up.status, up.body.code], [409, 'VmNotStopped'], 'a running VM is not restored');

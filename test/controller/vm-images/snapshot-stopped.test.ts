@@ -3,14 +3,17 @@
 // SPM): each snapshot makes a new COW leaf on the disk's current leaf (an SPM task), the disk
 // follows the new leaf; a restore to the first snapshot deletes the newer volumes (leaf first)
 // and the newer snapshot, and puts a new leaf on the snapshot's volume. The chain is read from
-// the volumes' metadata on storage (PUUID). What needs a running VM (VM.snapshot, VM.merge) is
-// not here: a live merge is refused with 409 for a stopped VM.
+// the volumes' metadata on storage (PUUID). Deleting a snapshot of the stopped VM is a cold merge
+// (Volume.merge on the SPM): an internal one, then a leaf one; the data written before and after
+// the snapshot reads the same afterwards (qemu-img compare against a copy made first). What needs
+// a running VM (VM.snapshot, VM.merge) is not here.
 import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { enroll } from '../../../agent/cli/enroll.js';
 import { scratchDir, spawnAgent, stopChild, testConfig } from '../../agent/harness.js';
 import { GiB, taskLab } from '../../agent/storage/tasks-fixture.js';
+import { run } from '../../../agent/storage/exec.js';
 import { controllerDaemon } from '../storage/controller-daemon.js';
 import { jobEnd, jobSummary, until } from '../storage/wait.js';
 
@@ -63,8 +66,6 @@ t.test('snapshots of a stopped VM through the controller daemon', async (t) => {
 
   const mem = await ctl.call('POST', `${base}/snapshots`, { body: { description: 'ram', memory: true } });
   t.same([mem.status, mem.body.code], [409, 'VmNotRunning'], 'no memory snapshot of a stopped VM');
-  const del = await ctl.call('DELETE', `${base}/snapshots/${s1.id}`);
-  t.same([del.status, del.body.code], [409, 'VmNotRunning'], 'no live merge of a stopped VM');
 
   const r = await ctl.call('POST', `${base}/snapshots/${s1.id}/restore`);
   t.same([r.status, r.body.kind], [202, 'vm.snapshot.restore'], 'restore to the first snapshot: a job');
@@ -86,4 +87,32 @@ t.test('snapshots of a stopped VM through the controller daemon', async (t) => {
   t.equal((await jobEnd(ctl.call, again.body.id, 120_000)).state, 'succeeded', 'restored again');
   const N2 = await leaf();
   t.same([parentOf(N2), existsSync(join(imageDir, N))], [V0, false], 'a fresh leaf on V0; the previous one deleted');
+
+  // Cold merges. Data in N2 (the leaf now), a snapshot, more data in its new leaf V3; a copy of the chain to compare with.
+  const qemuIo = (vol: string, cmd: string) => run(['qemu-io', '-f', 'qcow2', '-c', cmd, join(imageDir, vol)], { timeoutMs: 60_000 });
+  await qemuIo(N2, 'write -P 0x5a 0 16M');
+  const s3 = await take('third');
+  const V3 = s3.disks[0].childId as string;
+  await qemuIo(V3, 'write -P 0xa5 8M 16M');
+  const ref = join(root, 'ref.qcow2');
+  await run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'qcow2', join(imageDir, V3), ref], { timeoutMs: 60_000 });
+  const del = async (sid: string, what: string) => {
+    const r = await ctl.call('DELETE', `${base}/snapshots/${sid}`);
+    t.same([r.status, r.body.kind], [202, 'vm.snapshot.delete'], `${what}: the DELETE of the stopped VM's snapshot answers 202 with a job`);
+    const j = await jobEnd(ctl.call, r.body.id, 180_000);
+    t.equal(j.state, 'succeeded', `${what}: ${jobSummary(j)}`);
+    t.ok(j.steps.some((x: { name: string }) => x.name.startsWith('cold merge of disk')), `${what}: a cold merge step ran`);
+  };
+  await del(s1.id, 'internal merge (N2 into V0)');
+  const afterFirst = (await ctl.call('GET', `${base}/snapshots`)).body;
+  t.same(afterFirst.map((s: { id: string; disks: Array<{ volumeId: string; childId: string }> }) => [s.id, s.disks[0]!.volumeId, s.disks[0]!.childId]), [[s3.id, V0, V3]],
+    'the list shrinks to the third snapshot, which now keeps V0 (it holds what N2 held)');
+  t.same([parentOf(V3), existsSync(join(imageDir, N2)), await leaf()], [V0, false, V3], 'on storage: V3 on V0; N2 gone; the disk still on V3');
+  await del(s3.id, 'leaf merge (V3 into V0)');
+  t.same((await ctl.call('GET', `${base}/snapshots`)).body, [], 'no snapshots left');
+  t.same([await leaf(), existsSync(join(imageDir, V3))], [V0, false], 'the disk is on V0 again; V3 gone');
+  const cmp = await run(['qemu-img', 'compare', '-f', 'qcow2', '-F', 'qcow2', ref, join(imageDir, V0)], { timeoutMs: 60_000, okCodes: [0, 1] });
+  t.equal(cmp.rc, 0, `the data written before and after the snapshot is all in V0: ${cmp.stdout.trim()}`);
+  const chk = await run(['qemu-img', 'check', '-f', 'qcow2', join(imageDir, V0)], { timeoutMs: 60_000, okCodes: [0, 2, 3] });
+  t.equal(chk.rc, 0, 'qemu-img check is clean on V0');
 });

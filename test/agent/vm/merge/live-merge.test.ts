@@ -6,7 +6,7 @@
 // leaf all along (before, during and after the merge), then reads every block
 // back: each must hold what was written there. Issue 13's must-show 2 (active
 // merge while the guest writes), 3 (agent kill -9 mid active merge), and an
-// internal-layer merge on a 3-volume chain.
+// internal-layer merge on a 3-volume chain; a merge into a thin clone's template refused.
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { Connection, blockJobInfo, enums, toNumber } from '../../../../agent/libvirt/index.js';
@@ -143,6 +143,25 @@ t.test('live merge on a thin block domain, run by a host that is not the SPM', {
     t.match(await check(img, leaf), /No errors were found/, 'qemu-img check of the leaf is clean');
     t.match(await check(img, base), /No errors were found/, 'qemu-img check of the base is clean');
     await cB().call('Image.teardown', { storagedomainID: sd, imageID: img });
+  });
+
+  await t.test('a merge into a template volume is refused with 219 before anything is touched (a thin clone\'s leaf into its template)', async (t) => {
+    const [src, srcVol, timg, tvol, cimg, cvol, jobUUID] = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    await volume(src, srcVol);
+    await cA.runSpmTask('Volume.copy', { storagedomainID: sd, imageID: src, volumeID: srcVol, dstImgUUID: timg, dstVolUUID: tvol, volType: 'SHARED', volFormat: 'COW', preallocate: 'SPARSE' }, { timeoutMs: 120_000 });
+    await createVolume(cA, { storagedomainID: sd, imageID: cimg, volumeID: cvol, size: 1024 * MiB, volFormat: 'COW', preallocate: 'SPARSE', initialSize: 256 * MiB, srcImgUUID: timg, srcVolUUID: tvol });
+    const tBefore = await cB().call('Volume.getInfo', { storagedomainID: sd, imageID: timg, volumeID: tvol });
+    const g = await startGuest('hv-it-merge-template', cimg, cvol, { start: 0, pauseSec: 1 });
+    const err = await cB().call('VM.merge', { vmID: g.vmID, drive: { domainID: sd, imageID: cimg, volumeID: cvol }, baseVolUUID: tvol, topVolUUID: cvol, jobUUID })
+      .then(() => undefined, (e: unknown) => e as { code: number; message: string });
+    t.equal(err?.code, 219, `VM.merge answers 219 (${err?.message ?? 'it was accepted'})`);
+    t.same((await cB().call('VM.getJobs', { vmID: g.vmID })).jobs, [], 'no merge job was recorded');
+    t.same(await liveChain(g.vmID), [cvol, tvol], "libvirt's chain is unchanged: the clone's leaf on the template");
+    const tAfter = await cB().call('Volume.getInfo', { storagedomainID: sd, imageID: timg, volumeID: tvol });
+    t.same([tAfter.voltype, tAfter.legality, tAfter.apparentsize], [tBefore.voltype, tBefore.legality, tBefore.apparentsize], 'the template volume is as it was (SHARED, LEGAL, same LV size)');
+    await cB().call('VM.destroy', { vmID: g.vmID });
+    g.rec.destroyed = true;
+    g.mb.stop();
   });
 
   await t.test('must-show 3: kill -9 of the agent mid active merge (bandwidth-throttled), restart: the merge completes and the chain is consistent', async (t) => {
