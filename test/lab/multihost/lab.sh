@@ -257,22 +257,29 @@ lab_ca() {
 }
 
 # host_pki N DIR: libvirtd's server and client certificates for host N (its address and name; libvirt
-# checks the usages: digital signature + key encipherment, TLS server resp. client).
+# checks the usages: digital signature + key encipherment, TLS server resp. client). Made once per
+# host index under $PKI/hN and copied in (RSA key generation took 1-4 s a host on the loaded
+# machine, for every labUp); remade when missing or older than the CA.
 host_pki() {
-    local i=$1 dir=$2 role eku
+    local i=$1 dir=$2 role eku cache=$PKI/h$1
+    if [ ! -s "$cache/servercert.pem" ] || [ ! -s "$cache/clientcert.pem" ] || [ "$PKI/cacert.pem" -nt "$cache/servercert.pem" ]; then
+        rm -rf "$cache.tmp" && mkdir -p "$cache.tmp" && chmod 700 "$cache.tmp"
+        for role in server client; do
+            if [ "$role" = server ]; then eku=serverAuth; else eku=clientAuth; fi
+            openssl req -new -newkey rsa:2048 -nodes -keyout "$cache.tmp/${role}key.pem" -out "$cache.tmp/$role.csr" \
+                -subj "/O=Hostvisor lab/CN=hvlab-h$i" >/dev/null 2>&1 || die "key for host $i ($role) failed"
+            openssl x509 -req -in "$cache.tmp/$role.csr" -CA "$PKI/cacert.pem" -CAkey "$PKI/cakey.pem" -set_serial "0x$(openssl rand -hex 8)" \
+                -days 3650 -out "$cache.tmp/${role}cert.pem" -extfile <(printf '%s\n' \
+                    "subjectAltName=IP:$(addr_of "$i"),DNS:hvlab-h$i" "extendedKeyUsage=$eku" \
+                    "keyUsage=critical,digitalSignature,keyEncipherment" "basicConstraints=critical,CA:FALSE") \
+                >/dev/null 2>&1 || die "certificate for host $i ($role) failed"
+            rm -f "$cache.tmp/$role.csr"
+        done
+        rm -rf "$cache" && mv "$cache.tmp" "$cache"
+    fi
     mkdir -p "$dir" && chmod 700 "$dir"
     cp "$PKI/cacert.pem" "$dir/cacert.pem"
-    for role in server client; do
-        if [ "$role" = server ]; then eku=serverAuth; else eku=clientAuth; fi
-        openssl req -new -newkey rsa:2048 -nodes -keyout "$dir/${role}key.pem" -out "$dir/$role.csr" \
-            -subj "/O=Hostvisor lab/CN=hvlab-h$i" >/dev/null 2>&1 || die "key for host $i ($role) failed"
-        openssl x509 -req -in "$dir/$role.csr" -CA "$PKI/cacert.pem" -CAkey "$PKI/cakey.pem" -set_serial "0x$(openssl rand -hex 8)" \
-            -days 3650 -out "$dir/${role}cert.pem" -extfile <(printf '%s\n' \
-                "subjectAltName=IP:$(addr_of "$i"),DNS:hvlab-h$i" "extendedKeyUsage=$eku" \
-                "keyUsage=critical,digitalSignature,keyEncipherment" "basicConstraints=critical,CA:FALSE") \
-            >/dev/null 2>&1 || die "certificate for host $i ($role) failed"
-        rm -f "$dir/$role.csr"
-    done
+    cp "$cache"/{server,client}{key,cert}.pem "$dir/"
 }
 
 # prepare_dir N: a fresh host directory (the capabilities cache is kept: it makes libvirtd start faster).
@@ -496,27 +503,33 @@ cmd_up() {
     n=$(host_index "$1")
     command -v sanlock >/dev/null || die "sanlock is not installed (run test/lab/setup.sh)"
     [ -f "$SUBREAPER" ] || die "$SUBREAPER missing"
-    local t0 i started=()
+    local t0 i started=() jobs=()
     t0=$(now_ms)
     ensure_blackhole                 # first: before any namespace or lab address exists
     ensure_dirs
     lab_ca
     ensure_shim
     ensure_net
+    # Hosts are made in parallel (each is a few seconds of mostly waiting on short commands).
     for ((i = 1; i <= n; i++)); do
         if host_running "$i"; then
             log "host $i already running, skipped"
             continue
         fi
-        if have_netns "$(netns_of "$i")" || [ -e "$NSDIR/h$i.mnt" ]; then
-            log "host $i is partly up: tearing it down first"
-            destroy_host "$i"
-        fi
-        create_host "$i"
-        start_daemons "$i"
+        (
+            if have_netns "$(netns_of "$i")" || [ -e "$NSDIR/h$i.mnt" ]; then
+                log "host $i is partly up: tearing it down first"
+                destroy_host "$i"
+            fi
+            create_host "$i"
+            start_daemons "$i"
+        ) &
+        jobs+=($!)
         started+=("$i")
     done
     local rc=0
+    for i in "${jobs[@]}"; do wait "$i" || rc=1; done
+    [ $rc = 0 ] || die "some hosts could not be made"
     for i in "${started[@]}"; do wait_ready "$i" || rc=1; done
     for ((i = 1; i <= n; i++)); do check_routes "$i"; done
     [ $rc = 0 ] || die "some hosts did not start"
