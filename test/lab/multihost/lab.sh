@@ -89,6 +89,7 @@ netns_of() { echo "hvlab-h$1"; }
 dir_of() { echo "$HOSTS/h$1"; }
 addr_of() { echo "$NET_PREFIX.$1"; }
 uri_of() { echo "qemu+unix:///system?socket=$(dir_of "$1")/run/libvirt/libvirt-sock"; }
+mac_of() { printf '02:68:76:6c:00:%02x' "$1"; }
 uuid_of() { printf '6876616c-6162-4000-8000-%012x' "$1"; }
 
 # host_index ARG: accept N or hvlab-hN.
@@ -378,7 +379,11 @@ create_host() {
     ip netns add "$ns" || die "ip netns add $ns failed"
     no_ipv6_in "$ns"
     ip -n "$NET_NS" link del "h$i" >/dev/null 2>&1
-    ip -n "$NET_NS" link add "h$i" type veth peer name eth0 netns "$ns" || die "veth h$i failed"
+    # A fixed MAC per host: a host made again (the others and the main namespace kept) is reached
+    # at once; with a new random MAC, their neighbour entries for its address pointed at the old
+    # one and connections to it timed out until the entries went stale.
+    ip -n "$NET_NS" link add "h$i" type veth peer name eth0 address "$(mac_of "$i")" netns "$ns" || die "veth h$i failed"
+    ip neigh flush to "$(addr_of "$i")" dev "$MAIN_LEG" >/dev/null 2>&1
     ip -n "$NET_NS" link set "h$i" master "$BRIDGE" up || die "h$i on $BRIDGE failed"
     ip -n "$ns" link set lo up
     ip -n "$ns" addr add "$(addr_of "$i")/24" dev eth0 || die "address on $ns eth0 failed"
