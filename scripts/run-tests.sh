@@ -43,7 +43,12 @@ else
     t0=$(now_s)
     ( nice -n 10 npx --no-install tap $light > "$light_out" 2>&1; rc=$?; echo "# light lane: $(( $(now_s) - t0 )) s" >> "$light_out"; exit $rc ) &
     light_pid=$!
-    ( HV_TEST_LANE=lab npx --no-install tap $lab > "$lab_out" 2>&1; rc=$?; echo "# lab lane: $(( $(now_s) - t0 )) s" >> "$lab_out"; exit $rc ) &
+    # HVLAB_KEEP=1: a lab file's labDown leaves the lab hosts running for the next file, whose
+    # labUp reuses each one that is exactly as it was made (lab.sh host_clean) and makes the
+    # others again; the lane takes the lab down when it ends.
+    ( HV_TEST_LANE=lab HVLAB_KEEP=1 npx --no-install tap $lab > "$lab_out" 2>&1; rc=$?
+      node --input-type=module -e "const m = await import('./dist/test/lab/multihost/lab.js'); await m.labDown(undefined, { keep: false });" >> "$lab_out" 2>&1
+      echo "# lab lane: $(( $(now_s) - t0 )) s" >> "$lab_out"; exit $rc ) &
     lab_pid=$!
     npx --no-install tap "${main[@]}" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}

@@ -70,7 +70,7 @@ t.test('a host kept busy by CPU-bound guests gives one VM to the idle host withi
   t.equal(none.status, 200, 'the cluster balances nothing while the guests start');
 
   const agents: LabAgent[] = [];
-  undo.push({ what: 'agents stop', ms: 90_000, fn: async () => { for (const a of agents) await a.stop(30_000); } });
+  undo.push({ what: 'agents stop', ms: 90_000, fn: () => Promise.all(agents.map((a) => a.stop(30_000))) });
   const ids = await enrollLabAgents({
     url: ctl.url, call: ctl.call, labs, agents, port: PORT, pkiPrefix: 'hv-bal', serialDir: SERIAL_DIR, echo,
     config: (i, pkiDir) => ({
@@ -88,13 +88,12 @@ t.test('a host kept busy by CPU-bound guests gives one VM to the idle host withi
     return existsSync(f) ? readFileSync(f, 'latin1') : '';
   };
   const vms: string[] = [];
-  undo.push({ what: 'VMs stop', ms: 120_000, fn: async () => {
-    for (const id of vms) {
-      const r = await ctl.call('POST', `/api/v1/vms/${id}/stop`).catch(() => undefined);
-      if (r?.status === 202) await jobEnd(ctl.call, r.body.id, 60_000).catch(() => undefined);
-    }
-  } });
-  for (const name of ['busy-1', 'busy-2']) {
+  undo.push({ what: 'VMs stop', ms: 120_000, fn: () => Promise.all(vms.map(async (id) => {
+    const r = await ctl.call('POST', `/api/v1/vms/${id}/stop`).catch(() => undefined);
+    if (r?.status === 202) await jobEnd(ctl.call, r.body.id, 60_000).catch(() => undefined);
+  })) });
+  // Both guests defined and started at once (their TCG boots overlap).
+  await Promise.all(['busy-1', 'busy-2'].map(async (name) => {
     const spec = {
       memoryMiB: 128, vcpus: 1, domainType: 'qemu', kernel: `${GUEST_DIR}/vmlinux`, initrd: `${GUEST_DIR}/initrd.img`,
       cmdline: ['console=ttyS0', 'quiet', 'panic=-1', 'no_timer_check', labShWord(busyLoopScript())].join(' '), serialLog: join(SERIAL_DIR, `${name}.serial`),
@@ -105,7 +104,7 @@ t.test('a host kept busy by CPU-bound guests gives one VM to the idle host withi
     const s = await ctl.call('POST', `/api/v1/vms/${r.body.id}/start`, { body: { host: labA.name } });
     const j = await jobEnd(ctl.call, s.body.id, 120_000);
     if (j.state !== 'succeeded') throw new Error(`start ${name}: ${jobSummary(j)}`);
-  }
+  }));
   for (const name of ['busy-1', 'busy-2']) await until(`${name} spins`, async () => serial(labA, name), (s) => /LAB-BUSY \d+/.test(s), 120_000, 500);
   t.pass(`two CPU-bound guests spin on A (${since()})`);
   // Lifted first thing in the teardown (before the lab goes down, and in case it is not taken

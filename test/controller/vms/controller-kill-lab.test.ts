@@ -50,23 +50,23 @@ t.setTimeout(1_800_000);
 const undo: Array<[string, () => Promise<unknown>, number]> = [];
 t.teardown(async () => { for (const [what, fn, ms] of undo.splice(0).reverse()) await bounded(what, fn(), ms); });
 
-const pgServer = await startPostgres();
+// The lab comes up while PostgreSQL starts (each is seconds of mostly waiting).
+undo.push(['labDown', () => labDown(), 180_000]);
+const [pgServer, labs] = await Promise.all([startPostgres(), labUp(2)]);
 if ('skip' in pgServer) {
   t.plan(0, pgServer.skip);
 } else {
   undo.push(['PostgreSQL stop', () => pgServer.stop(), 60_000]);
-  await main(pgServer);
+  await main(pgServer, labs);
 }
 
-async function main(pgs: PgServer): Promise<void> {
+async function main(pgs: PgServer, labs: LabHost[]): Promise<void> {
   const db = await pgs.database('hv_realkill');
   const pgUrl = `postgresql://${db.user}@/${db.database}?host=${encodeURIComponent(String(db.host))}`;
   const sql = new pg.Client(db);
   await sql.connect();
   undo.push(['pg client end', () => sql.end(), 10_000]);
 
-  undo.push(['labDown', () => labDown(), 180_000]);
-  const labs = await labUp(2);
   for (const lab of labs) {
     await assertLabRoute(lab.address);
     // The lab is ours (its lock): a domain in it is what a dead run left.
@@ -86,15 +86,20 @@ async function main(pgs: PgServer): Promise<void> {
   const agents: LabAgent[] = [];
   undo.push(['agents stop', async () => { for (const a of agents) { a.child.kill('SIGCONT'); await a.stop(); } }, 60_000]);
   const hostIds: string[] = [];
+  const pkiDirs: string[] = [];
   const hooks = scratchDir('hv-realkill-hooks-');
   addHook(hooks, 'before_vm_start', '50_slow', 'n=$(printf "%d" "0x$(echo "$vmId" | cut -c1-4)"); sleep "$((1 + n % 3)).$((n % 10))"; exit 0');
+  // Both hosts enrolled, then both agents started at once (in host order in hostIds and agents).
   for (const lab of labs) {
     const name = `h${lab.index}`;
     const tok = await ctl.client.call<{ token: string }>('POST', '/api/v1/hosts', { name, address: lab.address, port: AGENT_PORT });
     const pkiDir = scratchDir(`hv-realkill-${name}-`);
     hostIds.push((await enroll({ controller: ctl.url, token: tok.token, pkiDir, name })).hostId);
-    agents.push(await spawnLabAgent(lab, await testConfig({ 'rpc.host': '0.0.0.0', 'rpc.port': AGENT_PORT, 'pki.dir': pkiDir, 'virt.domainType': 'qemu', 'hooks.dir': hooks })));
+    pkiDirs.push(pkiDir);
   }
+  const started = await Promise.allSettled(labs.map(async (lab, i) => spawnLabAgent(lab, await testConfig({ 'rpc.host': '0.0.0.0', 'rpc.port': AGENT_PORT, 'pki.dir': pkiDirs[i]!, 'virt.domainType': 'qemu', 'hooks.dir': hooks }))));
+  for (const r of started) if (r.status === 'fulfilled') agents.push(r.value);
+  for (const r of started) if (r.status === 'rejected') throw r.reason;
   const clients = await Promise.all(labs.map((lab) => HostvisorClient.connect({ url: `wss://${lab.address}:${AGENT_PORT}/`, ...ctl.agentCredentials(), timeoutMs: 20_000 })));
   undo.push(['clients close', async () => { for (const c of clients) await c.close(); }, 20_000]);
   const nameOf = (hostId: string | null) => (hostId === null ? '-' : `h${hostIds.indexOf(hostId) + 1}`);

@@ -2,7 +2,9 @@
 # Hostvisor multi-host lab: several virtualization "hosts" on this one machine, for tests of
 # storage/SPM, migration and the controller.
 #
-# Usage: lab.sh up N          bring up hosts 1..N (hosts already running are left alone)
+# Usage: lab.sh up [--fresh] N
+#                             bring up hosts 1..N (hosts already running are left alone; with
+#                             --fresh, for a new owner, only those as they were made: see host_clean)
 #        lab.sh down [--kill] [N...]
 #                             tear down the given hosts, or (no host) every host and the lab network
 #                             (the blackhole route stays: the network fixtures share it). Graceful: destroy domains, sanlock leaves
@@ -87,6 +89,7 @@ netns_of() { echo "hvlab-h$1"; }
 dir_of() { echo "$HOSTS/h$1"; }
 addr_of() { echo "$NET_PREFIX.$1"; }
 uri_of() { echo "qemu+unix:///system?socket=$(dir_of "$1")/run/libvirt/libvirt-sock"; }
+mac_of() { printf '02:68:76:6c:00:%02x' "$1"; }
 uuid_of() { printf '6876616c-6162-4000-8000-%012x' "$1"; }
 
 # host_index ARG: accept N or hvlab-hN.
@@ -257,22 +260,29 @@ lab_ca() {
 }
 
 # host_pki N DIR: libvirtd's server and client certificates for host N (its address and name; libvirt
-# checks the usages: digital signature + key encipherment, TLS server resp. client).
+# checks the usages: digital signature + key encipherment, TLS server resp. client). Made once per
+# host index under $PKI/hN and copied in (RSA key generation took 1-4 s a host on the loaded
+# machine, for every labUp); remade when missing or older than the CA.
 host_pki() {
-    local i=$1 dir=$2 role eku
+    local i=$1 dir=$2 role eku cache=$PKI/h$1
+    if [ ! -s "$cache/servercert.pem" ] || [ ! -s "$cache/clientcert.pem" ] || [ "$PKI/cacert.pem" -nt "$cache/servercert.pem" ]; then
+        rm -rf "$cache.tmp" && mkdir -p "$cache.tmp" && chmod 700 "$cache.tmp"
+        for role in server client; do
+            if [ "$role" = server ]; then eku=serverAuth; else eku=clientAuth; fi
+            openssl req -new -newkey rsa:2048 -nodes -keyout "$cache.tmp/${role}key.pem" -out "$cache.tmp/$role.csr" \
+                -subj "/O=Hostvisor lab/CN=hvlab-h$i" >/dev/null 2>&1 || die "key for host $i ($role) failed"
+            openssl x509 -req -in "$cache.tmp/$role.csr" -CA "$PKI/cacert.pem" -CAkey "$PKI/cakey.pem" -set_serial "0x$(openssl rand -hex 8)" \
+                -days 3650 -out "$cache.tmp/${role}cert.pem" -extfile <(printf '%s\n' \
+                    "subjectAltName=IP:$(addr_of "$i"),DNS:hvlab-h$i" "extendedKeyUsage=$eku" \
+                    "keyUsage=critical,digitalSignature,keyEncipherment" "basicConstraints=critical,CA:FALSE") \
+                >/dev/null 2>&1 || die "certificate for host $i ($role) failed"
+            rm -f "$cache.tmp/$role.csr"
+        done
+        rm -rf "$cache" && mv "$cache.tmp" "$cache"
+    fi
     mkdir -p "$dir" && chmod 700 "$dir"
     cp "$PKI/cacert.pem" "$dir/cacert.pem"
-    for role in server client; do
-        if [ "$role" = server ]; then eku=serverAuth; else eku=clientAuth; fi
-        openssl req -new -newkey rsa:2048 -nodes -keyout "$dir/${role}key.pem" -out "$dir/$role.csr" \
-            -subj "/O=Hostvisor lab/CN=hvlab-h$i" >/dev/null 2>&1 || die "key for host $i ($role) failed"
-        openssl x509 -req -in "$dir/$role.csr" -CA "$PKI/cacert.pem" -CAkey "$PKI/cakey.pem" -set_serial "0x$(openssl rand -hex 8)" \
-            -days 3650 -out "$dir/${role}cert.pem" -extfile <(printf '%s\n' \
-                "subjectAltName=IP:$(addr_of "$i"),DNS:hvlab-h$i" "extendedKeyUsage=$eku" \
-                "keyUsage=critical,digitalSignature,keyEncipherment" "basicConstraints=critical,CA:FALSE") \
-            >/dev/null 2>&1 || die "certificate for host $i ($role) failed"
-        rm -f "$dir/$role.csr"
-    done
+    cp "$cache"/{server,client}{key,cert}.pem "$dir/"
 }
 
 # prepare_dir N: a fresh host directory (the capabilities cache is kept: it makes libvirtd start faster).
@@ -369,7 +379,11 @@ create_host() {
     ip netns add "$ns" || die "ip netns add $ns failed"
     no_ipv6_in "$ns"
     ip -n "$NET_NS" link del "h$i" >/dev/null 2>&1
-    ip -n "$NET_NS" link add "h$i" type veth peer name eth0 netns "$ns" || die "veth h$i failed"
+    # A fixed MAC per host: a host made again (the others and the main namespace kept) is reached
+    # at once; with a new random MAC, their neighbour entries for its address pointed at the old
+    # one and connections to it timed out until the entries went stale.
+    ip -n "$NET_NS" link add "h$i" type veth peer name eth0 address "$(mac_of "$i")" netns "$ns" || die "veth h$i failed"
+    ip neigh flush to "$(addr_of "$i")" dev "$MAIN_LEG" >/dev/null 2>&1
     ip -n "$NET_NS" link set "h$i" master "$BRIDGE" up || die "h$i on $BRIDGE failed"
     ip -n "$ns" link set lo up
     ip -n "$ns" addr add "$(addr_of "$i")/24" dev eth0 || die "address on $ns eth0 failed"
@@ -478,6 +492,65 @@ destroy_host() {
     log "host $i down in $(( $(now_ms) - t0 )) ms"
 }
 
+# fingerprint N: what a fresh host N looks like from outside and inside, to tell a host a test
+# left clean from one it did not. Its processes (pid + name: the daemons, their subreapers and
+# helpers; an agent, a QEMU or a helper a test left is a new line), its network (links, addresses,
+# routes, rules, nftables, forwarding sysctls), its mounts, its sanlock lockspaces and resources,
+# its libvirt objects (domains, networks, pools, secrets, running or defined), its CPU groups'
+# members and quota, and the files in its /var/lib/libvirt. Recorded by `up` once a new host is
+# ready (D/clean.baseline); a later session reuses the host only when it is the same (host_clean).
+fingerprint() {
+    local i=$1 D p c g tmp
+    D=$(dir_of "$i")
+    tmp=$(mktemp -d "$D/.fp.XXXXXX") || return 1
+    # Processes first (the next two enter the host), then those two at once (each is a few
+    # hundred ms on the loaded machine). A process gone by the time its name is read is left out.
+    for p in $(pids_in "$i"); do c=$(cat "/proc/$p/comm" 2>/dev/null) && echo "$p $c"; done > "$tmp/processes"
+    hx "$i" timeout 20 /bin/sh -c 'ip -o link 2>/dev/null; ip -o addr; ip route show table all; ip -6 route show table all; ip rule
+        command -v nft >/dev/null && nft list ruleset
+        sysctl -a 2>/dev/null | grep -E "^net\.ipv4\.(ip_forward|conf\.(all|default|eth0)\.(forwarding|proxy_arp|rp_filter)) "
+        findmnt -rn -o TARGET,FSTYPE,SOURCE | sort
+        st=$(sanlock client status) || echo "sanlock does not answer"
+        echo "$st" | grep -E "^(s|r) " | sort' > "$tmp/inside" 2>&1 &
+    timeout 20 virsh -q -c "$(uri_of "$i")" "list --all --name; net-list --all --name; pool-list --all --name; secret-list" > "$tmp/libvirt" 2>&1 \
+        || echo "libvirtd does not answer" >> "$tmp/libvirt" &
+    wait
+    echo "# processes"; cat "$tmp/processes"
+    echo "# inside the host"; cat "$tmp/inside"
+    echo "# libvirt"; cat "$tmp/libvirt"
+    rm -rf "$tmp"
+    echo "# cgroups"
+    for c in $CG_CONTROLLERS; do
+        g=$(cg_dir "$i" "$c")
+        [ -d "$g" ] || continue
+        echo "$c: $(sort -n "$g/cgroup.procs" | tr '\n' ' ')"
+        [ "$c" = cpu ] && echo "cpu quota $(cat "$g/cpu.cfs_quota_us" "$g/cpu.cfs_period_us" | tr '\n' ' ')"
+    done
+    echo "# files"
+    (cd "$D/lib" && find . -mindepth 1 ! -name '*.pid' ! -name '*.lock' | sort)
+}
+
+# host_clean N: host N runs and is as it was made (see fingerprint: the same daemon processes, each
+# of them answering); says on stderr what differs.
+host_clean() {
+    local i=$1 D diffs
+    D=$(dir_of "$i")
+    have_netns "$(netns_of "$i")" && ns_mounted "$i" || return 1
+    [ -s "$D/clean.baseline" ] || { log "host $i: no baseline (made by an older lab.sh?)"; return 1; }
+    if ! diffs=$(diff "$D/clean.baseline" <(fingerprint "$i")); then
+        log "host $i is not as it was made: $(echo "$diffs" | grep -E '^[<>]' | head -8 | tr '\n' ';')"
+        return 1
+    fi
+}
+
+# reuse_host N: a clean host for the next session: per-session scratch (guests/, QEMU logs) emptied.
+reuse_host() {
+    local D
+    D=$(dir_of "$1")
+    find "$D/guests" "$D/log/libvirt/qemu" -mindepth 1 -delete 2>/dev/null
+    log "host $1 reused (as it was made)"
+}
+
 known_hosts() {
     {
         ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^hvlab-h\([0-9]\+\)$/\1/p'
@@ -491,36 +564,68 @@ known_hosts() {
 # --- commands ------------------------------------------------------------------------------------
 
 cmd_up() {
-    [ $# = 1 ] || die "usage: lab.sh up N"
+    local fresh=0
+    if [ "${1:-}" = --fresh ]; then fresh=1; shift; fi
+    [ $# = 1 ] || die "usage: lab.sh up [--fresh] N"
     local n
     n=$(host_index "$1")
     command -v sanlock >/dev/null || die "sanlock is not installed (run test/lab/setup.sh)"
     [ -f "$SUBREAPER" ] || die "$SUBREAPER missing"
-    local t0 i started=()
+    local t0 i started=() jobs=() hosts=() reused=0 rc=0
     t0=$(now_ms)
     ensure_blackhole                 # first: before any namespace or lab address exists
     ensure_dirs
     lab_ca
     ensure_shim
     ensure_net
+    # Hosts are made (or checked) in parallel. A running host is kept; with --fresh (a new owner
+    # of the lab) only when it is as it was made (host_clean), else it is made again. Exit status
+    # of a host's job: 0 kept, 3 made.
     for ((i = 1; i <= n; i++)); do
-        if host_running "$i"; then
-            log "host $i already running, skipped"
-            continue
-        fi
-        if have_netns "$(netns_of "$i")" || [ -e "$NSDIR/h$i.mnt" ]; then
-            log "host $i is partly up: tearing it down first"
-            destroy_host "$i"
-        fi
-        create_host "$i"
-        start_daemons "$i"
-        started+=("$i")
+        (
+            if [ $fresh = 1 ]; then
+                host_clean "$i" && { reuse_host "$i"; exit 0; }
+            elif host_running "$i"; then
+                log "host $i already running, skipped"
+                exit 0
+            fi
+            if have_netns "$(netns_of "$i")" || [ -e "$NSDIR/h$i.mnt" ]; then
+                log "host $i is up but not usable as it is: tearing it down first"
+                destroy_host "$i"
+            fi
+            create_host "$i"
+            start_daemons "$i"
+            exit 3
+        ) &
+        jobs+=($!)
+        hosts+=("$i")
     done
-    local rc=0
+    # A new owner gets no other host a previous session left as it should not be.
+    if [ $fresh = 1 ]; then
+        for i in $(known_hosts); do
+            (( i > n )) || continue
+            ( host_clean "$i" || destroy_host "$i" ) &
+        done
+    fi
+    local k s
+    for k in "${!jobs[@]}"; do
+        wait "${jobs[$k]}"; s=$?
+        case $s in
+            0) reused=$((reused + 1)) ;;
+            3) started+=("${hosts[$k]}") ;;
+            *) rc=1 ;;
+        esac
+    done
+    wait
+    [ $rc = 0 ] || die "some hosts could not be made"
     for i in "${started[@]}"; do wait_ready "$i" || rc=1; done
     for ((i = 1; i <= n; i++)); do check_routes "$i"; done
     [ $rc = 0 ] || die "some hosts did not start"
-    log "up $n: ${#started[@]} started, $(( n - ${#started[@]} )) already running, $(( $(now_ms) - t0 )) ms"
+    for i in "${started[@]}"; do
+        fingerprint "$i" > "$(dir_of "$i")/clean.baseline.tmp" && mv "$(dir_of "$i")/clean.baseline.tmp" "$(dir_of "$i")/clean.baseline" &
+    done
+    wait
+    log "up $n: ${#started[@]} started, $reused already running, $(( $(now_ms) - t0 )) ms"
 }
 
 cmd_down() {
@@ -629,5 +734,5 @@ case "$cmd" in
     env)    [ $# = 1 ] || die "usage: lab.sh env HOST"; cmd_env "$1" ;;
     _init)  host_init "$1" ;;
     _cgexec) cmd_cgexec "$@" ;;
-    *) echo "usage: $0 up N | down [--kill] [N...] | status | exec HOST CMD... | env HOST" >&2; exit 2 ;;
+    *) echo "usage: $0 up [--fresh] N | down [--kill] [N...] | status | exec HOST CMD... | env HOST" >&2; exit 2 ;;
 esac

@@ -263,9 +263,19 @@ export function runLabScript(args: string[], timeoutMs = 180_000): Promise<{ std
  */
 export async function labUp(n: number, opts: { lockWaitMs?: number } = {}): Promise<LabHost[]> {
   checkIndex(n);
+  // A new owner keeps a running host only if it is as it was made (lab.sh host_clean): a host
+  // the previous owner left parked (labDown with keep) is reused, anything else is made again.
+  const fresh = !labLockHeld();
   await acquireLabLock(MULTIHOST_DIR, opts.lockWaitMs ?? Number(process.env['HVLAB_LOCK_WAIT_S'] || 600) * 1000);
-  await runLabScript(['up', String(n)]);
+  const { stderr } = await runLabScript(['up', ...(fresh ? ['--fresh'] : []), String(n)]);
+  // Which hosts were reused or made again, and why (the lane's log says where its time went).
+  if (fresh) process.stderr.write(stderr.split('\n').filter((l) => /reused|not as it was made|^lab\.sh: up /.test(l)).map((l) => `${l.slice(0, 600)}\n`).join(''));
   return Array.from({ length: n }, (_, i) => labHost(i + 1));
+}
+
+/** $HVLAB_KEEP=1 (npm test's lab lane): the whole-lab labDown parks the lab instead (see labDown). */
+function keepByDefault(): boolean {
+  return process.env['HVLAB_KEEP'] === '1';
 }
 
 /**
@@ -277,10 +287,19 @@ export async function labUp(n: number, opts: { lockWaitMs?: number } = {}): Prom
  * By default a host goes down gracefully (its domains destroyed, sanlock leaves its lockspaces,
  * SIGTERM to everything in it, SIGKILL after 2 s). With `kill: true` it is a power cut: SIGKILL to
  * every process in the host at once, and its sanlock leases stay on disk until they expire.
+ *
+ * With `keep` (default: $HVLAB_KEEP=1, which npm test sets for its lab lane) the whole-lab form by
+ * the owner only lets the lab go, its hosts left running: the next owner's labUp reuses each host
+ * that is exactly as it was made (no process, domain, lease, link, mount... a test left) and makes
+ * the others again, so a file that cleans up after itself saves the next one the lab's set-up.
  */
-export async function labDown(indices?: number[], opts: { kill?: boolean } = {}): Promise<void> {
+export async function labDown(indices?: number[], opts: { kill?: boolean; keep?: boolean } = {}): Promise<void> {
   const args = indices === undefined ? [] : indices.map((i) => String(checkIndex(i)));
   if (indices !== undefined && args.length === 0) return;
+  if (indices === undefined && !opts.kill && (opts.keep ?? keepByDefault()) && labLockHeld()) {
+    await releaseLabLock();
+    return;
+  }
   // Never tear down a lab another live process owns; a lab nobody owns (leftovers) may go.
   const owned = labLockHeld();
   if (!owned && !(await tryAcquireLabLock(MULTIHOST_DIR))) {

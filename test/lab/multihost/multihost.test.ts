@@ -43,7 +43,7 @@ const ms = (t0: number) => Math.round(performance.now() - t0);
 
 t.test('multi-host lab: two hosts with their own libvirtd, sanlock and network', async (t) => {
   // Safety net: whatever happens below, the lab goes away.
-  t.teardown(() => labDown().catch((e) => console.error(`labDown failed: ${String(e)}`)));
+  t.teardown(() => labDown(undefined, { keep: false }).catch((e) => console.error(`labDown failed: ${String(e)}`)));
 
   let t0 = performance.now();
   const hosts = await labUp(2);
@@ -200,7 +200,7 @@ t.test('multi-host lab: two hosts with their own libvirtd, sanlock and network',
     const pids = [...Object.values(await h1.daemonPids()), ...Object.values(await h2.daemonPids())];
     t.equal(pids.length, 6, 'three daemons per host before teardown');
     t0 = performance.now();
-    await labDown();
+    await labDown(undefined, { keep: false });
     t.comment(`labDown(): ${ms(t0)} ms`);
     t.same(await labNamespaces(), [], 'no lab namespaces');
     for (const pid of pids) t.notOk(alive(pid), `daemon ${pid} is gone`);
@@ -212,7 +212,7 @@ t.test('multi-host lab: two hosts with their own libvirtd, sanlock and network',
     const leg = await run('ip', ['link', 'show', LAB_MAIN_LEG]);
     t.not(leg.code, 0, `no ${LAB_MAIN_LEG} link`);
     t0 = performance.now();
-    await labDown();
+    await labDown(undefined, { keep: false });
     t.comment(`labDown() again (nothing to do): ${ms(t0)} ms`);
   });
 });
