@@ -118,8 +118,9 @@ export function runProcess(argv: readonly string[], opts: ProcessOptions): Promi
     let exit: { rc: number; exitSignal?: NodeJS.Signals } | undefined;
     let settled = false;
     let grace: NodeJS.Timeout | undefined;
-    child.stdout!.on('data', (d: Buffer) => { out.push(d); opts.onStdout?.(d); });
-    child.stderr!.on('data', (d: Buffer) => err.push(d));
+    let chunksRead = 0;
+    child.stdout!.on('data', (d: Buffer) => { chunksRead++; out.push(d); opts.onStdout?.(d); });
+    child.stderr!.on('data', (d: Buffer) => { chunksRead++; err.push(d); });
     if (opts.input !== undefined) {
       child.stdin!.on('error', () => { /* the child may exit before reading everything; its rc tells */ });
       child.stdin!.end(opts.input);
@@ -146,10 +147,18 @@ export function runProcess(argv: readonly string[], opts: ProcessOptions): Promi
         ms, timedOut, aborted, ...(spawnError ? { spawnError } : {}),
       });
     };
+    // The grace ends only after the pipes were quiet for its whole length AND one more poll of
+    // them (setImmediate runs after the event loop's I/O phase), so the timer can never win against
+    // output already waiting in a pipe. Defensive: a run once "succeeded" with no output under
+    // load (qemu-img measure, rc 0, no JSON); that the grace caused it is suspected, not proven.
+    const armGrace = (): void => {
+      const seen = chunksRead;
+      grace = setTimeout(() => setImmediate(() => (chunksRead === seen ? finish() : armGrace())), opts.pipeGraceMs ?? DEFAULT_PIPE_GRACE_MS);
+    };
     child.once('exit', (code, sig) => {
       exit = { rc: code ?? 128 + (sig ? SIGNAL_NUMBERS[sig] ?? 0 : 0), ...(sig ? { exitSignal: sig } : {}) };
       // Output already written is in the pipes and is read before 'close'; only a grandchild delays it.
-      grace = setTimeout(() => finish(), opts.pipeGraceMs ?? DEFAULT_PIPE_GRACE_MS);
+      armGrace();
     });
     child.once('close', () => { if (exit) finish(); });
     child.once('error', (e) => finish(e));

@@ -51,6 +51,16 @@ t.test('all output is read when the child exits right after writing a lot', asyn
   t.notOk(r.truncated);
 });
 
+t.test('output still in the pipes at exit is all read even when the grace period is shorter than the reading', async (t) => {
+  // A grace of 0 ms: the timer is due at once after the exit, while what the pipe still held is
+  // being read. The run must still end with every byte, and when the pipes close.
+  const t0 = performance.now();
+  const r = await runProcess(['head', '-c', '5000000', '/dev/zero'], { timeoutMs: 20_000, pipeGraceMs: 0 });
+  t.equal(r.rc, 0);
+  t.equal(r.stdout.length, 5_000_000, 'every byte');
+  t.ok(performance.now() - t0 < 10_000, 'ended when the pipes closed, not at the timeout');
+});
+
 t.test('output is bounded: the child is drained but only the cap is kept', async (t) => {
   const r = await runProcess(['sh', '-c', 'head -c 3000000 /dev/zero; head -c 200000 /dev/zero >&2; echo done >&2'],
     { timeoutMs: 20_000, stdoutCapBytes: 1000, stderrCapBytes: 100 });
