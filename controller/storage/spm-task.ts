@@ -112,7 +112,18 @@ async function followOrSubmit<V extends SpmVerb>(deps: StorageDeps, ctx: JobCont
       }
     }, { hostId: spm, detail: `task ${taskID}` });
   }
-  return ctx.step('follow the task', () => follow(deps, ctx, spm, taskID, until, spec), { hostId: spm, detail: `task ${taskID}` });
+  // The agent sends each whole percent as |storage|task_status|<taskID>: the job's progress keeps up between polls.
+  const offEvents = spec.onStatus && deps.runtime.links.get(spm)?.on('task_status', (params) => {
+    const body = (params as Record<string, unknown>)[taskID] as ResultOf<'Task.getStatus'> | undefined;
+    if (body === undefined || body.progress === undefined || body.taskState === 'finished') return;
+    void Promise.resolve(spec.onStatus?.({ ...body, taskID }))
+      .catch((e: unknown) => ctx.log('warn', 'recording a task_status event failed', { taskID, error: errorText(e) }));
+  });
+  try {
+    return await ctx.step('follow the task', () => follow(deps, ctx, spm, taskID, until, spec), { hostId: spm, detail: `task ${taskID}` });
+  } finally {
+    offEvents?.();
+  }
 }
 
 /** The task's status on the SPM; undefined when the SPM (checked to be one) knows no such task. */
