@@ -10,12 +10,10 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostvisorClient } from '../../../api/client/client.js';
-import { enroll } from '../../../agent/cli/enroll.js';
-import { scratchDir, spawnAgent, stopChild, testConfig } from '../../agent/harness.js';
 import { run } from '../../../agent/storage/exec.js';
 import { GiB, taskLab } from '../../agent/storage/tasks-fixture.js';
 import { GUEST_DIR, serialPathFor } from '../../lab/guest.js';
-import { controllerDaemon } from './controller-daemon.js';
+import { daemonWithAgent } from './daemon-agent.js';
 import { jobEnd, jobSummary, sleep, until } from './wait.js';
 
 t.setTimeout(600_000);
@@ -25,18 +23,7 @@ const CTL = join(import.meta.dirname, '..', '..', '..', '..', 'bin', 'hostvisor-
 t.test('disk copy and move between a file and a block domain through the controller daemon', async (t) => {
   const tl = await taskLab(t, 'ctl-disk-copy');
   if (!tl) return;
-  const ctl = await controllerDaemon({ echo, settings: { pollIntervalMs: 1_000, pollTimeoutMs: 1_000, vmListIntervalMs: 1_000, hostFactsRefreshMs: 2_000 } });
-  t.teardown(() => ctl.stop());
-  await ctl.start();
-
-  const pkiDir = scratchDir('hv-enrolled-');
-  const config = await testConfig({ ...tl.overrides, 'pki.dir': pkiDir, 'libvirt.uri': 'qemu:///system', 'storage.monitorIntervalMs': 1000 });
-  const tok = await ctl.call('POST', '/api/v1/hosts', { body: { name: 'h1', address: 'localhost', port: config['rpc.port'] } });
-  const { hostId } = await enroll({ controller: ctl.url, token: tok.body.token, pkiDir, name: 'h1' });
-  const agent = await spawnAgent(config);
-  t.teardown(() => stopChild(agent.child, 30_000));
-  if (echo) agent.child.stderr!.on('data', (d: Buffer) => process.stderr.write(`[agent] ${d.toString()}`));
-  await until('the host is Up', () => ctl.call('GET', `/api/v1/hosts/${hostId}`), (a) => a.body?.status === 'Up', 60_000);
+  const { ctl, hostId, config } = await daemonWithAgent(t, tl, { echo, libvirtUri: 'qemu:///system', settings: { pollIntervalMs: 1_000, pollTimeoutMs: 1_000, vmListIntervalMs: 1_000, hostFactsRefreshMs: 2_000 } });
   // The agent as the controller's admin certificate sees it: to prepare block volumes for qemu-img and list what is on storage.
   const agentClient = await HostvisorClient.connect({
     url: `wss://localhost:${config['rpc.port']}/`, ca: readFileSync(join(ctl.dir, 'pki', 'ca.pem')),
