@@ -16,6 +16,7 @@ import { registerConsole } from './commands/console.js';
 import { registerVms } from './commands/vms.js';
 import { registerEvents } from './commands/events.js';
 import { registerHostMaintenance } from './commands/host-maintenance.js';
+import { registerJobCancel } from './commands/disk-copy.js';
 
 
 type HostView = Host & { spm: boolean; vmCount: number };
@@ -97,6 +98,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
       + (j.steps.length ? '\n' + table(['STEP', 'STATE', 'HOST', 'DETAIL'], j.steps.map((s) => [s.name, s.state, s.hostId, s.detail])) : '')
       + (j.error ? `\nerror: ${j.error.code}: ${j.error.message}\n` : ''));
   });
+  registerJobCancel(jobs, env);
   jobs.command('wait <id>').description('wait for a job to end, with a progress bar')
     .option('--timeout <seconds>', 'give up waiting after this long (the job goes on)', (v) => Number(v), 600)
     .action(async (id: string, o: { timeout: number }) => {

@@ -20,6 +20,7 @@ import { jobRoutes } from './routes/jobs.js';
 import { metaRoutes, VERSION } from './routes/meta.js';
 import { networkRoutes } from './routes/networks.js';
 import { storageRoutes } from './routes/storage.js';
+import { diskCopyRoutes } from './routes/disk-copy.js';
 import { vmRoutes } from './routes/vms.js';
 import { templateRoutes } from './routes/templates.js';
 import { migrationRoutes } from './routes/migration.js';
@@ -118,7 +119,7 @@ async function build(o: Omit<ServerOptions, 'tls'>, https: Record<string, unknow
   // @fastify/websocket hides its routes from the document; ours are part of the API.
   app.addHook('onRoute', (r) => { if (r.websocket && r.schema) r.schema.hide = false; });
 
-  const routes = [metaRoutes, enrollRoutes, hostRoutes, clusterRoutes, storageRoutes, networkRoutes, vmRoutes, templateRoutes, consoleRoutes, migrationRoutes, hibernationRoutes, snapshotRoutes, jobRoutes, eventRoutes];
+  const routes = [metaRoutes, enrollRoutes, hostRoutes, clusterRoutes, storageRoutes, diskCopyRoutes, networkRoutes, vmRoutes, templateRoutes, consoleRoutes, migrationRoutes, hibernationRoutes, snapshotRoutes, jobRoutes, eventRoutes];
   for (const r of routes) await app.register(r(o.ctx), { prefix: API_PREFIX });
   await app.ready();
   return app;

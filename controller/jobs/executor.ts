@@ -26,6 +26,12 @@ export interface JobContext {
   /** Runs one named step and records it; its duration is logged. A step that throws fails the job. */
   step<T>(name: string, fn: () => Promise<T>, o?: { hostId?: string; detail?: string }): Promise<T>;
   progress(percent: number): Promise<void>;
+  /**
+   * Aborted when an operator cancels the job (POST /jobs/{id}/cancel; only kinds registered
+   * cancellable), also when the cancel came before a controller restart. The handler stops its
+   * work, rolls back and fails the job with code 'Cancelled'.
+   */
+  readonly cancelSignal: AbortSignal;
 }
 
 export type JobHandler = (ctx: JobContext) => Promise<void>;
@@ -40,12 +46,20 @@ export interface JobExecutorOptions {
 }
 
 const MEMO = 'memo';
+/** The memo key a cancel request is persisted under, so a resumed job still knows it. */
+const CANCEL_MEMO = 'cancelRequested';
+
+/** What cancel() did: told the running (or queued) handler, or refused it. */
+export type CancelOutcome = 'requested' | 'notCancellable' | 'ended';
 export const INTERRUPTED = 'interrupted: the controller stopped during this step; the resumed job checked the real state and went on';
 
 export class JobExecutor implements JobRunner {
   private readonly queue: { job: Job; resumed: boolean }[] = [];
   private readonly running = new Map<string, Promise<void>>();
   private readonly abort = new AbortController();
+  private readonly cancellable = new Set<JobKind>();
+  /** each running job's cancel: aborts its cancelSignal after persisting the request */
+  private readonly cancels = new Map<string, (reason: string) => Promise<void>>();
   private readonly log: LogFn;
   private closed = false;
 
@@ -54,8 +68,32 @@ export class JobExecutor implements JobRunner {
   }
 
   /** Handlers may be added after construction (parts that need the executor to exist). */
-  register(kind: JobKind, handler: JobHandler): void {
+  register(kind: JobKind, handler: JobHandler, o: { cancellable?: boolean } = {}): void {
     this.o.handlers[kind] = handler;
+    if (o.cancellable) this.cancellable.add(kind);
+  }
+
+  isCancellable(kind: JobKind): boolean {
+    return this.cancellable.has(kind);
+  }
+
+  /**
+   * Asks a job to stop and roll back. A running job's handler sees its cancelSignal; a job not yet
+   * running gets the request persisted with it and meets it when it starts. The job ends through
+   * its handler (failed, code 'Cancelled'), or succeeds if the work was past undoing.
+   */
+  async cancel(job: Job, reason: string): Promise<CancelOutcome> {
+    if (!this.cancellable.has(job.kind)) return 'notCancellable';
+    const running = this.cancels.get(job.id);
+    if (running) { await running(reason); return 'requested'; }
+    const now = await this.o.store.jobs.get(job.id);
+    if (now.state === 'succeeded' || now.state === 'failed') return 'ended';
+    const memo = { ...(now.params[MEMO] as Record<string, unknown> | undefined), [CANCEL_MEMO]: reason };
+    const updated = await this.o.store.jobs.advance(job.id, { params: { ...now.params, [MEMO]: memo } });
+    for (const q of this.queue) if (q.job.id === job.id) q.job = updated; // a queued run starts from this
+    // It may have started meanwhile: tell the handler as well (its own copy of the memo is older).
+    await this.cancels.get(job.id)?.(reason);
+    return 'requested';
   }
 
   submit(job: Job): void {
@@ -109,6 +147,7 @@ export class JobExecutor implements JobRunner {
     let steps: JobStep[] = [...initial.steps];
     let params = { ...initial.params };
     const handler = this.o.handlers[initial.kind];
+    const cancelled = new AbortController();
     const ctx: JobContext = {
       job: initial,
       resumed,
@@ -145,7 +184,15 @@ export class JobExecutor implements JobRunner {
         }
       },
       progress: async (percent) => { await store.jobs.advance(initial.id, { progress: percent }); },
+      cancelSignal: cancelled.signal,
     };
+    const earlier = ctx.memo<string>(CANCEL_MEMO);
+    if (earlier !== undefined) cancelled.abort(earlier);
+    this.cancels.set(initial.id, async (reason) => {
+      if (cancelled.signal.aborted) return;
+      await ctx.remember(CANCEL_MEMO, reason);
+      cancelled.abort(reason);
+    });
     // Steps a killed controller left "running" did not finish here: say so, the resumed run repeats them.
     if (steps.some((s) => s.state === 'running')) {
       steps = steps.map((s) => (s.state === 'running' ? { ...s, state: 'failed' as const, endedAt: s.startedAt, detail: INTERRUPTED } : s));
@@ -155,11 +202,13 @@ export class JobExecutor implements JobRunner {
       if (!handler) throw new JobNotSupportedError(initial.kind);
       log('info', resumed ? 'job resumed' : 'job started', {});
       await handler(ctx);
+      this.cancels.delete(initial.id);
       await store.jobs.advance(initial.id, { state: 'succeeded' });
       await store.event({ kind: 'job.succeeded', subjectKind: 'job', subjectId: initial.id, correlationId: initial.correlationId,
         message: `${initial.kind} of ${initial.targetKind} ${initial.targetId} succeeded`, details: { kind: initial.kind, ms: Math.round(performance.now() - started) } });
       log('info', 'job succeeded', { ms: Math.round(performance.now() - started) });
     } catch (e) {
+      this.cancels.delete(initial.id);
       if (this.abort.signal.aborted) {
         log('info', 'job interrupted by the controller stopping; resumed at the next start', {});
         return;

@@ -9,6 +9,8 @@ export interface JobRunner {
   /** Called once at start with the jobs a previous controller left unfinished. */
   resume(unfinished: Job[]): Promise<void>;
   close(): Promise<void>;
+  /** Asks a job of a cancellable kind to stop and roll back (the executor's; absent: nothing is cancellable). */
+  cancel?(job: Job, reason: string): Promise<'requested' | 'notCancellable' | 'ended'>;
 }
 
 export class PendingJobRunner implements JobRunner {

@@ -12,6 +12,7 @@ import { PoolConnector } from './pool-connector.js';
 import { PoolState } from './pool-state.js';
 import { domainCreateJob } from './domain-job.js';
 import { diskCreateJob, diskDeleteJob } from './disk-jobs.js';
+import { diskCopyJob, diskMoveJob } from './disk-copy-jobs.js';
 import type { StorageDeps } from './storage-deps.js';
 
 export interface InstallStorageOptions {
@@ -29,6 +30,8 @@ export function installStorage(runtime: ControllerRuntime, store: Store, setting
   runtime.executor.register('storage-domain.create', domainCreateJob(deps));
   runtime.executor.register('disk.create', diskCreateJob(deps));
   runtime.executor.register('disk.delete', diskDeleteJob(deps));
+  runtime.executor.register('disk.copy', diskCopyJob(deps), { cancellable: true });
+  runtime.executor.register('disk.move', diskMoveJob(deps), { cancellable: true });
 
   runtime.hostContext.isSpm = (id) => spm.isSpm(id);
   // Another part (networks) may add its own observation: keep it and add the storage one.

@@ -20,7 +20,7 @@ import { agentCode, answered, errorText } from './agent-answer.js';
 import type { StorageDeps } from './storage-deps.js';
 import { sleepOrAbort } from './sleep.js';
 
-export type SpmVerb = 'Volume.create' | 'Volume.delete' | 'Image.delete' | 'Volume.copy' | 'Volume.merge';
+export type SpmVerb = 'Volume.create' | 'Volume.delete' | 'Image.delete' | 'Volume.copy' | 'Volume.merge' | 'Image.move';
 type VerbParams<V extends SpmVerb> = Omit<ParamsOf<V>, 'taskID'>;
 
 export interface SpmTaskSpec<V extends SpmVerb> {
@@ -33,6 +33,11 @@ export interface SpmTaskSpec<V extends SpmVerb> {
   memoKey?: string;
   /** Each status seen while the task runs (copies report progress 0..100). */
   onStatus?(status: ResultOf<'Task.getStatus'>): Promise<void> | void;
+  /**
+   * Aborted to stop the task (a cancelled job): Task.stop is sent, the task is followed while the
+   * agent rolls it back, and runSpmTask throws JobFailure 'Cancelled'. A task not yet sent is not sent.
+   */
+  stop?: AbortSignal;
 }
 
 /** How many times a task rolled back by a failover or an agent restart (1011) is sent again. */
@@ -66,6 +71,10 @@ export async function runSpmTask<V extends SpmVerb>(deps: StorageDeps, ctx: JobC
       continue;
     }
     if (info === 'done' || info.taskResult === 'success') return info;
+    if (spec.stop?.aborted && info.code === ERRORS.taskAborted.code) {
+      throw new JobFailure('Cancelled', `cancelled: the ${spec.verb} task ${taskID} was stopped and rolled back (${info.taskResult}: ${info.message})`,
+        { taskID, agentCode: info.code, taskResult: info.taskResult, reason: String(spec.stop.reason) });
+    }
     if (info.code === ERRORS.taskInterrupted.code && ++interrupted <= MAX_INTERRUPTED) {
       ctx.log('warn', 'the SPM task was interrupted and rolled back (agent restart or SPM failover): sending it again', { taskID, verb: spec.verb });
       await ctx.remember(memoKey, null);
@@ -93,16 +102,28 @@ async function followOrSubmit<V extends SpmVerb>(deps: StorageDeps, ctx: JobCont
       ctx.log('info', 'the SPM knows no such task and the work is on storage: an earlier run did it', { taskID, verb: spec.verb, hostId: spm });
       return 'done';
     }
+    if (spec.stop?.aborted) throw new JobFailure('Cancelled', `cancelled before the ${spec.verb} task was sent`, { taskID, reason: String(spec.stop.reason) });
     await ctx.step(spec.verb, async () => {
       try {
         const params = { ...spec.params, taskID } as ParamsOf<V>;
-        await deps.runtime.links.call(spm, spec.verb, params as ParamsOf<'Volume.create'> & ParamsOf<'Volume.delete'> & ParamsOf<'Image.delete'> & ParamsOf<'Volume.copy'> & ParamsOf<'Volume.merge'>, { correlationId: ctx.correlationId });
+        await deps.runtime.links.call(spm, spec.verb, params as ParamsOf<'Volume.create'> & ParamsOf<'Volume.delete'> & ParamsOf<'Image.delete'> & ParamsOf<'Volume.copy'> & ParamsOf<'Volume.merge'> & ParamsOf<'Image.move'>, { correlationId: ctx.correlationId });
       } catch (e) {
         if (!answered(e, 'addTaskError')) throw e; // 405: the task has this id already: an earlier send arrived
       }
     }, { hostId: spm, detail: `task ${taskID}` });
   }
-  return ctx.step('follow the task', () => follow(deps, ctx, spm, taskID, until, spec.onStatus), { hostId: spm, detail: `task ${taskID}` });
+  // The agent sends each whole percent as |storage|task_status|<taskID>: the job's progress keeps up between polls.
+  const offEvents = spec.onStatus && deps.runtime.links.get(spm)?.on('task_status', (params) => {
+    const body = (params as Record<string, unknown>)[taskID] as ResultOf<'Task.getStatus'> | undefined;
+    if (body === undefined || body.progress === undefined || body.taskState === 'finished') return;
+    void Promise.resolve(spec.onStatus?.({ ...body, taskID }))
+      .catch((e: unknown) => ctx.log('warn', 'recording a task_status event failed', { taskID, error: errorText(e) }));
+  });
+  try {
+    return await ctx.step('follow the task', () => follow(deps, ctx, spm, taskID, until, spec), { hostId: spm, detail: `task ${taskID}` });
+  } finally {
+    offEvents?.();
+  }
 }
 
 /** The task's status on the SPM; undefined when the SPM (checked to be one) knows no such task. */
@@ -130,13 +151,20 @@ async function stillSpm(deps: StorageDeps, ctx: JobContext, hostId: string): Pro
 
 /** Polls Task.getStatus until the task has finished, then reads its info and clears it. */
 async function follow(deps: StorageDeps, ctx: JobContext, spm: string, taskID: string, until: number,
-  onStatus?: SpmTaskSpec<SpmVerb>['onStatus']): Promise<ResultOf<'Task.getInfo'>> {
+  o: Pick<SpmTaskSpec<SpmVerb>, 'onStatus' | 'stop'>): Promise<ResultOf<'Task.getInfo'>> {
   const call = { correlationId: ctx.correlationId, timeoutMs: deps.settings.pollTimeoutMs };
   let pause = 200;
+  let stopSent = false;
   for (;;) {
+    if (o.stop?.aborted && !stopSent) {
+      // Idempotent on the agent (a finished or rolling-back task is left as it is): a resumed job may send it again.
+      await deps.runtime.links.call(spm, 'Task.stop', { taskID }, call);
+      stopSent = true;
+      ctx.log('info', 'Task.stop sent: the job was cancelled', { taskID, hostId: spm });
+    }
     const st = await taskStatus(deps, ctx, spm, taskID);
     if (st === undefined) throw new JobFailure('TaskLost', `the SPM ${spm} no longer knows task ${taskID} (cleared by someone else?)`, { taskID });
-    await onStatus?.(st);
+    await o.onStatus?.(st);
     if (st.taskState === 'finished') {
       const info = await deps.runtime.links.call(spm, 'Task.getInfo', { taskID }, call);
       // Cleared after its info is read; a clear lost here is done again by nobody, which only leaves a record on the master.
@@ -147,7 +175,8 @@ async function follow(deps: StorageDeps, ctx: JobContext, spm: string, taskID: s
     if (Date.now() > until) {
       throw new JobFailure('TaskTimeout', `task ${taskID} not finished within ${deps.settings.spmTaskTimeoutMs / 1000} s (${st.taskState}: ${st.message})`, { taskID });
     }
-    await sleepOrAbort(pause, ctx.signal);
-    pause = Math.min(pause * 2, 2_000);
+    await sleepOrAbort(pause, ctx.signal, o.stop);
+    // A task that reports progress is polled at most a second apart, so the job's progress keeps up.
+    pause = Math.min(pause * 2, st.progress === undefined ? 2_000 : 1_000);
   }
 }

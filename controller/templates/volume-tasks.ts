@@ -12,7 +12,7 @@ const NOT_THERE = new Set<number>([ERRORS.volumeDoesNotExist.code, ERRORS.imageD
 
 export interface VolumeRef { storageDomainId: string; imageId: string; volumeId: string }
 
-async function isLegal(deps: StorageDeps, ctx: JobContext, spm: string, v: VolumeRef): Promise<boolean> {
+export async function isLegal(deps: StorageDeps, ctx: JobContext, spm: string, v: VolumeRef): Promise<boolean> {
   try {
     const info = await deps.runtime.links.call(spm, 'Volume.getInfo', { storagedomainID: v.storageDomainId, imageID: v.imageId, volumeID: v.volumeId },
       { correlationId: ctx.correlationId });
@@ -23,20 +23,27 @@ async function isLegal(deps: StorageDeps, ctx: JobContext, spm: string, v: Volum
   }
 }
 
-/** Volume.copy: the chain ending at `src` collapsed into the new volume `dst` (SHARED: a template volume; LEAF: a full clone). */
+/**
+ * Volume.copy: the chain ending at `src` collapsed into the new volume `dst` (SHARED: a template
+ * volume; LEAF: a full clone or a disk copy). COW sparse unless `format` says otherwise; `stop`
+ * stops and rolls back the task (a cancelled job).
+ */
 export async function copyVolume(deps: StorageDeps, ctx: JobContext, o: {
   clusterId: string; src: VolumeRef; dst: VolumeRef; volType: 'SHARED' | 'LEAF'; memoKey: string; description: string;
   onProgress(percent: number): Promise<void>;
+  format?: { volFormat: 'COW' | 'RAW'; preallocate: 'SPARSE' | 'PREALLOCATED' };
+  stop?: AbortSignal;
 }): Promise<void> {
   await runSpmTask(deps, ctx, {
     clusterId: o.clusterId, verb: 'Volume.copy', memoKey: o.memoKey,
     params: {
       storagedomainID: o.src.storageDomainId, imageID: o.src.imageId, volumeID: o.src.volumeId,
       dstSdUUID: o.dst.storageDomainId, dstImgUUID: o.dst.imageId, dstVolUUID: o.dst.volumeId,
-      volType: o.volType, volFormat: 'COW', preallocate: 'SPARSE', description: o.description,
+      volType: o.volType, ...(o.format ?? { volFormat: 'COW', preallocate: 'SPARSE' }), description: o.description,
     },
     done: (spm) => isLegal(deps, ctx, spm, o.dst),
     onStatus: (st) => (st.progress === undefined ? undefined : o.onProgress(st.progress)),
+    ...(o.stop && { stop: o.stop }),
   });
 }
 

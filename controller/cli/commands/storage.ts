@@ -3,6 +3,7 @@ import type { Disk, StorageDomain } from '../../model/storage.js';
 import type { Job } from '../../model/jobs.js';
 import { table } from '../table.js';
 import { afterAction, parseSize, resolveRef, type RegisterCommands } from './cli-env.js';
+import { registerDiskCopy } from './disk-copy.js';
 
 function gib(b: number | null): string {
   return b === null ? '-' : `${(b / 1024 ** 3).toFixed(1)} GiB`;
@@ -61,6 +62,7 @@ export const registerStorage: RegisterCommands = (program, env) => {
     const d = await client.call<Disk>('GET', `/api/v1/disks/${await resolveRef(client, '/api/v1/disks', 'disk', ref)}`);
     env.print(d, () => table(['NAME', 'STATUS', 'SIZE', 'PROVISIONING', 'DOMAIN', 'IMAGE', 'VOLUME'], [[d.name, d.status, gib(d.sizeBytes), d.provisioning, d.storageDomainId, d.imageId, d.volumeId]]));
   });
+  registerDiskCopy(disks, env);
   disks.command('delete <disk>').description('delete a disk and its volume').option('--wait', 'wait for the job to end')
     .action(async (ref: string, o: { wait?: boolean }) => {
       const { client } = env.ctx();

@@ -76,6 +76,15 @@ export class DisksRepo {
     if (r.numUpdatedRows === 0n) throw new NotFoundError('disk', id);
   }
 
+  /**
+   * The disk's image now lives on another domain (Image.move, its chain collapsed into one volume
+   * with the same ids): it no longer depends on a template's volume.
+   */
+  async relocate(id: string, storageDomainId: string): Promise<void> {
+    const r = await this.db.updateTable('disks').set({ storage_domain_id: storageDomainId, template_id: null, updated_at: this.now() }).where('id', '=', id).executeTakeFirst();
+    if (r.numUpdatedRows === 0n) throw new NotFoundError('disk', id);
+  }
+
   async delete(id: string): Promise<void> {
     await this.db.deleteFrom('disks').where('id', '=', id).execute();
   }
