@@ -124,6 +124,8 @@ t.test('live snapshots, a memory snapshot restored and live merges through the c
   });
   if (!s1['id']) return;
 
+  const events = lifecycleEvents(vmId);
+  t.teardown(() => events.stop());
   let s2: Record<string, any> = {}; // eslint-disable-line @typescript-eslint/no-explicit-any -- a snapshot as JSON
   await t.test('(b) a memory snapshot restored: stop, restore, start; the counter goes on from the snapshot', async (t) => {
     const before = lastTick();
@@ -135,6 +137,7 @@ t.test('live snapshots, a memory snapshot restored and live merges through the c
     s2 = (await ctl.call('GET', `${base}/snapshots/${r.body.params.snapshotId}`)).body;
     t.same([s2.status, s2.memory, s2.vmRunning, s2.memoryVolume !== null], ['ready', true, true, true], 'ready, with a memory volume');
     t.equal(await vmStatus(), 'Up', 'the VM is still Up after the memory snapshot');
+    t.comment(`libvirt lifecycle events during the memory snapshot: ${JSON.stringify(events.lines)}`);
     await waitForSerialMarker(serial, `LAB-TICK ${after + 50}`, 60_000);
     const stop = await ctl.call('POST', `${base}/stop`);
     t.equal((await jobEnd(ctl.call, stop.body.id, 60_000)).state, 'succeeded', 'stopped');
@@ -157,13 +160,13 @@ t.test('live snapshots, a memory snapshot restored and live merges through the c
     t.ok(resumed[0]! >= before && resumed[0]! <= after + 20,
       `the counter goes on from the snapshot's ${before}..${after}: ${resumed[0]}..${resumed.at(-1)} (not 0, not ${stoppedAt} where it was stopped)`);
     t.notMatch(readFileSync(serial, 'latin1'), /LAB-BOOT-OK/, 'no new boot');
+    t.ok(events.lines.some((l) => /Stopped/.test(l)) && events.lines.some((l) => /Started/.test(l)), `the lifecycle watcher saw the stop and the start (${events.lines.length} events)`);
     t.equal((await ctl.call('GET', `${base}/hibernation`)).status, 404, 'the RAM state is consumed (the snapshot keeps its volume)');
   });
   if (!s2['id']) return;
 
   await t.test('(c) DELETE of both snapshots on the running VM: live merges, the chain one volume again, no pause', async (t) => {
-    const events = lifecycleEvents(vmId);
-    t.teardown(() => events.stop());
+    const seenBefore = events.lines.length;
     const statuses: string[] = [];
     const V1 = s1.disks[0].childId as string;
     const N = await leaf();
@@ -198,8 +201,45 @@ t.test('live snapshots, a memory snapshot restored and live merges through the c
     t.same((await ctl.call('GET', `${base}/snapshots`)).body, [], 'no snapshots left');
     const at = lastTick();
     await waitForSerialMarker(serial, `LAB-TICK ${at + 10}`, 60_000);
+    const during = events.lines.slice(seenBefore);
     events.stop();
     t.same([...new Set(statuses)], ['Up'], `the VM was Up at each of ${statuses.length} reads during the merges`);
-    t.same(events.lines.filter((l) => /Suspended|Stopped|Shutdown/.test(l)), [], `libvirt: no pause or stop during the merges (${events.lines.length} lifecycle events)`);
+    t.same(during.filter((l) => /Suspended|Stopped|Shutdown/.test(l)), [], `libvirt: no pause or stop during the merges (${during.length} lifecycle events)`);
+
+    // The records followed the merges: a stop and a start boot the guest from V0 alone.
+    const stop = await ctl.call('POST', `${base}/stop`);
+    t.equal((await jobEnd(ctl.call, stop.body.id, 60_000)).state, 'succeeded', 'stopped');
+    await until('the VM is Down', vmStatus, (s) => s === 'Down', 30_000);
+    running = false;
+    t.match((await run(['qemu-img', 'check', volFile(V0)], { timeoutMs: 60_000 })).stdout, /No errors were found/, 'qemu-img check is clean on V0');
+    rmSync(serial, { force: true });
+    await start('started again on the merged disk');
+    await waitForSerialMarker(serial, /^LAB-W 2$/, 180_000);
+    t.pass('the guest boots from V0 and writes to it');
   });
+  await t.test('(d) the VM stopped during a merge: the job ends at once, the snapshot stays "deleting" and is not restored to', async (t) => {
+    const r = await ctl.call('POST', `${base}/snapshots`, { body: { description: 'cut short' } });
+    t.equal((await jobEnd(ctl.call, r.body.id, 120_000)).state, 'succeeded', 'a live snapshot');
+    const s3 = (await ctl.call('GET', `${base}/snapshots/${r.body.params.snapshotId}`)).body;
+    const V3 = s3.disks[0].childId as string;
+    const w = Math.max(...[...readFileSync(serial, 'latin1').matchAll(/LAB-W (\d+)/g)].map((m) => Number(m[1])));
+    await waitForSerialMarker(serial, `LAB-W ${w + 15}`, 60_000); // 15 MiB or more in the new leaf
+    const del = await ctl.call('DELETE', `${base}/snapshots/${s3.id}`, { body: { bandwidthMiBs: 1 } });
+    t.same([del.status, del.body.params?.bandwidthMiBs], [202, 1], 'DELETE at 1 MiB/s: a job');
+    await until('the merge is followed', () => ctl.call('GET', `/api/v1/jobs/${del.body.id}`),
+      (a) => a.body?.steps?.some((x: { name: string; state: string }) => x.name.startsWith('follow the merge') && x.state === 'running'), 60_000);
+    const stop = await ctl.call('POST', `${base}/stop`);
+    t.equal((await jobEnd(ctl.call, stop.body.id, 60_000)).state, 'succeeded', 'the VM stopped mid-merge');
+    running = false;
+    const t0 = Date.now();
+    const job = await jobEnd(ctl.call, del.body.id, 60_000);
+    t.same([job.state, job.error?.code], ['failed', 'VmStoppedDuringMerge'], `the merge job failed ${((Date.now() - t0) / 1000).toFixed(1)} s after the stop: ${jobSummary(job)}`);
+    t.equal((await ctl.call('GET', `${base}/snapshots/${s3.id}`)).body.status, 'deleting', 'the snapshot stays "deleting" (its volume may hold part of the top)');
+    const rs = await ctl.call('POST', `${base}/snapshots/${s3.id}/restore`);
+    t.same([rs.status, rs.body.code], [409, 'SnapshotBusy'], 'a restore to it is refused');
+    t.same([await leaf(), parentOf(V3), existsSync(volFile(V3))], [V3, V0, true], 'the chain is as it was: V0 <- V3, the disk on V3');
+  });
+
+  const faults = ctl.logs.filter((l) => /"level":(50|60)/.test(l));
+  t.same(faults, [], 'the controller logged no error');
 });
