@@ -73,9 +73,10 @@ export function snapshotDeleteJob(d: VmImageDeps): JobHandler {
     } catch (e) {
       // Nothing merged and no commit begun (no VM.merge sent, or only refused by the agent's answer): the snapshot
       // is as it was. Once a commit began (live, or a cold merge's base part written) its volume may hold part of
-      // the top's data: it stays 'deleting', never restored to (a DELETE again goes on).
+      // the top's data: it stays 'deleting', never restored to (a DELETE again goes on). So does a snapshot already
+      // 'deleting' before this job (an earlier one's commit cut short).
       const begun = snap.disks.some((x) => ctx.memo(`mergeJob:${x.diskId}`) !== undefined) && !(e instanceof JobFailure && e.code === 'MergeRefused');
-      const touched = begun || snap.disks.some((x) => ctx.memo(`merged:${x.diskId}`) === true || ctx.memo(`touched:${x.diskId}`) === true);
+      const touched = begun || ctx.job.params['from'] === 'deleting' || snap.disks.some((x) => ctx.memo(`merged:${x.diskId}`) === true || ctx.memo(`touched:${x.diskId}`) === true);
       if (!ctx.signal.aborted && !touched) await store.snapshots.update(sid, { status: 'ready' });
       throw e;
     }

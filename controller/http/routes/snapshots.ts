@@ -91,7 +91,7 @@ export function snapshotRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
       if (!stopped && vm.status !== 'Up' && vm.status !== 'Paused') throw new VmNotRunningError(vm.name, `${vm.status} (a merge needs it running, or stopped)`);
       await idle(vm);
       await store.snapshots.update(s.id, { status: 'deleting' });
-      return acceptJob(ctx, req, reply, { kind: 'vm.snapshot.delete', targetKind: 'vm', targetId: vm.id, params: { snapshotId: s.id, ...(bandwidthMiBs !== undefined && { bandwidthMiBs }) }, message: `delete snapshot "${s.description}" of VM ${vm.name}` });
+      return acceptJob(ctx, req, reply, { kind: 'vm.snapshot.delete', targetKind: 'vm', targetId: vm.id, params: { snapshotId: s.id, from: s.status, ...(bandwidthMiBs !== undefined && { bandwidthMiBs }) }, message: `delete snapshot "${s.description}" of VM ${vm.name}` });
     });
 
     app.post('/vms/:id/snapshots/:sid/restore', { schema: {

@@ -238,6 +238,13 @@ t.test('live snapshots, a memory snapshot restored and live merges through the c
     const rs = await ctl.call('POST', `${base}/snapshots/${s3.id}/restore`);
     t.same([rs.status, rs.body.code], [409, 'SnapshotBusy'], 'a restore to it is refused');
     t.same([await leaf(), parentOf(V3), existsSync(volFile(V3))], [V3, V0, true], 'the chain is as it was: V0 <- V3, the disk on V3');
+    rmSync(serial, { force: true });
+    await start('started again on V3');
+    await waitForSerialMarker(serial, /^LAB-W 2$/, 180_000);
+    const again = await ctl.call('DELETE', `${base}/snapshots/${s3.id}`);
+    const aj = await jobEnd(ctl.call, again.body.id, 120_000);
+    t.equal(aj.state, 'succeeded', `a DELETE again finishes the merge: ${jobSummary(aj)}`);
+    t.same([await leaf(), parentOf(V0), existsSync(volFile(V3))], [V0, NO_PARENT, false], 'one volume again: the disk on V0, V3 gone');
   });
 
   const faults = ctl.logs.filter((l) => /"level":(50|60)/.test(l));
