@@ -7,12 +7,10 @@
 import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { enroll } from '../../../agent/cli/enroll.js';
-import { scratchDir, spawnAgent, stopChild, testConfig } from '../../agent/harness.js';
 import { run } from '../../../agent/storage/exec.js';
 import { GiB, taskLab } from '../../agent/storage/tasks-fixture.js';
 import { GUEST_DIR, serialPathFor, waitForSerialMarker } from '../../lab/guest.js';
-import { controllerDaemon } from '../storage/controller-daemon.js';
+import { fileDomainHost } from '../storage/file-domain-host.js';
 import { jobEnd, jobSummary, until } from '../storage/wait.js';
 
 t.setTimeout(600_000);
@@ -32,24 +30,8 @@ async function holdsPattern(file: string, fmt: string): Promise<boolean> {
 t.test('templates and thin/full clones through the controller daemon', async (t) => {
   const tl = await taskLab(t, 'ctl-templates');
   if (!tl) return;
-  const ctl = await controllerDaemon({ echo, settings: { pollIntervalMs: 1_000, pollTimeoutMs: 1_000, vmListIntervalMs: 1_000, hostFactsRefreshMs: 2_000 } });
-  t.teardown(() => ctl.stop());
-  await ctl.start();
-
-  const pkiDir = scratchDir('hv-enrolled-');
-  const config = await testConfig({ ...tl.overrides, 'pki.dir': pkiDir, 'libvirt.uri': 'qemu:///system', 'storage.monitorIntervalMs': 1000 });
-  const tok = await ctl.call('POST', '/api/v1/hosts', { body: { name: 'h1', address: 'localhost', port: config['rpc.port'] } });
-  const { hostId } = await enroll({ controller: ctl.url, token: tok.body.token, pkiDir, name: 'h1' });
-  const agent = await spawnAgent(config);
-  t.teardown(() => stopChild(agent.child, 30_000));
-  if (echo) agent.child.stderr!.on('data', (d: Buffer) => process.stderr.write(`[agent] ${d.toString()}`));
-  await until('the host is Up', () => ctl.call('GET', `/api/v1/hosts/${hostId}`), (a) => a.body?.status === 'Up', 60_000);
-
-  const root = join(tl.fileRoot, 'ctl');
-  const sd = await ctl.call('POST', '/api/v1/clusters/default/storage-domains', { body: { name: 'data', spec: { type: 'file', root } } });
-  t.equal((await jobEnd(ctl.call, sd.body.id, 180_000)).state, 'succeeded', 'storage domain made');
-  const sdId: string = sd.body.targetId;
-  await until('an SPM', () => ctl.call('GET', '/api/v1/clusters/default/spm'), (a) => a.body?.hostId === hostId, 60_000);
+  const { ctl, sdId, root } = await fileDomainHost(t, tl, { echo, libvirtUri: 'qemu:///system',
+    settings: { pollIntervalMs: 1_000, pollTimeoutMs: 1_000, vmListIntervalMs: 1_000, hostFactsRefreshMs: 2_000 } });
   const volFile = (imageId: string, volumeId: string) => join(root, sdId, 'images', imageId, volumeId);
   // A VM this test started is stopped even when an assertion fails midway (the libvirtd outlives the agent).
   const started = new Set<string>();
