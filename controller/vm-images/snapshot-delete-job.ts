@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { JobContext, JobHandler } from '../jobs/executor.js';
 import { JobFailure } from '../jobs/job-failure.js';
 import type { Vm } from '../model/vms.js';
-import { agentCode, errorText } from '../storage/agent-answer.js';
+import { agentCode, answered, errorText } from '../storage/agent-answer.js';
 import { sleepOrAbort } from '../storage/sleep.js';
 import { listEveryHost, sightings } from '../vms/find-vm.js';
 import { jobVm, nowOf } from '../vms/vm-job-deps.js';
@@ -21,6 +21,9 @@ import { mergePlan, SnapshotChainError, type MergeStep } from './snapshot-chain.
 import { volumeHomeOf, type VmImageDeps } from './vm-image-deps.js';
 
 const MERGE_POLL_MS = 1_000;
+
+/** The copy rate the DELETE asked for (MiB/s); none: unlimited. */
+const bandwidthOf = (ctx: JobContext): number | undefined => ctx.job.params['bandwidthMiBs'] as number | undefined;
 
 export function snapshotDeleteJob(d: VmImageDeps): JobHandler {
   return async (ctx) => {
@@ -68,9 +71,12 @@ export function snapshotDeleteJob(d: VmImageDeps): JobHandler {
         message: `VM ${vm.name}: snapshot "${snap.description}" merged ${hostId === null ? 'cold' : 'live'} and deleted`, details: { snapshotId: sid } });
       await ctx.progress(100);
     } catch (e) {
-      // Nothing merged yet: the snapshot is as it was. Partly merged (or a cold merge's base part written): it stays
-      // 'deleting' (a DELETE again goes on).
-      const touched = snap.disks.some((x) => ctx.memo(`merged:${x.diskId}`) === true || ctx.memo(`touched:${x.diskId}`) === true);
+      // Nothing merged and no commit begun (no VM.merge sent, or only refused by the agent's answer): the snapshot
+      // is as it was. Once a commit began (live, or a cold merge's base part written) its volume may hold part of
+      // the top's data: it stays 'deleting', never restored to (a DELETE again goes on). So does a snapshot already
+      // 'deleting' before this job (an earlier one's commit cut short).
+      const begun = snap.disks.some((x) => ctx.memo(`mergeJob:${x.diskId}`) !== undefined) && !(e instanceof JobFailure && e.code === 'MergeRefused');
+      const touched = begun || ctx.job.params['from'] === 'deleting' || snap.disks.some((x) => ctx.memo(`merged:${x.diskId}`) === true || ctx.memo(`touched:${x.diskId}`) === true);
       if (!ctx.signal.aborted && !touched) await store.snapshots.update(sid, { status: 'ready' });
       throw e;
     }
@@ -90,6 +96,7 @@ async function mergeDisk(d: VmImageDeps, ctx: JobContext, vm: Vm, hostId: string
     const id = jobUUID;
     await ctx.step(`VM.merge of disk ${step.diskId}`, () => agent.merge(hostId, {
       vmID: vm.id, drive: { domainID: step.domainId, imageID: step.imageId, volumeID: step.leaf }, baseVolUUID: step.base, topVolUUID: step.top, jobUUID: id,
+      ...(bandwidthOf(ctx) !== undefined && { bandwidth: bandwidthOf(ctx) }),
     }, { correlationId: ctx.correlationId }).catch((e: unknown) => {
       throw new JobFailure('MergeRefused', `host ${hostId} refused the merge of disk ${step.diskId}: ${errorText(e)}`, { hostId, diskId: step.diskId, agentCode: agentCode(e) ?? null }, { cause: e });
     }), { hostId, detail: `${step.active ? 'active' : 'internal'} commit of ${step.top} into ${step.base}` });
@@ -124,6 +131,8 @@ async function follow(d: VmImageDeps, ctx: JobContext, agent: SnapshotAgent, hos
       await progress(j.progress);
     } catch (e) {
       if (e instanceof JobFailure) throw e;
+      // The VM no longer runs there (stopped, or crashed): its block job ended with it, waiting is useless.
+      if (answered(e, 'noVM')) throw new JobFailure('VmStoppedDuringMerge', `VM ${ctx.job.targetId} stopped on ${hostId} during merge job ${jobUUID}: the commit was cut short`, { hostId, jobUUID }, { cause: e });
       last = `no answer: ${errorText(e)}`;
     }
     if (nowOf(d.vms) > until) throw new JobFailure('MergeTimeout', `the merge job ${jobUUID} has not ended on ${hostId} after ${Math.round(s.vmMergeTimeoutMs / 1000)} s (${last}); it goes on there`, { hostId, jobUUID });

@@ -140,6 +140,8 @@ export class LiveMerges extends EventEmitter<Events> {
     this.driving.add(job.id);
     try {
       for (let step = 0; step < MAX_STEPS && isRunning(job); step++) {
+        // A VM stopped and created again under the same id is a new run (a new Vm): libvirt's commit ended with the old one.
+        if (!this.current(vm)) throw new MergeError('the VM stopped during the merge: its block job ended with that run');
         if (job.phase === 'extend') await this.steps.extend(vm, job);
         else if (job.phase === 'commit') await this.steps.commit(vm, job);
         else if (job.phase === 'pivot') await this.steps.pivot(vm, job);
@@ -181,7 +183,14 @@ export class LiveMerges extends EventEmitter<Events> {
     await this.save(vm).catch((e: unknown) => this.o.log.debug('ended merge jobs not dropped yet', { vm: vm.id, err: e }));
   }
 
+  /** The manager still holds this Vm: the run the job belongs to. Domains are found by uuid, so an old run's step would reach the next run's domain. */
+  private current(vm: Vm): boolean {
+    return this.o.manager.vms.get(vm.id) === vm;
+  }
+
   private save(vm: Vm): Promise<void> {
+    // An old run's metadata is never written over the next run's domain (same uuid).
+    if (!this.current(vm)) return Promise.resolve();
     const prev = this.saving.get(vm.id) ?? Promise.resolve();
     const next = prev.catch(() => {}).then(async () => {
       const dom = await this.o.manager.domain(vm);

@@ -19,6 +19,10 @@ const SnapshotRequest = Type.Object({
 
 const SnapshotParams = Type.Object({ id: Id, sid: Id });
 
+const DeleteRequest = Type.Object({
+  bandwidthMiBs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 * 1024, description: "the merge's copy rate limit in MiB/s (spares the storage other VMs use); unlimited when absent" })),
+}, { additionalProperties: false });
+
 /** 409: the VM has no disks, so there is nothing to snapshot. */
 export class VmHasNoDisksError extends ApiError {
   constructor(name: string) { super(409, 'VmHasNoDisks', `VM ${name} has no disks to snapshot`, {}); }
@@ -77,16 +81,17 @@ export function snapshotRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
 
     app.delete('/vms/:id/snapshots/:sid', { schema: {
       summary: "Delete a snapshot: the volume above the snapshot's is committed into it, then deleted; by a live merge (VM.merge, followed to its end) for a running VM, by a cold merge (Volume.merge, an SPM task) for a stopped one. A job",
-      tags: ['vms'], params: SnapshotParams, body: optionalBody(Type.Object({}, { additionalProperties: false })), response: { 202: Job, ...errors(...MUTATING_ERRORS, 404, 409) } } },
+      tags: ['vms'], params: SnapshotParams, body: optionalBody(DeleteRequest), response: { 202: Job, ...errors(...MUTATING_ERRORS, 404, 409) } } },
     async (req, reply) => {
       const vm = await store.vms.get(req.params.id);
       const s = await snapshotOf(vm, req.params.sid);
+      const bandwidthMiBs = req.body?.bandwidthMiBs;
       if (s.status !== 'ready' && s.status !== 'deleting') throw new SnapshotBusyError(s.id, s.status);
       const stopped = vm.status === 'Down' && vm.desiredState === 'down';
       if (!stopped && vm.status !== 'Up' && vm.status !== 'Paused') throw new VmNotRunningError(vm.name, `${vm.status} (a merge needs it running, or stopped)`);
       await idle(vm);
       await store.snapshots.update(s.id, { status: 'deleting' });
-      return acceptJob(ctx, req, reply, { kind: 'vm.snapshot.delete', targetKind: 'vm', targetId: vm.id, params: { snapshotId: s.id }, message: `delete snapshot "${s.description}" of VM ${vm.name}` });
+      return acceptJob(ctx, req, reply, { kind: 'vm.snapshot.delete', targetKind: 'vm', targetId: vm.id, params: { snapshotId: s.id, from: s.status, ...(bandwidthMiBs !== undefined && { bandwidthMiBs }) }, message: `delete snapshot "${s.description}" of VM ${vm.name}` });
     });
 
     app.post('/vms/:id/snapshots/:sid/restore', { schema: {

@@ -3,7 +3,7 @@
 // libvirtd and the storage lab of taskLab. Both are stopped at the test's end.
 import type { Test } from 'tap';
 import { enroll } from '../../../agent/cli/enroll.js';
-import { scratchDir, spawnAgent, stopChild, testConfig } from '../../agent/harness.js';
+import { scratchDir, spawnAgent, stopChild, testConfig, type Overrides } from '../../agent/harness.js';
 import type { TaskLab } from '../../agent/storage/tasks-fixture.js';
 import { controllerDaemon, type ControllerDaemon } from './controller-daemon.js';
 import { until } from './wait.js';
@@ -15,12 +15,12 @@ export interface DaemonAndAgent {
   config: Awaited<ReturnType<typeof testConfig>>;
 }
 
-export async function daemonWithAgent(t: Test, tl: TaskLab, o: { echo: boolean; libvirtUri: string; settings: Record<string, number> }): Promise<DaemonAndAgent> {
+export async function daemonWithAgent(t: Test, tl: TaskLab, o: { echo: boolean; libvirtUri: string; settings: Record<string, number>; agent?: Overrides }): Promise<DaemonAndAgent> {
   const ctl = await controllerDaemon({ echo: o.echo, settings: o.settings });
   t.teardown(() => ctl.stop());
   await ctl.start();
   const pkiDir = scratchDir('hv-enrolled-');
-  const config = await testConfig({ ...tl.overrides, 'pki.dir': pkiDir, 'libvirt.uri': o.libvirtUri, 'storage.monitorIntervalMs': 1000 });
+  const config = await testConfig({ ...tl.overrides, 'pki.dir': pkiDir, 'libvirt.uri': o.libvirtUri, 'storage.monitorIntervalMs': 1000, ...o.agent });
   const tok = await ctl.call('POST', '/api/v1/hosts', { body: { name: 'h1', address: 'localhost', port: config['rpc.port'] } });
   const { hostId } = await enroll({ controller: ctl.url, token: tok.body.token, pkiDir, name: 'h1' });
   const agent = await spawnAgent(config);

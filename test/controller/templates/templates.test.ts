@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { run } from '../../../agent/storage/exec.js';
 import { GiB, taskLab } from '../../agent/storage/tasks-fixture.js';
 import { GUEST_DIR, serialPathFor, waitForSerialMarker } from '../../lab/guest.js';
-import { daemonWithAgent } from '../storage/daemon-agent.js';
+import { fileDomainHost } from '../storage/file-domain-host.js';
 import { jobEnd, jobSummary, until } from '../storage/wait.js';
 
 t.setTimeout(600_000);
@@ -30,13 +30,8 @@ async function holdsPattern(file: string, fmt: string): Promise<boolean> {
 t.test('templates and thin/full clones through the controller daemon', async (t) => {
   const tl = await taskLab(t, 'ctl-templates');
   if (!tl) return;
-  const { ctl, hostId } = await daemonWithAgent(t, tl, { echo, libvirtUri: 'qemu:///system', settings: { pollIntervalMs: 1_000, pollTimeoutMs: 1_000, vmListIntervalMs: 1_000, hostFactsRefreshMs: 2_000 } });
-
-  const root = join(tl.fileRoot, 'ctl');
-  const sd = await ctl.call('POST', '/api/v1/clusters/default/storage-domains', { body: { name: 'data', spec: { type: 'file', root } } });
-  t.equal((await jobEnd(ctl.call, sd.body.id, 180_000)).state, 'succeeded', 'storage domain made');
-  const sdId: string = sd.body.targetId;
-  await until('an SPM', () => ctl.call('GET', '/api/v1/clusters/default/spm'), (a) => a.body?.hostId === hostId, 60_000);
+  const { ctl, sdId, root } = await fileDomainHost(t, tl, { echo, libvirtUri: 'qemu:///system',
+    settings: { pollIntervalMs: 1_000, pollTimeoutMs: 1_000, vmListIntervalMs: 1_000, hostFactsRefreshMs: 2_000 } });
   const volFile = (imageId: string, volumeId: string) => join(root, sdId, 'images', imageId, volumeId);
   // A VM this test started is stopped even when an assertion fails midway (the libvirtd outlives the agent).
   const started = new Set<string>();

@@ -10,33 +10,17 @@
 import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { enroll } from '../../../agent/cli/enroll.js';
-import { scratchDir, spawnAgent, stopChild, testConfig } from '../../agent/harness.js';
 import { GiB, taskLab } from '../../agent/storage/tasks-fixture.js';
 import { run } from '../../../agent/storage/exec.js';
-import { controllerDaemon } from '../storage/controller-daemon.js';
-import { jobEnd, jobSummary, until } from '../storage/wait.js';
+import { fileDomainHost } from '../storage/file-domain-host.js';
+import { jobEnd, jobSummary } from '../storage/wait.js';
 
 const echo = !!process.env['HV_TEST_LOG'];
 
 t.test('snapshots of a stopped VM through the controller daemon', async (t) => {
   const tl = await taskLab(t, 'ctl-snaps');
   if (!tl) return;
-  const ctl = await controllerDaemon({ echo, settings: { pollIntervalMs: 1_000, pollTimeoutMs: 1_000 } });
-  t.teardown(() => ctl.stop());
-  await ctl.start();
-  const pkiDir = scratchDir('hv-enrolled-');
-  const config = await testConfig({ ...tl.overrides, 'pki.dir': pkiDir, 'libvirt.uri': 'test:///default', 'storage.monitorIntervalMs': 1000 });
-  const tok = await ctl.call('POST', '/api/v1/hosts', { body: { name: 'h1', address: 'localhost', port: config['rpc.port'] } });
-  const { hostId } = await enroll({ controller: ctl.url, token: tok.body.token, pkiDir, name: 'h1' });
-  const agent = await spawnAgent(config);
-  t.teardown(() => stopChild(agent.child, 30_000));
-  await until('the host is Up', () => ctl.call('GET', `/api/v1/hosts/${hostId}`), (a) => a.body?.status === 'Up', 60_000);
-  const root = join(tl.fileRoot, 'ctl');
-  const sd = await ctl.call('POST', '/api/v1/clusters/default/storage-domains', { body: { name: 'data', spec: { type: 'file', root } } });
-  t.equal((await jobEnd(ctl.call, sd.body.id, 180_000)).state, 'succeeded', 'a file storage domain');
-  const sdId: string = sd.body.targetId;
-  await until('an SPM', () => ctl.call('GET', '/api/v1/clusters/default/spm'), (a) => a.body?.hostId === hostId, 60_000);
+  const { ctl, sdId, root } = await fileDomainHost(t, tl, { echo, libvirtUri: 'test:///default', settings: { pollIntervalMs: 1_000, pollTimeoutMs: 1_000 } });
   const made = await ctl.call('POST', '/api/v1/disks', { body: { name: 'root', storageDomainId: sdId, sizeBytes: GiB, provisioning: 'thin' } });
   t.equal((await jobEnd(ctl.call, made.body.id, 120_000)).state, 'succeeded', 'a thin disk');
   const diskId: string = made.body.targetId;
