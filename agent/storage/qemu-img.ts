@@ -84,10 +84,11 @@ export class QemuImg {
    * into dst, which already exists with the right size. `targetIsZero`: dst
    * reads as zeros (a fresh qcow2 or sparse file), so zeros are not written.
    * onProgress gets 0..100 as qemu-img prints it. Aborting kills qemu-img.
+   * rateLimitMiBs bounds its I/O (-r).
    */
   async convert(src: { path: string; format: ImageFormat }, dst: { path: string; format: ImageFormat },
-    o: { timeoutMs: number; targetIsZero: boolean; onProgress?: (pct: number) => void; signal?: AbortSignal }): Promise<{ ms: number }> {
-    const args = ['convert', '-p', '-n', ...(o.targetIsZero ? ['--target-is-zero'] : []), '-f', src.format, '-O', dst.format, src.path, dst.path];
+    o: { timeoutMs: number; targetIsZero: boolean; rateLimitMiBs?: number; onProgress?: (pct: number) => void; signal?: AbortSignal }): Promise<{ ms: number }> {
+    const args = ['convert', '-p', '-n', ...(o.targetIsZero ? ['--target-is-zero'] : []), ...(o.rateLimitMiBs ? ['-r', `${o.rateLimitMiBs}M`] : []), '-f', src.format, '-O', dst.format, src.path, dst.path];
     return this.withProgress(args, o);
   }
 

@@ -10,6 +10,7 @@ const OptUuid = (description: string) => Type.Optional(Type.String({ pattern: Uu
 const Format = Type.Union([Type.Literal('COW'), Type.Literal('RAW')]);
 const Allocation = Type.Union([Type.Literal('SPARSE'), Type.Literal('PREALLOCATED')]);
 const SPM_TASK_ERRORS = ['unavailable', 'storageDomainDoesNotExist', 'addTaskError', 'taskPersistError', 'invalidParams'] as const;
+const Bandwidth = Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'MiB/s the copy may read and write (qemu-img convert -r), so a big copy leaves room on shared storage; no limit when absent' }));
 const POLL = ' Answers at once with {taskID}; Task.getStatus and Task.getInfo report progress 0..100 (also sent as |storage|task_status|<taskID>), Task.getInfo().result is the new volume\'s info. ';
 
 export const IMAGE_METHODS = {
@@ -27,6 +28,7 @@ export const IMAGE_METHODS = {
       volType: Type.Union([Type.Literal('SHARED'), Type.Literal('LEAF')], { description: 'SHARED: a template volume; LEAF: an ordinary, writable copy' }),
       volFormat: Format, preallocate: Allocation,
       description: Type.Optional(Type.String({ maxLength: 210 })),
+      bandwidth: Bandwidth,
     }),
     result: TaskID, errors: SPM_TASK_ERRORS, since: '0.7', mutating: true,
   }),
@@ -39,6 +41,7 @@ export const IMAGE_METHODS = {
       storagepoolID: Type.Optional(Uuid), ...TaskIdParam,
       storagedomainID: Uuid, imageID: Uuid, dstSdUUID: Uuid,
       volFormat: Type.Optional(Format), preallocate: Type.Optional(Allocation),
+      bandwidth: Bandwidth,
     }),
     result: TaskID, errors: [...SPM_TASK_ERRORS, 'volumeIsBusy'], since: '0.7', mutating: true,
   }),

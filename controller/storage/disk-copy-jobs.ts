@@ -20,8 +20,9 @@ import type { StorageDeps } from './storage-deps.js';
 import { copyVolume, isLegal } from '../templates/volume-tasks.js';
 import { DiskInUseError, runningUser } from './disk-use.js';
 
-export interface DiskCopyParams { sourceDiskId: string; storageDomainId: string }
-export interface DiskMoveParams { fromDomainId: string; storageDomainId: string }
+/** bandwidthMiBs: the copy's rate limit in MiB/s (Volume.copy / Image.move bandwidth); absent: no limit. */
+export interface DiskCopyParams { sourceDiskId: string; storageDomainId: string; bandwidthMiBs?: number }
+export interface DiskMoveParams { fromDomainId: string; storageDomainId: string; bandwidthMiBs?: number }
 
 const isCancel = (e: unknown): boolean => e instanceof JobFailure && e.code === 'Cancelled';
 
@@ -65,7 +66,7 @@ export function diskCopyJob(deps: StorageDeps) {
         dst: { storageDomainId: copy.storageDomainId, imageId: copy.imageId, volumeId: copy.volumeId },
         volType: 'LEAF', memoKey: 'copyTask', description: `copy of disk ${src.name}`,
         format: preallocated ? { volFormat: 'RAW', preallocate: 'PREALLOCATED' } : { volFormat: 'COW', preallocate: 'SPARSE' },
-        onProgress: progressFollower(ctx), stop: ctx.cancelSignal,
+        onProgress: progressFollower(ctx), stop: ctx.cancelSignal, ...(p.bandwidthMiBs !== undefined && { bandwidthMiBs: p.bandwidthMiBs }),
       });
     } catch (e) {
       if (isCancel(e)) {
@@ -102,7 +103,7 @@ export function diskMoveJob(deps: StorageDeps) {
     try {
       await runSpmTask(deps, ctx, {
         clusterId: await clusterOf(deps, disk.storageDomainId), verb: 'Image.move', memoKey: 'moveTask',
-        params: { storagedomainID: p.fromDomainId, imageID: disk.imageId, dstSdUUID: p.storageDomainId },
+        params: { storagedomainID: p.fromDomainId, imageID: disk.imageId, dstSdUUID: p.storageDomainId, ...(p.bandwidthMiBs !== undefined && { bandwidth: p.bandwidthMiBs }) },
         // Moved: the leaf is LEGAL on the target and the source image is gone.
         done: async (spm) => {
           if (!(await isLegal(deps, ctx, spm, { storageDomainId: p.storageDomainId, imageId: disk.imageId, volumeId: disk.volumeId }))) return false;

@@ -33,6 +33,8 @@ export async function copyVolume(deps: StorageDeps, ctx: JobContext, o: {
   onProgress(percent: number): Promise<void>;
   format?: { volFormat: 'COW' | 'RAW'; preallocate: 'SPARSE' | 'PREALLOCATED' };
   stop?: AbortSignal;
+  /** MiB/s for the copy (Volume.copy bandwidth); none: no limit */
+  bandwidthMiBs?: number;
 }): Promise<void> {
   await runSpmTask(deps, ctx, {
     clusterId: o.clusterId, verb: 'Volume.copy', memoKey: o.memoKey,
@@ -40,6 +42,7 @@ export async function copyVolume(deps: StorageDeps, ctx: JobContext, o: {
       storagedomainID: o.src.storageDomainId, imageID: o.src.imageId, volumeID: o.src.volumeId,
       dstSdUUID: o.dst.storageDomainId, dstImgUUID: o.dst.imageId, dstVolUUID: o.dst.volumeId,
       volType: o.volType, ...(o.format ?? { volFormat: 'COW', preallocate: 'SPARSE' }), description: o.description,
+      ...(o.bandwidthMiBs !== undefined && { bandwidth: o.bandwidthMiBs }),
     },
     done: (spm) => isLegal(deps, ctx, spm, o.dst),
     onStatus: (st) => (st.progress === undefined ? undefined : o.onProgress(st.progress)),

@@ -30,14 +30,18 @@ interface CopySpec {
   srcSd: string; srcImg: string; srcVol: string;
   dstSd: string; dstImg: string; dstVol: string;
   format: VolumeFormat; allocation: VolumeAllocation; shared: boolean; description?: string;
+  /** MiB/s for qemu-img convert; none: no limit */
+  bandwidth?: number;
 }
+
+const bandwidthOf = (p: P): { bandwidth?: number } => (typeof p.bandwidth === 'number' ? { bandwidth: p.bandwidth } : {});
 
 export function copyOperation(pool: TaskPool, p: P): TaskOperation {
   const c: CopySpec = {
     srcSd: str(p, 'storagedomainID'), srcImg: str(p, 'imageID'), srcVol: str(p, 'volumeID'),
     dstSd: (p.dstSdUUID as string | undefined) ?? str(p, 'storagedomainID'), dstImg: str(p, 'dstImgUUID'), dstVol: str(p, 'dstVolUUID'),
     format: p.volFormat as VolumeFormat, allocation: p.preallocate as VolumeAllocation, shared: p.volType === 'SHARED',
-    ...(p.description ? { description: str(p, 'description') } : {}),
+    ...(p.description ? { description: str(p, 'description') } : {}), ...bandwidthOf(p),
   };
   return {
     locks: copyRecoveryLocks('Volume.copy', p),
@@ -73,7 +77,7 @@ export function moveOperation(pool: TaskPool, p: P): TaskOperation {
       const wanted = (p.preallocate as VolumeAllocation | undefined) ?? info.type;
       const allocation = dst.type === 'block' && format === 'RAW' ? 'PREALLOCATED' : wanted;
       const result = await copyChain(pool, ctx, {
-        srcSd: sd, srcImg: img, srcVol: leaf, dstSd, dstImg: img, dstVol: leaf, format, allocation, shared: info.voltype === 'SHARED', description: info.description,
+        srcSd: sd, srcImg: img, srcVol: leaf, dstSd, dstImg: img, dstVol: leaf, format, allocation, shared: info.voltype === 'SHARED', description: info.description, ...bandwidthOf(p),
       }, { kind: 'undoCopy', when: 'always', sdUUID: dstSd, imgUUID: img, volUUID: leaf, srcSdUUID: sd, srcImgUUID: img });
       refuseIfInUse(pool, sd, img); // a VM may have started on it during the copy: the copy goes, the source stays
       const order = await src.imageDeletionOrder(img);
@@ -141,6 +145,7 @@ async function copyChain(pool: TaskPool, ctx: TaskContext, c: CopySpec, undo: Re
         timeoutMs: pool.copyTimeouts.convertMs, signal: ctx.signal, onProgress: (pct) => ctx.progress(Math.floor(pct)),
         // A new qcow2 or file reads as zeros; a new LV may hold old data.
         targetIsZero: c.format === 'COW' || dst.type === 'file',
+        ...(c.bandwidth ? { rateLimitMiBs: c.bandwidth } : {}),
       });
     });
     const seconds = (performance.now() - t0) / 1000;

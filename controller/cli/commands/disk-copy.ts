@@ -14,22 +14,25 @@ export function registerDiskCopy(disks: Command, env: CliEnv): void {
     .requiredOption('--domain <domain>', 'the target storage domain (id or name)')
     .option('--name <name>', "the new disk's name (default: <disk>-copy)")
     .option('--cluster <cluster>', "the domain's cluster, to find it by name", 'default')
+    .option('--bandwidth <MiB/s>', 'limit the copy to this rate (spares shared storage)', (v) => Number(v))
     .option('--no-wait', 'answer with the job at once')
     .option('--timeout <seconds>', 'how long to wait (the job goes on)', (v) => Number(v), 3600)
-    .action(async (ref: string, o: { domain: string; name?: string; cluster: string; wait: boolean; timeout: number }) => {
+    .action(async (ref: string, o: { domain: string; name?: string; cluster: string; bandwidth?: number; wait: boolean; timeout: number }) => {
       const [id, storageDomainId] = [await diskId(ref), await domainId(o.domain, o.cluster)];
-      const job = await env.ctx().client.call<Job>('POST', `/api/v1/disks/${id}/copy`, { storageDomainId, ...(o.name !== undefined && { name: o.name }) });
+      const job = await env.ctx().client.call<Job>('POST', `/api/v1/disks/${id}/copy`,
+        { storageDomainId, ...(o.name !== undefined && { name: o.name }), ...(o.bandwidth !== undefined && { bandwidthMiBs: o.bandwidth }) });
       await afterAction(env, job, `copy of disk ${ref} (new disk ${job.targetId})`, o.wait, o.timeout);
     });
 
   disks.command('move <disk>').description('move a disk to another storage domain of its pool (not while a VM runs on it); shows a progress bar until the job ends')
     .requiredOption('--domain <domain>', 'the target storage domain (id or name)')
     .option('--cluster <cluster>', "the domain's cluster, to find it by name", 'default')
+    .option('--bandwidth <MiB/s>', 'limit the copy to this rate (spares shared storage)', (v) => Number(v))
     .option('--no-wait', 'answer with the job at once')
     .option('--timeout <seconds>', 'how long to wait (the job goes on)', (v) => Number(v), 3600)
-    .action(async (ref: string, o: { domain: string; cluster: string; wait: boolean; timeout: number }) => {
+    .action(async (ref: string, o: { domain: string; cluster: string; bandwidth?: number; wait: boolean; timeout: number }) => {
       const [id, storageDomainId] = [await diskId(ref), await domainId(o.domain, o.cluster)];
-      const job = await env.ctx().client.call<Job>('POST', `/api/v1/disks/${id}/move`, { storageDomainId });
+      const job = await env.ctx().client.call<Job>('POST', `/api/v1/disks/${id}/move`, { storageDomainId, ...(o.bandwidth !== undefined && { bandwidthMiBs: o.bandwidth }) });
       await afterAction(env, job, `move of disk ${ref}`, o.wait, o.timeout);
     });
 }

@@ -15,7 +15,10 @@ import { acceptJob, type ApiContext } from '../context.js';
 import { InvalidRequestError } from '../errors.js';
 import { errors, IdParams, MUTATING_ERRORS } from '../schemas.js';
 
-const Target = { storageDomainId: Type.String({ ...Id, description: 'the target storage domain, in the disk\'s pool (file or block)' }) };
+const Target = {
+  storageDomainId: Type.String({ ...Id, description: 'the target storage domain, in the disk\'s pool (file or block)' }),
+  bandwidthMiBs: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'MiB/s the copy may use (qemu-img convert -r), to spare shared storage; no limit when absent' })),
+};
 
 /** The target domain: another active domain of the disk's cluster. */
 async function targetDomain(store: Store, disk: Disk, id: string): Promise<StorageDomain> {
@@ -42,7 +45,7 @@ export function diskCopyRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
       const name = req.body.name ?? `${src.name.slice(0, 59)}-copy`;
       const copy = await store.disks.create({ name, storageDomainId: to.id, sizeBytes: src.sizeBytes, provisioning: src.provisioning });
       await store.event({ kind: 'disk.created', subjectKind: 'disk', subjectId: copy.id, correlationId: req.id, message: `disk ${name}: a copy of disk ${src.name} on ${to.name}` });
-      const params: DiskCopyParams = { sourceDiskId: src.id, storageDomainId: to.id };
+      const params: DiskCopyParams = { sourceDiskId: src.id, storageDomainId: to.id, ...(req.body.bandwidthMiBs !== undefined && { bandwidthMiBs: req.body.bandwidthMiBs }) };
       return acceptJob(ctx, req, reply, { kind: 'disk.copy', targetKind: 'disk', targetId: copy.id, params: { ...params }, message: `copy disk ${src.name} to ${to.name} as ${name}` });
     });
 
@@ -62,7 +65,7 @@ export function diskCopyRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
         throw new ConflictError(`disk ${disk.name} has ${snaps.length} snapshot(s) of its VM: delete them before moving it (a move collapses the chain)`,
           { reason: 'DiskHasSnapshots', diskId: disk.id, snapshots: snaps.map((s) => s.id) });
       }
-      const params: DiskMoveParams = { fromDomainId: disk.storageDomainId, storageDomainId: to.id };
+      const params: DiskMoveParams = { fromDomainId: disk.storageDomainId, storageDomainId: to.id, ...(req.body.bandwidthMiBs !== undefined && { bandwidthMiBs: req.body.bandwidthMiBs }) };
       return acceptJob(ctx, req, reply, { kind: 'disk.move', targetKind: 'disk', targetId: disk.id, params: { ...params }, message: `move disk ${disk.name} to ${to.name}` });
     });
   };

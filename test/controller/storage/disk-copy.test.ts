@@ -111,7 +111,8 @@ t.test('disk copy and move between a file and a block domain through the control
 
   await t.test('a cancel mid-copy: Task.stop rolls it back; no volume on the block domain, no disk record; the job fails Cancelled', async (t) => {
     const before = await blockVolumes();
-    const r = await ctl.call('POST', `/api/v1/disks/${src.id}/copy`, { body: { storageDomainId: bd, name: 'to-cancel' } });
+    // 32 MiB/s: the 384 MiB copy takes about 12 s, so the cancel lands while qemu-img runs (unbounded, on an idle machine, it was over in under a second).
+    const r = await ctl.call('POST', `/api/v1/disks/${src.id}/copy`, { body: { storageDomainId: bd, name: 'to-cancel', bandwidthMiBs: 32 } });
     let cancelledAt: number | undefined;
     let cancelAnswer: { status: number; body: Record<string, unknown> } | undefined;
     const { job, seen } = await follow(r.body.id, async (p) => {
