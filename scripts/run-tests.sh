@@ -1,15 +1,17 @@
 #!/bin/bash
 # Runs the tests of the build (dist/) with tap, and ends with one plain line CI can read:
 # "tests: N passed, N failed, N skipped". With arguments, tap runs just those; without, every
-# test file, in three lanes (test/light-lane.txt, test/lab-lane.txt, the rest). scripts/test.sh
+# test file, in four lanes (test/light-lane.txt, test/lab-lane.txt, test/side-lane.txt, the rest). scripts/test.sh
 # calls it once the machine and the build are ready.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=$(mktemp)
 light_out=$(mktemp)
+side_out=$(mktemp)
 lab_out=$(mktemp)
-trap 'rm -f "$out" "$light_out" "$lab_out"' EXIT
+trap 'rm -f "$out" "$light_out" "$lab_out" "$side_out"' EXIT
 light_rc=0
+side_rc=0
 lab_rc=0
 now_s() { echo "${EPOCHREALTIME%.*}"; }
 # Every node process of the run (tap, the test files, the daemons and CLIs they spawn) preloads
@@ -28,7 +30,7 @@ lane_files() {
     done < <(grep -vE '^\s*(#|$)' "$1")
 }
 # tap builds its Test class for the configured plugin set (package.json drops @tapjs/typescript)
-# the first time it runs after an install. Three tap processes starting at once on a fresh
+# the first time it runs after an install. Several tap processes starting at once on a fresh
 # install would each rebuild it, deleting the files the others load (CI failed so, every file
 # with "Cannot find module .../test-built/..."), so it is built here once, before any lane.
 npx --no-install tap build > "$out" 2>&1 || { cat "$out"; echo "tap build failed" >&2; exit 1; }
@@ -36,16 +38,20 @@ if [ $# -gt 0 ]; then
     npx --no-install tap "$@" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
 else
-    # Three lanes, each a tap process running its files one at a time, all three at once:
+    # Four lanes, each a tap process running its files one at a time, all four at once:
     # - light (test/light-lane.txt): pure in-process files, at a lower CPU priority;
     # - lab (test/lab-lane.txt): the files that use the multi-host lab, which has its own
     #   libvirtd and sanlock per lab host; HV_TEST_LANE=lab makes the helpers that reach the main
     #   host's daemons refuse (test/lanes.ts);
+    # - side (test/side-lane.txt): main-host files that share nothing with the main lane's (their
+    #   agents on libvirt's test driver, their own namespaces, loop devices, ports; no sanlock);
+    #   they mostly wait, so running them beside the main lane shortens the run;
     # - main: the rest (guests on the main libvirtd, sanlock, loop devices, network namespaces).
     # test/lanes.test.ts checks that every file is in one lane by the lists' rules.
     light=$(lane_files test/light-lane.txt) || exit 1
     lab=$(lane_files test/lab-lane.txt) || exit 1
-    mapfile -t main < <(find dist/test -name '*.test.js' -not -path '*/fixtures/*' | sort | grep -vxF -f <(printf '%s\n' $light $lab))
+    side=$(lane_files test/side-lane.txt) || exit 1
+    mapfile -t main < <(find dist/test -name '*.test.js' -not -path '*/fixtures/*' | sort | grep -vxF -f <(printf '%s\n' $light $lab $side))
     t0=$(now_s)
     ( nice -n 10 npx --no-install tap $light > "$light_out" 2>&1; rc=$?; echo "# light lane: $(( $(now_s) - t0 )) s" >> "$light_out"; exit $rc ) &
     light_pid=$!
@@ -56,6 +62,8 @@ else
       node --input-type=module -e "const m = await import('./dist/test/lab/multihost/lab.js'); await m.labDown(undefined, { keep: false });" >> "$lab_out" 2>&1
       echo "# lab lane: $(( $(now_s) - t0 )) s" >> "$lab_out"; exit $rc ) &
     lab_pid=$!
+    ( npx --no-install tap $side > "$side_out" 2>&1; rc=$?; echo "# side lane: $(( $(now_s) - t0 )) s" >> "$side_out"; exit $rc ) &
+    side_pid=$!
     npx --no-install tap "${main[@]}" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
     echo "# main lane: $(( $(now_s) - t0 )) s"
@@ -63,17 +71,22 @@ else
     lab_rc=$?
     wait "$light_pid"
     light_rc=$?
+    wait "$side_pid"
+    side_rc=$?
     echo "# the lab lane (test/lab-lane.txt), run beside the above:"
     cat "$lab_out"
     echo "# the light lane (test/light-lane.txt), run beside the above:"
     cat "$light_out"
+    echo "# the side lane (test/side-lane.txt), run beside the above:"
+    cat "$side_out"
 fi
 # One plain closing line that CI can read, from tap's own summaries (the lanes added up).
-sum() { for f in "$out" "$light_out" "$lab_out"; do grep -E '^# \{ total: ' "$f" | tail -n 1; done \
+sum() { for f in "$out" "$light_out" "$lab_out" "$side_out"; do grep -E '^# \{ total: ' "$f" | tail -n 1; done \
     | grep -oE "$1: [0-9]+" | grep -oE '[0-9]+' | awk '{s += $1} END {print s + 0}'; }
-if grep -qE '^# \{ total: ' "$out" "$light_out" "$lab_out"; then
+if grep -qE '^# \{ total: ' "$out" "$light_out" "$lab_out" "$side_out"; then
     echo "tests: $(sum pass) passed, $(sum fail) failed, $(sum skip) skipped"
 fi
 [ "$rc" -ne 0 ] && exit "$rc"
 [ "$lab_rc" -ne 0 ] && exit "$lab_rc"
+[ "$side_rc" -ne 0 ] && exit "$side_rc"
 exit "$light_rc"

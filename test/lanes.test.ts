@@ -51,14 +51,30 @@ function importClosure(file: string, seen = new Set<string>()): Set<string> {
 const all = testFiles('test').sort();
 const light = laneList('test/light-lane.txt');
 const lab = laneList('test/lab-lane.txt');
+const side = laneList('test/side-lane.txt');
+/** What a side-lane file must not reach: the lab, the main host's libvirtd, the main sanlock daemon, the storage task lab (it uses that daemon). */
+const SIDE_FORBIDDEN = [LAB_MODULE, ...MAIN_HOST_HELPERS, 'test/agent/storage/sanlock-daemon.ts', 'test/agent/storage/tasks-fixture.ts'];
 
 t.test('every test file is in exactly one lane, and the lane lists name only test files, once', async (t) => {
   t.ok(all.length > 100, `found the test files (${all.length})`);
-  for (const [name, list] of [['light-lane.txt', light], ['lab-lane.txt', lab]] as const) {
+  for (const [name, list] of [['light-lane.txt', light], ['lab-lane.txt', lab], ['side-lane.txt', side]] as const) {
     t.same(list.filter((f) => !all.includes(f)), [], `${name} names only existing test files`);
     t.same(list.filter((f, i) => list.indexOf(f) !== i), [], `${name} names each file once`);
   }
   t.same(light.filter((f) => lab.includes(f)), [], 'no file is in both the light and the lab lane');
+  t.same(side.filter((f) => lab.includes(f) || light.includes(f)), [], 'no side-lane file is in the light or the lab lane');
+});
+
+t.test('the side lane (run beside the main lane) reaches none of the main host\'s shared daemons', async (t) => {
+  for (const f of side) {
+    const closure = importClosure(f);
+    t.same(SIDE_FORBIDDEN.filter((h) => closure.has(h)), [], `${f} imports no lab, main-host libvirt, sanlock or storage-task helper`);
+    const text = readFileSync(join(REPO, f), 'utf8');
+    t.notOk(text.includes('qemu:///system'), `${f} never names qemu:///system`);
+    // An agent started here must run on libvirt's test driver: its default is the main libvirtd.
+    const starts = text.split('\n').filter((l) => /\b(startAgent|spawnAgent)\(/.test(l));
+    t.same(starts.filter((l) => !l.includes('test:///')), [], `${f}: every agent it starts names a test:/// libvirt`);
+  }
 });
 
 t.test('the lab lane is exactly the test files that use the multi-host lab', async (t) => {
