@@ -65,13 +65,18 @@ export function scratchDir(prefix: string): string {
   return dir;
 }
 
-/** One PKI per test process (making certificates takes ~100 ms). */
-let sharedPki: string | undefined;
-export async function testPki(): Promise<string> {
-  if (!sharedPki) {
-    sharedPki = scratchDir('hv-pki-');
-    await ensureDevPki(sharedPki, { hostNames: ['localhost'] });
-  }
+/**
+ * One PKI per test process (making certificates takes ~100 ms). The promise is shared, so two
+ * agents configured at once both wait for the keys (sharing only the folder name let the second
+ * start before its key was written: ENOENT hostkey.pem, seen with two lab agents started together).
+ */
+let sharedPki: Promise<string> | undefined;
+export function testPki(): Promise<string> {
+  sharedPki ??= (async () => {
+    const dir = scratchDir('hv-pki-');
+    await ensureDevPki(dir, { hostNames: ['localhost'] });
+    return dir;
+  })();
   return sharedPki;
 }
 
