@@ -12,6 +12,8 @@ export interface DomainStatsQuery {
   states: readonly StatsDomainState[];
   /** Answer at once with what can be had when a domain is busy with a job (e.g. a migration). */
   nowait?: boolean;
+  /** Each disk's backing chain too: block.N entries per layer, with backingIndex ("vda[N]"). */
+  backing?: boolean;
 }
 
 const GROUP_BITS: Record<StatsGroup, number> = {
@@ -21,10 +23,11 @@ const GROUP_BITS: Record<StatsGroup, number> = {
 const STATE_BITS: Record<StatsDomainState, number> = { running: F.RUNNING, paused: F.PAUSED, shutoff: F.SHUTOFF, other: F.OTHER };
 /** 0 when the installed libvirt (the enums are generated from it) predates NOWAIT: then the call may wait. */
 const NOWAIT = (F as unknown as Record<string, number | undefined>)['NOWAIT'] ?? 0;
+const BACKING = (F as unknown as Record<string, number | undefined>)['BACKING'] ?? 0;
 
 /** The `stats` and `flags` words of virConnectGetAllDomainStats for a query. */
 export function domainStatsFlags(q: DomainStatsQuery): { stats: number; flags: number } {
   const stats = q.groups.reduce((bits, g) => bits | GROUP_BITS[g], 0);
-  const flags = q.states.reduce((bits, s) => bits | STATE_BITS[s], 0) | (q.nowait ? NOWAIT : 0);
+  const flags = q.states.reduce((bits, s) => bits | STATE_BITS[s], 0) | (q.nowait ? NOWAIT : 0) | (q.backing ? BACKING : 0);
   return { stats, flags };
 }

@@ -64,6 +64,8 @@ const busy = (d: Tracked): boolean => d.state === 'extending' || d.state === 'di
 
 export class DriveMonitor {
   private readonly drives = new Map<string, Tracked>();
+  /** "vmId/vda[N]": backing layers another watcher owns (a live merge's base); their threshold events are not a drive's. */
+  private readonly claimed = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private polling = false;
   readonly history: ExtensionRecord[] = [];
@@ -95,8 +97,22 @@ export class DriveMonitor {
     clearInterval(this.timer);
   }
 
-  /** libvirt's block-threshold event: the guest wrote past the threshold. */
+  /** A backing layer ("vda[N]") whose threshold someone else set: its events are left to them. */
+  claimLayer(vmId: string, dev: string): void {
+    this.claimed.add(this.key(vmId, dev));
+  }
+
+  releaseLayer(vmId: string, dev: string): void {
+    this.claimed.delete(this.key(vmId, dev));
+  }
+
+  /**
+   * libvirt's block-threshold event: the guest wrote past the threshold.
+   * libvirt may name the active layer by its index too ("vda[3]"), so an
+   * indexed name is the drive's, unless a live merge claimed that layer.
+   */
   onThreshold(vmId: string, dev: string): void {
+    if (this.claimed.has(this.key(vmId, dev))) return;
     const target = dev.replace(/\[\d+\]$/, '');
     const d = this.drives.get(this.key(vmId, target));
     this.o.log.debug('block threshold crossed', { vm: vmId, dev, state: d?.state });

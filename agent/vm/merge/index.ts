@@ -13,7 +13,7 @@ export function createLiveMerges(c: Config, deps: { manager: VmManager; storage:
   return new LiveMerges({
     ...deps,
     qemuImg: new QemuImg({ timeoutMs: c['storage.qemuImgTimeoutMs'], log: deps.log }),
-    chunkMiB: c['thinp.chunkMiB'],
+    policy: { chunkMiB: c['thinp.chunkMiB'], percent: c['thinp.percent'], maxFactor: c['storage.maxSizeFactor'] },
     pollMs: c['merge.pollMs'], pivotTimeoutMs: c['merge.pivotTimeoutMs'], timeoutSec: c['merge.timeoutSec'], keepEndedSec: c['merge.keepEndedSec'],
   });
 }

@@ -52,6 +52,11 @@ export class LiveMerges extends EventEmitter<Events> {
       const ws = this.waiters.get(`${ev.domain.uuid}/${ev.disk}`);
       for (const w of ws ?? []) w(ev.status);
     }));
+    // A merge's base ("vda[N]") crossed its threshold: the loop following that disk looks at its room at once.
+    this.subscriptions.push(await this.o.manager.client.subscribe('block-threshold', (ev) => {
+      const m = /^(.+)\[\d+\]$/.exec(ev.dev);
+      for (const w of (m && this.waiters.get(`${ev.domain.uuid}/${m[1]}`)) || []) w(undefined);
+    }));
     this.o.manager.on('recovered', this.kick);
     this.timer = setInterval(this.kick, Math.max(1000, this.o.pollMs * 5));
     this.timer.unref();

@@ -10,10 +10,12 @@ import { MergeError } from '../../../api/errors.js';
 import type { StorageDomain } from '../../storage/domain.js';
 import type { QemuImg } from '../../storage/qemu-img.js';
 import type { ChunkedDrive } from '../../storage/thinp/drive-monitor.js';
+import { watermarkBytes, type ThinpPolicy } from '../../storage/thinp/sizing.js';
 import { MiB, roundUp } from '../../storage/types.js';
+import { BaseRoom, type BaseRoomDeps } from './base-room.js';
 import type { Vm } from '../vm.js';
 import { api } from '../libvirt-errors.js';
-import { layerName, liveDiskChain, type LiveDiskChain } from './live-chain.js';
+import { layerName, liveDiskChain, type LiveDiskChain, type LiveLayer } from './live-chain.js';
 import type { MergeJob } from './job.js';
 
 /** The storage a merge uses: the pool's domains, and thin extension through the SPM (the mailbox when this host is not the SPM). */
@@ -27,9 +29,10 @@ export interface MergeStorage {
 export interface MergeStepDeps {
   domain: (vm: Vm) => Promise<Domain>;
   storage: MergeStorage;
-  monitor: { add(d: ChunkedDrive): void; remove(vmId: string, target: string): void };
+  monitor: { add(d: ChunkedDrive): void; remove(vmId: string, target: string): void } & BaseRoomDeps['monitor'];
   qemuImg: QemuImg;
-  chunkMiB: number;
+  /** The thin-provisioning policy: the base's headroom and its extensions during the commit. */
+  policy: ThinpPolicy;
   pollMs: number;
   pivotTimeoutMs: number;
   timeoutSec: number;
@@ -46,8 +49,15 @@ const MAX_ATTEMPTS = 3;
 export class MergeSteps {
   /** Commit attempts per job in this process (a restart starts counting again: it is a retry too). */
   private readonly attempts = new Map<string, number>();
+  private readonly room: BaseRoom;
 
-  constructor(private readonly d: MergeStepDeps) {}
+  constructor(private readonly d: MergeStepDeps) {
+    this.room = new BaseRoom({
+      requestExtend: (sd, vol, size) => d.storage.requestExtend(sd, vol, size),
+      refreshVolume: (sd, vol) => d.storage.refreshVolume(sd, vol),
+      monitor: d.monitor, policy: d.policy, log: d.log,
+    });
+  }
 
   async chain(vm: Vm, dom: Domain, target: string): Promise<LiveDiskChain> {
     const chain = liveDiskChain(await api(() => dom.xml(), vm.id), target);
@@ -57,9 +67,11 @@ export class MergeSteps {
 
   /**
    * Block COW base: extended (through the SPM) to what `qemu-img measure`
-   * says a qcow2 holding the top over the base needs, rounded up to the
-   * chunk; not top + base + chunk (vdsm#134). A raw base must already hold
-   * the top's capacity.
+   * says a qcow2 holding the top over the base needs; not top + base + chunk
+   * (vdsm#134). An active merge gets the thin watermark more, for what the
+   * guest writes during the commit (VDSM adds a chunk); anything past that is
+   * seen while the commit runs (BaseRoom). A raw base must already hold the
+   * top's capacity.
    */
   async extend(vm: Vm, job: MergeJob): Promise<void> {
     const sd = await this.d.storage.domain(job.domainID);
@@ -69,39 +81,24 @@ export class MergeSteps {
         const required = await this.d.qemuImg.measureCommit(
           { path: sd.volumePath(job.imageID, job.topVolUUID), block: true },
           { path: sd.volumePath(job.imageID, job.baseVolUUID), block: true, format: 'qcow2' });
-        const unflushed = job.active ? await this.unflushed(vm, job, sd.volumePath(job.imageID, job.topVolUUID)) : 0;
-        const wanted = roundUp(required + unflushed, this.d.chunkMiB * MiB);
+        const headroom = job.active ? watermarkBytes(this.d.policy) : 0;
+        const wanted = roundUp(required + headroom, MiB);
         const now = (await sd.getVolumeSize(job.imageID, job.baseVolUUID)).truesize;
-        job.measuredBytes = required + unflushed;
+        job.measuredBytes = required;
+        let seen = now;
         if (now < wanted) {
           await this.d.storage.requestExtend(job.domainID, job.baseVolUUID, wanted / MiB);
-          const seen = await this.d.storage.refreshVolume(job.domainID, job.baseVolUUID);
+          seen = await this.d.storage.refreshVolume(job.domainID, job.baseVolUUID);
           if (seen < wanted) throw new MergeError(`base ${job.baseVolUUID} is ${seen} bytes after its extension, ${wanted} wanted`);
         }
-        job.extendedToMiB = Math.max(now, wanted) / MiB;
-        this.d.log.info('merge base extended to its measure', { vm: vm.id, job: job.id, measuredBytes: required, unflushedBytes: unflushed, fromMiB: now / MiB, toMiB: job.extendedToMiB });
+        job.extendedToMiB = seen / MiB;
+        this.d.log.info('merge base extended to its measure', { vm: vm.id, job: job.id, measuredBytes: required, headroomBytes: headroom, fromMiB: now / MiB, toMiB: job.extendedToMiB });
       } else if (base.capacity < top.capacity) {
         throw new MergeError(`raw base ${job.baseVolUUID} (${base.capacity} bytes) is smaller than the top (${top.capacity})`);
       }
     }
     job.phase = 'commit';
     await this.d.persist(vm, job);
-  }
-
-  /**
-   * The active layer's qcow2 metadata on disk lags behind QEMU's (its L2 and
-   * refcount caches are written at the guest's next flush), so a measure read
-   * from disk misses the clusters allocated since. They all lie past the
-   * image end the on-disk refcounts know, and below QEMU's highest write
-   * offset (libvirt's allocation): that difference bounds them.
-   */
-  private async unflushed(vm: Vm, job: MergeJob, topPath: string): Promise<number> {
-    const dom = await this.d.domain(vm);
-    const live = toNumber((await api(() => dom.blockInfo(job.target), vm.id)).allocation);
-    const { report } = await this.d.qemuImg.check(topPath);
-    const end = Number(report['image-end-offset'] ?? NaN);
-    if (!Number.isFinite(end)) throw new MergeError(`qemu-img check of ${job.topVolUUID} gave no image end offset`);
-    return Math.max(0, live - end);
   }
 
   /**
@@ -126,6 +123,11 @@ export class MergeSteps {
       const base = chain.layers[top + 1];
       if (!base || base.volUUID !== job.baseVolUUID) throw new MergeError(`${job.baseVolUUID} is not below ${job.topVolUUID} in the running chain`);
       job.ready = false;
+      if (n > 1) {
+        // A commit that ended early may have run the base out of room (libvirt fails the job, the guest goes on): room first.
+        const b = await this.watchedBase(vm, job, dom);
+        if (b) await this.room.ensure(job, dom, b);
+      }
       await api(() => blockCommit(dom, job.target, {
         base: layerName(job.target, base), top: job.active ? null : layerName(job.target, chain.layers[top]!),
         active: job.active, bandwidthMiBs: job.bandwidth,
@@ -135,13 +137,31 @@ export class MergeSteps {
     await this.follow(vm, job, dom);
   }
 
-  /** Follows libvirt's job until it is gone, or (active) ready for its pivot. */
+  /** Follows libvirt's job until it is gone, or (active) ready for its pivot; a block COW base is watched meanwhile. */
   private async follow(vm: Vm, job: MergeJob, dom: Domain): Promise<void> {
+    const base = await this.watchedBase(vm, job, dom);
+    try {
+      await this.followJob(vm, job, dom, base);
+    } finally {
+      if (base) await this.room.release(job, dom, base);
+    }
+  }
+
+  /** The base's live layer when it is a qcow2 on block storage (the only kind that can run out of room). */
+  private async watchedBase(vm: Vm, job: MergeJob, dom: Domain): Promise<LiveLayer | undefined> {
+    const sd = await this.d.storage.domain(job.domainID);
+    if (sd.type !== 'block' || (await sd.getVolumeInfo(job.imageID, job.baseVolUUID)).format !== 'COW') return undefined;
+    return (await this.chain(vm, dom, job.target)).layers.find((l) => l.volUUID === job.baseVolUUID);
+  }
+
+  private async followJob(vm: Vm, job: MergeJob, dom: Domain, base: LiveLayer | undefined): Promise<void> {
     const deadline = job.startedAt + this.d.timeoutSec * 1000;
     let event: number | undefined;
     while (Date.now() < deadline) {
       const info = await api(() => blockJobInfo(dom, job.target), vm.id);
       if (!info) return; // ended: the caller looks at the chain
+      // An extension that fails is retried at the next wake; a base that runs out fails libvirt's job, and the commit is retried.
+      if (base) await this.room.ensure(job, dom, base).catch((e: unknown) => this.d.log.warn('merge base room check failed', { vm: vm.id, job: job.id, err: e }));
       const [cur, end] = [toNumber(info.cur), toNumber(info.end)];
       const progress = end > 0 ? Math.min(99, Math.floor((cur * 100) / end)) : 0;
       if (job.active && end > 0 && cur === end && (event === enums.ConnectDomainEventBlockJobStatus.READY || (await this.chain(vm, dom, job.target)).mirror?.ready)) {
