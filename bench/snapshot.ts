@@ -54,7 +54,7 @@ while [ $n -lt 1000000 ]; do
 done`;
 const CMDLINE = ['lab.end=wait', labShWord(WRITER)];
 
-interface Round { snapshotMs: number; freezeMs: number; callMs: number; frozen: boolean; mergeS: number; overMeasureMiB: number | null }
+interface Round { snapshotMs: number; freezeMs: number; callMs: number; frozen: boolean; mergeS: number; overMeasureMiB: number | null; baseBeforeMiB: number; baseAfterMiB: number }
 
 /** Highest LAB-W count in the serial log so far (the writes done). */
 async function writes(serial: string): Promise<number> {
@@ -92,6 +92,8 @@ async function oursRounds(c: Ctx, vmID: string, img: string, base: string, seria
     const callMs = performance.now() - t0;
     rates.push(await writeRate(serial, WRITE_SEC));
     const jobUUID = randomUUID();
+    // The base's size before the merge: what the thin monitor made it while it was the leaf (the merge only adds to it).
+    const baseBefore = (await c.client.call('Volume.getInfo', { storagedomainID: c.sd, imageID: img, volumeID: base })).apparentsize;
     const t1 = performance.now();
     await c.client.call('VM.merge', { vmID, drive: { domainID: c.sd, imageID: img, volumeID: leaf }, baseVolUUID: base, topVolUUID: leaf, jobUUID });
     let job: Awaited<ReturnType<typeof getJob>>;
@@ -106,9 +108,9 @@ async function oursRounds(c: Ctx, vmID: string, img: string, base: string, seria
     const baseSize = (await c.client.call('Volume.getInfo', { storagedomainID: c.sd, imageID: img, volumeID: base })).apparentsize;
     const overMeasureMiB = job.measuredBytes === undefined ? null : (baseSize - job.measuredBytes) / MiB;
     await c.client.runSpmTask('Volume.delete', { storagedomainID: c.sd, imageID: img, volumeID: leaf });
-    const x: Round = { snapshotMs: s.snapshotMs, freezeMs: s.freezeMs, callMs, frozen: s.frozen, mergeS, overMeasureMiB };
+    const x: Round = { snapshotMs: s.snapshotMs, freezeMs: s.freezeMs, callMs, frozen: s.frozen, mergeS, overMeasureMiB, baseBeforeMiB: baseBefore / MiB, baseAfterMiB: baseSize / MiB };
     log(`ours round ${r}: snapshot ${round(s.snapshotMs)} ms (freeze ${round(s.freezeMs)} ms, frozen ${s.frozen}, call ${round(callMs)} ms), `
-      + `merge ${round(mergeS, 2)} s, base ${baseSize / MiB} MiB, measure ${fmt((job.measuredBytes ?? NaN) / MiB)} MiB, extended to ${job.extendedToMiB} MiB`);
+      + `merge ${round(mergeS, 2)} s, base ${baseBefore / MiB} -> ${baseSize / MiB} MiB, measure ${fmt((job.measuredBytes ?? NaN) / MiB)} MiB, extended to ${job.extendedToMiB} MiB`);
     out.push(x);
   }
   return out;
@@ -173,16 +175,20 @@ function records(logs: readonly string[], msg: string): Array<Record<string, unk
   return logs.filter((l) => l.includes(key)).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 const SNAPSHOT_PHASES = ['prepare', 'metadata', 'freeze', 'snapshot', 'thaw', 'settle'] as const;
+const MERGE_PHASES = ['extend', 'commit', 'pivot', 'cleanup'] as const;
 
-/** From the agent's log: p50 of each phase of VM.snapshot ("snapshot taken"), and of the merge measure's parts ("merge base extended to its measure"). */
+/** From the agent's log: p50 of each phase of VM.snapshot ("snapshot taken"), the merge's measure and headroom ("merge base extended to its measure"), and the base's extensions while commits ran. */
 function agentFigures(logs: readonly string[]): Record<string, number | null> {
   const taken = records(logs, 'snapshot taken').map((r) => (r['phasesMs'] ?? {}) as Record<string, number>);
   const measured = records(logs, 'merge base extended to its measure');
+  const mergePhases = records(logs, 'merge phases').map((r) => (r['phasesMs'] ?? {}) as Record<string, number>);
   const col = (xs: Array<Record<string, unknown>>, k: string, scale = 1): number[] => xs.flatMap((x) => (typeof x[k] === 'number' ? [(x[k] as number) / scale] : []));
   return {
     ...Object.fromEntries(SNAPSHOT_PHASES.map((k) => [`agent_snapshot_${k}_ms_p50`, p50(col(taken, k))])),
     measure_qemu_img_mib_p50: p50(col(measured, 'measuredBytes', MiB)),
-    measure_unflushed_mib_p50: p50(col(measured, 'unflushedBytes', MiB)),
+    measure_headroom_mib_p50: p50(col(measured, 'headroomBytes', MiB)),
+    base_extensions_during_commit: records(logs, 'merge base extended during the commit').length,
+    ...Object.fromEntries(MERGE_PHASES.map((k) => [`agent_merge_${k}_ms_p50`, p50(col(mergePhases, k))])),
   };
 }
 
@@ -255,6 +261,8 @@ async function main(): Promise<number> {
       pauses: Math.max(oursPaused, oursSuspended),
       base_over_measure_mib: over.length ? round(Math.max(...over)) : null,
       base_over_measure_mib_runs: over.map((v) => round(v)),
+      base_before_merge_mib_runs: ours.map((x) => x.baseBeforeMiB),
+      merge_grew_base_mib_max: Math.max(...ours.map((x) => x.baseAfterMiB - x.baseBeforeMiB)),
       chunk_mib: CHUNK_MIB,
       frozen_rounds: ours.filter((x) => x.frozen).length,
       bare_snapshot_ms_p50: p50(bare.map((x) => x.snapshotMs)),

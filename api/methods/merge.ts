@@ -28,7 +28,7 @@ export const MergeJob = Type.Object({
   progress: Type.Integer({ minimum: 0, maximum: 100, description: "%: libvirt's block job cur/end; 100 once done" }),
   removedVolUUID: Type.Optional(Type.String({ ...Uuid, description: 'once done: the volume now out of the chain, marked ILLEGAL; the caller deletes it (Volume.delete, an SPM task)' })),
   measuredBytes: Type.Optional(Type.Number({ description: 'block COW base: what `qemu-img measure` said the base needs to hold the top over it' })),
-  extendedToMiB: Type.Optional(Type.Number({ description: "block COW base: the base's LV size before the commit (the measure rounded up to the thin-provisioning chunk)" })),
+  extendedToMiB: Type.Optional(Type.Number({ description: "block COW base: the base's LV size the merge left (the measure, plus the thin watermark for an active merge, and any extension while the commit ran)" })),
   error: Type.Optional(Type.Object({ code: Type.Integer(), message: Type.String() })),
 });
 export type MergeJobT = Static<typeof MergeJob>;

@@ -143,15 +143,21 @@ export class LiveMerges extends EventEmitter<Events> {
     if (vm.status === 'Down') return this.fail(vm, job, new MergeError('the VM is down'));
     if (vm.status === 'Unknown') return;
     this.driving.add(job.id);
+    const phases: Record<string, number> = {};
     try {
       for (let step = 0; step < MAX_STEPS && isRunning(job); step++) {
         // A VM stopped and created again under the same id is a new run (a new Vm): libvirt's commit ended with the old one.
         if (!this.current(vm)) throw new MergeError('the VM stopped during the merge: its block job ended with that run');
-        if (job.phase === 'extend') await this.steps.extend(vm, job);
-        else if (job.phase === 'commit') await this.steps.commit(vm, job);
-        else if (job.phase === 'pivot') await this.steps.pivot(vm, job);
-        else if (job.phase === 'cleanup') await this.steps.cleanup(vm, job);
+        const phase = job.phase;
+        const t0 = performance.now();
+        if (phase === 'extend') await this.steps.extend(vm, job);
+        else if (phase === 'commit') await this.steps.commit(vm, job);
+        else if (phase === 'pivot') await this.steps.pivot(vm, job);
+        else if (phase === 'cleanup') await this.steps.cleanup(vm, job);
+        phases[phase] = Math.round((phases[phase] ?? 0) + performance.now() - t0);
       }
+      // The time of each phase in this process (a restarted agent times what it did).
+      if (job.phase === 'done') this.o.log.info('merge phases', { vm: vm.id, job: job.id, phasesMs: phases });
       if (isRunning(job)) throw new MergeError(`merge still ${job.phase} after ${MAX_STEPS} steps`);
     } catch (e) {
       // A libvirt outage or a VM gone mid-step is not the merge's failure: the next reconcile decides from what is true then.
