@@ -1,6 +1,7 @@
 // template.create and template.delete. A template's volumes are made one after another by the
 // SPM (Volume.copy, volType SHARED: each source chain collapsed into one read-only volume), the
 // job's progress following each copy's; a delete removes each volume's image, then the record.
+// A create that fails deletes the volumes it made and leaves the template failed (made-volumes.ts).
 // The route has already refused a delete while thin clones depend on the template.
 import type { JobContext } from '../jobs/executor.js';
 import { JobFailure } from '../jobs/job-failure.js';
@@ -8,16 +9,22 @@ import type { StorageDeps } from '../storage/storage-deps.js';
 import { TemplateInUseError } from './errors.js';
 import { jobProgress } from './progress.js';
 import { copyVolume, deleteImage } from './volume-tasks.js';
+import { failedEarlier, undoOnFailure, willMake } from './made-volumes.js';
 
 export function templateCreateJob(deps: StorageDeps) {
   return async (ctx: JobContext): Promise<void> => {
     const { store } = deps;
     const tpl = await store.templates.get(ctx.job.targetId);
     if (tpl.status === 'ready') return; // an earlier run got to the end
-    if (tpl.status !== 'pending') throw new JobFailure('Conflict', `template ${tpl.name} is ${tpl.status}: not made`, { status: tpl.status });
+    if (tpl.status !== 'pending' && !failedEarlier(ctx)) throw new JobFailure('Conflict', `template ${tpl.name} is ${tpl.status}: not made`, { status: tpl.status });
     const n = tpl.volumes.length;
-    try {
+    await undoOnFailure(deps, ctx, {
+      clusterId: tpl.clusterId,
+      notOurs: tpl.volumes.map((v) => ({ storageDomainId: v.storageDomainId, imageId: v.source.imageId })),
+      markFailed: async () => { await store.templates.transition(tpl.id, ['pending'], 'failed'); },
+    }, async () => {
       for (const [i, v] of tpl.volumes.entries()) {
+        await willMake(ctx, v);
         await copyVolume(deps, ctx, {
           clusterId: tpl.clusterId, src: { storageDomainId: v.storageDomainId, ...v.source }, dst: v, volType: 'SHARED',
           memoKey: `copyTask:${v.volumeId}`, description: `template ${tpl.name} ${v.name}`,
@@ -26,10 +33,7 @@ export function templateCreateJob(deps: StorageDeps) {
         await ctx.progress(jobProgress(i + 1, n, 0));
         ctx.log('info', 'template volume made', { template: tpl.id, drive: v.name, volume: v.volumeId });
       }
-    } catch (e) {
-      if (!ctx.signal.aborted) await store.templates.setStatus(tpl.id, 'failed');
-      throw e;
-    }
+    });
     await store.templates.transition(tpl.id, ['pending'], 'ready');
     await store.event({ kind: 'template.ready', subjectKind: 'template', subjectId: tpl.id, correlationId: ctx.correlationId,
       message: `template ${tpl.name}: ${n} SHARED volume(s) made from VM ${tpl.sourceVmId}`, details: { volumes: tpl.volumes.map((v) => v.volumeId) } });
