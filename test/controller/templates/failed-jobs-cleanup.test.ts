@@ -63,12 +63,12 @@ t.test('failed template and clone jobs delete the volumes they made', async (t) 
     const tpl = (await ctl.call('GET', `/api/v1/templates/${made.body.targetId}`)).body;
     const [va, vb] = tpl.volumes;
     t.equal(job.state, 'failed', `the job failed: ${jobSummary(job)}`);
-    t.ok(jobLogged(made.body.id, 'template volume made') && job.params.memo.madeVolumes.length === 2, 'its first volume had been made, the second asked for');
-    t.same(job.error.details.cleanup.deleted.map((v: Disk) => v.imageId), [vb.imageId, va.imageId], 'the error names both images deleted, the last made first');
-    t.same([job.error.details.cleanup.notDeleted, job.error.details.cleanup.kept], [[], []], 'nothing it made is left undeleted');
-    t.match(job.error.message, /the 2 volume\(s\) it made were deleted/, `the message says so: ${job.error.message}`);
-    t.ok(jobLogged(made.body.id, 'deleted an image the failed job made'), 'each deletion is logged');
     t.same(images(), before, 'the domain holds exactly the images it held before (no template volume left)');
+    t.ok(jobLogged(made.body.id, 'template volume made') && job.params.memo?.madeVolumes?.length === 2, 'its first volume had been made, the second asked for');
+    t.same((job.error?.details?.cleanup?.deleted ?? []).map((v: Disk) => v.imageId), [vb.imageId, va.imageId], 'the error names both images deleted, the last made first');
+    t.same([job.error?.details?.cleanup?.notDeleted, job.error?.details?.cleanup?.kept], [[], []], 'nothing it made is left undeleted');
+    t.match(job.error?.message, /the 2 volume\(s\) it made were deleted/, `the message says so: ${job.error.message}`);
+    t.ok(jobLogged(made.body.id, 'deleted an image the failed job made'), 'each deletion is logged');
     t.same([await sha(volFile(vda.imageId, vda.volumeId)), await sha(volFile(vdb.imageId, vdb.volumeId))], [srcSums.a, srcSums.b], 'the source disks are untouched');
     t.equal(tpl.status, 'failed', 'the template is failed');
     const clone = await ctl.call('POST', '/api/v1/vms', { body: { name: 'from-failed', template: 'tpl2', clone: 'thin' } });
@@ -106,8 +106,8 @@ t.test('failed template and clone jobs delete the volumes they made', async (t) 
     unhide(vdb.imageId);
     t.equal(job.state, 'failed', `the resumed job failed: ${jobSummary(job)}`);
     t.ok(jobLogged(made.body.id, 'job resumed'), 'the restarted controller resumed it');
-    t.ok(job.error.details.cleanup.deleted.some((v: Disk) => v.imageId === va.imageId), 'the first run\'s volume is among those deleted');
-    t.same(job.error.details.cleanup.notDeleted, [], 'none left undeleted');
+    t.ok((job.error?.details?.cleanup?.deleted ?? []).some((v: Disk) => v.imageId === va.imageId), 'the first run\'s volume is among those deleted');
+    t.same(job.error?.details?.cleanup?.notDeleted, [], 'none left undeleted');
     t.notOk(existsSync(join(imagesDir, va.imageId)), 'the first run\'s image is gone from storage');
     t.same(images(), before, 'the domain holds exactly the images it held before');
     t.equal((await ctl.call('GET', `/api/v1/templates/${tpl.id}`)).body.status, 'failed', 'the template is failed');
@@ -130,9 +130,9 @@ t.test('failed template and clone jobs delete the volumes they made', async (t) 
       t.equal(job.state, 'failed', `the clone failed: ${jobSummary(job)}`);
       const vm = (await ctl.call('GET', `/api/v1/vms/${r.body.targetId}`)).body;
       const disks: Disk[] = await Promise.all(vm.spec.disks.map(async (d: { diskId: string }) => (await ctl.call('GET', `/api/v1/disks/${d.diskId}`)).body));
-      t.same(job.error.details.cleanup.deleted.map((v: Disk) => v.imageId), [disks[1]!.imageId, disks[0]!.imageId], 'both of its images deleted, the last first');
-      t.equal(job.params.memo.madeVolumes.length, 2, 'its first volume had been made, the second asked for');
       t.same(images(), before, 'the domain holds exactly the images it held before (no volume of the clone left)');
+      t.same((job.error?.details?.cleanup?.deleted ?? []).map((v: Disk) => v.imageId), [disks[1]!.imageId, disks[0]!.imageId], 'both of its images deleted, the last first');
+      t.equal(job.params.memo?.madeVolumes?.length, 2, 'its first volume had been made, the second asked for');
       t.same([await sha(volFile(ta.imageId, ta.volumeId)), await sha(volFile(tb.imageId, tb.volumeId))], [tplSums.a, tplSums.b], 'the template\'s volumes are untouched');
       t.same(disks.map((d) => d.status), ['failed', 'failed'], 'both disks of the clone are failed');
 
