@@ -7,7 +7,7 @@
 // failed template is refused as a clone source); and a retry after the image is back succeeds.
 // A template job killed (kill -9 of the controller) after its first volume was made, then failing
 // in its resumed run, deletes that volume too: the volumes are recorded with the job.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../../../agent/storage/exec.js';
@@ -84,12 +84,16 @@ t.test('failed template and clone jobs delete the volumes they made', async (t) 
     tplId = ok.id;
   });
 
-  await t.test('a template job resumed after kill -9 of the controller, then failing, deletes the volume its first run made', async (t) => {
-    const before = images();
-    // A slow copy of vdb holds the agent's lock on vdb's image: the template's vdb copy waits for it.
-    const blocker = await ctl.call('POST', `/api/v1/disks/${vdb.id}/copy`, { body: { storageDomainId: sdId, name: 'blocker', bandwidthMiBs: 1 } });
+  /**
+   * A template job killed with the controller (kill -9) once its first volume is made, its second
+   * copy waiting for the agent's lock on vdb's image (a slow copy of vdb holds it); `whileDead`
+   * runs before the restart; the slow copy is then cancelled, so the resumed job's vdb copy runs,
+   * on a vdb moved away: it fails. Returns the ended job and the template.
+   */
+  async function killedThenFailing(t: Test, name: string, whileDead: (tpl: { volumes: Disk[] }) => Promise<void>) {
+    const blocker = await ctl.call('POST', `/api/v1/disks/${vdb.id}/copy`, { body: { storageDomainId: sdId, name: `blocker-${name}`, bandwidthMiBs: 1 } });
     await until('the slow copy runs', () => ctl.call('GET', `/api/v1/jobs/${blocker.body.id}`), (a) => (a.body?.progress ?? 0) >= 1, 60_000, 100);
-    const made = await ctl.call('POST', '/api/v1/templates', { body: { vm: 'two', name: 'tpl3' } });
+    const made = await ctl.call('POST', '/api/v1/templates', { body: { vm: 'two', name } });
     const tpl = (await ctl.call('GET', `/api/v1/templates/${made.body.targetId}`)).body;
     const [va, vb] = tpl.volumes;
     const atKill = await until('the job asks for its second volume', () => ctl.call('GET', `/api/v1/jobs/${made.body.id}`),
@@ -97,21 +101,53 @@ t.test('failed template and clone jobs delete the volumes they made', async (t) 
     await ctl.kill9();
     t.equal(atKill.body.state, 'running', 'the job was running when the controller was killed');
     t.ok(existsSync(volFile(va.imageId, va.volumeId)), 'its first volume was on storage');
+    await whileDead(tpl);
     hide(vdb.imageId); // the copy under way keeps its open file; the template's vdb copy will not find it
-    await ctl.start();
-    const cancel = await ctl.call('POST', `/api/v1/jobs/${blocker.body.id}/cancel`);
-    t.equal(cancel.status, 202, 'the slow copy is cancelled (its lock freed)');
-    t.equal((await jobEnd(ctl.call, blocker.body.id, 120_000)).error?.code, 'Cancelled', 'the slow copy ended Cancelled');
-    const job = await jobEnd(ctl.call, made.body.id, 180_000);
-    unhide(vdb.imageId);
-    t.equal(job.state, 'failed', `the resumed job failed: ${jobSummary(job)}`);
-    t.ok(jobLogged(made.body.id, 'job resumed'), 'the restarted controller resumed it');
+    try {
+      await ctl.start();
+      const cancel = await ctl.call('POST', `/api/v1/jobs/${blocker.body.id}/cancel`);
+      t.equal(cancel.status, 202, 'the slow copy is cancelled (its lock freed)');
+      t.equal((await jobEnd(ctl.call, blocker.body.id, 120_000)).error?.code, 'Cancelled', 'the slow copy ended Cancelled');
+      const job = await jobEnd(ctl.call, made.body.id, 180_000);
+      t.equal(job.state, 'failed', `the resumed job failed: ${jobSummary(job)}`);
+      t.ok(jobLogged(made.body.id, 'job resumed'), 'the restarted controller resumed it');
+      t.equal((await ctl.call('GET', `/api/v1/templates/${tpl.id}`)).body.status, 'failed', 'the template is failed');
+      return { job, va: va as Disk };
+    } finally {
+      unhide(vdb.imageId);
+    }
+  }
+
+  await t.test('a template job resumed after kill -9 of the controller, then failing, deletes the volume its first run made', async (t) => {
+    const before = images();
+    const { job, va } = await killedThenFailing(t, 'tpl3', async () => {});
     t.ok((job.error?.details?.cleanup?.deleted ?? []).some((v: Disk) => v.imageId === va.imageId), 'the first run\'s volume is among those deleted');
     t.same(job.error?.details?.cleanup?.notDeleted, [], 'none left undeleted');
     t.notOk(existsSync(join(imagesDir, va.imageId)), 'the first run\'s image is gone from storage');
     t.same(images(), before, 'the domain holds exactly the images it held before');
-    t.equal((await ctl.call('GET', `/api/v1/templates/${tpl.id}`)).body.status, 'failed', 'the template is failed');
     t.same([await sha(volFile(vda.imageId, vda.volumeId)), await sha(volFile(vdb.imageId, vdb.volumeId))], [srcSums.a, srcSums.b], 'the source disks are untouched');
+  });
+
+  await t.test('a volume the clean-up cannot delete is named in the job\'s error, not lost; deleting the failed template removes it later', async (t) => {
+    const before = images();
+    let meta = '';
+    // An immutable .meta: the agent's Image.delete fails on it (EPERM), a real failure of the deletion.
+    t.teardown(() => (meta ? run(['chattr', '-i', meta], { timeoutMs: 10_000 }).then(() => undefined, () => undefined) : undefined));
+    const { job, va } = await killedThenFailing(t, 'tpl4', async (tpl) => {
+      meta = `${volFile(tpl.volumes[0]!.imageId, tpl.volumes[0]!.volumeId)}.meta`;
+      await run(['chattr', '+i', meta], { timeoutMs: 10_000 });
+    });
+    const notDeleted = job.error?.details?.cleanup?.notDeleted ?? [];
+    t.same(notDeleted.map((v: Disk) => v.imageId), [va.imageId], 'the job\'s error lists the image it could not delete');
+    t.match(notDeleted[0]?.error, /.+/, `with the reason: ${notDeleted[0]?.error}`);
+    t.match(job.error?.message, new RegExp(`1 volume\\(s\\) it made could not be deleted: ${va.imageId}`), 'its message says so');
+    t.ok(ctl.logs.some((l) => l.includes('could not delete an image the failed job made') && l.includes(va.imageId)), 'a warning is logged');
+    t.ok(existsSync(volFile(va.imageId, va.volumeId)), 'the volume is still on storage');
+    await run(['chattr', '-i', meta], { timeoutMs: 10_000 });
+    meta = '';
+    const del = await ctl.call('DELETE', `/api/v1/templates/${job.targetId}`);
+    t.equal((await jobEnd(ctl.call, del.body.id, 120_000)).state, 'succeeded', 'DELETE of the failed template succeeds');
+    t.same(images(), before, 'and the domain holds exactly the images it held before');
   });
 
   if (!tplId) return;
