@@ -62,7 +62,8 @@ export async function undoOnFailure(deps: StorageDeps, ctx: JobContext, undo: Un
 
 async function failAfterCleanup(deps: StorageDeps, ctx: JobContext, undo: Undo, error: JobError, cause: unknown): Promise<never> {
   await ctx.remember(FAILED, error);
-  await undo.markFailed();
+  // The volumes go even if the records could not be marked (a store fault is logged, not fatal here).
+  await undo.markFailed().catch((e: unknown) => ctx.log('error', 'could not mark the failed job\'s records failed', errorFields(e)));
   const out = await removeMade(deps, ctx, undo);
   const said = out.notDeleted.length + out.kept.length > 0
     ? `; ${out.notDeleted.length + out.kept.length} volume(s) it made could not be deleted: ${[...out.notDeleted.map((v) => `${v.imageId} (${v.error})`), ...out.kept.map((k) => `${k.volume.imageId} (${k.reason})`)].join(', ')}`
