@@ -5,12 +5,16 @@
 // on the agent. Proven on the domain's images folder: the job's images are gone, nothing else is
 // touched (the source disks and the template volumes keep their bytes); the records are failed (a
 // failed template is refused as a clone source); and a retry after the image is back succeeds.
-// A template job killed (kill -9 of the controller) after its first volume was made, then failing
-// in its resumed run, deletes that volume too: the volumes are recorded with the job.
+// A template job and a full clone killed (kill -9 of the controller) after their first volume was
+// made, then failing in the resumed run, delete that volume too: the volumes are recorded with the
+// job (the resumed clone skips its ready first disk: only the record names its volume). A deletion
+// that fails (an immutable file) is named in the job's error.
 import t, { type Test } from 'tap';
-import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../../../agent/storage/exec.js';
+import { HostvisorClient } from '../../../api/client/client.js';
 import { GiB, taskLab } from '../../agent/storage/tasks-fixture.js';
 import { fileDomainHost } from '../storage/file-domain-host.js';
 import { jobEnd, jobSummary, until } from '../storage/wait.js';
@@ -23,7 +27,7 @@ interface Disk { id: string; name: string; imageId: string; volumeId: string; st
 t.test('failed template and clone jobs delete the volumes they made', async (t) => {
   const tl = await taskLab(t, 'ctl-tpl-cleanup');
   if (!tl) return;
-  const { ctl, sdId, root } = await fileDomainHost(t, tl, { echo, libvirtUri: 'qemu:///system',
+  const { ctl, sdId, root, hostId } = await fileDomainHost(t, tl, { echo, libvirtUri: 'qemu:///system',
     settings: { pollIntervalMs: 1_000, pollTimeoutMs: 1_000, vmListIntervalMs: 1_000, hostFactsRefreshMs: 2_000 } });
   const imagesDir = join(root, sdId, 'images');
   const images = (): string[] => readdirSync(imagesDir).sort();
@@ -189,4 +193,46 @@ t.test('failed template and clone jobs delete the volumes they made', async (t) 
       t.ok(ready.every((d) => d.status === 'ready' && existsSync(volFile(d.imageId, d.volumeId))), 'its two disks are ready, on storage');
     });
   }
+
+  await t.test('a full clone resumed after kill -9 of the controller, then failing, deletes its first disk\'s volume, known to the resumed run only from the job\'s record', async (t) => {
+    const before = images();
+    // A slow copy of the template's vdb volume, asked of the agent directly (as the controller would, with its client
+    // certificate), holds the agent's lock on that image: the clone's vdb copy waits for it.
+    const pki = join(ctl.dir, 'pki');
+    const port = (await ctl.call('GET', `/api/v1/hosts/${hostId}`)).body.port;
+    const agent = await HostvisorClient.connect({ url: `wss://localhost:${port}/`, timeoutMs: 30_000,
+      key: readFileSync(join(pki, 'private', 'client.key')), cert: readFileSync(join(pki, 'client.pem')), ca: readFileSync(join(pki, 'ca.pem')) });
+    t.teardown(() => agent.close());
+    const taskID = randomUUID();
+    await agent.call('Volume.copy', { storagedomainID: sdId, imageID: tb.imageId, volumeID: tb.volumeId, dstSdUUID: sdId, dstImgUUID: randomUUID(), dstVolUUID: randomUUID(),
+      volType: 'LEAF', volFormat: 'COW', preallocate: 'SPARSE', bandwidth: 1, taskID });
+    await until('the slow copy runs', () => agent.call('Task.getStatus', { taskID }), (s) => (s.progress ?? 0) >= 1, 60_000, 100);
+    const r = await ctl.call('POST', '/api/v1/vms', { body: { name: 'full-r', template: tplId, clone: 'full' } });
+    const vm = (await ctl.call('GET', `/api/v1/vms/${r.body.targetId}`)).body;
+    const diskIds: string[] = vm.spec.disks.map((d: { diskId: string }) => d.diskId);
+    const atKill = await until('the job asks for its second volume', () => ctl.call('GET', `/api/v1/jobs/${r.body.id}`),
+      (a) => a.body?.params?.memo?.[`cloneTask:${diskIds[1]}`] !== undefined, 120_000, 100);
+    await ctl.kill9();
+    t.equal(atKill.body.state, 'running', 'the job was running when the controller was killed');
+    hide(tb.imageId);
+    try {
+      await ctl.start();
+      const d0: Disk = (await ctl.call('GET', `/api/v1/disks/${diskIds[0]}`)).body;
+      t.ok(d0.status === 'ready' && existsSync(volFile(d0.imageId, d0.volumeId)), 'the first disk is ready, its volume made by the first run (the resumed run skips it)');
+      await agent.call('Task.stop', { taskID });
+      await until('the slow copy ended', () => agent.call('Task.getStatus', { taskID }), (s) => s.taskState === 'finished', 60_000, 200);
+      await agent.call('Task.clear', { taskID }).catch(() => undefined);
+      const job = await jobEnd(ctl.call, r.body.id, 180_000);
+      t.equal(job.state, 'failed', `the resumed clone failed: ${jobSummary(job)}`);
+      t.ok(jobLogged(r.body.id, 'job resumed'), 'the restarted controller resumed it');
+      t.ok((job.error?.details?.cleanup?.deleted ?? []).some((v: Disk) => v.imageId === d0.imageId), 'the first disk\'s image is among those deleted');
+      t.same(job.error?.details?.cleanup?.notDeleted, [], 'none left undeleted');
+      const disks: Disk[] = await Promise.all(diskIds.map(async (id) => (await ctl.call('GET', `/api/v1/disks/${id}`)).body));
+      t.same(disks.map((d) => d.status), ['failed', 'failed'], 'both disks of the clone are failed');
+    } finally {
+      unhide(tb.imageId);
+    }
+    t.same(images(), before, 'the domain holds exactly the images it held before (the first disk\'s volume is gone)');
+    t.same([await sha(volFile(ta.imageId, ta.volumeId)), await sha(volFile(tb.imageId, tb.volumeId))], [tplSums.a, tplSums.b], 'the template\'s volumes are untouched');
+  });
 });
