@@ -16,6 +16,7 @@ import { IMAGE_METHODS } from './methods/images.js';
 import { SNAPSHOT_METHODS } from './methods/snapshot.js';
 import { MERGE_METHODS } from './methods/merge.js';
 import { COLD_MERGE_METHODS } from './methods/cold-merge.js';
+import { SAVE_IMAGE_METHODS } from './methods/save-image.js';
 
 export type { MethodDef, EventDef, TimeoutBounds } from './method.js';
 export { callTimeoutMs } from './method.js';
@@ -32,6 +33,7 @@ export const Methods = {
   ...SNAPSHOT_METHODS,
   ...MERGE_METHODS,
   ...COLD_MERGE_METHODS,
+  ...SAVE_IMAGE_METHODS,
   ...NETWORK_METHODS,
   ...STORAGE_METHODS,
   ...TASK_METHODS,

@@ -3,6 +3,7 @@ import type { Handler } from '../rpc/dispatcher.js';
 import type { StoragePool } from './pool.js';
 import { PoolNotConnectedError } from './errors.js';
 import { createTaskHandlers, type TaskHandlers } from './tasks/handlers.js';
+import { createSaveImageHandlers } from './save-image.js';
 
 type StorageMethod = 'StorageDomain.create' | 'StorageDomain.getInfo' | 'StorageDomain.getStats' | 'StorageDomain.getImages'
   | 'StorageDomain.getVolumes' | 'StoragePool.connect' | 'StoragePool.disconnect' | 'StoragePool.getInfo' | 'StoragePool.getSpmStatus'
@@ -10,7 +11,7 @@ type StorageMethod = 'StorageDomain.create' | 'StorageDomain.getInfo' | 'Storage
   | 'Image.prepare' | 'Image.teardown' | 'Host.getStorageRepoStats';
 
 // The SPM verbs (Volume.create/delete/extendSize, Image.delete) run as tasks: tasks/handlers.ts.
-export type StorageHandlers = { [M in StorageMethod]: Handler<M> } & TaskHandlers;
+export type StorageHandlers = { [M in StorageMethod]: Handler<M> } & TaskHandlers & ReturnType<typeof createSaveImageHandlers>;
 
 export function createStorageHandlers(pool: StoragePool): StorageHandlers {
   // VDSM's StoragePoolUnknown (309), as StoragePool.getInfo answers.
@@ -19,6 +20,7 @@ export function createStorageHandlers(pool: StoragePool): StorageHandlers {
   };
   return {
     ...createTaskHandlers(pool),
+    ...createSaveImageHandlers(pool),
     'StorageDomain.create': async (p) => {
       await pool.createDomain(p.storagedomainID, p.spec, p.description);
       return { storagedomainID: p.storagedomainID };
