@@ -196,6 +196,10 @@ export const DECISION_SETTINGS = {
     default: 500, unit: 'ms', min: 50, max: 60_000,
     reason: "period of Host.getVMList on the VM's host while a vm.suspend job follows the save: the agent forgets a VM once its state is saved, which the list shows at once, and an event lost with a reconnect changes nothing",
   },
+  hibernationReconcileMs: {
+    default: 15_000, unit: 'ms', min: 500, max: 600_000,
+    reason: "period at which a hibernation left `saving` by a suspend whose outcome is unknown is looked at again (every host's VM list, then the state volume's header): such records are rare, and one pass costs a Host.getVMList per host",
+  },
 } as const satisfies Record<string, SettingDef>;
 
 export type DecisionSettingName = keyof typeof DECISION_SETTINGS;

@@ -36,6 +36,6 @@ export function installParts(runtime: ControllerRuntime, store: Store, settings:
   // power_saving parks and activates hosts through the same maintenance flow as an admin.
   const hostRequest = maintenanceRequests({ store, maintenance: migration.maintenance, submit: (job) => runtime.executor.submit(job), log });
   const balancing = installBalancing(runtime, store, settings, log, vms, { hostRequest });
-  const vmImages = installVmImages(runtime, vms, storage);
+  const vmImages = installVmImages(runtime, vms, storage, api);
   return { storage, networks, vms, balancing, migration, vmImages };
 }

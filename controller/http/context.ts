@@ -24,6 +24,11 @@ export interface ApiContext {
   hostMaintenance?: HostMaintenanceApi;
   /** The guest agent's report of a running VM for GET /vms/{id} (controller/vms); without it the field is left out. */
   guestInfo?: { read(vmId: string, correlationId: string): Promise<Record<string, unknown> | undefined> };
+  /** The last verdict on a hibernation left `saving` (controller/vm-images): why the VM cannot start. */
+  hibernations?: {
+    verdict(vmId: string): { decision: { action: string; reason: string }; at: number } | undefined;
+    discardBlockers(vmId: string, correlationId: string): Promise<{ runningOn: Array<{ hostId: string; status: string }>; unknown: Record<string, string> }>;
+  };
 }
 
 export interface ConsoleOpener {

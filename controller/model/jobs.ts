@@ -10,7 +10,7 @@ export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed'];
 
 export const JOB_KINDS = ['storage-domain.create', 'network.apply', 'disk.create', 'disk.delete',
   'vm.start', 'vm.stop', 'vm.shutdown', 'vm.migrate', 'host.maintenance',
-  'vm.suspend', 'vm.snapshot', 'vm.snapshot.delete', 'vm.snapshot.restore',
+  'vm.suspend', 'vm.snapshot', 'vm.snapshot.delete', 'vm.snapshot.restore', 'vm.hibernation.discard',
   'template.create', 'template.delete', 'vm.clone', 'disk.copy', 'disk.move'] as const;
 export const JobKind = StringEnum(JOB_KINDS);
 export type JobKind = Static<typeof JobKind>;

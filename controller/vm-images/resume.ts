@@ -19,7 +19,9 @@ export function startRestore(d: VmImageDeps): StartRestore {
       if (restoring) throw new JobFailure('Conflict', `the VM's disks are being restored to a snapshot (job ${restoring.id}): it is not started meanwhile`, { job: restoring.id });
       const row = await store.hibernations.find(vmId);
       if (row === undefined || row.state === 'resumed') return undefined;
-      if (row.state === 'saving') throw new JobFailure('SuspendUnderWay', `the VM's suspend (job ${row.jobId}) has not finished: it is not started meanwhile`, { job: row.jobId });
+      if (row.state === 'saving') {
+        throw new JobFailure('SuspendUnderWay', `the VM's suspend (job ${row.jobId}) has not finished, or its outcome is unknown (GET /vms/${vmId} says why): it is not started meanwhile; DELETE /vms/${vmId}/hibernation discards it`, { job: row.jobId });
+      }
       const home = await volumeHomeOf(store, await store.vms.get(vmId));
       return agentRef(home.poolId, row.stateVolume);
     },

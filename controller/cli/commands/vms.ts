@@ -1,4 +1,4 @@
-// hostvisor-ctl vms …: define a VM from a spec file, start, suspend, stop, shut down, delete, list, show.
+// hostvisor-ctl vms …: define a VM from a spec file, start, suspend, discard a hibernation, stop, shut down, delete, list, show.
 import { readFileSync } from 'node:fs';
 import type { Host } from '../../model/hosts.js';
 import type { Job } from '../../model/jobs.js';
@@ -71,6 +71,12 @@ export const registerVms: RegisterCommands = (program, env) => {
     .action(async (ref: string, o: { wait?: boolean }) => {
       const job = await env.ctx().client.call<Job>('POST', `/api/v1/vms/${await vmId(ref)}/suspend`, {});
       await afterAction(env, job, `suspend ${ref}`, o.wait);
+    });
+  vms.command('discard-hibernation <vm>').description("discard a VM's hibernation (a suspend whose outcome is unknown, or a saved state not wanted): its state volume is deleted and the next start boots the VM afresh")
+    .option('--force', 'even though the VM runs on a host or a host does not answer').option('--wait', 'wait for the job to end')
+    .action(async (ref: string, o: { force?: boolean; wait?: boolean }) => {
+      const job = await env.ctx().client.call<Job>('DELETE', `/api/v1/vms/${await vmId(ref)}/hibernation${o.force ? '?force=true' : ''}`);
+      await afterAction(env, job, `discard-hibernation ${ref}`, o.wait);
     });
   vms.command('stop <vm>').description('power a VM off').option('--wait', 'wait for the job to end')
     .action(async (ref: string, o: { wait?: boolean }) => {

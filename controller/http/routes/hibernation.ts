@@ -1,4 +1,5 @@
-// POST /vms/{id}/suspend (the vm.suspend job of controller/vm-images) and GET /vms/{id}/hibernation:
+// POST /vms/{id}/suspend (the vm.suspend job of controller/vm-images), GET /vms/{id}/hibernation and
+// DELETE /vms/{id}/hibernation (vm.hibernation.discard):
 // a suspended VM is Down, desired down, with its RAM state on a volume; POST /vms/{id}/start
 // resumes it.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -20,6 +21,19 @@ export class VmBusyError extends ApiError {
   constructor(name: string, job: { id: string; kind: string }) { super(409, 'VmBusy', `VM ${name} has a ${job.kind} job under way`, { job: job.id, kind: job.kind }); }
 }
 
+/** 409: the VM runs, or a host's view is unknown: discarding its hibernation could lose its RAM or run it twice. */
+export class HibernationDiscardUnsafeError extends ApiError {
+  constructor(code: 'VmRunning' | 'HostsUnknown', message: string, details: Record<string, unknown>) { super(409, code, `${message}; force=true discards it anyway`, details); }
+}
+
+/** Why a VM's hibernation keeps it from starting (GET /vms/{id}), or undefined. */
+export async function startBlockOf(ctx: ApiContext, vmId: string): Promise<{ code: string; reason: string } | undefined> {
+  const h = await ctx.store.hibernations.find(vmId);
+  if (h?.state !== 'saving') return undefined;
+  const v = ctx.hibernations?.verdict(vmId);
+  return { code: 'SuspendOutcomeUnknown', reason: v?.decision.reason ?? `the suspend (job ${h.jobId}) has not finished, or its outcome is not looked at yet` };
+}
+
 /** The jobs that change a VM's running state or its images: one at a time. */
 export const VM_STATE_JOBS = ['vm.start', 'vm.stop', 'vm.shutdown', 'vm.migrate', 'vm.suspend', 'vm.snapshot', 'vm.snapshot.delete', 'vm.snapshot.restore'] as const;
 
@@ -35,6 +49,29 @@ export function hibernationRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
       const busy = await store.jobs.activeFor(vm.id, [...VM_STATE_JOBS]);
       if (busy) throw new VmBusyError(vm.name, busy);
       return acceptJob(ctx, req, reply, { kind: 'vm.suspend', targetKind: 'vm', targetId: vm.id, params: {}, message: `suspend VM ${vm.name}` });
+    });
+
+    app.delete('/vms/:id/hibernation', { schema: {
+      summary: "Discard a VM's hibernation (an admin's way out of a suspend whose outcome is unknown, or of a saved state not wanted): the record goes and its state volume is deleted; the next start boots the VM afresh. "
+        + "Refused (409 VmRunning, HostsUnknown) while the VM runs on a host or a host does not answer, unless force=true; 409 VmBusy while a job of the VM runs. A job",
+      tags: ['vms'], params: IdParams, querystring: Type.Object({ force: Type.Optional(Type.Boolean({ default: false, description: 'discard even though the VM runs or a host is unknown' })) }, { additionalProperties: false }),
+      response: { 202: Job, ...errors(400, 404, 409) } } },
+    async (req, reply) => {
+      const vm = await store.vms.get(req.params.id);
+      const h = await store.hibernations.find(vm.id);
+      if (!h) throw new NotFoundError('hibernation of VM', vm.id);
+      const busy = await store.jobs.activeFor(vm.id, [...VM_STATE_JOBS, 'vm.hibernation.discard']);
+      if (busy) throw new VmBusyError(vm.name, busy);
+      const force = req.query.force === true;
+      if (!force && ctx.hibernations) {
+        const b = await ctx.hibernations.discardBlockers(vm.id, req.id);
+        if (b.runningOn.length > 0) throw new HibernationDiscardUnsafeError('VmRunning', `VM ${vm.name} runs on ${b.runningOn.map((x) => `${x.hostId} (${x.status})`).join(', ')}`, { runningOn: b.runningOn });
+        const silent = Object.keys(b.unknown);
+        if (silent.length > 0) throw new HibernationDiscardUnsafeError('HostsUnknown', `host(s) ${silent.join(', ')} did not answer: VM ${vm.name} may still run or be saved there`, { hosts: b.unknown });
+      }
+      const reason = force ? 'an admin discarded it with force=true' : 'an admin discarded it';
+      return acceptJob(ctx, req, reply, { kind: 'vm.hibernation.discard', targetKind: 'vm', targetId: vm.id, params: { imageId: h.stateVolume.imageId, reason },
+        message: `discard the hibernation (${h.state}) of VM ${vm.name}${force ? ' (forced)' : ''}` });
     });
 
     app.get('/vms/:id/hibernation', { schema: {

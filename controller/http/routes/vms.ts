@@ -10,9 +10,11 @@ import { acceptJob, type ApiContext } from '../context.js';
 import { InvalidRequestError } from '../errors.js';
 import { errors, IdParams, MUTATING_ERRORS, optionalBody } from '../schemas.js';
 import { VmGuestInfo } from '../../model/guest-info.js';
+import { startBlockOf } from './hibernation.js';
 import { defineClone } from '../../templates/clone-request.js';
 
-const VmWithGuest = Type.Object({ ...Vm.properties, guest: Type.Optional(VmGuestInfo) });
+const StartBlocked = Type.Object({ code: Type.String(), reason: Type.String() }, { description: "why a start cannot go on now (a suspend whose outcome is unknown); absent when nothing blocks it" });
+const VmWithGuest = Type.Object({ ...Vm.properties, guest: Type.Optional(VmGuestInfo), startBlocked: Type.Optional(StartBlocked) });
 
 const VmRequest = Type.Object({
   name: Name,
@@ -102,7 +104,8 @@ export function vmRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
       async (req) => {
         const vm = await store.vms.get(req.params.id);
         const guest = await ctx.guestInfo?.read(vm.id, req.id);
-        return guest ? { ...vm, guest } : vm;
+        const startBlocked = await startBlockOf(ctx, vm.id);
+        return { ...vm, ...(guest && { guest }), ...(startBlocked && { startBlocked }) };
       });
 
     app.post('/vms/:id/start', { schema: { summary: 'Start a VM (placed by the scheduler unless a host is given); a job', tags: ['vms'], params: IdParams,

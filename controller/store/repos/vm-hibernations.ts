@@ -19,6 +19,10 @@ export class VmHibernationsRepo {
     return r && toHibernation(r);
   }
 
+  async listInState(state: HibernationState): Promise<VmHibernation[]> {
+    return (await this.db.selectFrom('vm_hibernations').selectAll().where('state', '=', state).execute()).map(toHibernation);
+  }
+
   async get(vmId: string): Promise<VmHibernation> {
     return found(await this.find(vmId), 'hibernated VM', vmId);
   }
