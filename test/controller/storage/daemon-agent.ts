@@ -13,6 +13,8 @@ export interface DaemonAndAgent {
   hostId: string;
   /** the agent's settings (its RPC port, PKI directory) */
   config: Awaited<ReturnType<typeof testConfig>>;
+  /** the agent's process (a test that kills it starts another with the same config) */
+  agent: Awaited<ReturnType<typeof spawnAgent>>;
 }
 
 export async function daemonWithAgent(t: Test, tl: TaskLab, o: { echo: boolean; libvirtUri: string; settings: Record<string, number>; agent?: Overrides }): Promise<DaemonAndAgent> {
@@ -27,5 +29,5 @@ export async function daemonWithAgent(t: Test, tl: TaskLab, o: { echo: boolean; 
   t.teardown(() => stopChild(agent.child, 30_000));
   if (o.echo) agent.child.stderr!.on('data', (d: Buffer) => process.stderr.write(`[agent] ${d.toString()}`));
   await until('the host is Up', () => ctl.call('GET', `/api/v1/hosts/${hostId}`), (a) => a.body?.status === 'Up', 60_000);
-  return { ctl, hostId, config };
+  return { ctl, hostId, config, agent };
 }
