@@ -3,7 +3,8 @@
 // ticking on their consoles. The agent is killed (kill -9) in the middle of a suspend, so the
 // vm.suspend job ends SuspendTimeout and leaves its hibernation record `saving`; then:
 // (1) while the agent is dead the record stays `saving`, GET /vms/{id} says why the VM cannot
-//     start (its host does not answer) and DELETE /vms/{id}/hibernation is 409 HostsUnknown;
+//     start (its host does not answer), DELETE /vms/{id}/hibernation is 409 HostsUnknown (and
+//     `hostvisor-ctl vms discard-hibernation` is refused);
 //     the agent back with the VM still running (the save never began): the record and its
 //     state volume are dropped, and the guest never stopped;
 // (2) the VM destroyed while the agent was dead (nothing saved): the record stays `saving` with
@@ -12,7 +13,7 @@
 // (3) the agent frozen once libvirt began writing the save, killed once it finished: the record
 //     becomes `suspended` (the save image is complete) and a start resumes the guest where it was.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, openSync, readSync, closeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratchDir, spawnAgent, stopChild } from '../../agent/harness.js';
@@ -24,6 +25,7 @@ import { fileDomainHost } from '../storage/file-domain-host.js';
 import { jobEnd, jobSummary, until } from '../storage/wait.js';
 
 t.setTimeout(900_000);
+const CTL = join(import.meta.dirname, '..', '..', '..', '..', 'bin', 'hostvisor-ctl');
 const echo = !!process.env['HV_TEST_LOG'];
 
 t.test('a suspend left saving by a killed agent: kept unknown with the reason, resolved from what the hosts and the state volume say, or discarded by DELETE', async (t) => {
@@ -83,6 +85,11 @@ t.test('a suspend left saving by a killed agent: kept unknown with the reason, r
     try { const b = Buffer.alloc(16); const n = readSync(fd, b, 0, 16, 0); return b.subarray(0, n).toString('latin1'); } finally { closeSync(fd); }
   };
 
+  const hvctl = (...args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(CTL, ['--url', ctl.url, '--creds', join(ctl.dir, 'admin'), ...args], { timeout: 60_000 },
+      (e, stdout, stderr) => resolve({ code: e ? (e as { code?: number }).code ?? -1 : 0, stdout, stderr }));
+  });
+
   const runId = await define('unk-run', { slow_hibernate: 'unk-run' });
   const deadId = await define('unk-dead', { slow_hibernate: 'unk-dead' });
   for (const [id, name] of [[runId, 'unk-run'], [deadId, 'unk-dead']] as const) {
@@ -109,7 +116,9 @@ t.test('a suspend left saving by a killed agent: kept unknown with the reason, r
     t.equal(vm.startBlocked.code, 'SuspendOutcomeUnknown', `startBlocked: ${vm.startBlocked.reason}`);
     const del = await ctl.call('DELETE', `/api/v1/vms/${runId}/hibernation`);
     t.same([del.status, del.body.code], [409, 'HostsUnknown'], `DELETE while the host is unknown: 409 ${del.body.message}`);
-    t.equal((await hibernation(runId)).body.state, 'saving', 'still saving after the refused DELETE');
+    const cli = await hvctl('vms', 'discard-hibernation', 'unk-run');
+    t.same([cli.code !== 0, /HostsUnknown/.test(cli.stderr + cli.stdout)], [true, true], `hostvisor-ctl vms discard-hibernation is refused too: ${cli.stderr.trim()}`);
+    t.equal((await hibernation(runId)).body.state, 'saving', 'still saving after the refused DELETEs');
 
     const lastBefore = Math.max(...ticksIn(serial('unk-run')));
     await restartAgent();
