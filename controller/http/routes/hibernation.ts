@@ -55,7 +55,7 @@ export function hibernationRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
       summary: "Discard a VM's hibernation (an admin's way out of a suspend whose outcome is unknown, or of a saved state not wanted): the record goes and its state volume is deleted; the next start boots the VM afresh. "
         + "Refused (409 VmRunning, HostsUnknown) while the VM runs on a host or a host does not answer, unless force=true; 409 VmBusy while a job of the VM runs. A job",
       tags: ['vms'], params: IdParams, querystring: Type.Object({ force: Type.Optional(Type.Boolean({ default: false, description: 'discard even though the VM runs or a host is unknown' })) }, { additionalProperties: false }),
-      response: { 202: Job, ...errors(400, 404, 409) } } },
+      response: { 202: Job, ...errors(400, 404, 409, 503) } } },
     async (req, reply) => {
       const vm = await store.vms.get(req.params.id);
       const h = await store.hibernations.find(vm.id);
@@ -63,7 +63,8 @@ export function hibernationRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
       const busy = await store.jobs.activeFor(vm.id, [...VM_STATE_JOBS, 'vm.hibernation.discard']);
       if (busy) throw new VmBusyError(vm.name, busy);
       const force = req.query.force === true;
-      if (!force && ctx.hibernations) {
+      if (!force) {
+        if (!ctx.hibernations) throw new ApiError(503, 'Unavailable', 'the controller cannot look at the hosts now: whether the VM runs is not known; force=true discards it anyway');
         const b = await ctx.hibernations.discardBlockers(vm.id, req.id);
         if (b.runningOn.length > 0) throw new HibernationDiscardUnsafeError('VmRunning', `VM ${vm.name} runs on ${b.runningOn.map((x) => `${x.hostId} (${x.status})`).join(', ')}`, { runningOn: b.runningOn });
         const silent = Object.keys(b.unknown);
