@@ -7,7 +7,7 @@ import { Vm, VmSpec } from '../../model/vms.js';
 import type { Vm as VmT, VmSpec as VmSpecT } from '../../model/vms.js';
 import { ConflictError, NotFoundError } from '../../store/errors.js';
 import { acceptJob, type ApiContext } from '../context.js';
-import { InvalidRequestError } from '../errors.js';
+import { ApiError, InvalidRequestError } from '../errors.js';
 import { errors, IdParams, MUTATING_ERRORS, optionalBody } from '../schemas.js';
 import { VmGuestInfo } from '../../model/guest-info.js';
 import { startBlockOf } from './hibernation.js';
@@ -113,6 +113,8 @@ export function vmRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
     async (req, reply) => {
       const vm = await store.vms.get(req.params.id);
       if (vm.status !== 'Down') throw new ConflictError(`VM ${vm.name} is ${vm.status}`, { status: vm.status });
+      const blocked = await startBlockOf(ctx, vm.id);
+      if (blocked) throw new ApiError(409, blocked.code, `VM ${vm.name} is not started: ${blocked.reason}`, { hibernation: 'saving' });
       await refuseIfStarting(vm);
       const hostId = req.body?.host ? await hostIn(vm.clusterId, req.body.host, 'body.host') : null;
       if (vm.pinnedHostId && hostId && hostId !== vm.pinnedHostId) throw new ConflictError(`VM ${vm.name} is pinned to host ${vm.pinnedHostId}`, { field: 'body.host', pinnedHostId: vm.pinnedHostId });

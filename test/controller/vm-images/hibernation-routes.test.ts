@@ -39,6 +39,8 @@ t.test('DELETE /vms/{id}/hibernation: 404, 409 VmBusy, 409 VmRunning and HostsUn
   blockers = { runningOn: [], unknown: { h2: 'timeout' } };
   const unknown = await api.call('DELETE', `${base}/hibernation`);
   t.same([unknown.status, unknown.body.code, unknown.body.details.hosts], [409, 'HostsUnknown', { h2: 'timeout' }], `a host unknown: 409 HostsUnknown: ${unknown.body.message}`);
+  const start = await api.call('POST', `${base}/start`);
+  t.same([start.status, start.body.code], [409, 'SuspendOutcomeUnknown'], `POST /vms/{id}/start: 409 with the reason: ${start.body.message}`);
   const vmNow = (await api.call('GET', base)).body;
   t.same(vmNow.startBlocked, { code: 'SuspendOutcomeUnknown', reason: 'host h2 did not answer' }, 'GET /vms/{id}: the verdict is the reason');
   t.equal((await api.call('DELETE', `${base}/hibernation?force=maybe`)).status, 400, 'force is a boolean');
