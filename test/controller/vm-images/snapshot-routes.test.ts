@@ -1,7 +1,8 @@
 // The snapshot and suspend routes (controller/http/routes/snapshots.ts, hibernation.ts) over the
 // real REST server and a SQLite store, with jobs left pending (no agents): validation of the
 // bodies, the 409s a VM's state gives (with their stable codes), 404 for a snapshot of another
-// VM, the jobs they make, the records (migrations 0006 and 0007) and the OpenAPI document.
+// VM, the jobs they make, the records (migrations 0006 and 0007) and the OpenAPI document; the
+// discard of a hibernation (DELETE /vms/{id}/hibernation).
 import t from 'tap';
 import { startApi } from '../http/harness.js';
 
@@ -77,11 +78,63 @@ t.test('snapshot and suspend routes', async (t) => {
     t.equal((await api.call('GET', `${base}/hibernation`)).status, 404, 'not suspended: 404');
   });
 
+  await t.test('DELETE /vms/{id}/hibernation: 404, 409 VmBusy (even forced), VmRunning and HostsUnknown unless force, 503 without a view of the hosts; a saving record blocks a start (409, GET /vms/{id} startBlocked)', async (t) => {
+    // What the hosts say is the hibernation reconciler's answer, given here by the test (discardBlockers,
+    // verdict), so each refusal is met on purpose; suspend-unknown meets them with a real agent and guests.
+    const v3 = await store.vms.create({ name: 'v3', clusterId: cluster.id, spec: { memoryMiB: 128 }, memoryReservationMiB: 128, cpuReservation: 1, pinnedHostId: null, priority: 0 });
+    const base = `/api/v1/vms/${v3.id}`;
+    const vol = { domainId: sd.id, imageId: '11111111-1111-4111-8111-111111111111', volumeId: '22222222-2222-4222-8222-222222222222', sizeBytes: 1 };
+
+    t.equal((await api.call('DELETE', `${base}/hibernation`)).status, 404, 'no hibernation: 404');
+    const suspend = await store.jobs.create({ kind: 'vm.suspend', targetKind: 'vm', targetId: v3.id, params: {}, correlationId: 'c1' });
+    await store.hibernations.begin(v3.id, suspend.id, vol, null);
+
+    const noView = await api.call('DELETE', `${base}/hibernation`);
+    t.same([noView.status, noView.body.code], [409, 'VmBusy'], 'a suspend job under way: 409 VmBusy');
+    const forcedBusy = await api.call('DELETE', `${base}/hibernation?force=true`);
+    t.same([forcedBusy.status, forcedBusy.body.code], [409, 'VmBusy'], 'force does not override a running job');
+    t.equal((await api.call('GET', base)).body.startBlocked.code, 'SuspendOutcomeUnknown', 'a saving record blocks a start, before any verdict too');
+    await store.jobs.advance(suspend.id, { state: 'failed', error: { code: 'SuspendTimeout', message: 'x', details: {} } });
+
+    const blind = await api.call('DELETE', `${base}/hibernation`);
+    t.same([blind.status, blind.body.code], [503, 'Unavailable'], 'no view of the hosts: 503, nothing is guessed');
+
+    let blockers = { runningOn: [{ hostId: 'h1', status: 'Up' }], unknown: {} as Record<string, string> };
+    api.ctx.hibernations = {
+      verdict: () => ({ decision: { action: 'keep', reason: 'host h2 did not answer' }, at: 1 }),
+      discardBlockers: async () => blockers,
+    };
+    const running = await api.call('DELETE', `${base}/hibernation`);
+    t.same([running.status, running.body.code, running.body.details.runningOn], [409, 'VmRunning', [{ hostId: 'h1', status: 'Up' }]], `the VM runs: 409 VmRunning: ${running.body.message}`);
+    blockers = { runningOn: [], unknown: { h2: 'timeout' } };
+    const unknown = await api.call('DELETE', `${base}/hibernation`);
+    t.same([unknown.status, unknown.body.code, unknown.body.details.hosts], [409, 'HostsUnknown', { h2: 'timeout' }], `a host unknown: 409 HostsUnknown: ${unknown.body.message}`);
+    const start = await api.call('POST', `${base}/start`);
+    t.same([start.status, start.body.code], [409, 'SuspendOutcomeUnknown'], `POST /vms/{id}/start: 409 with the reason: ${start.body.message}`);
+    const vmNow = (await api.call('GET', base)).body;
+    t.same(vmNow.startBlocked, { code: 'SuspendOutcomeUnknown', reason: 'host h2 did not answer' }, 'GET /vms/{id}: the verdict is the reason');
+    t.equal((await api.call('DELETE', `${base}/hibernation?force=maybe`)).status, 400, 'force is a boolean');
+
+    const forced = await api.call('DELETE', `${base}/hibernation?force=true`);
+    t.same([forced.status, forced.body.kind, forced.body.targetId, forced.body.params.imageId], [202, 'vm.hibernation.discard', v3.id, vol.imageId], 'force=true: 202, a discard job for this record');
+    t.match(forced.body.params.reason, /force=true/, 'the job says it was forced');
+    const again = await api.call('DELETE', `${base}/hibernation?force=true`);
+    t.same([again.status, again.body.code], [409, 'VmBusy'], 'one discard at a time');
+
+    await store.jobs.advance(forced.body.id, { state: 'failed', error: { code: 'x', message: 'x', details: {} } });
+    blockers = { runningOn: [], unknown: {} };
+    const plain = await api.call('DELETE', `${base}/hibernation`);
+    t.equal(plain.status, 202, 'no host unknown and the VM running nowhere: 202 without force');
+    await store.hibernations.setState(v3.id, 'suspended', null);
+    t.notOk('startBlocked' in (await api.call('GET', base)).body, 'a suspended VM is not blocked: a start resumes it');
+  });
+
   await t.test('the OpenAPI document has the routes', async (t) => {
     const doc = (await api.call('GET', '/api/v1/openapi.json')).body;
     for (const p of ['/api/v1/vms/{id}/suspend', '/api/v1/vms/{id}/hibernation', '/api/v1/vms/{id}/snapshots', '/api/v1/vms/{id}/snapshots/{sid}', '/api/v1/vms/{id}/snapshots/{sid}/restore']) {
       t.ok(doc.paths[p], `${p} is documented`);
     }
     t.ok(doc.paths['/api/v1/vms/{id}/snapshots'].post.requestBody, 'with its request body');
+    t.ok(doc.paths['/api/v1/vms/{id}/hibernation'].delete, 'DELETE /vms/{id}/hibernation is documented');
   });
 });
