@@ -1,7 +1,7 @@
 // hostvisor-ctl as a user runs it (bin/hostvisor-ctl, a child process) against a real API server:
 // tables for people, --json for scripts, exit codes, `jobs wait` with its progress bar.
 import t from 'tap';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startApi } from '../http/harness.js';
@@ -21,6 +21,26 @@ async function ctl(args: string[], creds = base): Promise<{ code: number; stdout
   } catch (e) {
     const x = e as { code: number; stdout: string; stderr: string };
     return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
+/** The CLI started, its output readable while it runs (a `jobs wait` is watched mid-way). */
+function ctlLive(args: string[]): { out: () => string; done: Promise<{ code: number; stdout: string; stderr: string }> } {
+  const child = spawn(CTL, [...base, ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
+  child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+  const done = new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr })));
+  return { out: () => stdout, done };
+}
+
+/** Polls (bounded) until `f` holds. */
+async function until(f: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -57,10 +77,11 @@ t.test('jobs get and jobs wait: a pending job times out (exit 3), an ended one r
   t.match(waited.stdout, /\[-{30}\]\s+0% pending/, 'the progress bar');
   // What the executor will do, done by hand here: the CLI must report each outcome.
   await api.store.jobs.advance(id, { state: 'running', progress: 50, steps: [{ name: 'place', state: 'running', startedAt: Date.now(), endedAt: null }] });
-  const ending = ctl(['jobs', 'wait', id, '--timeout', '30']);
-  await new Promise((r) => setTimeout(r, 1500));
+  const ending = ctlLive(['jobs', 'wait', id, '--timeout', '30']);
+  // The job fails only once the CLI has shown it running (a loaded machine starts the CLI slowly).
+  await until(() => /50% running/.test(ending.out()), 30_000, 'jobs wait shows the running job');
   await api.store.jobs.advance(id, { state: 'failed', error: { code: 'NoPlacement', message: 'no host has 128 MiB free', details: {} } });
-  const w = await ending;
+  const w = await ending.done;
   t.equal(w.code, 1, 'a failed job: exit 1');
   t.match(w.stdout, /#{15}-{15}\]\s+50% running \(place\)/);
   t.match(w.stderr, /failed: NoPlacement: no host has 128 MiB free/);
