@@ -6,13 +6,12 @@
 // copy. While the move runs, a start of the VM that uses the disk is refused (409 DiskBusy): the
 // move would delete the disk under it when it runs on another host than the SPM.
 import t from 'tap';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { HostvisorClient } from '../../../api/client/client.js';
 import { run } from '../../../agent/storage/exec.js';
 import { GiB, pidsMentioning, taskLab } from '../../agent/storage/tasks-fixture.js';
 import { GUEST_DIR, serialPathFor } from '../../lab/guest.js';
-import { daemonWithAgent } from './daemon-agent.js';
+import { fileAndBlockDomains } from './file-block-domains.js';
 import { jobEnd, jobSummary, sleep, until } from './wait.js';
 
 t.setTimeout(600_000);
@@ -22,30 +21,8 @@ const INTERRUPTED = /^interrupted: the controller stopped during this step/;
 t.test('disk copy and move resume after the controller is killed mid-copy', async (t) => {
   const tl = await taskLab(t, 'ctl-copy-resume');
   if (!tl) return;
-  const { ctl, config } = await daemonWithAgent(t, tl, { echo, libvirtUri: 'qemu:///system', settings: { pollIntervalMs: 1_000, pollTimeoutMs: 1_000, vmListIntervalMs: 1_000, hostFactsRefreshMs: 2_000 } });
-  const agent = await HostvisorClient.connect({
-    url: `wss://localhost:${config['rpc.port']}/`, ca: readFileSync(join(ctl.dir, 'pki', 'ca.pem')),
-    cert: readFileSync(join(ctl.dir, 'admin', 'cert.pem')), key: readFileSync(join(ctl.dir, 'admin', 'key.pem')), timeoutMs: 60_000,
-  });
-  t.teardown(() => agent.close());
+  const { ctl, fd, bd, root, volFile, blockVolumes, compare, withBlock } = await fileAndBlockDomains(t, tl, { echo });
 
-  const root = join(tl.fileRoot, 'ctl');
-  const fdj = await ctl.call('POST', '/api/v1/clusters/default/storage-domains', { body: { name: 'fd', spec: { type: 'file', root } } });
-  t.equal((await jobEnd(ctl.call, fdj.body.id, 180_000)).state, 'succeeded', 'file domain made (the master)');
-  const fd: string = fdj.body.targetId;
-  await until('an SPM', () => ctl.call('GET', '/api/v1/clusters/default/spm'), (a) => typeof a.body?.hostId === 'string', 60_000);
-  const bdj = await ctl.call('POST', '/api/v1/clusters/default/storage-domains', { body: { name: 'bd', spec: { type: 'block', devices: [await tl.lab.makePv(8)] } } });
-  t.equal((await jobEnd(ctl.call, bdj.body.id, 180_000)).state, 'succeeded', 'block domain made');
-  const bd: string = bdj.body.targetId;
-  await until('the block domain is active', () => ctl.call('GET', `/api/v1/storage-domains/${bd}`), (a) => a.body?.status === 'active', 60_000);
-
-  const volFile = (imageId: string, volumeId: string) => join(root, fd, 'images', imageId, volumeId);
-  const blockVolumes = async () => (await agent.call('StorageDomain.getVolumes', { storagedomainID: bd })).volumes.slice().sort();
-  const compare = (a: string, af: string, b: string, bf: string) => run(['qemu-img', 'compare', '-f', af, '-F', bf, a, b], { timeoutMs: 120_000, okCodes: [0, 1] });
-  const withBlock = async <T>(imageID: string, fn: (path: string) => Promise<T>): Promise<T> => {
-    const prep = await agent.call('Image.prepare', { storagedomainID: bd, imageID });
-    try { return await fn(prep.path); } finally { await agent.call('Image.teardown', { storagedomainID: bd, imageID }); }
-  };
   /** Kills the controller once the job shows at least `pct` % (the copy under way), starts it again; returns the progress at the kill. */
   const killMidCopy = async (jobId: string, pct: number): Promise<number> => {
     const seen = await until(`job ${jobId} at ${pct} %`, () => ctl.call('GET', `/api/v1/jobs/${jobId}`), (a) => a.body?.progress >= pct || a.body?.state !== 'running', 120_000, 100);
