@@ -1,6 +1,7 @@
 // qemu-img as a child process: create (optionally over a backing file), info
 // (with the backing chain), resize, measure and check.
 import type { Logger } from '../log.js';
+import type { CacheMode, CopyCache } from './copy-cache.js';
 import { StorageCommandError } from './errors.js';
 import { run as defaultRunner, type Runner } from './exec.js';
 
@@ -84,11 +85,13 @@ export class QemuImg {
    * into dst, which already exists with the right size. `targetIsZero`: dst
    * reads as zeros (a fresh qcow2 or sparse file), so zeros are not written.
    * onProgress gets 0..100 as qemu-img prints it. Aborting kills qemu-img.
-   * rateLimitMiBs bounds its I/O (-r).
+   * rateLimitMiBs bounds its I/O (-r). `cache`: -T for the source chain, -t
+   * for the target (copy-cache.ts; `none` makes the progress follow the writes).
    */
   async convert(src: { path: string; format: ImageFormat }, dst: { path: string; format: ImageFormat },
-    o: { timeoutMs: number; targetIsZero: boolean; rateLimitMiBs?: number; onProgress?: (pct: number) => void; signal?: AbortSignal }): Promise<{ ms: number }> {
-    const args = ['convert', '-p', '-n', ...(o.targetIsZero ? ['--target-is-zero'] : []), ...(o.rateLimitMiBs ? ['-r', `${o.rateLimitMiBs}M`] : []), '-f', src.format, '-O', dst.format, src.path, dst.path];
+    o: { timeoutMs: number; targetIsZero: boolean; cache: CopyCache; rateLimitMiBs?: number; onProgress?: (pct: number) => void; signal?: AbortSignal }): Promise<{ ms: number }> {
+    const args = ['convert', '-p', '-n', '-T', o.cache.source, '-t', o.cache.target, ...(o.targetIsZero ? ['--target-is-zero'] : []),
+      ...(o.rateLimitMiBs ? ['-r', `${o.rateLimitMiBs}M`] : []), '-f', src.format, '-O', dst.format, src.path, dst.path];
     return this.withProgress(args, o);
   }
 
@@ -96,10 +99,11 @@ export class QemuImg {
    * `qemu-img commit -p -d`: writes the top's data into its backing file
    * (the base) and leaves the top as it was (-d), so a chain read through
    * the top reads the same data at every moment of the commit. onProgress
-   * gets 0..100; aborting kills qemu-img.
+   * gets 0..100; aborting kills qemu-img. `cache` (-t) is the chain's: `none`
+   * unless an image of it refuses O_DIRECT (copy-cache.ts).
    */
-  async commit(top: { path: string; format: ImageFormat }, o: { timeoutMs: number; onProgress?: (pct: number) => void; signal?: AbortSignal }): Promise<{ ms: number }> {
-    return this.withProgress(['commit', '-p', '-d', '-t', 'none', '-f', top.format, top.path], o);
+  async commit(top: { path: string; format: ImageFormat }, o: { timeoutMs: number; cache?: CacheMode; onProgress?: (pct: number) => void; signal?: AbortSignal }): Promise<{ ms: number }> {
+    return this.withProgress(['commit', '-p', '-d', '-t', o.cache ?? 'none', '-f', top.format, top.path], o);
   }
 
   /** `qemu-img rebase -u`: names another backing file in the image's header, data untouched (after a commit made them read alike). */

@@ -4,7 +4,7 @@
 // made, because events may have been missed while there was none: the owner resyncs then.
 import { randomUUID } from 'node:crypto';
 import { ReconnectingClient, type ConnectionState } from '../../api/client/reconnecting.js';
-import type { EventListenerOf } from '../../api/client/event-hub.js';
+import type { EventListenerOf, RawEventListener } from '../../api/client/event-hub.js';
 import type { EventName } from '../../api/events.js';
 import type { MethodName, ParamsOf, ResultOf } from '../../api/schema.js';
 import type { DecisionSettings } from '../decision-settings.js';
@@ -105,6 +105,15 @@ export class AgentLink {
   /** A typed listener for one of the agent's events, on every connection of this link. */
   on<E extends EventName>(name: E, listener: EventListenerOf<E>): () => void {
     return this.client.on(name, listener);
+  }
+
+  /**
+   * Every notification as sent (method, params), on every connection of this link: for events
+   * keyed by something other than a VM id (|storage|task_status|<taskID>), which the typed
+   * listeners do not match.
+   */
+  onEvent(listener: RawEventListener): () => void {
+    return this.client.onEvent(listener);
   }
 
   /** Stops reconnecting and closes the connection; leaves no timer or socket. */

@@ -1,6 +1,7 @@
 // Whether a disk may be copied or moved now: not while a VM that may be running uses it (live
 // storage migration is not in the product, and a copy of a disk being written is not a
 // consistent one), not while another job works on its image. A caller's mistake: 409.
+import type { Job } from '../model/jobs.js';
 import type { Disk } from '../model/storage.js';
 import type { Store } from '../store/store.js';
 import { ConflictError } from '../store/errors.js';
@@ -29,10 +30,31 @@ export async function assertDiskFree(store: Store, disk: Disk, action: 'moved' |
   if (vm) throw new DiskInUseError(disk, vm, action);
   const busy = await store.jobs.activeFor(disk.id, ['disk.move', 'disk.delete'])
     ?? (disk.vmId === null ? undefined : await store.jobs.activeFor(disk.vmId, ['vm.start', 'vm.snapshot', 'vm.snapshot.delete', 'vm.snapshot.restore', 'vm.suspend']));
-  const copying = (await store.jobs.list({ state: 'running' })).concat(await store.jobs.list({ state: 'pending' }))
-    .find((j) => j.kind === 'disk.copy' && j.params['sourceDiskId'] === disk.id);
-  const job = busy ?? copying;
+  const job = busy ?? await copyFrom(store, disk.id);
   if (job && (action === 'moved' || job.kind !== 'disk.copy')) {
     throw new ConflictError(`disk ${disk.name} has a ${job.kind} job under way`, { reason: 'DiskBusy', diskId: disk.id, job: job.id, kind: job.kind });
   }
+}
+
+/**
+ * 409 while one of the VM's disks is being moved (or is the source of a copy): the move deletes
+ * the source under a VM started on another host than the SPM (the agent re-checks only on the
+ * SPM host), and a copy of a disk being written is not consistent. Called after the start set
+ * the VM's desired state to up, so a move accepted later sees the VM as running and refuses.
+ */
+export async function assertNoDiskJob(store: Store, vm: { id: string; name: string }): Promise<void> {
+  const disks = (await store.disks.list()).filter((d) => d.vmId === vm.id);
+  for (const disk of disks) {
+    const job = await store.jobs.activeFor(disk.id, ['disk.move']) ?? await copyFrom(store, disk.id);
+    if (job) {
+      throw new ConflictError(`VM ${vm.name} is not started: its disk ${disk.name} has a ${job.kind} job under way (${job.id}); wait for it to end or cancel it`,
+        { reason: 'DiskBusy', diskId: disk.id, vmId: vm.id, job: job.id, kind: job.kind });
+    }
+  }
+}
+
+/** A disk.copy job under way (pending or running) whose source is the disk. */
+async function copyFrom(store: Store, diskId: string): Promise<Job | undefined> {
+  return (await store.jobs.list({ state: 'running' })).concat(await store.jobs.list({ state: 'pending' }))
+    .find((j) => j.kind === 'disk.copy' && j.params['sourceDiskId'] === diskId);
 }

@@ -113,8 +113,11 @@ async function followOrSubmit<V extends SpmVerb>(deps: StorageDeps, ctx: JobCont
     }, { hostId: spm, detail: `task ${taskID}` });
   }
   // The agent sends each whole percent as |storage|task_status|<taskID>: the job's progress keeps up between polls.
-  const offEvents = spec.onStatus && deps.runtime.links.get(spm)?.on('task_status', (params) => {
-    const body = (params as Record<string, unknown>)[taskID] as ResultOf<'Task.getStatus'> | undefined;
+  // Matched by its method: the typed 'task_status' listener never fired (its method ends in <taskID>, not <vmId>).
+  const method = `|storage|task_status|${taskID}`;
+  const offEvents = spec.onStatus && deps.runtime.links.get(spm)?.onEvent((m, params) => {
+    if (m !== method) return;
+    const body = params[taskID] as ResultOf<'Task.getStatus'> | undefined;
     if (body === undefined || body.progress === undefined || body.taskState === 'finished') return;
     void Promise.resolve(spec.onStatus?.({ ...body, taskID }))
       .catch((e: unknown) => ctx.log('warn', 'recording a task_status event failed', { taskID, error: errorText(e) }));

@@ -2,8 +2,9 @@
 //
 //   Volume.copy  collapses the chain ending at the source volume into one new
 //                volume of a new image, in this or another domain (file or
-//                block), with `qemu-img convert -p -n`; the task's progress is
-//                qemu-img's. It registers "remove volume" before the new
+//                block), with `qemu-img convert -p -n -t none -T none` (O_DIRECT
+//                where the storage takes it, copy-cache.ts); the task's progress
+//                is qemu-img's, which then follows the writes. It registers "remove volume" before the new
 //                volume exists, so a failure, a Task.stop (qemu-img is killed)
 //                or a restart leaves nothing behind. The copy is ILLEGAL until
 //                every byte is there; volType SHARED then marks it a template.
@@ -15,6 +16,7 @@
 //                and the copy kept. Past that point a stop has nothing to undo.
 import { MiB } from '../types.js';
 import { StorageParamsError, VolumeBusyError, VolumeExistsError, VolumeHasChildrenError } from '../errors.js';
+import { copyCacheModes, type CopyCache } from '../copy-cache.js';
 import { buildChain } from '../image.js';
 import { QemuImg } from '../qemu-img.js';
 import type { VolumeAllocation, VolumeFormat, VolumeInfo } from '../types.js';
@@ -139,10 +141,14 @@ async function copyChain(pool: TaskPool, ctx: TaskContext, c: CopySpec, undo: Re
     }, { signal: ctx.signal, phase: (n) => ctx.phase(`create ${n}`) });
     ctx.progress(0);
     const t0 = performance.now();
+    let cache: CopyCache | undefined;
     await dst.withPrepared(c.dstImg, c.dstVol, {}, async (to) => {
       await dst.setVolumeLegality(c.dstImg, c.dstVol, 'ILLEGAL'); // until every byte is there
+      cache = await copyCacheModes(from.chain.map((v) => v.path), to.path, {
+        timeoutMs: pool.copyTimeouts.qemuImgMs, log: pool.copyLog, what: { from: `${c.srcSd}/${c.srcImg}/${c.srcVol}`, to: `${c.dstSd}/${c.dstImg}/${c.dstVol}` },
+      });
       await qemuImg.convert({ path: from.path, format: srcFormat }, { path: to.path, format: qemuFormat(c.format) }, {
-        timeoutMs: pool.copyTimeouts.convertMs, signal: ctx.signal, onProgress: (pct) => ctx.progress(Math.floor(pct)),
+        timeoutMs: pool.copyTimeouts.convertMs, signal: ctx.signal, onProgress: (pct) => ctx.progress(Math.floor(pct)), cache,
         // A new qcow2 or file reads as zeros; a new LV may hold old data.
         targetIsZero: c.format === 'COW' || dst.type === 'file',
         ...(c.bandwidth ? { rateLimitMiBs: c.bandwidth } : {}),
@@ -158,7 +164,7 @@ async function copyChain(pool: TaskPool, ctx: TaskContext, c: CopySpec, undo: Re
     const out = await dst.getVolumeInfo(c.dstImg, c.dstVol);
     pool.copyLog.info('volume copied', {
       from: `${c.srcSd}/${c.srcImg}/${c.srcVol}`, to: `${c.dstSd}/${c.dstImg}/${c.dstVol}`, chain: from.chain.length, capacity: info.capacity,
-      seconds: Math.round(seconds * 100) / 100, mibPerSec: Math.round((info.capacity / MiB / Math.max(seconds, 0.001)) * 10) / 10, shared: c.shared,
+      seconds: Math.round(seconds * 100) / 100, mibPerSec: Math.round((info.capacity / MiB / Math.max(seconds, 0.001)) * 10) / 10, shared: c.shared, cache,
     });
     return out;
   });

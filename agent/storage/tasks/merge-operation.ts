@@ -22,6 +22,7 @@
 // the base's leaked clusters (a killed qemu-img commit's) are freed first.
 import { MiB, roundUp, type VolumeInfo } from '../types.js';
 import { SharedVolumeNonWritableError, StorageParamsError, VolumeBusyError, WrongLegalityError } from '../errors.js';
+import { copyCacheModes } from '../copy-cache.js';
 import { buildChain, childrenOf } from '../image.js';
 import { QemuImg } from '../qemu-img.js';
 import type { AnyDomain } from '../pool.js';
@@ -97,8 +98,10 @@ export function mergeOperation(pool: TaskPool, p: P): TaskOperation {
         await dom.setVolumeLegality(m.img, m.base, 'ILLEGAL'); // written from here on: no VM starts on it
         ctx.progress(0);
         const t0 = performance.now();
+        const cache = await copyCacheModes([topPath], basePath, { timeoutMs: pool.copyTimeouts.qemuImgMs, log: pool.copyLog, what: { sd: m.sd, img: m.img, merge: m.top } });
         await qemuImg.commit({ path: topPath, format: 'qcow2' }, {
           timeoutMs: pool.copyTimeouts.convertMs, signal: ctx.signal, onProgress: (pct) => ctx.progress(Math.min(99, Math.floor(pct))),
+          cache: cache.source === 'none' && cache.target === 'none' ? 'none' : 'writeback',
         });
         ctx.phase('commit');
         ctx.signal.throwIfAborted();

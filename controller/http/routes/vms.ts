@@ -12,6 +12,7 @@ import { errors, IdParams, MUTATING_ERRORS, optionalBody } from '../schemas.js';
 import { VmGuestInfo } from '../../model/guest-info.js';
 import { startBlockOf } from './hibernation.js';
 import { defineClone } from '../../templates/clone-request.js';
+import { assertNoDiskJob } from '../../storage/disk-use.js';
 
 const StartBlocked = Type.Object({ code: Type.String(), reason: Type.String() }, { description: "why a start cannot go on now (a suspend whose outcome is unknown); absent when nothing blocks it" });
 const VmWithGuest = Type.Object({ ...Vm.properties, guest: Type.Optional(VmGuestInfo), startBlocked: Type.Optional(StartBlocked) });
@@ -116,6 +117,7 @@ export function vmRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
       const blocked = await startBlockOf(ctx, vm.id);
       if (blocked) throw new ApiError(409, blocked.code, `VM ${vm.name} is not started: ${blocked.reason}`, { hibernation: 'saving' });
       await refuseIfStarting(vm);
+      await assertNoDiskJob(store, vm); // before placement (a clear 409); again below, once desired is up, against a move accepted meanwhile
       const hostId = req.body?.host ? await hostIn(vm.clusterId, req.body.host, 'body.host') : null;
       if (vm.pinnedHostId && hostId && hostId !== vm.pinnedHostId) throw new ConflictError(`VM ${vm.name} is pinned to host ${vm.pinnedHostId}`, { field: 'body.host', pinnedHostId: vm.pinnedHostId });
       // Placed now (422 when no host fits), and reserved until the job ends.
@@ -124,6 +126,7 @@ export function vmRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
         // With placement, the reservation already stops a second start; desired may still say up
         // after a start that failed, and the VM is Down: it may be started again.
         if (!(await store.vms.transitionDesired(vm.id, 'down', 'up')) && !placed) throw new ConflictError(`VM ${vm.name} is meant to be up already`, { desiredState: 'up' });
+        await assertNoDiskJob(store, vm).catch(async (e: unknown) => { await store.vms.transitionDesired(vm.id, 'up', 'down'); throw e; });
         const job = await acceptJob(ctx, req, reply, { kind: 'vm.start', targetKind: 'vm', targetId: vm.id, params: { hostId, ...placed?.params }, message: `start VM ${vm.name}` });
         placed?.attach(job.id);
         return job;

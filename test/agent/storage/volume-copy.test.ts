@@ -4,12 +4,15 @@
 // and back into a raw file; `qemu-img compare` says every copy has the
 // source's data; the task's progress (Task.getStatus and the
 // |storage|task_status| events) rises to 100; a Task.stop mid-copy kills
-// qemu-img and leaves nothing behind (no volume, LV, data file or process).
+// qemu-img and leaves nothing behind (no volume, LV, data file or process);
+// the progress of a 1 GiB copy follows the writes (O_DIRECT, -t none): no
+// copy data waits in the page cache while the progress says it is copied.
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileAndBlockPool } from './copy-fixture.js';
+import { cachedBytes, describeSamples, deviceWrittenBytes, followCopy } from './copy-progress-probe.js';
 import { run } from '../../../agent/storage/exec.js';
 import { GiB, MiB, pidsMentioning, rejectsWith, taskLab, watchTask } from './tasks-fixture.js';
 
@@ -127,5 +130,41 @@ t.test('Volume.copy file -> block -> file: identical data, progress to 100, a st
     t.ok(dataFiles.includes(bvol) && !dataFiles.includes(svol), 'no LV data file left (the earlier copy\'s is there)');
     t.same(await pidsMentioning(svol), [], 'no qemu-img left running');
     await c.call('Task.clear', { taskID });
+  });
+  await t.test('a 1 GiB copy\'s progress follows its writes (O_DIRECT): rising through many values, no copied data left in the page cache', async (t) => {
+    // The source: a raw 1 GiB volume, every byte data, so progress is the share of the bytes written.
+    const [rimg, rvol] = [randomUUID(), randomUUID()];
+    await c.runSpmTask('Volume.create', { storagedomainID: fsd, imageID: rimg, volumeID: rvol, size: GiB, volFormat: 'RAW', preallocate: 'SPARSE' });
+    await run(['qemu-io', '-f', 'raw', '-c', 'write -P 0x3c 0 1G', fpath(rimg, rvol)], { timeoutMs: 180_000 });
+    const linkDir = String(tl.overrides['storage.loopLinkDir']);
+    for (const to of ['file', 'block'] as const) {
+      const [dimg, dvol] = [randomUUID(), randomUUID()];
+      const dsd = to === 'file' ? fsd : bsd;
+      const { taskID } = await c.call('Volume.copy', { storagedomainID: fsd, imageID: rimg, volumeID: rvol, dstSdUUID: dsd, dstImgUUID: dimg, dstVolUUID: dvol, volType: 'LEAF', volFormat: 'COW', preallocate: 'SPARSE' });
+      const r = await followCopy(c, taskID, to === 'file' ? () => cachedBytes(fpath(dimg, dvol)) : () => deviceWrittenBytes(join(linkDir, bsd, dvol)), { timeoutMs: 300_000, counter: to === 'block' });
+      t.equal(r.last.taskResult, 'success', `file -> ${to}: ${r.last.message}`);
+      t.comment(`1 GiB file -> ${to} in ${r.seconds.toFixed(2)} s (${(1024 / r.seconds).toFixed(0)} MiB/s); ms:progress/${to === 'file' ? 'cached' : 'written'}: ${describeSamples(r.samples)}`);
+      const middle = new Set(r.samples.map((x) => x.progress).filter((p) => p >= 1 && p <= 98));
+      t.ok(middle.size >= 4, `polled every 100 ms, the progress showed ${middle.size} values between 1 and 98 (at least 4)`);
+      const during = r.samples.filter((x) => x.progress >= 10 && x.progress < 100 && x.bytes !== undefined);
+      t.ok(during.length >= 2, `${during.length} samples between 10 and 99 %`);
+      if (to === 'file') {
+        const most = Math.max(0, ...during.map((x) => x.bytes!));
+        t.ok(most <= 64 * MiB, `the copy never held more than 64 MiB in the page cache while it ran (at most ${(most / MiB).toFixed(0)} MiB): what the progress counts is written`);
+      } else {
+        const behind = during.filter((x) => x.bytes! < (x.progress / 100) * GiB - 128 * MiB);
+        t.same(behind.map((x) => `${x.progress}%: ${Math.round(x.bytes! / MiB)} MiB`), [], 'at every sample the device had completed the writes of the progress shown (within 128 MiB)');
+      }
+      const prep = await c.call('Image.prepare', { storagedomainID: dsd, imageID: dimg });
+      try {
+        const cmp = await compare(fpath(rimg, rvol), 'raw', prep.path, 'qcow2');
+        t.equal(cmp.rc, 0, `qemu-img compare source vs the ${to} copy: ${cmp.stdout.trim()}`);
+      } finally {
+        await c.call('Image.teardown', { storagedomainID: dsd, imageID: dimg });
+      }
+      await c.call('Task.clear', { taskID });
+      await c.runSpmTask('Image.delete', { storagedomainID: dsd, imageID: dimg });
+    }
+    await c.runSpmTask('Image.delete', { storagedomainID: fsd, imageID: rimg });
   });
 });
