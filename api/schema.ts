@@ -45,4 +45,4 @@ export type MethodName = keyof typeof Methods;
 export type ParamsOf<M extends MethodName> = Static<(typeof Methods)[M]['params']>;
 export type ResultOf<M extends MethodName> = Static<(typeof Methods)[M]['result']>;
 
-export const API_VERSION = '0.8';
+export const API_VERSION = '0.9';
