@@ -35,30 +35,36 @@ export interface ParsedEvent {
 
 interface Matcher {
   name: EventName;
-  /** The exact method, or for a per-VM event the method up to `<vmId>`. */
+  /** The exact method, or for an event per object the method up to its id part (`<vmId>`, `<taskID>`). */
   prefix: string;
+  /** The method ends in an id part, and params[id] is the body. */
+  perObject: boolean;
+  /** The id part is a VM's: listeners get (vmId, body, params). */
   perVm: boolean;
   check: TypeCheck<TSchema>;
 }
 
-const VM_ID = '<vmId>';
+const ID_PART = /<(\w+)>$/;
 let matchers: Matcher[] | undefined;
 
 function allMatchers(): Matcher[] {
   matchers ??= (Object.entries(Events) as [EventName, Def<EventName>][]).map(([name, def]) => {
-    const at = def.method.indexOf(VM_ID);
-    return { name, prefix: at < 0 ? def.method : def.method.slice(0, at), perVm: at >= 0, check: TypeCompiler.Compile(def.params) };
+    const id = ID_PART.exec(def.method);
+    return {
+      name, prefix: id ? def.method.slice(0, id.index) : def.method, perObject: !!id, perVm: id?.[1] === 'vmId',
+      check: TypeCompiler.Compile(def.params),
+    };
   });
   return matchers;
 }
 
-/** The event a method belongs to, by its name alone, with the `<vmId>` part. */
-function matchMethod(method: string): { m: Matcher; vmId: string | undefined } | undefined {
+/** The event a method belongs to, by its name alone, with its id part. */
+function matchMethod(method: string): { m: Matcher; id: string | undefined } | undefined {
   for (const m of allMatchers()) {
-    if (!m.perVm) {
-      if (method === m.prefix) return { m, vmId: undefined };
+    if (!m.perObject) {
+      if (method === m.prefix) return { m, id: undefined };
     } else if (method.startsWith(m.prefix) && method.length > m.prefix.length) {
-      return { m, vmId: method.slice(m.prefix.length) };
+      return { m, id: method.slice(m.prefix.length) };
     }
   }
   return undefined;
@@ -69,8 +75,8 @@ export function parseEvent(method: string, params: unknown): ParsedEvent | undef
   const hit = matchMethod(method);
   if (!hit || !hit.m.check.Check(params)) return undefined;
   const p = params as Record<string, unknown>;
-  if (hit.vmId !== undefined && (typeof p[hit.vmId] !== 'object' || p[hit.vmId] === null)) return undefined;
-  return { name: hit.m.name, vmId: hit.vmId, params: p };
+  if (hit.id !== undefined && (typeof p[hit.id] !== 'object' || p[hit.id] === null)) return undefined;
+  return { name: hit.m.name, vmId: hit.m.perVm ? hit.id : undefined, params: p };
 }
 
 type AnyTyped = (...args: never[]) => void;

@@ -91,6 +91,17 @@ t.test('typed events: the <vmId> part is parsed out and the body typed; host eve
   t.same(parseEvent(`|virt|VM_status|${VM}`, vmStatus({ status: 'Up' }).params), { name: 'VM_status', vmId: VM, params: vmStatus({ status: 'Up' }).params });
 });
 
+t.test("a task's event (|storage|task_status|<taskID>) reaches its typed listeners with the task's body; one without that body does not", async (t) => {
+  const { c, tr } = client();
+  const got: unknown[] = [];
+  c.on('task_status', (params) => got.push(params));
+  const body = { verb: 'Volume.copy', state: 'running', taskState: 'running', taskResult: '', code: 0, message: 'running', progress: 37 };
+  tr.deliver({ jsonrpc: '2.0', method: '|storage|task_status|t-1', params: { 't-1': body, notify_time: 7 } });
+  tr.deliver({ jsonrpc: '2.0', method: '|storage|task_status|t-2', params: { notify_time: 8 } });
+  t.same(got, [{ 't-1': body, notify_time: 7 }], 'the first event, whole; the second (no body under its task id) is left to raw listeners');
+  t.same(parseEvent('|storage|task_status|t-1', { 't-1': body, notify_time: 7 })?.vmId, undefined, 'a task id is not a VM id');
+});
+
 t.test('unknown methods and notifications that do not fit their schema reach only the raw listener', async (t) => {
   const { c, tr } = client();
   const typed: string[] = [];
