@@ -55,6 +55,8 @@ export interface FlowConn {
    */
   replyEstimate: number;
   paused: boolean;
+  /** It was paused before: a later pause for its requests in flight alone is routine, logged at debug. */
+  pausedBefore: boolean;
   /** performance.now() since which bytes are pending on its socket with none taken; undefined while none are. */
   stalledSince: number | undefined;
   closing: boolean;
@@ -76,7 +78,7 @@ const CLOSE_GRACE_MS = 1_000;
 export function newFlowConn(ws: WebSocket, peer: string, port: number): FlowConn {
   return {
     ws, peer, port, inFlight: 0, queued: [], queuedBytes: 0, outbox: new Outbox(), held: 0, owed: 0, replyEstimate: 0,
-    paused: false, stalledSince: undefined, closing: false,
+    paused: false, pausedBefore: false, stalledSince: undefined, closing: false,
   };
 }
 
@@ -221,8 +223,11 @@ export class FlowControl {
       c.paused = true;
       c.ws.pause();
       const fields = { peer: c.peer, port: c.port, heldBytes: c.held, owedBytes: c.owed, queuedBytes: c.queuedBytes, totalBytes: this.total, inFlight: c.inFlight };
-      if (why) this.opts.log.info('connection paused', { ...fields, over: why });
+      // A byte bound, or the first pause of the connection whatever its reason (a client that stops reading
+      // may reach its in-flight limit before a byte bound; the operator sees it paused before it is closed).
+      if (why || !c.pausedBefore) this.opts.log.info('connection paused', { ...fields, over: why ?? 'inFlight' });
       else this.opts.log.debug('connection paused', { ...fields, over: 'inFlight' });
+      c.pausedBefore = true;
     } else if (!stop && c.paused && this.mayResume(c)) {
       c.paused = false;
       c.ws.resume();
