@@ -6,9 +6,12 @@
 // One agent (child process) on this host, the SPM of a block domain on one loop PV (the
 // snapshot tests' lab: sanlock daemon, loop activation). The tiny guest writes a 16 MiB
 // buffer over and over (O_DIRECT) across the first REGION_MIB of its thin qcow2 disk.
-// ours, ROUNDS times: Volume.create of a new leaf (srcVolUUID = the base), VM.snapshot onto
-//   it, WRITE_SEC of writes into the leaf, VM.merge of the leaf (active layer) into the base
-//   until VM.getJobs says done, Volume.delete of the removed leaf.
+// ours: the base holds REGION_MIB of data written on the host beforehand (a disk with data, as
+//   in vdsm#134), and the guest starts writing only once the first snapshot is taken (a GO in a
+//   small mailbox disk), so the base's size comes from the merges, not from the thin monitor's
+//   sizing of it as a leaf. ROUNDS times: Volume.create of a new leaf (srcVolUUID = the base),
+//   VM.snapshot onto it, WRITE_SEC of writes into the leaf, VM.merge of the leaf (active layer)
+//   into the base until VM.getJobs says done, Volume.delete of the removed leaf.
 // bare (the baseline), ROUNDS times, on a second guest libvirt runs without the agent (same
 //   domain XML builder, same workload, same LVs: volumes made and prepared by the agent, big
 //   enough that no extension is needed): snapshotCreateXML with the agent's flags
@@ -18,7 +21,11 @@
 // a connection of this process, over the whole run. Ends with ONE line of JSON.
 //
 // Env knobs: BENCH_ROUNDS (5), BENCH_WRITE_SEC (4), BENCH_CHUNK_MIB (256).
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { loadavg } from 'node:os';
 import { type Connection, type Domain, blockJobAbort, blockJobInfo, enums, native, toNumber } from '../agent/libvirt/index.js';
 import { specToDomainXml } from '../agent/vm/domain-xml.js';
@@ -26,7 +33,7 @@ import { emptyMetadata } from '../agent/vm/metadata.js';
 import { DISK_ONLY_FLAGS } from '../agent/vm/verbs/snapshot.js';
 import type { HostvisorClient } from '../api/client/client.js';
 import { connectClient, StatusWatch, tinyGuest } from '../test/agent/harness.js';
-import { waitForSerialMarker } from '../test/lab/guest.js';
+import { LAB_DIR, waitForSerialMarker } from '../test/lab/guest.js';
 import { labShWord } from '../test/lab/workloads.js';
 import { ensureSanlockDaemon, sanlockUnavailable } from '../test/agent/storage/sanlock-daemon.js';
 import { storageLab } from '../test/agent/storage/storage-lab.js';
@@ -40,19 +47,23 @@ const WRITE_SEC = envInt('BENCH_WRITE_SEC', 4, 1, 60);
 const CHUNK_MIB = envInt('BENCH_CHUNK_MIB', 256, 64, 2048);
 const REGION_MIB = 192;
 const MiB = 1024 * 1024;
+const execFileP = promisify(execFile);
 const TOTAL_TIMEOUT_MS = 9 * 60_000;
 /** Only this bench's guests are cleaned up: other benches may run meanwhile. */
 const GUEST_PREFIX = `${NAME_PREFIX}snap-`;
 
 /** Full-rate writer: one 16 MiB random buffer written O_DIRECT, round and round over REGION_MIB; a line per write. */
-const WRITER = `head -c ${16 * MiB} /dev/urandom > /tmp/w
+const writer = (waitForGo: boolean): string => `head -c ${16 * MiB} /dev/urandom > /tmp/w
+${waitForGo ? `echo LAB-WRITER-READY
+until [ "$(dd if=/dev/vdb bs=512 count=1 iflag=direct 2>/dev/null | head -c 2)" = GO ]; do sleep 0.2; done` : ''}
 echo LAB-WRITER-START
 n=0
 while [ $n -lt 1000000 ]; do
   dd if=/tmp/w of=/dev/vda bs=1M count=16 seek=$(( (n % ${REGION_MIB / 16}) * 16 )) oflag=direct conv=notrunc 2>/dev/null || echo LAB-W-FAIL
   n=$((n+1)); echo "LAB-W $n"
 done`;
-const CMDLINE = ['lab.end=wait', labShWord(WRITER)];
+const CMDLINE = ['lab.end=wait', labShWord(writer(false))];
+const CMDLINE_GO = ['lab.end=wait', labShWord(writer(true))];
 
 interface Round { snapshotMs: number; freezeMs: number; callMs: number; frozen: boolean; mergeS: number; overMeasureMiB: number | null; baseBeforeMiB: number; baseAfterMiB: number }
 
@@ -83,13 +94,20 @@ async function newVolume(c: Ctx, img: string, o: { parent?: string; initialMiB: 
   return id;
 }
 
-async function oursRounds(c: Ctx, vmID: string, img: string, base: string, serial: string, rates: number[]): Promise<Round[]> {
+/** REGION_MIB of a byte pattern written into a volume on the host (qemu-io, flushed), so it holds data before any guest runs. */
+async function hostFill(c: Ctx, img: string, vol: string): Promise<void> {
+  const { path } = await c.client.call('Image.prepare', { storagedomainID: c.sd, imageID: img, volumeID: vol });
+  await execFileP('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x5a 0 ${REGION_MIB}M`, path], { timeout: 120_000 });
+}
+
+async function oursRounds(c: Ctx, vmID: string, img: string, base: string, serial: string, rates: number[], afterFirstSnapshot: () => Promise<void>): Promise<Round[]> {
   const out: Round[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const leaf = await newVolume(c, img, { parent: base, initialMiB: 256 });
     const t0 = performance.now();
     const s = await c.client.call('VM.snapshot', { vmID, snapDrives: [{ domainID: c.sd, imageID: img, volumeID: leaf, baseVolumeID: base }] });
     const callMs = performance.now() - t0;
+    if (r === 0) await afterFirstSnapshot();
     rates.push(await writeRate(serial, WRITE_SEC));
     const jobUUID = randomUUID();
     // The base's size before the merge: what the thin monitor made it while it was the leaf (the merge only adds to it).
@@ -233,12 +251,23 @@ async function main(): Promise<number> {
     // --- ours ---
     const img = randomUUID();
     const base = await newVolume(ctx, img, { initialMiB: 256 });
-    const g = tinyGuest(`${GUEST_PREFIX}ours`, { cmdline: CMDLINE, disks: [{ name: 'vda', storage: { poolID: ctx.sp, domainID: ctx.sd, imageID: img, volumeID: base }, type: 'block', format: 'qcow2' }] });
+    await hostFill(ctx, img, base);
+    const mbox = join(LAB_DIR, 'run', `${GUEST_PREFIX}ours.mbox`);
+    writeFileSync(mbox, Buffer.alloc(MiB));
+    chmodSync(mbox, 0o666);
+    const g = tinyGuest(`${GUEST_PREFIX}ours`, {
+      cmdline: CMDLINE_GO,
+      disks: [{ name: 'vda', storage: { poolID: ctx.sp, domainID: ctx.sd, imageID: img, volumeID: base }, type: 'block', format: 'qcow2' }, { name: 'vdb', path: mbox, type: 'file', format: 'raw' }],
+    });
     await client.call('VM.create', { vmID: g.vmID, spec: g.spec });
     await watch.wait(g.vmID, 'Up', 90_000);
-    await waitForSerialMarker(g.serial, 'LAB-WRITER-START', 120_000);
-    const oursRates: number[] = [await writeRate(g.serial, WRITE_SEC)];
-    const ours = await oursRounds(ctx, g.vmID, img, base, g.serial, oursRates);
+    await waitForSerialMarker(g.serial, 'LAB-WRITER-READY', 120_000);
+    const oursRates: number[] = [];
+    const go = async (): Promise<void> => {
+      writeFileSync(mbox, Buffer.concat([Buffer.from('GO'), Buffer.alloc(MiB - 2)]));
+      await waitForSerialMarker(g.serial, 'LAB-WRITER-START', 60_000);
+    };
+    const ours = await oursRounds(ctx, g.vmID, img, base, g.serial, oursRates, go);
     const oursPaused = watch.statuses(g.vmID).filter((s) => s === 'Paused').length;
     const oursSuspended = suspended.get(g.vmID) ?? 0;
     await client.call('VM.destroy', { vmID: g.vmID });
