@@ -7,9 +7,10 @@
 // a connection over an equal share of it is over too). A connection over is
 // not read (its socket paused) and gets nothing more dispatched; at half its
 // bound (and share) it is read again. A connection whose socket has had
-// bytes pending and taken none of them (no 'drain') for stalledCloseMs is
-// not reading: it is closed, whether it is over or not, so that no
-// non-reader keeps its share for good.
+// bytes pending and taken none of them (no 'drain') for half of
+// stalledCloseMs is paused too, and after stalledCloseMs it is not reading:
+// it is closed, whether it is over or not, so that no non-reader keeps its
+// share for good.
 //
 // Per message this costs a few additions and one bufferedAmount read: no
 // closure per reply, no timer per connection. The socket's 'drain' hands it
@@ -217,7 +218,10 @@ export class FlowControl {
   private update(c: FlowConn): void {
     if (c.closing) return;
     this.count(c);
-    const why = this.over(c, c.owed);
+    // A socket that took none of its pending bytes for half the close time is not read: its requests are not
+    // read either, whether or not it is over a byte bound yet (a slow agent may be closing it before that).
+    const stalled = c.stalledSince !== undefined && performance.now() - c.stalledSince >= this.opts.stalledCloseMs / 2;
+    const why = this.over(c, c.owed) ?? (stalled ? 'stalled' : undefined);
     const stop = why !== undefined || c.inFlight >= this.opts.maxInFlight;
     if (stop && !c.paused) {
       c.paused = true;

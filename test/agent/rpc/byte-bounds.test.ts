@@ -47,6 +47,24 @@ t.test('six non-reading clients together are held to the total bound, paused at 
   t.ok(closed().every((l) => l.code === 1008 || l.code === 1013), 'closed with 1008 or 1013');
 });
 
+t.test('a client that stops reading while under every bound is paused (stalled) at half the close time, then closed', async (t) => {
+  const { log, lines } = capture();
+  // No byte bound, so only the stall can pause it; 200 requests stay under the in-flight limit (256),
+  // and their ~20 MB of replies are more than loopback's socket buffers take.
+  const { config, stop } = await startAgent({ 'rpc.maxConnectionBytes': 0, 'rpc.maxTotalBytes': 0, 'rpc.stalledCloseMs': 2_000 }, log);
+  t.teardown(stop);
+  const client = await NonReadingClient.open(config['rpc.port'], clientCreds(config['pki.dir']));
+  t.teardown(() => client.destroy());
+  client.pipeline(200, discover);
+  const closedLine = () => lines.findIndex((l) => l.msg === 'connection closed for not reading' && l.port === client.localPort);
+  const until = performance.now() + 20_000;
+  while (closedLine() < 0 && performance.now() < until) await sleep(100);
+  const paused = lines.findIndex((l) => l.msg === 'connection paused' && l.port === client.localPort);
+  t.ok(closedLine() >= 0, 'it was closed for not reading');
+  t.ok(paused >= 0 && paused < closedLine(), 'it was paused before it was closed');
+  t.equal(lines[paused]?.['over'], 'stalled', 'for its stall, not a byte bound or its requests in flight');
+});
+
 t.test('a client that reads slowly is paused and resumed but never closed, and gets all 300 replies', async (t) => {
   const { log, lines } = capture();
   const { config, stop } = await startAgent({ 'rpc.maxConnectionBytes': 2 * MiB, 'rpc.stalledCloseMs': 3_000 }, log);
