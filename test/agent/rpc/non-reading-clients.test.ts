@@ -32,7 +32,11 @@ const RSS_BOUND = 200 * MiB;
 const RUNAWAY = 500 * MiB;
 /** Default rpc.stalledCloseMs (10 s) plus room for a loaded machine. */
 const CLOSE_WAIT_MS = 25_000;
-const PING_BOUND_MS = 100;
+/**
+ * A fresh client's ping while ten offenders are paused and closed. Without the byte bounds it took
+ * seconds; unloaded it is ~30 ms. 100 ms was exceeded once (144 ms) with the suite's four lanes running.
+ */
+const PING_BOUND_MS = 500;
 /** Opening a connection (TCP, TLS with client certificate, upgrade): today it took 8.6 s under this load. */
 const CONNECT_BOUND_MS = 1_000;
 /** After the offenders are gone, memory release (a check every 10 s by default) brings the agent back near idle. */
